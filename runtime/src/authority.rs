@@ -1,0 +1,557 @@
+//! [`Authority`]: one trusted issuer, the audience this API answers to, and every policy
+//! the verifier applies. Built once at startup with [`Authority::builder`].
+
+use std::{
+    fmt,
+    sync::{
+        Arc, OnceLock,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use crate::{
+    algorithm::Algorithm,
+    keys::{self, KeySet, VerifyingKey},
+    rejection::ChallengeConfig,
+    source::KeySource,
+};
+
+/// The default clock-skew allowance for `exp`, `nbf` and `iat`.
+pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
+/// The largest leeway [`AuthorityBuilder::leeway`] accepts.
+pub const MAX_LEEWAY: Duration = Duration::from_secs(300);
+/// The default maximum token size in bytes.
+pub const DEFAULT_MAX_TOKEN_SIZE: usize = 8 * 1024;
+/// The hard cap on [`AuthorityBuilder::max_token_size`].
+pub const MAX_TOKEN_SIZE_LIMIT: usize = 64 * 1024;
+/// The default maximum token lifetime (`exp` may be at most this far past `iat` and now).
+pub const DEFAULT_MAX_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// Which tokens count as access tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Profile {
+    /// Strict RFC 9068 (the default): `typ` must be `at+jwt`, and `client_id`, `jti`,
+    /// `sub`, `iat`, `exp`, `iss` and `aud` are required.
+    #[default]
+    Rfc9068,
+    /// For issuers that mint access tokens typed `JWT` or untyped (Auth0's default token
+    /// profile, Okta, Entra ID). Such a token is accepted only if its audience matches,
+    /// it names its client (`client_id`, `azp` or `cid`), it carries none of the ID-token
+    /// claims `nonce`, `at_hash`, `c_hash`, and no vendor type claim marks it as an ID
+    /// token; `jti` becomes optional. Enabling it logs a warning at startup.
+    Compatible,
+}
+
+/// A claim scopes are read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ScopeClaim {
+    /// `scope`: a space-delimited string (RFC 9068 §2.2.3). The default.
+    Scope,
+    /// `scp`: a string or an array of strings (Okta, Entra ID).
+    Scp,
+    /// `permissions`: an array of strings (Auth0 RBAC).
+    Permissions,
+}
+
+impl ScopeClaim {
+    /// The claim's name.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Scope => "scope",
+            Self::Scp => "scp",
+            Self::Permissions => "permissions",
+        }
+    }
+}
+
+/// A configuration the builder refused, naming the setting to change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    setting: &'static str,
+    message: String,
+}
+
+impl ConfigError {
+    pub(crate) fn new(setting: &'static str, message: impl Into<String>) -> Self {
+        Self { setting, message: message.into() }
+    }
+
+    /// The builder setting to change (for example `"audience"`).
+    #[must_use]
+    pub fn setting(&self) -> &'static str {
+        self.setting
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "scopegate: invalid `{}` setting: {}", self.setting, self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The verifier's settings, fixed at build time.
+#[derive(Debug)]
+pub(crate) struct Config {
+    pub(crate) issuer: Box<str>,
+    pub(crate) audiences: Vec<Box<str>>,
+    pub(crate) algorithms: Vec<Algorithm>,
+    pub(crate) leeway: Duration,
+    pub(crate) max_lifetime: Duration,
+    pub(crate) max_age: Option<Duration>,
+    pub(crate) max_token_size: usize,
+    pub(crate) profile: Profile,
+    pub(crate) scope_claims: Vec<ScopeClaim>,
+    pub(crate) allowed_clients: Option<Vec<Box<str>>>,
+    pub(crate) reject_id_token_claims: bool,
+    pub(crate) challenge: ChallengeConfig,
+}
+
+pub(crate) struct Inner {
+    pub(crate) config: Config,
+    pub(crate) keys: KeySource,
+    pub(crate) stats: Counters,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) accepted: AtomicU64,
+    pub(crate) rejected: AtomicU64,
+    pub(crate) signatures_checked: AtomicU64,
+}
+
+/// Counts of what an [`Authority`] has done since it was built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Tokens that passed every check.
+    pub accepted: u64,
+    /// Requests refused (any reason, including missing credentials and missing scope).
+    pub rejected: u64,
+    /// Signature verifications performed.
+    pub signatures_checked: u64,
+}
+
+/// A trusted issuer and the policy for its access tokens. Cheap to clone (an `Arc`
+/// inside); put it in your router state and give the state a `FromRef` for it.
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use scopegate::Authority;
+///
+/// let jwks = r#"{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"k1","use":"sig",
+///                "x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}"#;
+/// let authority = Authority::builder()
+///     .issuer("https://issuer.example.test/")
+///     .audience("https://api.example.test")
+///     .static_jwks(jwks)
+///     .build()?;
+/// # let _ = authority;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Authority {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Authority {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let config = &self.inner.config;
+        f.debug_struct("Authority")
+            .field("issuer", &config.issuer)
+            .field("audiences", &config.audiences)
+            .field("profile", &config.profile)
+            .field("algorithms", &config.algorithms)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Authority {
+    /// Starts configuring an authority.
+    #[must_use]
+    pub fn builder() -> AuthorityBuilder {
+        AuthorityBuilder::default()
+    }
+
+    /// The issuer tokens must carry in `iss`, exactly.
+    #[must_use]
+    pub fn issuer(&self) -> &str {
+        &self.inner.config.issuer
+    }
+
+    /// The audiences accepted by default (handlers may name another with `aud = "…"`).
+    pub fn audiences(&self) -> impl Iterator<Item = &str> {
+        self.inner.config.audiences.iter().map(|a| &**a)
+    }
+
+    /// What this authority has counted so far.
+    #[must_use]
+    pub fn stats(&self) -> Stats {
+        let c = &self.inner.stats;
+        Stats {
+            accepted: c.accepted.load(Ordering::Relaxed),
+            rejected: c.rejected.load(Ordering::Relaxed),
+            signatures_checked: c.signatures_checked.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Configures an [`Authority`]. Setters never fail; [`build`](Self::build) checks the
+/// whole configuration and names the setting to change when it is contradictory or
+/// unsafe.
+#[derive(Debug, Default)]
+#[must_use]
+pub struct AuthorityBuilder {
+    issuer: Option<String>,
+    audiences: Vec<String>,
+    algorithms: Option<Vec<Algorithm>>,
+    leeway: Option<Duration>,
+    max_lifetime: Option<Duration>,
+    max_age: Option<Duration>,
+    max_token_size: Option<usize>,
+    profile: Profile,
+    scope_claims: Option<Vec<ScopeClaim>>,
+    allowed_clients: Option<Vec<String>>,
+    reject_id_token_claims: Option<bool>,
+    realm: Option<String>,
+    error_descriptions: Option<bool>,
+    jwks: Vec<String>,
+    pems: Vec<(Option<String>, String)>,
+    secret: Option<(Algorithm, Vec<u8>)>,
+}
+
+impl AuthorityBuilder {
+    /// The issuer identifier: tokens must carry exactly this `iss` (byte for byte, no
+    /// normalisation of slashes, case or ports). Required.
+    pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.issuer = Some(issuer.into());
+        self
+    }
+
+    /// The API's identifier, which access tokens must carry in `aud`. Required; call it
+    /// again to accept several audiences.
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audiences.push(audience.into());
+        self
+    }
+
+    /// Trusts the keys of a JWK set document (`{"keys":[…]}`). Each key is admitted on
+    /// its own; bad keys are skipped with a warning.
+    pub fn static_jwks(mut self, jwks: impl Into<String>) -> Self {
+        self.jwks.push(jwks.into());
+        self
+    }
+
+    /// Trusts a PEM public key (`PUBLIC KEY` or `RSA PUBLIC KEY`), usable by tokens with
+    /// no `kid`.
+    pub fn public_key_pem(mut self, pem: impl Into<String>) -> Self {
+        self.pems.push((None, pem.into()));
+        self
+    }
+
+    /// Trusts a PEM public key for tokens whose header carries this `kid`.
+    pub fn public_key_pem_with_kid(mut self, kid: impl Into<String>, pem: impl Into<String>) -> Self {
+        self.pems.push((Some(kid.into()), pem.into()));
+        self
+    }
+
+    /// Shared-secret mode: tokens are HMAC-signed with `secret` using `algorithm`
+    /// (HS256, HS384 or HS512). This mode is exclusive: it cannot be combined with public
+    /// keys, and only this one algorithm is accepted. The secret must be at least as long
+    /// as the hash output (32, 48 or 64 bytes).
+    pub fn shared_secret(mut self, algorithm: Algorithm, secret: impl Into<Vec<u8>>) -> Self {
+        self.secret = Some((algorithm, secret.into()));
+        self
+    }
+
+    /// The accepted signature algorithms. Default: [`Algorithm::ASYMMETRIC`]. HMAC
+    /// algorithms are only available through [`shared_secret`](Self::shared_secret).
+    pub fn algorithms(mut self, algorithms: impl IntoIterator<Item = Algorithm>) -> Self {
+        self.algorithms = Some(algorithms.into_iter().collect());
+        self
+    }
+
+    /// Clock-skew allowance for `exp`, `nbf` and `iat` (default 60 s, at most 300 s).
+    pub fn leeway(mut self, leeway: Duration) -> Self {
+        self.leeway = Some(leeway);
+        self
+    }
+
+    /// The longest lifetime accepted: `exp` may be at most this far past `iat` and past
+    /// now (default 24 h).
+    pub fn max_token_lifetime(mut self, lifetime: Duration) -> Self {
+        self.max_lifetime = Some(lifetime);
+        self
+    }
+
+    /// Refuses tokens issued (`iat`) longer ago than this. Off by default.
+    pub fn max_token_age(mut self, age: Duration) -> Self {
+        self.max_age = Some(age);
+        self
+    }
+
+    /// The longest token accepted, in bytes, checked before any decoding (default 8 KiB,
+    /// at most 64 KiB).
+    pub fn max_token_size(mut self, bytes: usize) -> Self {
+        self.max_token_size = Some(bytes);
+        self
+    }
+
+    /// Which tokens count as access tokens (default [`Profile::Rfc9068`]).
+    pub fn profile(mut self, profile: Profile) -> Self {
+        self.profile = profile;
+        self
+    }
+
+    /// The claims scopes are read from, in order of preference; the first one present in
+    /// a token is used and claims are never merged. Default: `[ScopeClaim::Scope]`.
+    pub fn scope_claims(mut self, claims: impl IntoIterator<Item = ScopeClaim>) -> Self {
+        self.scope_claims = Some(claims.into_iter().collect());
+        self
+    }
+
+    /// Accepts only tokens issued to these clients (`client_id`, or in the compatible
+    /// profile `azp`/`cid`).
+    pub fn allowed_clients<I, S>(mut self, clients: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.allowed_clients = Some(clients.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Whether an `at+jwt` token carrying ID-token claims (`nonce`, `at_hash`, `c_hash`)
+    /// is refused (default `true`).
+    pub fn reject_id_token_claims(mut self, reject: bool) -> Self {
+        self.reject_id_token_claims = Some(reject);
+        self
+    }
+
+    /// The `realm` of `WWW-Authenticate` challenges (default: the first audience when it
+    /// is header-safe, otherwise `api`).
+    pub fn realm(mut self, realm: impl Into<String>) -> Self {
+        self.realm = Some(realm.into());
+        self
+    }
+
+    /// Whether `error_description` is sent with `invalid_token` and `invalid_request`
+    /// errors (default `true`). Descriptions come from a fixed table and never echo token
+    /// content.
+    pub fn error_descriptions(mut self, send: bool) -> Self {
+        self.error_descriptions = Some(send);
+        self
+    }
+
+    /// Checks the configuration, admits the keys, runs the crypto self-test, and builds
+    /// the authority.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the setting to change when the configuration is missing
+    /// something, contradictory or unsafe.
+    pub fn build(self) -> Result<Authority, ConfigError> {
+        crypto_self_test()?;
+        let issuer = match self.issuer {
+            None => return Err(ConfigError::new("issuer", "no issuer set: call .issuer(\"https://your-issuer/\")")),
+            Some(i) if i.trim().is_empty() || i.trim() != i => {
+                return Err(ConfigError::new("issuer", "the issuer must be non-empty, without surrounding whitespace"));
+            }
+            Some(i) => i,
+        };
+        if self.audiences.is_empty() {
+            return Err(ConfigError::new(
+                "audience",
+                "no audience set: call .audience(\"https://your-api/\") with the API identifier your issuer puts in `aud`",
+            ));
+        }
+        for aud in &self.audiences {
+            if aud.is_empty() || aud.chars().any(char::is_whitespace) {
+                return Err(ConfigError::new("audience", "an audience must be non-empty and contain no whitespace"));
+            }
+        }
+
+        let leeway = self.leeway.unwrap_or(DEFAULT_LEEWAY);
+        if leeway > MAX_LEEWAY {
+            return Err(ConfigError::new("leeway", "the leeway may be at most 300 seconds"));
+        }
+        let max_lifetime = self.max_lifetime.unwrap_or(DEFAULT_MAX_LIFETIME);
+        if max_lifetime.is_zero() {
+            return Err(ConfigError::new("max_token_lifetime", "the maximum token lifetime must be positive"));
+        }
+        if self.max_age.is_some_and(|a| a.is_zero()) {
+            return Err(ConfigError::new("max_token_age", "the maximum token age must be positive"));
+        }
+        let max_token_size = self.max_token_size.unwrap_or(DEFAULT_MAX_TOKEN_SIZE);
+        if !(256..=MAX_TOKEN_SIZE_LIMIT).contains(&max_token_size) {
+            return Err(ConfigError::new(
+                "max_token_size",
+                "the maximum token size must be between 256 bytes and 64 KiB",
+            ));
+        }
+        let scope_claims = self.scope_claims.unwrap_or_else(|| vec![ScopeClaim::Scope]);
+        if scope_claims.is_empty() {
+            return Err(ConfigError::new(
+                "scope_claims",
+                "name at least one scope claim (ScopeClaim::Scope is the standard)",
+            ));
+        }
+        if self.allowed_clients.as_ref().is_some_and(Vec::is_empty) {
+            return Err(ConfigError::new("allowed_clients", "an empty client allowlist would refuse every token"));
+        }
+
+        let (algorithms, keys) = match self.secret {
+            Some((alg, secret)) => {
+                if !self.jwks.is_empty() || !self.pems.is_empty() {
+                    return Err(ConfigError::new(
+                        "shared_secret",
+                        "shared-secret (HS*) mode cannot be combined with public keys: use one or the other",
+                    ));
+                }
+                if !alg.is_symmetric() {
+                    return Err(ConfigError::new(
+                        "shared_secret",
+                        "the shared-secret algorithm must be HS256, HS384 or HS512",
+                    ));
+                }
+                if self.algorithms.as_ref().is_some_and(|a| a.as_slice() != [alg]) {
+                    return Err(ConfigError::new(
+                        "algorithms",
+                        "in shared-secret mode the only accepted algorithm is the secret's own; remove .algorithms(...)",
+                    ));
+                }
+                if secret.len() < alg.min_secret_len() {
+                    return Err(ConfigError::new(
+                        "shared_secret",
+                        format!("a {alg} secret must be at least {} bytes of random data", alg.min_secret_len()),
+                    ));
+                }
+                let key = keys::hmac_key(&secret, alg, None);
+                (vec![alg], KeySet::from_keys(vec![key]))
+            }
+            None => {
+                let algorithms = self.algorithms.unwrap_or_else(|| Algorithm::ASYMMETRIC.to_vec());
+                if algorithms.is_empty() {
+                    return Err(ConfigError::new("algorithms", "allow at least one algorithm"));
+                }
+                if let Some(alg) = algorithms.iter().find(|a| a.is_symmetric()) {
+                    return Err(ConfigError::new(
+                        "algorithms",
+                        format!("{alg} needs a shared secret: use .shared_secret({alg}, secret) instead of listing it"),
+                    ));
+                }
+                if self.jwks.is_empty() && self.pems.is_empty() {
+                    return Err(ConfigError::new(
+                        "keys",
+                        "no verification keys: call .static_jwks(json) or .public_key_pem(pem)",
+                    ));
+                }
+                let mut admitted: Vec<VerifyingKey> = Vec::new();
+                for doc in &self.jwks {
+                    let set = KeySet::from_jwks(doc.as_bytes(), &algorithms)
+                        .map_err(|e| ConfigError::new("static_jwks", e.to_string()))?;
+                    for (index, why) in &set.rejected {
+                        tracing::warn!(target: "scopegate", index, reason = why.code(), "JWK not admitted");
+                    }
+                    admitted.extend(set.into_keys());
+                }
+                for (kid, pem) in &self.pems {
+                    let key = keys::admit_pem(pem, kid.as_deref(), &algorithms).map_err(|e| {
+                        ConfigError::new("public_key_pem", format!("the PEM key was not admitted: {e}"))
+                    })?;
+                    admitted.push(key);
+                }
+                if admitted.len() > keys::MAX_KEYS {
+                    return Err(ConfigError::new("static_jwks", "more than 100 keys"));
+                }
+                (algorithms, KeySet::from_keys(admitted))
+            }
+        };
+
+        let realm = match self.realm {
+            Some(realm) if is_quoted_string_safe(&realm) && !realm.is_empty() => realm,
+            Some(_) => {
+                return Err(ConfigError::new("realm", "the realm must be printable ASCII without `\"` or `\\`"));
+            }
+            None => {
+                self.audiences.first().filter(|a| is_quoted_string_safe(a)).cloned().unwrap_or_else(|| "api".to_owned())
+            }
+        };
+
+        if let Some(clients) = &self.allowed_clients {
+            if let Some(aud) = self.audiences.iter().find(|a| clients.contains(a)) {
+                tracing::warn!(
+                    target: "scopegate",
+                    audience = %aud,
+                    "the API audience equals an allowed client_id: ID tokens for that client would carry a matching `aud`"
+                );
+            }
+        }
+        if self.profile == Profile::Compatible {
+            tracing::warn!(
+                target: "scopegate",
+                issuer = %issuer,
+                "compatible token profile enabled: tokens typed `JWT` or untyped are accepted when they look like access tokens (RFC 9068 strict mode is off)"
+            );
+        }
+
+        let config = Config {
+            issuer: issuer.into(),
+            audiences: self.audiences.into_iter().map(Into::into).collect(),
+            algorithms,
+            leeway,
+            max_lifetime,
+            max_age: self.max_age,
+            max_token_size,
+            profile: self.profile,
+            scope_claims,
+            allowed_clients: self.allowed_clients.map(|c| c.into_iter().map(Into::into).collect()),
+            reject_id_token_claims: self.reject_id_token_claims.unwrap_or(true),
+            challenge: ChallengeConfig { realm: realm.into(), describe: self.error_descriptions.unwrap_or(true) },
+        };
+        Ok(Authority { inner: Arc::new(Inner { config, keys: KeySource::fixed(keys), stats: Counters::default() }) })
+    }
+}
+
+/// RFC 9110 quoted-string content without escapes: visible ASCII and SP, minus `"` and `\`.
+fn is_quoted_string_safe(value: &str) -> bool {
+    value.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+}
+
+/// Proves once per process that the crypto backend verifies a good signature and refuses
+/// a bad one (security spec case 179).
+fn crypto_self_test() -> Result<(), ConfigError> {
+    static RESULT: OnceLock<bool> = OnceLock::new();
+    let ok = *RESULT.get_or_init(|| {
+        use aws_lc_rs::hmac;
+        let key = hmac::Key::new(hmac::HMAC_SHA256, b"scopegate crypto self-test key, 32+ bytes");
+        let tag = hmac::sign(&key, b"message");
+        let good = hmac::verify(&key, b"message", tag.as_ref()).is_ok();
+        let bad = hmac::verify(&key, b"messagf", tag.as_ref()).is_err();
+        let ed = ed25519_self_test();
+        good && bad && ed
+    });
+    if ok { Ok(()) } else { Err(ConfigError::new("crypto", "the aws-lc-rs crypto backend failed its self-test")) }
+}
+
+fn ed25519_self_test() -> bool {
+    use aws_lc_rs::signature::{ED25519, ParsedPublicKey};
+    // RFC 8032 §7.1, test 1: the empty message.
+    const PUBLIC: [u8; 32] = [
+        0xd7, 0x5a, 0x98, 0x01, 0x82, 0xb1, 0x0a, 0xb7, 0xd5, 0x4b, 0xfe, 0xd3, 0xc9, 0x64, 0x07, 0x3a, 0x0e, 0xe1,
+        0x72, 0xf3, 0xda, 0xa6, 0x23, 0x25, 0xaf, 0x02, 0x1a, 0x68, 0xf7, 0x07, 0x51, 0x1a,
+    ];
+    const SIGNATURE: [u8; 64] = [
+        0xe5, 0x56, 0x43, 0x00, 0xc3, 0x60, 0xac, 0x72, 0x90, 0x86, 0xe2, 0xcc, 0x80, 0x6e, 0x82, 0x8a, 0x84, 0x87,
+        0x7f, 0x1e, 0xb8, 0xe5, 0xd9, 0x74, 0xd8, 0x73, 0xe0, 0x65, 0x22, 0x49, 0x01, 0x55, 0x5f, 0xb8, 0x82, 0x15,
+        0x90, 0xa3, 0x3b, 0xac, 0xc6, 0x1e, 0x39, 0x70, 0x1c, 0xf9, 0xb4, 0x6b, 0xd2, 0x5b, 0xf5, 0xf0, 0x59, 0x5b,
+        0xbe, 0x24, 0x65, 0x51, 0x41, 0x43, 0x8e, 0x7a, 0x10, 0x0b,
+    ];
+    ParsedPublicKey::new(&ED25519, PUBLIC)
+        .is_ok_and(|key| key.verify_sig(b"", &SIGNATURE).is_ok() && key.verify_sig(b"x", &SIGNATURE).is_err())
+}

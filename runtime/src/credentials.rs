@@ -1,0 +1,114 @@
+//! Reading the bearer token out of a request (RFC 6750 §2.1, §3.1).
+//!
+//! Only the `Authorization` header is a credential source. Query parameters, form bodies
+//! and cookies are never read as credentials (they leak through logs and invite CSRF);
+//! a query `access_token` next to a header token is refused as "more than one method".
+
+use axum::http::{HeaderMap, Uri, header::AUTHORIZATION};
+
+use crate::rejection::RequestError;
+
+/// What the request's credentials are.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Credentials<'a> {
+    /// No `Authorization` header, or one with another scheme (`Basic`, `DPoP`, …).
+    None,
+    /// A syntactically valid bearer token (RFC 6750 `b64token`).
+    Bearer(&'a str),
+}
+
+/// Extracts the bearer token, enforcing RFC 6750's syntax:
+/// `credentials = "Bearer" 1*SP b64token`, the scheme compared case-insensitively.
+pub(crate) fn bearer_token<'a>(headers: &'a HeaderMap, uri: &Uri) -> Result<Credentials<'a>, RequestError> {
+    let mut values = headers.get_all(AUTHORIZATION).iter();
+    let Some(value) = values.next() else {
+        return Ok(Credentials::None);
+    };
+    if values.next().is_some() {
+        return Err(RequestError::MultipleAuthorizationHeaders);
+    }
+    let bytes = value.as_bytes();
+    if !bytes.iter().all(|&b| b == b'\t' || (0x20..0x7f).contains(&b)) {
+        return Err(RequestError::NonAsciiHeader);
+    }
+    // Visible ASCII, SP and HTAB only, so this cannot fail; treat a failure as malformed.
+    let value = std::str::from_utf8(bytes).map_err(|_| RequestError::NonAsciiHeader)?;
+
+    let scheme_end = value.find([' ', '\t']).unwrap_or(value.len());
+    let (scheme, rest) = value.split_at(scheme_end);
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Ok(Credentials::None);
+    }
+    if rest.starts_with('\t') {
+        return Err(RequestError::MalformedCredentials);
+    }
+    let token = rest.trim_start_matches(' ');
+    if token.is_empty() {
+        return Err(RequestError::EmptyToken);
+    }
+    if !is_b64token(token) {
+        return Err(RequestError::MalformedCredentials);
+    }
+    if has_query_access_token(uri) {
+        return Err(RequestError::MultipleMethods);
+    }
+    Ok(Credentials::Bearer(token))
+}
+
+/// `b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`
+fn is_b64token(token: &str) -> bool {
+    let body = token.trim_end_matches('=');
+    !body.is_empty()
+        && body.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/'))
+}
+
+fn has_query_access_token(uri: &Uri) -> bool {
+    uri.query().is_some_and(|query| {
+        query.split('&').any(|pair| {
+            let name = pair.split('=').next().unwrap_or(pair);
+            name == "access_token" || name.eq_ignore_ascii_case("access%5Ftoken")
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderValue;
+
+    use super::*;
+
+    fn extract(values: &[&[u8]], uri: &str) -> Result<Credentials<'static>, RequestError> {
+        let mut headers = HeaderMap::new();
+        for v in values {
+            headers.append(AUTHORIZATION, HeaderValue::from_bytes(v).unwrap());
+        }
+        let headers: &'static HeaderMap = Box::leak(Box::new(headers));
+        bearer_token(headers, &uri.parse().unwrap())
+    }
+
+    #[test]
+    fn scheme_is_case_insensitive_and_several_spaces_are_allowed() {
+        assert_eq!(extract(&[b"bearer abc"], "/"), Ok(Credentials::Bearer("abc")));
+        assert_eq!(extract(&[b"BEARER   a.b.c"], "/"), Ok(Credentials::Bearer("a.b.c")));
+    }
+
+    #[test]
+    fn other_schemes_are_no_credentials() {
+        assert_eq!(extract(&[b"Basic dXNlcjpwdw=="], "/"), Ok(Credentials::None));
+        assert_eq!(extract(&[b"DPoP abc"], "/"), Ok(Credentials::None));
+        assert_eq!(extract(&[b"Bearerx abc"], "/"), Ok(Credentials::None));
+        assert_eq!(extract(&[], "/?access_token=abc"), Ok(Credentials::None));
+    }
+
+    #[test]
+    fn syntax_errors() {
+        assert_eq!(extract(&[b"Bearer"], "/"), Err(RequestError::EmptyToken));
+        assert_eq!(extract(&[b"Bearer\tabc"], "/"), Err(RequestError::MalformedCredentials));
+        assert_eq!(extract(&[b"Bearer a,b"], "/"), Err(RequestError::MalformedCredentials));
+        assert_eq!(extract(&[b"Bearer a b"], "/"), Err(RequestError::MalformedCredentials));
+        assert_eq!(extract(&[b"Bearer ===="], "/"), Err(RequestError::MalformedCredentials));
+        assert_eq!(extract(&[b"Bearer a\xffb"], "/"), Err(RequestError::NonAsciiHeader));
+        assert_eq!(extract(&[b"Bearer a", b"Bearer b"], "/"), Err(RequestError::MultipleAuthorizationHeaders));
+        assert_eq!(extract(&[b"Bearer a"], "/x?y=1&access_token=b"), Err(RequestError::MultipleMethods));
+    }
+}

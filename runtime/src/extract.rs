@@ -1,0 +1,268 @@
+//! The axum extractors: [`AccessToken`], `Option<AccessToken>`, and the guard that
+//! `#[requires_scope]` inserts in front of a handler's own arguments.
+//!
+//! All of them get the [`Authority`] from the router state through `FromRef`, verify the
+//! request's bearer token at most once per request (the result is kept in the request's
+//! extensions), and never read the body: they are `FromRequestParts` extractors, so they
+//! run before any body extractor.
+
+use std::{marker::PhantomData, sync::Arc, sync::atomic::Ordering, time::Duration, time::SystemTime};
+
+use axum::{
+    extract::{FromRef, FromRequestParts, OptionalFromRequestParts},
+    http::request::Parts,
+};
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+use crate::{
+    authority::Authority,
+    claims::{AudienceCheck, VerifiedClaims},
+    credentials::{self, Credentials},
+    rejection::{Rejection, RejectionKind},
+    scope::{ScopeExpr, Scopes},
+};
+
+/// A router state that can supply the [`Authority`] scopegate verifies tokens with.
+///
+/// Implemented for every state `S` for which `Authority: FromRef<S>`: a state that *is*
+/// an `Authority`, or a struct with an `Authority` field and `#[derive(FromRef)]`.
+#[diagnostic::on_unimplemented(
+    message = "the router state `{Self}` does not provide a `scopegate::Authority`",
+    label = "scopegate cannot get its token verifier from this state",
+    note = "implement `axum::extract::FromRef<{Self}>` for `scopegate::Authority`: add an `Authority` field to the state and `#[derive(FromRef)]` on it, or use `.with_state(authority)`"
+)]
+pub trait AuthorityState: Send + Sync {
+    /// The authority to verify with.
+    fn authority(&self) -> Authority;
+}
+
+#[diagnostic::do_not_recommend]
+impl<S> AuthorityState for S
+where
+    S: Send + Sync,
+    Authority: FromRef<S>,
+{
+    fn authority(&self) -> Authority {
+        Authority::from_ref(self)
+    }
+}
+
+/// A verified access token: the extractor for "any valid access token for this API".
+///
+/// It verifies the request's `Authorization: Bearer` token against the router state's
+/// [`Authority`] and its default audience (or reuses the verification a
+/// `#[requires_scope]` guard already made for this request). Take `Option<AccessToken>`
+/// for optional authentication: no credentials gives `None`, while a bad token is still
+/// refused.
+///
+/// ```
+/// use axum::{Json, Router, routing::get};
+/// use scopegate::{AccessToken, Authority};
+///
+/// async fn me(token: AccessToken) -> Json<serde_json::Value> {
+///     Json(serde_json::json!({ "sub": token.subject(), "scopes": token.scopes().iter().collect::<Vec<_>>() }))
+/// }
+///
+/// fn app(authority: Authority) -> Router {
+///     Router::new().route("/me", get(me)).with_state(authority)
+/// }
+/// # let _ = app;
+/// ```
+#[derive(Clone)]
+pub struct AccessToken {
+    claims: Arc<VerifiedClaims>,
+}
+
+impl std::fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessToken")
+            .field("subject", &self.claims.subject)
+            .field("client_id", &self.claims.client_id)
+            .field("scopes", &self.claims.scopes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AccessToken {
+    /// `sub`: the user, or for client-credentials tokens the client.
+    #[must_use]
+    pub fn subject(&self) -> &str {
+        &self.claims.subject
+    }
+
+    /// `client_id` (in the compatible profile, `azp` or `cid` when `client_id` is absent).
+    #[must_use]
+    pub fn client_id(&self) -> Option<&str> {
+        self.claims.client_id.as_deref()
+    }
+
+    /// Whether this token was issued to a client acting for itself (`sub == client_id`),
+    /// not to a user.
+    #[must_use]
+    pub fn is_client_token(&self) -> bool {
+        self.client_id() == Some(self.subject())
+    }
+
+    /// Every audience in `aud`.
+    #[must_use]
+    pub fn audiences(&self) -> &[String] {
+        &self.claims.audiences
+    }
+
+    /// The granted scopes.
+    #[must_use]
+    pub fn scopes(&self) -> &Scopes {
+        &self.claims.scopes
+    }
+
+    /// Whether `scope` was granted.
+    #[must_use]
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.claims.scopes.contains(scope)
+    }
+
+    /// `iss`.
+    #[must_use]
+    pub fn issuer(&self) -> &str {
+        &self.claims.issuer
+    }
+
+    /// `exp`, truncated to whole seconds.
+    #[must_use]
+    pub fn expires_at(&self) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(self.claims.expires_at)
+    }
+
+    /// `iat`, truncated to whole seconds.
+    #[must_use]
+    pub fn issued_at(&self) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(self.claims.issued_at)
+    }
+
+    /// `jti`, the token's unique identifier (required in the RFC 9068 profile).
+    #[must_use]
+    pub fn jti(&self) -> Option<&str> {
+        self.claims.jti.as_deref()
+    }
+
+    /// Every claim of the verified token, as parsed (duplicate-free).
+    #[must_use]
+    pub fn raw_claims(&self) -> &Map<String, Value> {
+        &self.claims.raw
+    }
+
+    /// Deserializes the verified claims into the application's own type.
+    ///
+    /// # Errors
+    /// When the claims do not fit `T`.
+    pub fn claims<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        T::deserialize(&self.claims.raw)
+    }
+}
+
+/// The verification result kept in a request's extensions.
+#[derive(Clone)]
+struct Verified {
+    audience: Option<&'static str>,
+    token: AccessToken,
+}
+
+/// Verifies the request's token for `audience` (`None`: the authority's configured
+/// audiences), at most once per request.
+async fn authenticate(
+    parts: &mut Parts,
+    authority: &Authority,
+    audience: Option<&'static str>,
+) -> Result<Option<AccessToken>, Rejection> {
+    if let Some(verified) = parts.extensions.get::<Verified>() {
+        // A guard already verified this request; a plain `AccessToken` reuses that result
+        // whatever the guard's audience, a guard needs its own audience.
+        if audience.is_none() || verified.audience == audience {
+            return Ok(Some(verified.token.clone()));
+        }
+    }
+    let inner = &authority.inner;
+    let reject = |kind: RejectionKind| {
+        inner.stats.rejected.fetch_add(1, Ordering::Relaxed);
+        Rejection::new(kind, inner.config.challenge.clone())
+    };
+    let token = match credentials::bearer_token(&parts.headers, &parts.uri) {
+        Ok(Credentials::Bearer(token)) => token,
+        Ok(Credentials::None) => return Ok(None),
+        Err(error) => return Err(reject(RejectionKind::InvalidRequest(error))),
+    };
+    let check = audience.map_or(AudienceCheck::Configured, AudienceCheck::Exact);
+    match authority.verify_token(token, check).await {
+        Ok(claims) => {
+            inner.stats.accepted.fetch_add(1, Ordering::Relaxed);
+            let token = AccessToken { claims: Arc::new(claims) };
+            parts.extensions.insert(Verified { audience, token: token.clone() });
+            Ok(Some(token))
+        }
+        Err(kind) => Err(reject(kind)),
+    }
+}
+
+fn missing_credentials(authority: &Authority) -> Rejection {
+    let inner = &authority.inner;
+    inner.stats.rejected.fetch_add(1, Ordering::Relaxed);
+    Rejection::new(RejectionKind::MissingCredentials, inner.config.challenge.clone())
+}
+
+impl<S: AuthorityState> FromRequestParts<S> for AccessToken {
+    type Rejection = Rejection;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Rejection> {
+        let authority = state.authority();
+        authenticate(parts, &authority, None).await?.ok_or_else(|| missing_credentials(&authority))
+    }
+}
+
+impl<S: AuthorityState> OptionalFromRequestParts<S> for AccessToken {
+    type Rejection = Rejection;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Option<Self>, Rejection> {
+        authenticate(parts, &state.authority(), None).await
+    }
+}
+
+/// A handler's scope requirement, generated by `#[requires_scope]`. Not public API.
+#[doc(hidden)]
+pub trait Requirement: Send + Sync + 'static {
+    /// The audience named with `aud = "…"`, or `None` for the authority's default.
+    const AUDIENCE: Option<&'static str>;
+    /// The scope expression.
+    const SCOPES: ScopeExpr;
+    /// The 403 challenge's `scope` value.
+    const CHALLENGE: &'static str;
+}
+
+/// The extractor `#[requires_scope]` puts first in a handler. Not public API.
+#[doc(hidden)]
+pub struct Guard<R>(PhantomData<fn() -> R>);
+
+impl<R> std::fmt::Debug for Guard<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Guard")
+    }
+}
+
+impl<S: AuthorityState, R: Requirement> FromRequestParts<S> for Guard<R> {
+    type Rejection = Rejection;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Rejection> {
+        let authority = state.authority();
+        let token =
+            authenticate(parts, &authority, R::AUDIENCE).await?.ok_or_else(|| missing_credentials(&authority))?;
+        if !R::SCOPES.is_satisfied_by(token.scopes()) {
+            let inner = &authority.inner;
+            inner.stats.rejected.fetch_add(1, Ordering::Relaxed);
+            return Err(Rejection::new(
+                RejectionKind::InsufficientScope { required: R::CHALLENGE },
+                inner.config.challenge.clone(),
+            ));
+        }
+        Ok(Guard(PhantomData))
+    }
+}

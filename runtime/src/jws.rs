@@ -1,0 +1,193 @@
+//! The JWS compact serialization (RFC 7515 §7.1) and the JOSE header (RFC 7515 §4.1).
+//!
+//! Everything here runs on unverified input, so it may only reject (security spec G3).
+//! The token is split on exactly two dots, each segment must be canonical unpadded
+//! base64url, and the header is a small strict JSON object whose `alg` is allowed and
+//! which carries none of the parameters scopegate refuses.
+
+use base64::{
+    Engine as _, alphabet,
+    engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig},
+};
+use serde_json::Value;
+
+use crate::{algorithm::Algorithm, keys::MAX_KID_LEN, rejection::TokenError};
+
+/// The longest header segment accepted (security spec case 22).
+pub(crate) const MAX_HEADER_SEGMENT: usize = 2048;
+
+/// Strict base64url: URL-safe alphabet, no padding, canonical trailing bits.
+const B64URL: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::URL_SAFE,
+    GeneralPurposeConfig::new()
+        .with_encode_padding(false)
+        .with_decode_padding_mode(DecodePaddingMode::RequireNone)
+        .with_decode_allow_trailing_bits(false),
+);
+
+/// Decodes strict base64url (RFC 7515 §2), or `None`.
+pub(crate) fn b64url_decode(input: &[u8]) -> Option<Vec<u8>> {
+    B64URL.decode(input).ok()
+}
+
+/// Encodes bytes as unpadded base64url.
+#[cfg_attr(not(feature = "testing"), allow(dead_code))]
+pub(crate) fn b64url_encode(input: &[u8]) -> String {
+    B64URL.encode(input)
+}
+
+/// The three segments of a compact JWS.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Compact<'a> {
+    pub(crate) header: &'a str,
+    pub(crate) payload: &'a str,
+    pub(crate) signature: &'a str,
+    /// `header "." payload`: the bytes the signature covers.
+    pub(crate) signing_input: &'a str,
+}
+
+/// Splits a token into exactly three non-empty segments (cases 17-19). Base64 validity is
+/// checked when each segment is decoded.
+pub(crate) fn split(token: &str) -> Result<Compact<'_>, TokenError> {
+    let mut dots = token.match_indices('.').map(|(i, _)| i);
+    let (Some(first), Some(second), None) = (dots.next(), dots.next(), dots.next()) else {
+        return Err(TokenError::Malformed);
+    };
+    let header = token.get(..first).unwrap_or_default();
+    let payload = token.get(first + 1..second).unwrap_or_default();
+    let signature = token.get(second + 1..).unwrap_or_default();
+    let signing_input = token.get(..second).unwrap_or_default();
+    if header.is_empty() || payload.is_empty() || signature.is_empty() {
+        return Err(TokenError::Malformed);
+    }
+    Ok(Compact { header, payload, signature, signing_input })
+}
+
+/// How the header types the token (RFC 9068 §4, RFC 8725 §3.11).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Typ {
+    /// `at+jwt` or `application/at+jwt`, in any ASCII case.
+    AccessToken,
+    /// `JWT` or `application/jwt`: how ID tokens and legacy JWTs are typed.
+    Jwt,
+    /// No `typ`.
+    Absent,
+    /// Any other type (`logout+jwt`, `dpop+jwt`, `at+jwt;v=1`, …).
+    Other,
+}
+
+/// The header members the verifier uses.
+#[derive(Debug, Clone)]
+pub(crate) struct Header {
+    pub(crate) alg: Algorithm,
+    pub(crate) typ: Typ,
+    pub(crate) kid: Option<String>,
+}
+
+/// Header parameters that are refused outright: extensions scopegate does not
+/// understand (`crit`, `b64`), JWE or nesting markers (`enc`, `zip`, `cty`), and keys or
+/// key URLs carried by the token itself (`jwk`, `jku`, `x5u`).
+const REFUSED_PARAMETERS: [&str; 8] = ["crit", "b64", "cty", "enc", "zip", "jwk", "jku", "x5u"];
+
+/// Decodes and checks the header segment (cases 21-60).
+pub(crate) fn parse_header(segment: &str, allowed: &[Algorithm]) -> Result<Header, TokenError> {
+    if segment.len() > MAX_HEADER_SEGMENT {
+        return Err(TokenError::Malformed);
+    }
+    let bytes = b64url_decode(segment.as_bytes()).ok_or(TokenError::Malformed)?;
+    let mut header = crate::json::parse_object(&bytes).map_err(|_| TokenError::Malformed)?;
+
+    let alg = match header.get("alg") {
+        Some(Value::String(name)) => Algorithm::from_name(name).filter(|alg| allowed.contains(alg)),
+        _ => None,
+    }
+    .ok_or(TokenError::AlgorithmNotAllowed)?;
+
+    if REFUSED_PARAMETERS.iter().any(|p| header.contains_key(*p)) {
+        return Err(TokenError::UnsupportedHeader);
+    }
+
+    let kid = match header.remove("kid") {
+        None => None,
+        Some(Value::String(kid)) if kid.len() <= MAX_KID_LEN => Some(kid),
+        Some(_) => return Err(TokenError::Malformed),
+    };
+
+    let typ = match header.get("typ") {
+        None => Typ::Absent,
+        Some(Value::String(typ)) => classify_typ(typ),
+        Some(_) => return Err(TokenError::Malformed),
+    };
+    Ok(Header { alg, typ, kid })
+}
+
+/// Media types compare case-insensitively, and `application/` is implied when the value
+/// has no `/` (RFC 7515 §4.1.9). Nothing is trimmed.
+fn classify_typ(typ: &str) -> Typ {
+    let short = match typ.get(..12) {
+        Some(prefix) if prefix.eq_ignore_ascii_case("application/") => typ.get(12..).unwrap_or_default(),
+        _ => typ,
+    };
+    if short.eq_ignore_ascii_case("at+jwt") {
+        Typ::AccessToken
+    } else if short.eq_ignore_ascii_case("jwt") {
+        Typ::Jwt
+    } else {
+        Typ::Other
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(json: &str) -> Result<Header, TokenError> {
+        parse_header(&b64url_encode(json.as_bytes()), &Algorithm::ASYMMETRIC)
+    }
+
+    #[test]
+    fn split_requires_exactly_three_non_empty_segments() {
+        assert!(split("a.b.c").is_ok());
+        for bad in ["a.b", "a.b.", ".b.c", "a..c", "a.b.c.d", "a.b.c.d.e", ""] {
+            assert_eq!(split(bad).err(), Some(TokenError::Malformed), "{bad}");
+        }
+        assert_eq!(split("ab.cd.ef").unwrap().signing_input, "ab.cd");
+    }
+
+    #[test]
+    fn base64url_is_strict() {
+        assert_eq!(b64url_decode(b"YQ"), Some(b"a".to_vec()));
+        for bad in [&b"YQ=="[..], b"Y+Q", b"Y/Q", b"YR", b"Y Q"] {
+            assert_eq!(b64url_decode(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn typ_classification() {
+        for (typ, want) in [
+            ("at+jwt", Typ::AccessToken),
+            ("application/at+jwt", Typ::AccessToken),
+            ("AT+JWT", Typ::AccessToken),
+            ("Application/At+Jwt", Typ::AccessToken),
+            ("JWT", Typ::Jwt),
+            ("at+jwt ", Typ::Other),
+            ("at+jwt;v=1", Typ::Other),
+            ("logout+jwt", Typ::Other),
+        ] {
+            assert_eq!(classify_typ(typ), want, "{typ}");
+        }
+    }
+
+    #[test]
+    fn header_checks() {
+        assert_eq!(header(r#"{"alg":"RS256","typ":"at+jwt","kid":"k"}"#).unwrap().kid.as_deref(), Some("k"));
+        assert_eq!(header(r#"{"typ":"at+jwt"}"#).err(), Some(TokenError::AlgorithmNotAllowed));
+        assert_eq!(header(r#"{"alg":"none"}"#).err(), Some(TokenError::AlgorithmNotAllowed));
+        assert_eq!(header(r#"{"alg":"HS256"}"#).err(), Some(TokenError::AlgorithmNotAllowed));
+        assert_eq!(header(r#"{"alg":"RS256","crit":["b64"],"b64":false}"#).err(), Some(TokenError::UnsupportedHeader));
+        assert_eq!(header(r#"{"alg":"RS256","kid":5}"#).err(), Some(TokenError::Malformed));
+        assert_eq!(header(r#"{"alg":"RS256","typ":5}"#).err(), Some(TokenError::Malformed));
+        assert_eq!(header(r#"{"alg":"RS256","alg":"RS256"}"#).err(), Some(TokenError::Malformed));
+        assert_eq!(header(r#"["RS256"]"#).err(), Some(TokenError::Malformed));
+    }
+}

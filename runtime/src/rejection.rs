@@ -1,0 +1,366 @@
+//! Why a request was refused, and the RFC 6750 response that says so.
+//!
+//! Every refusal is a [`Rejection`]: a [`RejectionKind`] plus the realm and the
+//! description policy of the [`Authority`](crate::Authority) that produced it. The
+//! `WWW-Authenticate` header and the JSON body are built in one place,
+//! [`Rejection::into_response`](axum::response::IntoResponse::into_response), from fixed
+//! strings: nothing from the token or the request is ever echoed.
+
+use std::{fmt, sync::Arc};
+
+use axum::{
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+
+/// A malformed request: the credentials could not even be read (HTTP 400,
+/// `error="invalid_request"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RequestError {
+    /// `Bearer` with no token after it.
+    EmptyToken,
+    /// The token contains a character outside RFC 6750's `b64token`, or the separator after
+    /// `Bearer` is not a space.
+    MalformedCredentials,
+    /// The `Authorization` value is not visible ASCII (obs-text or non-UTF-8 bytes).
+    NonAsciiHeader,
+    /// More than one `Authorization` header line.
+    MultipleAuthorizationHeaders,
+    /// A bearer token in the header and an `access_token` query parameter as well.
+    MultipleMethods,
+}
+
+impl RequestError {
+    /// The stable, machine-readable reason code.
+    #[must_use]
+    pub const fn code(self) -> &'static str {
+        match self {
+            Self::EmptyToken => "empty_token",
+            Self::MalformedCredentials => "malformed_credentials",
+            Self::NonAsciiHeader => "non_ascii_header",
+            Self::MultipleAuthorizationHeaders => "multiple_authorization_headers",
+            Self::MultipleMethods => "multiple_methods",
+        }
+    }
+
+    /// The fixed human-readable description.
+    #[must_use]
+    pub const fn description(self) -> &'static str {
+        match self {
+            Self::EmptyToken => "The Authorization header names the Bearer scheme but carries no token",
+            Self::MalformedCredentials => "The Authorization header is not of the form: Bearer <token>",
+            Self::NonAsciiHeader => "The Authorization header contains bytes that are not visible ASCII",
+            Self::MultipleAuthorizationHeaders => "The request carries more than one Authorization header",
+            Self::MultipleMethods => "The request carries an access token in more than one place",
+        }
+    }
+}
+
+/// A token that failed verification (HTTP 401, `error="invalid_token"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TokenError {
+    /// Longer than the configured maximum token size.
+    TooLarge,
+    /// Not a compact JWS: wrong segment count, bad base64url, bad UTF-8 or JSON, a
+    /// duplicate member, too deep, or not a JSON object.
+    Malformed,
+    /// `alg` missing, unknown, or not in the allowlist.
+    AlgorithmNotAllowed,
+    /// `typ` is not `at+jwt` (and the token does not look like an ID token).
+    NotAnAccessToken,
+    /// An OpenID Connect ID token was presented where an access token is required.
+    IdToken,
+    /// A header parameter the verifier refuses: `crit`, `b64`, `cty`, `zip`, `enc`,
+    /// `jwk`, `jku` or `x5u`.
+    UnsupportedHeader,
+    /// No admitted key matches the token's `kid` and `alg`.
+    UnknownKey,
+    /// The signature does not verify with the selected key.
+    InvalidSignature,
+    /// `iss` is missing, not a string, or not exactly the configured issuer.
+    InvalidIssuer,
+    /// `aud` is missing, malformed, or does not contain this API's audience.
+    InvalidAudience,
+    /// `exp` has passed.
+    Expired,
+    /// `nbf` is in the future.
+    NotYetValid,
+    /// `iat` is in the future.
+    IssuedInFuture,
+    /// `exp` lies further in the future than the maximum token lifetime allows, or the
+    /// token is older than the maximum token age.
+    LifetimeExceeded,
+    /// A required claim (`exp`, `iat`, `sub`, `client_id`, `jti`, …) is missing or has the
+    /// wrong type.
+    InvalidClaim,
+    /// The scope claim is not a space-delimited string (or, for `scp`/`permissions`, a
+    /// list of strings).
+    InvalidScopeClaim,
+    /// The calling client is not in the configured allowlist.
+    ClientNotAllowed,
+    /// A sender-constrained token (`cnf` claim: DPoP or mTLS) presented as a bearer token.
+    SenderConstrained,
+}
+
+impl TokenError {
+    /// The stable, machine-readable reason code.
+    #[must_use]
+    pub const fn code(self) -> &'static str {
+        match self {
+            Self::TooLarge => "token_too_large",
+            Self::Malformed => "malformed_token",
+            Self::AlgorithmNotAllowed => "algorithm_not_allowed",
+            Self::NotAnAccessToken => "not_an_access_token",
+            Self::IdToken => "id_token",
+            Self::UnsupportedHeader => "unsupported_header",
+            Self::UnknownKey => "unknown_key",
+            Self::InvalidSignature => "invalid_signature",
+            Self::InvalidIssuer => "invalid_issuer",
+            Self::InvalidAudience => "invalid_audience",
+            Self::Expired => "token_expired",
+            Self::NotYetValid => "token_not_yet_valid",
+            Self::IssuedInFuture => "issued_in_future",
+            Self::LifetimeExceeded => "lifetime_exceeded",
+            Self::InvalidClaim => "invalid_claim",
+            Self::InvalidScopeClaim => "invalid_scope_claim",
+            Self::ClientNotAllowed => "client_not_allowed",
+            Self::SenderConstrained => "sender_constrained",
+        }
+    }
+
+    /// The fixed human-readable description sent as `error_description`.
+    #[must_use]
+    pub const fn description(self) -> &'static str {
+        match self {
+            Self::TooLarge => "The access token is too large",
+            Self::Malformed => "The access token is malformed",
+            Self::AlgorithmNotAllowed => "The access token is signed with an algorithm this API does not accept",
+            Self::NotAnAccessToken => "The token is not an access token (typ must be at+jwt)",
+            Self::IdToken => "An ID token was presented; this API accepts access tokens only",
+            Self::UnsupportedHeader => "The access token uses a header parameter this API does not accept",
+            Self::UnknownKey => "The access token is signed with an unknown key",
+            Self::InvalidSignature => "The access token signature is invalid",
+            Self::InvalidIssuer => "The access token was not issued by the trusted issuer",
+            Self::InvalidAudience => "The access token is not meant for this API",
+            Self::Expired => "The access token expired",
+            Self::NotYetValid => "The access token is not valid yet",
+            Self::IssuedInFuture => "The access token is issued in the future",
+            Self::LifetimeExceeded => "The access token lifetime exceeds the allowed maximum",
+            Self::InvalidClaim => "The access token lacks a required claim or has a malformed one",
+            Self::InvalidScopeClaim => "The access token scope claim is malformed",
+            Self::ClientNotAllowed => "The access token was issued to a client this API does not accept",
+            Self::SenderConstrained => "The access token is sender-constrained and cannot be used as a bearer token",
+        }
+    }
+}
+
+/// What went wrong, without the response details.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RejectionKind {
+    /// No credentials, or only credentials of another scheme (HTTP 401, bare challenge).
+    MissingCredentials,
+    /// The credentials could not be read (HTTP 400).
+    InvalidRequest(RequestError),
+    /// The token failed verification (HTTP 401).
+    InvalidToken(TokenError),
+    /// The token is valid but lacks the scopes the route requires (HTTP 403). The string
+    /// is the route's compile-time scope list.
+    InsufficientScope {
+        /// The route's required scopes, space-separated (the challenge's `scope`).
+        required: &'static str,
+    },
+    /// The issuer's keys cannot be obtained right now (HTTP 503 with `Retry-After`).
+    KeysUnavailable {
+        /// Seconds the client should wait before retrying.
+        retry_after_secs: u32,
+    },
+    /// The verifier is missing or misconfigured at runtime (HTTP 500). Never reaches the
+    /// handler.
+    Misconfigured,
+}
+
+impl RejectionKind {
+    /// The stable, machine-readable reason code, as logged and as returned in the JSON
+    /// body's `reason` member.
+    #[must_use]
+    pub const fn code(&self) -> &'static str {
+        match self {
+            Self::MissingCredentials => "missing_credentials",
+            Self::InvalidRequest(e) => e.code(),
+            Self::InvalidToken(e) => e.code(),
+            Self::InsufficientScope { .. } => "insufficient_scope",
+            Self::KeysUnavailable { .. } => "keys_unavailable",
+            Self::Misconfigured => "misconfigured",
+        }
+    }
+
+    /// The HTTP status this outcome maps to.
+    #[must_use]
+    pub const fn status(&self) -> StatusCode {
+        match self {
+            Self::MissingCredentials | Self::InvalidToken(_) => StatusCode::UNAUTHORIZED,
+            Self::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+            Self::InsufficientScope { .. } => StatusCode::FORBIDDEN,
+            Self::KeysUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Misconfigured => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The RFC 6750 error code, if this outcome has one.
+    #[must_use]
+    pub const fn oauth_error(&self) -> Option<&'static str> {
+        match self {
+            Self::InvalidRequest(_) => Some("invalid_request"),
+            Self::InvalidToken(_) => Some("invalid_token"),
+            Self::InsufficientScope { .. } => Some("insufficient_scope"),
+            Self::MissingCredentials => None,
+            Self::KeysUnavailable { .. } | Self::Misconfigured => Some("temporarily_unavailable"),
+        }
+    }
+
+    /// The fixed description of this outcome.
+    #[must_use]
+    pub const fn description(&self) -> &'static str {
+        match self {
+            Self::MissingCredentials => "The request carries no bearer access token",
+            Self::InvalidRequest(e) => e.description(),
+            Self::InvalidToken(e) => e.description(),
+            Self::InsufficientScope { .. } => "The access token lacks a scope this route requires",
+            Self::KeysUnavailable { .. } => "The issuer's signing keys are unavailable; retry later",
+            Self::Misconfigured => "The API's token verifier is not configured",
+        }
+    }
+}
+
+/// The response settings a rejection needs from its [`Authority`](crate::Authority).
+#[derive(Debug, Clone)]
+pub(crate) struct ChallengeConfig {
+    /// The `realm` auth-param, already checked to be header-safe.
+    pub(crate) realm: Arc<str>,
+    /// Whether `error_description` is sent.
+    pub(crate) describe: bool,
+}
+
+/// A refused request: the one error type of scopegate's extractors.
+///
+/// It implements [`IntoResponse`] with the RFC 6750 status, `WWW-Authenticate` challenge
+/// and a small JSON body (`{"error": …, "error_description": …, "reason": …}`). To use
+/// your own error format, take `Result<AccessToken, Rejection>` in the handler, or map it
+/// in a middleware, reading [`Rejection::kind`] and [`Rejection::status`].
+#[derive(Debug, Clone)]
+pub struct Rejection {
+    kind: RejectionKind,
+    challenge: ChallengeConfig,
+}
+
+impl Rejection {
+    pub(crate) fn new(kind: RejectionKind, challenge: ChallengeConfig) -> Self {
+        let rejection = Self { kind, challenge };
+        rejection.trace();
+        rejection
+    }
+
+    /// What went wrong.
+    #[must_use]
+    pub fn kind(&self) -> &RejectionKind {
+        &self.kind
+    }
+
+    /// The stable reason code (see [`RejectionKind::code`]).
+    #[must_use]
+    pub fn reason(&self) -> &'static str {
+        self.kind.code()
+    }
+
+    /// The HTTP status of the response.
+    #[must_use]
+    pub fn status(&self) -> StatusCode {
+        self.kind.status()
+    }
+
+    /// The `WWW-Authenticate` value, if this outcome has a challenge (400, 401, 403).
+    #[must_use]
+    pub fn challenge(&self) -> Option<String> {
+        let error = match &self.kind {
+            RejectionKind::KeysUnavailable { .. } | RejectionKind::Misconfigured => return None,
+            RejectionKind::MissingCredentials => None,
+            kind => kind.oauth_error(),
+        };
+        let mut value = format!("Bearer realm=\"{}\"", self.challenge.realm);
+        if let Some(error) = error {
+            value.push_str(", error=\"");
+            value.push_str(error);
+            value.push('"');
+            if self.challenge.describe {
+                if let RejectionKind::InvalidToken(_) | RejectionKind::InvalidRequest(_) = self.kind {
+                    value.push_str(", error_description=\"");
+                    value.push_str(self.kind.description());
+                    value.push('"');
+                }
+            }
+        }
+        if let RejectionKind::InsufficientScope { required } = self.kind {
+            value.push_str(", scope=\"");
+            value.push_str(required);
+            value.push('"');
+        }
+        Some(value)
+    }
+
+    fn trace(&self) {
+        let reason = self.kind.code();
+        match self.kind {
+            RejectionKind::Misconfigured => {
+                tracing::error!(target: "scopegate", reason, "request refused: the verifier is not configured");
+            }
+            RejectionKind::KeysUnavailable { .. } => {
+                tracing::warn!(target: "scopegate", reason, "request refused: issuer keys unavailable");
+            }
+            _ => tracing::debug!(target: "scopegate", reason, status = self.kind.status().as_u16(), "request refused"),
+        }
+    }
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.kind.description(), self.kind.code())
+    }
+}
+
+impl std::error::Error for Rejection {}
+
+impl IntoResponse for Rejection {
+    fn into_response(self) -> Response {
+        let mut body = String::with_capacity(160);
+        body.push_str("{\"error\":\"");
+        body.push_str(self.kind.oauth_error().unwrap_or("unauthorized"));
+        body.push('"');
+        if self.challenge.describe || !matches!(self.kind, RejectionKind::InvalidToken(_)) {
+            body.push_str(",\"error_description\":\"");
+            body.push_str(self.kind.description());
+            body.push('"');
+        }
+        body.push_str(",\"reason\":\"");
+        body.push_str(self.kind.code());
+        body.push_str("\"}");
+
+        let mut response = (self.status(), body).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Some(challenge) = self.challenge() {
+            // Built only from the checked realm and fixed strings, so it is always a
+            // valid header value; the fallback keeps the response well-formed regardless.
+            let value =
+                HeaderValue::from_str(&challenge).unwrap_or_else(|_| HeaderValue::from_static("Bearer realm=\"api\""));
+            headers.insert(header::WWW_AUTHENTICATE, value);
+        }
+        if let RejectionKind::KeysUnavailable { retry_after_secs } = self.kind {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+        }
+        response
+    }
+}

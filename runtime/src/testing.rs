@@ -1,0 +1,399 @@
+//! An in-memory issuer for tests (feature `testing`).
+//!
+//! [`TestIssuer`] holds an RSA-2048 key (`kid` `rsa-1`, for RS256/384/512 and
+//! PS256/384/512), a P-256 key (`ec-1`, ES256) and an Ed25519 key (`ed-1`, EdDSA). It mints
+//! access tokens and ID tokens through [`TokenBuilder`], where every header member and
+//! claim can be set, replaced or removed, and hands out an [`Authority`] that trusts it.
+//!
+//! ```
+//! use scopegate::testing::TestIssuer;
+//!
+//! let issuer = TestIssuer::new();
+//! let authority = issuer.authority("https://api.example.test");
+//! let token = issuer.access_token().scope("read:appointments").sign();
+//! assert_eq!(token.split('.').count(), 3);
+//! # let _ = authority;
+//! ```
+//!
+//! Never enable this feature in production builds: the issuer's private keys live in
+//! process memory and anything can be signed with them.
+
+#![allow(clippy::expect_used, clippy::missing_panics_doc)]
+
+use std::{
+    fmt,
+    sync::{
+        Arc, OnceLock,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use aws_lc_rs::{
+    encoding::AsDer,
+    hmac, rand,
+    rsa::KeySize,
+    signature::{self as sig, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RsaKeyPair},
+};
+use serde_json::{Map, Value, json};
+
+use crate::{
+    algorithm::Algorithm,
+    authority::{Authority, AuthorityBuilder},
+    jws::b64url_encode,
+};
+
+/// The issuer identifier [`TestIssuer::new`] uses.
+pub const DEFAULT_ISSUER: &str = "https://issuer.scopegate.test/";
+/// The audience minted access tokens carry unless told otherwise.
+pub const DEFAULT_AUDIENCE: &str = "https://api.example.test";
+/// The `client_id` minted access tokens carry unless told otherwise.
+pub const DEFAULT_CLIENT_ID: &str = "test-client";
+/// The `sub` minted tokens carry unless told otherwise.
+pub const DEFAULT_SUBJECT: &str = "user-123";
+
+struct Keys {
+    rsa: RsaKeyPair,
+    ec: EcdsaKeyPair,
+    ed: Ed25519KeyPair,
+}
+
+impl Keys {
+    fn generate() -> Self {
+        Self {
+            rsa: RsaKeyPair::generate(KeySize::Rsa2048).expect("RSA key generation"),
+            ec: EcdsaKeyPair::generate(&sig::ECDSA_P256_SHA256_FIXED_SIGNING).expect("P-256 key generation"),
+            ed: Ed25519KeyPair::generate().expect("Ed25519 key generation"),
+        }
+    }
+}
+
+/// An issuer that lives in the test process.
+#[derive(Clone)]
+pub struct TestIssuer {
+    issuer: String,
+    keys: Arc<Keys>,
+}
+
+impl fmt::Debug for TestIssuer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TestIssuer").field("issuer", &self.issuer).finish_non_exhaustive()
+    }
+}
+
+impl Default for TestIssuer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TestIssuer {
+    /// An issuer named [`DEFAULT_ISSUER`]. Its keys are generated once per process and
+    /// shared by every `TestIssuer::new()` (RSA key generation is slow); use
+    /// [`with_fresh_keys`](Self::with_fresh_keys) for an issuer with keys of its own.
+    #[must_use]
+    pub fn new() -> Self {
+        static SHARED: OnceLock<Arc<Keys>> = OnceLock::new();
+        Self { issuer: DEFAULT_ISSUER.to_owned(), keys: Arc::clone(SHARED.get_or_init(|| Arc::new(Keys::generate()))) }
+    }
+
+    /// An issuer with its own newly generated keys.
+    #[must_use]
+    pub fn with_fresh_keys(issuer: impl Into<String>) -> Self {
+        Self { issuer: issuer.into(), keys: Arc::new(Keys::generate()) }
+    }
+
+    /// The same keys under another issuer identifier.
+    #[must_use]
+    pub fn with_issuer(&self, issuer: impl Into<String>) -> Self {
+        Self { issuer: issuer.into(), keys: Arc::clone(&self.keys) }
+    }
+
+    /// The issuer identifier (`iss`).
+    #[must_use]
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// The public key of `kid` (`rsa-1`, `ec-1` or `ed-1`) as a JWK, with `use: sig`.
+    #[must_use]
+    pub fn jwk(&self, kid: &str) -> Value {
+        let mut jwk = match kid {
+            "ec-1" => {
+                let point = self.keys.ec.public_key().as_ref();
+                let (x, y) = point.get(1..).unwrap_or_default().split_at(32);
+                json!({"kty": "EC", "crv": "P-256", "x": b64url_encode(x), "y": b64url_encode(y)})
+            }
+            "ed-1" => json!({"kty": "OKP", "crv": "Ed25519", "x": b64url_encode(self.keys.ed.public_key().as_ref())}),
+            _ => {
+                let public = self.keys.rsa.public_key();
+                let n = public.modulus().big_endian_without_leading_zero();
+                let e = public.exponent().big_endian_without_leading_zero();
+                json!({"kty": "RSA", "n": b64url_encode(n), "e": b64url_encode(e)})
+            }
+        };
+        if let Value::Object(map) = &mut jwk {
+            map.insert("kid".into(), kid.into());
+            map.insert("use".into(), "sig".into());
+        }
+        jwk
+    }
+
+    /// The public JWK set with all three keys.
+    #[must_use]
+    pub fn jwks(&self) -> Value {
+        json!({"keys": [self.jwk("rsa-1"), self.jwk("ec-1"), self.jwk("ed-1")]})
+    }
+
+    /// The public key of `kid` as a PEM `PUBLIC KEY` (SubjectPublicKeyInfo).
+    #[must_use]
+    pub fn public_key_pem(&self, kid: &str) -> String {
+        let der: Vec<u8> = match kid {
+            "ec-1" => self.keys.ec.public_key().as_der().expect("EC SPKI").as_ref().to_vec(),
+            "ed-1" => self.keys.ed.public_key().as_der().expect("Ed25519 SPKI").as_ref().to_vec(),
+            _ => self.keys.rsa.public_key().as_der().expect("RSA SPKI").as_ref().to_vec(),
+        };
+        let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, der);
+        let mut pem = String::from("-----BEGIN PUBLIC KEY-----\n");
+        for line in b64.as_bytes().chunks(64) {
+            pem.push_str(std::str::from_utf8(line).unwrap_or_default());
+            pem.push('\n');
+        }
+        pem.push_str("-----END PUBLIC KEY-----\n");
+        pem
+    }
+
+    /// A builder for an [`Authority`] that trusts this issuer's JWK set, with `audience`.
+    pub fn authority_builder(&self, audience: impl Into<String>) -> AuthorityBuilder {
+        Authority::builder().issuer(self.issuer.clone()).audience(audience).static_jwks(self.jwks().to_string())
+    }
+
+    /// An [`Authority`] that trusts this issuer, with `audience` and default settings.
+    ///
+    /// # Panics
+    /// If the authority cannot be built (it always can with a valid audience).
+    #[must_use]
+    pub fn authority(&self, audience: impl Into<String>) -> Authority {
+        self.authority_builder(audience).build().expect("the test issuer's authority builds")
+    }
+
+    /// An RFC 9068 access token: `typ: at+jwt`, RS256 with `kid: rsa-1`, and the claims
+    /// `iss`, `sub`, `aud` ([`DEFAULT_AUDIENCE`]), `client_id`, `iat` (now), `exp` (in 5
+    /// minutes) and a unique `jti`. No `scope` until you set one.
+    pub fn access_token(&self) -> TokenBuilder {
+        let now = unix_now();
+        let mut claims = Map::new();
+        claims.insert("iss".into(), self.issuer.clone().into());
+        claims.insert("sub".into(), DEFAULT_SUBJECT.into());
+        claims.insert("aud".into(), DEFAULT_AUDIENCE.into());
+        claims.insert("client_id".into(), DEFAULT_CLIENT_ID.into());
+        claims.insert("iat".into(), now.into());
+        claims.insert("exp".into(), (now + 300).into());
+        claims.insert("jti".into(), unique_jti().into());
+        TokenBuilder::new(self.clone(), "at+jwt", claims)
+    }
+
+    /// An OpenID Connect ID token for `client_id`: `typ: JWT`, `aud` = the client,
+    /// `nonce`, `at_hash`, `auth_time`, `azp`, and no `scope`, `client_id` or `jti`.
+    pub fn id_token(&self, client_id: &str) -> TokenBuilder {
+        let now = unix_now();
+        let mut claims = Map::new();
+        claims.insert("iss".into(), self.issuer.clone().into());
+        claims.insert("sub".into(), DEFAULT_SUBJECT.into());
+        claims.insert("aud".into(), client_id.into());
+        claims.insert("azp".into(), client_id.into());
+        claims.insert("iat".into(), now.into());
+        claims.insert("auth_time".into(), now.into());
+        claims.insert("exp".into(), (now + 300).into());
+        claims.insert("nonce".into(), "n-0S6_WzA2Mj".into());
+        claims.insert("at_hash".into(), "77QmUPtjPfzWtF2AnpK9RQ".into());
+        TokenBuilder::new(self.clone(), "JWT", claims)
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+fn unique_jti() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut random = [0u8; 8];
+    rand::fill(&mut random).expect("system randomness");
+    format!("jti-{}-{}", COUNTER.fetch_add(1, Ordering::Relaxed), b64url_encode(&random))
+}
+
+/// Builds one token. Every header member and claim can be set or removed; the raw JSON
+/// of either part can be replaced to test what a JSON object cannot express (duplicate
+/// members, arrays, deep nesting).
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct TokenBuilder {
+    issuer: TestIssuer,
+    alg: Algorithm,
+    header: Map<String, Value>,
+    claims: Map<String, Value>,
+    raw_header: Option<String>,
+    raw_claims: Option<String>,
+    secret: Option<Vec<u8>>,
+}
+
+impl TokenBuilder {
+    fn new(issuer: TestIssuer, typ: &str, claims: Map<String, Value>) -> Self {
+        let mut header = Map::new();
+        header.insert("alg".into(), "RS256".into());
+        header.insert("typ".into(), typ.into());
+        header.insert("kid".into(), "rsa-1".into());
+        Self { issuer, alg: Algorithm::RS256, header, claims, raw_header: None, raw_claims: None, secret: None }
+    }
+
+    /// Signs with `alg` and the matching key of the issuer (RS*/PS* → `rsa-1`, ES256 →
+    /// `ec-1`, EdDSA → `ed-1`; HS* needs [`hmac_secret`](Self::hmac_secret)). Sets the
+    /// header's `alg` and `kid` accordingly.
+    pub fn algorithm(mut self, alg: Algorithm) -> Self {
+        self.alg = alg;
+        self.header.insert("alg".into(), alg.as_str().into());
+        let kid = match alg {
+            Algorithm::ES256 | Algorithm::ES384 => Some("ec-1"),
+            Algorithm::EdDSA => Some("ed-1"),
+            Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => None,
+            _ => Some("rsa-1"),
+        };
+        match kid {
+            Some(kid) => self.header.insert("kid".into(), kid.into()),
+            None => self.header.remove("kid"),
+        };
+        self
+    }
+
+    /// Signs HS256/384/512 tokens with this secret.
+    pub fn hmac_secret(mut self, secret: impl Into<Vec<u8>>) -> Self {
+        self.secret = Some(secret.into());
+        self
+    }
+
+    /// Sets a header member (the signature still uses [`algorithm`](Self::algorithm), so
+    /// setting `alg` here only changes what the header claims).
+    pub fn header(mut self, name: &str, value: impl Into<Value>) -> Self {
+        self.header.insert(name.into(), value.into());
+        self
+    }
+
+    /// Removes a header member.
+    pub fn without_header(mut self, name: &str) -> Self {
+        self.header.remove(name);
+        self
+    }
+
+    /// Sets a claim.
+    pub fn claim(mut self, name: &str, value: impl Into<Value>) -> Self {
+        self.claims.insert(name.into(), value.into());
+        self
+    }
+
+    /// Removes a claim.
+    pub fn without_claim(mut self, name: &str) -> Self {
+        self.claims.remove(name);
+        self
+    }
+
+    /// Sets `scope` (a space-delimited string).
+    pub fn scope(self, scope: &str) -> Self {
+        self.claim("scope", scope)
+    }
+
+    /// Sets `sub`.
+    pub fn subject(self, subject: &str) -> Self {
+        self.claim("sub", subject)
+    }
+
+    /// Sets `client_id`.
+    pub fn client_id(self, client_id: &str) -> Self {
+        self.claim("client_id", client_id)
+    }
+
+    /// Sets `aud` (a string or an array).
+    pub fn audience(self, audience: impl Into<Value>) -> Self {
+        self.claim("aud", audience)
+    }
+
+    /// Sets `typ` in the header.
+    pub fn typ(self, typ: &str) -> Self {
+        self.header("typ", typ)
+    }
+
+    /// Sets `kid` in the header.
+    pub fn kid(self, kid: &str) -> Self {
+        self.header("kid", kid)
+    }
+
+    /// Sets `exp` to now plus `seconds` (negative for the past).
+    pub fn expires_in(self, seconds: i64) -> Self {
+        let exp = unix_now().cast_signed() + seconds;
+        self.claim("exp", exp)
+    }
+
+    /// Replaces the header JSON with this exact text.
+    pub fn raw_header(mut self, json: &str) -> Self {
+        self.raw_header = Some(json.to_owned());
+        self
+    }
+
+    /// Replaces the claims JSON with this exact text.
+    pub fn raw_claims(mut self, json: &str) -> Self {
+        self.raw_claims = Some(json.to_owned());
+        self
+    }
+
+    /// The compact JWS: `header.payload.signature`.
+    ///
+    /// # Panics
+    /// If an HMAC algorithm was chosen without [`hmac_secret`](Self::hmac_secret).
+    #[must_use]
+    pub fn sign(&self) -> String {
+        let header = self.raw_header.clone().unwrap_or_else(|| Value::Object(self.header.clone()).to_string());
+        let claims = self.raw_claims.clone().unwrap_or_else(|| Value::Object(self.claims.clone()).to_string());
+        let signing_input = format!("{}.{}", b64url_encode(header.as_bytes()), b64url_encode(claims.as_bytes()));
+        let signature = self.signature(signing_input.as_bytes());
+        format!("{signing_input}.{}", b64url_encode(&signature))
+    }
+
+    /// The signing input (`header.payload`) and the raw signature bytes, for tests that
+    /// tamper with the signature.
+    #[must_use]
+    pub fn sign_parts(&self) -> (String, Vec<u8>) {
+        let token = self.sign();
+        let (input, signature) = token.rsplit_once('.').unwrap_or_default();
+        (input.to_owned(), crate::jws::b64url_decode(signature.as_bytes()).unwrap_or_default())
+    }
+
+    fn signature(&self, message: &[u8]) -> Vec<u8> {
+        let keys = &self.issuer.keys;
+        let rng = rand::SystemRandom::new();
+        let rsa = |encoding: &'static dyn sig::RsaEncoding| {
+            let mut out = vec![0; keys.rsa.public_modulus_len()];
+            keys.rsa.sign(encoding, &rng, message, &mut out).expect("RSA signing");
+            out
+        };
+        match self.alg {
+            Algorithm::RS256 => rsa(&sig::RSA_PKCS1_SHA256),
+            Algorithm::RS384 => rsa(&sig::RSA_PKCS1_SHA384),
+            Algorithm::RS512 => rsa(&sig::RSA_PKCS1_SHA512),
+            Algorithm::PS256 => rsa(&sig::RSA_PSS_SHA256),
+            Algorithm::PS384 => rsa(&sig::RSA_PSS_SHA384),
+            Algorithm::PS512 => rsa(&sig::RSA_PSS_SHA512),
+            Algorithm::ES256 | Algorithm::ES384 => {
+                keys.ec.sign(&rng, message).expect("ECDSA signing").as_ref().to_vec()
+            }
+            Algorithm::EdDSA => keys.ed.sign(message).as_ref().to_vec(),
+            Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => {
+                let algorithm = match self.alg {
+                    Algorithm::HS384 => hmac::HMAC_SHA384,
+                    Algorithm::HS512 => hmac::HMAC_SHA512,
+                    _ => hmac::HMAC_SHA256,
+                };
+                let secret = self.secret.as_deref().expect("HS* tokens need .hmac_secret(...)");
+                hmac::sign(&hmac::Key::new(algorithm, secret), message).as_ref().to_vec()
+            }
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! The verification pipeline: from a bearer token string to verified claims.
+//!
+//! The order is fixed and cheap checks come first: size cap, compact form, header
+//! (algorithm allowlist, refused parameters, `typ` per profile), key selection, the
+//! signature, and only then the claim set. Nothing read before the signature check can
+//! widen acceptance (security spec G3).
+
+use std::{
+    sync::atomic::Ordering,
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use crate::{
+    authority::{Authority, Profile},
+    claims::{self, AudienceCheck, VerifiedClaims},
+    jws::{self, Typ, b64url_decode},
+    keys::KeyLookup,
+    rejection::{RejectionKind, TokenError},
+};
+
+impl Authority {
+    /// Verifies a bearer token for the given audience.
+    pub(crate) async fn verify_token(
+        &self,
+        token: &str,
+        audience: AudienceCheck<'_>,
+    ) -> Result<VerifiedClaims, RejectionKind> {
+        let config = &self.inner.config;
+        if token.len() > config.max_token_size {
+            return Err(TokenError::TooLarge.into());
+        }
+        let compact = jws::split(token)?;
+        let header = jws::parse_header(compact.header, &config.algorithms)?;
+
+        // The token type is decided before any key work: a mis-typed token is refused
+        // without a signature check, and an ID token is named as such.
+        let typ_ok = match (header.typ, config.profile) {
+            (Typ::AccessToken, _) | (Typ::Jwt | Typ::Absent, Profile::Compatible) => true,
+            (Typ::Jwt | Typ::Absent | Typ::Other, _) => false,
+        };
+        if !typ_ok {
+            let payload = decode_claims(compact.payload)?;
+            return Err(if claims::looks_like_id_token(&payload) && header.typ != Typ::Other {
+                TokenError::IdToken
+            } else {
+                TokenError::NotAnAccessToken
+            }
+            .into());
+        }
+
+        let signature = b64url_decode(compact.signature.as_bytes()).ok_or(TokenError::Malformed)?;
+        let mut keys = self
+            .inner
+            .keys
+            .snapshot()
+            .map_err(|u| RejectionKind::KeysUnavailable { retry_after_secs: u.retry_after_secs })?;
+        let kid = header.kid.as_deref();
+        let mut lookup = keys.lookup(kid, header.alg);
+        if let (KeyLookup::UnknownKid, Some(kid)) = (&lookup, kid) {
+            if let Some(newer) = self.inner.keys.refresh_for_unknown_kid(kid).await {
+                keys = newer;
+                lookup = keys.lookup(Some(kid), header.alg);
+            }
+        }
+        let KeyLookup::Found(candidates) = lookup else {
+            return Err(TokenError::UnknownKey.into());
+        };
+        self.inner.stats.signatures_checked.fetch_add(1, Ordering::Relaxed);
+        let message = compact.signing_input.as_bytes();
+        if !candidates.iter().flatten().any(|verifier| verifier.verify(message, &signature)) {
+            return Err(TokenError::InvalidSignature.into());
+        }
+
+        let payload = decode_claims(compact.payload)?;
+        Ok(claims::validate(payload, header.typ, config, audience, now())?)
+    }
+}
+
+fn decode_claims(segment: &str) -> Result<serde_json::Map<String, serde_json::Value>, TokenError> {
+    let bytes = b64url_decode(segment.as_bytes()).ok_or(TokenError::Malformed)?;
+    crate::json::parse_object(&bytes).map_err(|_| TokenError::Malformed)
+}
+
+/// The wall clock in seconds since the Unix epoch (token times are wall-clock times).
+fn now() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
+}
+
+impl From<TokenError> for RejectionKind {
+    fn from(error: TokenError) -> Self {
+        Self::InvalidToken(error)
+    }
+}

@@ -1,0 +1,70 @@
+//! End-to-end checks of the extractors through a real axum `Router`.
+
+use axum::{Router, body::Body, http::Request, routing::get};
+use http_body_util::BodyExt;
+use scopegate::{AccessToken, Algorithm, testing::TestIssuer};
+use tower::ServiceExt;
+
+async fn me(token: AccessToken) -> String {
+    format!("{} {}", token.subject(), token.scopes().iter().collect::<Vec<_>>().join(","))
+}
+
+async fn maybe(token: Option<AccessToken>) -> String {
+    token.map_or_else(|| "anonymous".to_owned(), |t| t.subject().to_owned())
+}
+
+async fn call(app: &Router, auth: Option<&str>, path: &str) -> (u16, String, String) {
+    let mut req = Request::get(path);
+    if let Some(auth) = auth {
+        req = req.header("authorization", auth);
+    }
+    let res = app.clone().oneshot(req.body(Body::empty()).unwrap()).await.unwrap();
+    let status = res.status().as_u16();
+    let challenge = res.headers().get("www-authenticate").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+    let body = String::from_utf8(res.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
+    (status, challenge, body)
+}
+
+fn app(issuer: &TestIssuer) -> Router {
+    Router::new()
+        .route("/me", get(me))
+        .route("/maybe", get(maybe))
+        .with_state(issuer.authority("https://api.example.test"))
+}
+
+#[tokio::test]
+async fn every_algorithm_of_the_test_issuer_is_accepted() {
+    let issuer = TestIssuer::new();
+    let app = app(&issuer);
+    for alg in Algorithm::ASYMMETRIC.into_iter().filter(|a| *a != Algorithm::ES384) {
+        let token = issuer.access_token().algorithm(alg).scope("b a").sign();
+        let (status, _, body) = call(&app, Some(&format!("Bearer {token}")), "/me").await;
+        assert_eq!((status, body.as_str()), (200, "user-123 a,b"), "{alg}");
+    }
+}
+
+#[tokio::test]
+async fn id_token_is_refused_with_its_own_description() {
+    let issuer = TestIssuer::new();
+    let app = app(&issuer);
+    let token = issuer.id_token("spa-client").sign();
+    let (status, challenge, body) = call(&app, Some(&format!("Bearer {token}")), "/me").await;
+    assert_eq!(status, 401);
+    assert_eq!(
+        challenge,
+        "Bearer realm=\"https://api.example.test\", error=\"invalid_token\", error_description=\"An ID token was presented; this API accepts access tokens only\""
+    );
+    assert!(body.contains("\"reason\":\"id_token\""), "{body}");
+}
+
+#[tokio::test]
+async fn optional_token() {
+    let issuer = TestIssuer::new();
+    let app = app(&issuer);
+    assert_eq!(call(&app, None, "/maybe").await.2, "anonymous");
+    let token = issuer.access_token().sign();
+    assert_eq!(call(&app, Some(&format!("Bearer {token}")), "/maybe").await.2, "user-123");
+    assert_eq!(call(&app, Some("Bearer x.y.z"), "/maybe").await.0, 401);
+    let (status, challenge, _) = call(&app, None, "/me").await;
+    assert_eq!((status, challenge.as_str()), (401, "Bearer realm=\"https://api.example.test\""));
+}
