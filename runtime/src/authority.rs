@@ -12,6 +12,8 @@ use std::{
 
 use crate::{
     algorithm::Algorithm,
+    http::{HttpLimits, IssuerClient, check_url},
+    jwks::{CachePolicy, Location, RemoteKeys},
     keys::{self, KeySet, VerifyingKey},
     rejection::ChallengeConfig,
     source::KeySource,
@@ -135,6 +137,12 @@ pub struct Stats {
     pub rejected: u64,
     /// Signature verifications performed.
     pub signatures_checked: u64,
+    /// JWKS fetches started (discovery included), for issuers whose keys come over HTTP.
+    pub jwks_fetches: u64,
+    /// JWKS fetches that failed (the last good keys were kept).
+    pub jwks_fetch_failures: u64,
+    /// Fetches that changed the set of key ids (the first load counts).
+    pub key_set_changes: u64,
 }
 
 /// A trusted issuer and the policy for its access tokens. Cheap to clone (an `Arc`
@@ -174,7 +182,6 @@ impl fmt::Debug for Authority {
 
 impl Authority {
     /// Starts configuring an authority.
-    #[must_use]
     pub fn builder() -> AuthorityBuilder {
         AuthorityBuilder::default()
     }
@@ -194,11 +201,18 @@ impl Authority {
     #[must_use]
     pub fn stats(&self) -> Stats {
         let c = &self.inner.stats;
-        Stats {
+        let mut stats = Stats {
             accepted: c.accepted.load(Ordering::Relaxed),
             rejected: c.rejected.load(Ordering::Relaxed),
             signatures_checked: c.signatures_checked.load(Ordering::Relaxed),
+            ..Stats::default()
+        };
+        if let KeySource::Remote(remote) = &self.inner.keys {
+            stats.jwks_fetches = remote.counters.fetches.load(Ordering::Relaxed);
+            stats.jwks_fetch_failures = remote.counters.failures.load(Ordering::Relaxed);
+            stats.key_set_changes = remote.counters.key_changes.load(Ordering::Relaxed);
         }
+        stats
     }
 }
 
@@ -224,6 +238,9 @@ pub struct AuthorityBuilder {
     jwks: Vec<String>,
     pems: Vec<(Option<String>, String)>,
     secret: Option<(Algorithm, Vec<u8>)>,
+    jwks_uri: Option<String>,
+    http: HttpLimits,
+    cache: CachePolicy,
 }
 
 impl AuthorityBuilder {
@@ -349,13 +366,103 @@ impl AuthorityBuilder {
         self
     }
 
-    /// Checks the configuration, admits the keys, runs the crypto self-test, and builds
-    /// the authority.
+    /// Fetches keys from this JWK set URL instead of discovering it from the issuer.
+    /// Must be https (http is allowed for loopback hosts).
+    pub fn jwks_uri(mut self, url: impl Into<String>) -> Self {
+        self.jwks_uri = Some(url.into());
+        self
+    }
+
+    /// Lets discovery and JWKS fetches reach private, shared, link-local and metadata
+    /// addresses (off by default, against SSRF). Loopback is always allowed.
+    pub fn allow_private_networks(mut self, allow: bool) -> Self {
+        self.http.allow_private_networks = allow;
+        self
+    }
+
+    /// Timeouts for discovery and JWKS requests: the connection (default 5 s) and the
+    /// whole request including the body (default 10 s). Each at most 60 s.
+    pub fn http_timeouts(mut self, connect: Duration, total: Duration) -> Self {
+        self.http.connect_timeout = connect;
+        self.http.total_timeout = total;
+        self
+    }
+
+    /// The largest discovery or JWKS document accepted, enforced while streaming
+    /// (default 256 KiB, at most 4 MiB).
+    pub fn max_jwks_size(mut self, bytes: usize) -> Self {
+        self.http.max_body = bytes;
+        self
+    }
+
+    /// The minimum interval between JWKS fetches triggered by tokens with an unknown
+    /// `kid` (default 30 s, at least 1 s).
+    pub fn jwks_refresh_cooldown(mut self, cooldown: Duration) -> Self {
+        self.cache.cooldown = cooldown;
+        self
+    }
+
+    /// The bounds a JWKS response's `Cache-Control: max-age` is clamped to (default 5 min
+    /// to 24 h; the lower bound at least 1 s).
+    pub fn jwks_ttl_bounds(mut self, min: Duration, max: Duration) -> Self {
+        self.cache.min_ttl = min;
+        self.cache.max_ttl = max;
+        self
+    }
+
+    /// How long past its expiry the last good key set keeps being used while the issuer
+    /// is unreachable (default 24 h). After that, requests get 503 with `Retry-After`.
+    pub fn jwks_max_stale(mut self, max_stale: Duration) -> Self {
+        self.cache.max_stale = max_stale;
+        self
+    }
+
+    /// Builds the authority without waiting for the issuer.
+    ///
+    /// With static keys (`static_jwks`, `public_key_pem`, `shared_secret`) everything is
+    /// ready at once. With keys over HTTP (discovery from the issuer, or `jwks_uri`) the
+    /// first fetch starts in the background: until it succeeds, requests get 503 with
+    /// `Retry-After`, never an accept. Must then be called inside a Tokio runtime. Use
+    /// [`connect`](Self::connect) to fail at startup instead when the issuer is
+    /// unreachable.
     ///
     /// # Errors
     /// A [`ConfigError`] naming the setting to change when the configuration is missing
     /// something, contradictory or unsafe.
     pub fn build(self) -> Result<Authority, ConfigError> {
+        let (authority, remote) = self.assemble()?;
+        if let Some(remote) = remote {
+            if tokio::runtime::Handle::try_current().is_err() {
+                return Err(ConfigError::new(
+                    "keys",
+                    "keys fetched over HTTP need a Tokio runtime: call build() or connect().await inside the runtime",
+                ));
+            }
+            remote.spawn_maintenance();
+        }
+        Ok(authority)
+    }
+
+    /// Builds the authority and, for keys over HTTP, runs discovery and the first JWKS
+    /// fetch now, failing if they do not succeed.
+    ///
+    /// # Errors
+    /// As [`build`](Self::build), and when discovery or the first JWKS fetch fails (the
+    /// error names the `issuer` or `jwks_uri` setting and says what went wrong).
+    pub async fn connect(self) -> Result<Authority, ConfigError> {
+        let setting = if self.jwks_uri.is_some() { "jwks_uri" } else { "issuer" };
+        let (authority, remote) = self.assemble()?;
+        if let Some(remote) = remote {
+            remote
+                .fetch_now()
+                .await
+                .map_err(|error| ConfigError::new(setting, format!("could not load the issuer's keys: {error}")))?;
+            remote.spawn_maintenance();
+        }
+        Ok(authority)
+    }
+
+    fn assemble(self) -> Result<(Authority, Option<Arc<RemoteKeys>>), ConfigError> {
         crypto_self_test()?;
         let issuer = match self.issuer {
             None => return Err(ConfigError::new("issuer", "no issuer set: call .issuer(\"https://your-issuer/\")")),
@@ -431,8 +538,11 @@ impl AuthorityBuilder {
                         format!("a {alg} secret must be at least {} bytes of random data", alg.min_secret_len()),
                     ));
                 }
+                if self.jwks_uri.is_some() {
+                    return Err(ConfigError::new("jwks_uri", "a jwks_uri cannot be combined with shared-secret mode"));
+                }
                 let key = keys::hmac_key(&secret, alg, None);
-                (vec![alg], KeySet::from_keys(vec![key]))
+                (vec![alg], Keys::Fixed(KeySet::from_keys(vec![key])))
             }
             None => {
                 let algorithms = self.algorithms.unwrap_or_else(|| Algorithm::ASYMMETRIC.to_vec());
@@ -446,30 +556,35 @@ impl AuthorityBuilder {
                     ));
                 }
                 if self.jwks.is_empty() && self.pems.is_empty() {
-                    return Err(ConfigError::new(
-                        "keys",
-                        "no verification keys: call .static_jwks(json) or .public_key_pem(pem)",
-                    ));
-                }
-                let mut admitted: Vec<VerifyingKey> = Vec::new();
-                for doc in &self.jwks {
-                    let set = KeySet::from_jwks(doc.as_bytes(), &algorithms)
-                        .map_err(|e| ConfigError::new("static_jwks", e.to_string()))?;
-                    for (index, why) in &set.rejected {
-                        tracing::warn!(target: "scopegate", index, reason = why.code(), "JWK not admitted");
+                    let remote = remote_keys(&issuer, self.jwks_uri.as_deref(), &algorithms, self.http, self.cache)?;
+                    (algorithms, Keys::Remote(remote))
+                } else {
+                    if self.jwks_uri.is_some() {
+                        return Err(ConfigError::new(
+                            "jwks_uri",
+                            "a jwks_uri cannot be combined with static keys (static_jwks, public_key_pem): use one or the other",
+                        ));
                     }
-                    admitted.extend(set.into_keys());
+                    let mut admitted: Vec<VerifyingKey> = Vec::new();
+                    for doc in &self.jwks {
+                        let set = KeySet::from_jwks(doc.as_bytes(), &algorithms)
+                            .map_err(|e| ConfigError::new("static_jwks", e.to_string()))?;
+                        for (index, why) in &set.rejected {
+                            tracing::warn!(target: "scopegate", index, reason = why.code(), "JWK not admitted");
+                        }
+                        admitted.extend(set.into_keys());
+                    }
+                    for (kid, pem) in &self.pems {
+                        let key = keys::admit_pem(pem, kid.as_deref(), &algorithms).map_err(|e| {
+                            ConfigError::new("public_key_pem", format!("the PEM key was not admitted: {e}"))
+                        })?;
+                        admitted.push(key);
+                    }
+                    if admitted.len() > keys::MAX_KEYS {
+                        return Err(ConfigError::new("static_jwks", "more than 100 keys"));
+                    }
+                    (algorithms, Keys::Fixed(KeySet::from_keys(admitted)))
                 }
-                for (kid, pem) in &self.pems {
-                    let key = keys::admit_pem(pem, kid.as_deref(), &algorithms).map_err(|e| {
-                        ConfigError::new("public_key_pem", format!("the PEM key was not admitted: {e}"))
-                    })?;
-                    admitted.push(key);
-                }
-                if admitted.len() > keys::MAX_KEYS {
-                    return Err(ConfigError::new("static_jwks", "more than 100 keys"));
-                }
-                (algorithms, KeySet::from_keys(admitted))
             }
         };
 
@@ -483,14 +598,14 @@ impl AuthorityBuilder {
             }
         };
 
-        if let Some(clients) = &self.allowed_clients {
-            if let Some(aud) = self.audiences.iter().find(|a| clients.contains(a)) {
-                tracing::warn!(
-                    target: "scopegate",
-                    audience = %aud,
-                    "the API audience equals an allowed client_id: ID tokens for that client would carry a matching `aud`"
-                );
-            }
+        if let Some(clients) = &self.allowed_clients
+            && let Some(aud) = self.audiences.iter().find(|a| clients.contains(a))
+        {
+            tracing::warn!(
+                target: "scopegate",
+                audience = %aud,
+                "the API audience equals an allowed client_id: ID tokens for that client would carry a matching `aud`"
+            );
         }
         if self.profile == Profile::Compatible {
             tracing::warn!(
@@ -514,8 +629,60 @@ impl AuthorityBuilder {
             reject_id_token_claims: self.reject_id_token_claims.unwrap_or(true),
             challenge: ChallengeConfig { realm: realm.into(), describe: self.error_descriptions.unwrap_or(true) },
         };
-        Ok(Authority { inner: Arc::new(Inner { config, keys: KeySource::fixed(keys), stats: Counters::default() }) })
+        let (source, remote) = match keys {
+            Keys::Fixed(set) => (KeySource::fixed(set), None),
+            Keys::Remote(remote) => (KeySource::Remote(Arc::clone(&remote)), Some(remote)),
+        };
+        let authority = Authority { inner: Arc::new(Inner { config, keys: source, stats: Counters::default() }) };
+        Ok((authority, remote))
     }
+}
+
+enum Keys {
+    Fixed(KeySet),
+    Remote(Arc<RemoteKeys>),
+}
+
+/// Checks the remote-key settings and creates the (empty) JWKS cache.
+fn remote_keys(
+    issuer: &str,
+    jwks_uri: Option<&str>,
+    algorithms: &[Algorithm],
+    http: HttpLimits,
+    cache: CachePolicy,
+) -> Result<Arc<RemoteKeys>, ConfigError> {
+    let max_timeout = Duration::from_secs(60);
+    if http.connect_timeout.is_zero()
+        || http.total_timeout.is_zero()
+        || http.connect_timeout > max_timeout
+        || http.total_timeout > max_timeout
+    {
+        return Err(ConfigError::new("http_timeouts", "timeouts must be positive and at most 60 seconds"));
+    }
+    if !(1024..=4 * 1024 * 1024).contains(&http.max_body) {
+        return Err(ConfigError::new("max_jwks_size", "the JWKS size limit must be between 1 KiB and 4 MiB"));
+    }
+    if cache.cooldown < Duration::from_secs(1) {
+        return Err(ConfigError::new("jwks_refresh_cooldown", "the refresh cooldown must be at least 1 second"));
+    }
+    if cache.min_ttl < Duration::from_secs(1) || cache.min_ttl > cache.max_ttl {
+        return Err(ConfigError::new("jwks_ttl_bounds", "the TTL bounds need 1 s <= min <= max"));
+    }
+    let location = match jwks_uri {
+        Some(url) => {
+            Location::Fixed(check_url(url, http.allow_private_networks).map_err(|e| ConfigError::new("jwks_uri", e))?)
+        }
+        None => Location::Discover(check_url(issuer, http.allow_private_networks).map_err(|e| {
+            ConfigError::new(
+                "issuer",
+                format!(
+                    "keys are discovered from the issuer URL, but {e}; or give keys with .jwks_uri(url) or .static_jwks(json)"
+                ),
+            )
+        })?),
+    };
+    let client = IssuerClient::new(http)?;
+    Ok(RemoteKeys::new(client, issuer.into(), location, algorithms.to_vec(), http.allow_private_networks, cache))
 }
 
 /// RFC 9110 quoted-string content without escapes: visible ASCII and SP, minus `"` and `\`.

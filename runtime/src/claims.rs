@@ -138,10 +138,10 @@ pub(crate) fn validate(
         (jti, _) => jti.map(str::to_owned),
     };
 
-    if let Some(allowed) = &config.allowed_clients {
-        if !client_id.as_deref().is_some_and(|id| allowed.iter().any(|a| **a == *id)) {
-            return Err(TokenError::ClientNotAllowed);
-        }
+    if let Some(allowed) = &config.allowed_clients
+        && !client_id.as_deref().is_some_and(|id| allowed.iter().any(|a| **a == *id))
+    {
+        return Err(TokenError::ClientNotAllowed);
     }
 
     let scopes = scopes(&claims, &config.scope_claims)?;

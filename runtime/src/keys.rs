@@ -34,6 +34,9 @@ pub(crate) struct VerifyingKey {
     verifiers: Vec<(Algorithm, Verifier)>,
 }
 
+// The public-key variant is the one on every hot path; boxing it would add an indirection
+// per verification to save a few bytes per key.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Verifier {
     Public(ParsedPublicKey),
     Hmac(hmac::Key),
@@ -209,6 +212,26 @@ impl KeySet {
         Self { keys, rejected: Vec::new() }
     }
 
+    pub(crate) fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub(crate) fn has_kid(&self, kid: &str) -> bool {
+        self.keys.iter().any(|k| k.kid() == Some(kid))
+    }
+
+    /// The kids of the set, sorted (keys without a kid are left out).
+    pub(crate) fn kid_list(&self) -> Vec<&str> {
+        let mut kids: Vec<&str> = self.keys.iter().filter_map(VerifyingKey::kid).collect();
+        kids.sort_unstable();
+        kids
+    }
+
+    /// Whether both sets hold keys with the same kids.
+    pub(crate) fn same_kids(&self, other: &KeySet) -> bool {
+        self.len() == other.len() && self.kid_list() == other.kid_list()
+    }
+
     pub(crate) fn into_keys(self) -> Vec<VerifyingKey> {
         self.keys
     }
@@ -271,10 +294,10 @@ pub(crate) fn admit_jwk(jwk: &Value, allowed: &[Algorithm]) -> Result<VerifyingK
     if kid.is_some_and(|k| k.len() > MAX_KID_LEN) {
         return Err(KeyRejection::KidTooLong);
     }
-    if let Some(usage) = get_str(jwk, "use")? {
-        if usage != "sig" {
-            return Err(KeyRejection::NotForSignatures);
-        }
+    if let Some(usage) = get_str(jwk, "use")?
+        && usage != "sig"
+    {
+        return Err(KeyRejection::NotForSignatures);
     }
     if let Some(ops) = jwk.get("key_ops") {
         let Value::Array(ops) = ops else {
@@ -361,10 +384,10 @@ impl KeyMaterial {
         declared: Option<Algorithm>,
         allowed: &[Algorithm],
     ) -> Result<VerifyingKey, KeyRejection> {
-        if let Some(alg) = declared {
-            if alg.family() != self.family || !allowed.contains(&alg) {
-                return Err(KeyRejection::AlgorithmMismatch);
-            }
+        if let Some(alg) = declared
+            && (alg.family() != self.family || !allowed.contains(&alg))
+        {
+            return Err(KeyRejection::AlgorithmMismatch);
         }
         let mut verifiers = Vec::new();
         for &alg in allowed {

@@ -42,8 +42,11 @@ mod algorithm;
 mod authority;
 mod claims;
 mod credentials;
+mod discovery;
 mod extract;
+mod http;
 mod json;
+mod jwks;
 mod jws;
 mod keys;
 mod rejection;
@@ -60,12 +63,14 @@ pub use authority::{
     MAX_TOKEN_SIZE_LIMIT, Profile, ScopeClaim, Stats,
 };
 pub use extract::{AccessToken, AuthorityState};
+pub use http::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_DOCUMENT_SIZE, DEFAULT_TOTAL_TIMEOUT, FetchError};
+pub use jwks::{DEFAULT_MAX_STALE, DEFAULT_MAX_TTL, DEFAULT_MIN_TTL, DEFAULT_REFRESH_COOLDOWN, DEFAULT_TTL};
 pub use keys::{KeyRejection, KeySetError};
 pub use rejection::{Rejection, RejectionKind, RequestError, TokenError};
 pub use scope::{ScopeExpr, Scopes};
 
-// TEMP #[doc(inline)]
-// TEMP pub use scopegate_macros::requires_scope;
+#[doc(inline)]
+pub use scopegate_macros::requires_scope;
 
 /// Items the `#[requires_scope]` expansion uses. Not public API: no stability guarantee.
 #[doc(hidden)]

@@ -294,12 +294,12 @@ impl Rejection {
             value.push_str(", error=\"");
             value.push_str(error);
             value.push('"');
-            if self.challenge.describe {
-                if let RejectionKind::InvalidToken(_) | RejectionKind::InvalidRequest(_) = self.kind {
-                    value.push_str(", error_description=\"");
-                    value.push_str(self.kind.description());
-                    value.push('"');
-                }
+            if self.challenge.describe
+                && let RejectionKind::InvalidToken(_) | RejectionKind::InvalidRequest(_) = self.kind
+            {
+                value.push_str(", error_description=\"");
+                value.push_str(self.kind.description());
+                value.push('"');
             }
         }
         if let RejectionKind::InsufficientScope { required } = self.kind {

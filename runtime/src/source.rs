@@ -2,11 +2,12 @@
 //!
 //! The verifier asks for a snapshot (an `Arc<KeySet>`, read without locks) and, when a
 //! token names a `kid` the snapshot lacks, may ask for a refresh. A fixed key set (static
-//! JWKS, PEM keys or a shared secret) never changes and never refreshes.
+//! JWKS, PEM keys or a shared secret) never changes and never refreshes; a remote one is
+//! the JWKS cache of [`crate::jwks`].
 
 use std::sync::Arc;
 
-use crate::keys::KeySet;
+use crate::{jwks::RemoteKeys, keys::KeySet};
 
 /// Why no key set can be offered right now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,6 +21,8 @@ pub(crate) struct Unavailable {
 pub(crate) enum KeySource {
     /// Keys given in the configuration.
     Fixed(Arc<KeySet>),
+    /// The issuer's JWKS, fetched and cached.
+    Remote(Arc<RemoteKeys>),
 }
 
 impl KeySource {
@@ -31,15 +34,16 @@ impl KeySource {
     pub(crate) fn snapshot(&self) -> Result<Arc<KeySet>, Unavailable> {
         match self {
             Self::Fixed(keys) => Ok(Arc::clone(keys)),
+            Self::Remote(remote) => remote.snapshot(),
         }
     }
 
     /// Called when a token names an unknown `kid`: returns a newer key set if one could be
     /// obtained, or `None` (the token is then refused).
-    #[allow(clippy::unused_async)]
-    pub(crate) async fn refresh_for_unknown_kid(&self, _kid: &str) -> Option<Arc<KeySet>> {
+    pub(crate) async fn refresh_for_unknown_kid(&self, kid: &str) -> Option<Arc<KeySet>> {
         match self {
             Self::Fixed(_) => None,
+            Self::Remote(remote) => remote.refresh_for_unknown_kid(kid).await,
         }
     }
 }

@@ -56,11 +56,11 @@ impl Authority {
             .map_err(|u| RejectionKind::KeysUnavailable { retry_after_secs: u.retry_after_secs })?;
         let kid = header.kid.as_deref();
         let mut lookup = keys.lookup(kid, header.alg);
-        if let (KeyLookup::UnknownKid, Some(kid)) = (&lookup, kid) {
-            if let Some(newer) = self.inner.keys.refresh_for_unknown_kid(kid).await {
-                keys = newer;
-                lookup = keys.lookup(Some(kid), header.alg);
-            }
+        if let (KeyLookup::UnknownKid, Some(kid)) = (&lookup, kid)
+            && let Some(newer) = self.inner.keys.refresh_for_unknown_kid(kid).await
+        {
+            keys = newer;
+            lookup = keys.lookup(Some(kid), header.alg);
         }
         let KeyLookup::Found(candidates) = lookup else {
             return Err(TokenError::UnknownKey.into());

@@ -1,5 +1,8 @@
 //! End-to-end checks of the extractors through a real axum `Router`.
 
+// Test helpers fail loudly: a panic is the assertion.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use axum::{Router, body::Body, http::Request, routing::get};
 use http_body_util::BodyExt;
 use scopegate::{AccessToken, Algorithm, testing::TestIssuer};

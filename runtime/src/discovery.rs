@@ -1,0 +1,82 @@
+//! OpenID Connect Discovery 1.0 §4 and RFC 8414 §3: finding the issuer's `jwks_uri`.
+//!
+//! The OIDC location (`{issuer}/.well-known/openid-configuration`) is tried first, then
+//! RFC 8414's (`/.well-known/oauth-authorization-server` inserted before the issuer's
+//! path). The document's `issuer` must equal the configured issuer byte for byte
+//! (RFC 8414 §3.3, OIDC Discovery §4.3); otherwise its metadata is not used.
+
+use reqwest::Url;
+use serde_json::Value;
+
+use crate::http::{FetchError, IssuerClient, check_url};
+
+/// The candidate discovery URLs for an issuer, in the order they are tried.
+pub(crate) fn discovery_urls(issuer: &Url) -> Vec<Url> {
+    let mut urls = Vec::with_capacity(2);
+    let path = issuer.path().trim_end_matches('/');
+    let mut oidc = issuer.clone();
+    oidc.set_path(&format!("{path}/.well-known/openid-configuration"));
+    oidc.set_query(None);
+    urls.push(oidc);
+    let mut oauth = issuer.clone();
+    oauth.set_path(&format!("/.well-known/oauth-authorization-server{path}"));
+    oauth.set_query(None);
+    urls.push(oauth);
+    urls
+}
+
+/// Fetches the discovery document and returns its checked `jwks_uri`.
+pub(crate) async fn jwks_uri(
+    client: &IssuerClient,
+    issuer: &str,
+    issuer_url: &Url,
+    allow_private: bool,
+) -> Result<Url, FetchError> {
+    let mut last_error = FetchError::Status(404);
+    for url in discovery_urls(issuer_url) {
+        match client.get(&url).await {
+            Ok(fetched) => return read_document(&fetched.body, issuer, allow_private),
+            Err(error) => {
+                tracing::debug!(target: "scopegate", url = %url, error = error.code(), "discovery location failed");
+                last_error = error;
+            }
+        }
+    }
+    Err(last_error)
+}
+
+fn read_document(body: &[u8], issuer: &str, allow_private: bool) -> Result<Url, FetchError> {
+    let doc = crate::json::parse_object(body).map_err(|_| FetchError::NotJson)?;
+    match doc.get("issuer") {
+        Some(Value::String(found)) if found == issuer => {}
+        _ => return Err(FetchError::IssuerMismatch),
+    }
+    let Some(Value::String(jwks_uri)) = doc.get("jwks_uri") else {
+        return Err(FetchError::BadJwksUri("missing".to_owned()));
+    };
+    check_url(jwks_uri, allow_private).map_err(FetchError::BadJwksUri)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn discovery_locations() {
+        let urls = discovery_urls(&Url::parse("https://login.example/tenant/v2.0/").unwrap());
+        assert_eq!(urls[0].as_str(), "https://login.example/tenant/v2.0/.well-known/openid-configuration");
+        assert_eq!(urls[1].as_str(), "https://login.example/.well-known/oauth-authorization-server/tenant/v2.0");
+        let urls = discovery_urls(&Url::parse("http://127.0.0.1:4455").unwrap());
+        assert_eq!(urls[0].as_str(), "http://127.0.0.1:4455/.well-known/openid-configuration");
+        assert_eq!(urls[1].as_str(), "http://127.0.0.1:4455/.well-known/oauth-authorization-server");
+    }
+
+    #[test]
+    fn issuer_must_match_byte_for_byte() {
+        let doc = br#"{"issuer":"https://issuer.example/","jwks_uri":"https://issuer.example/jwks"}"#;
+        assert!(read_document(doc, "https://issuer.example/", false).is_ok());
+        assert_eq!(read_document(doc, "https://issuer.example", false), Err(FetchError::IssuerMismatch));
+        let http = br#"{"issuer":"https://issuer.example/","jwks_uri":"http://issuer.example/jwks"}"#;
+        assert!(matches!(read_document(http, "https://issuer.example/", false), Err(FetchError::BadJwksUri(_))));
+    }
+}

@@ -1,0 +1,662 @@
+//! Keys from the issuer over real HTTP: discovery and the JWKS cache (security spec
+//! section 10, cases 149-167), against a key server each test starts on 127.0.0.1 and
+//! controls (rotate, drop a key, fail, hang, send huge, chunked or HTML bodies, count
+//! requests).
+
+// Test helpers fail loudly: a panic is the assertion.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::{
+    convert::Infallible,
+    net::SocketAddr,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use axum::{
+    Router,
+    body::{Body, Bytes},
+    extract::State,
+    http::{HeaderMap, Request, StatusCode, Uri, header},
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use http_body_util::BodyExt;
+use scopegate::{AccessToken, Authority, AuthorityBuilder, testing::TestIssuer};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+const AUD: &str = "https://api.example.test";
+
+/// What the key server answers on `/jwks`.
+#[derive(Clone)]
+enum Mode {
+    Serve,
+    Status(u16),
+    Hang,
+    Body { content_type: &'static str, body: String },
+    Huge { chunked: bool },
+    Redirect(String),
+}
+
+struct ServerState {
+    issuer: Mutex<String>,
+    jwks: Mutex<Value>,
+    mode: Mutex<Mode>,
+    cache_control: Mutex<Option<String>>,
+    jwks_hits: AtomicUsize,
+    discovery_hits: AtomicUsize,
+    paths: Mutex<Vec<String>>,
+    oidc_discovery: Mutex<bool>,
+}
+
+struct KeyServer {
+    addr: SocketAddr,
+    state: Arc<ServerState>,
+}
+
+impl KeyServer {
+    async fn start(jwks: Value) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = Arc::new(ServerState {
+            issuer: Mutex::new(format!("http://{addr}")),
+            jwks: Mutex::new(jwks),
+            mode: Mutex::new(Mode::Serve),
+            cache_control: Mutex::new(None),
+            jwks_hits: AtomicUsize::new(0),
+            discovery_hits: AtomicUsize::new(0),
+            paths: Mutex::new(Vec::new()),
+            oidc_discovery: Mutex::new(true),
+        });
+        let app = Router::new()
+            .route("/.well-known/openid-configuration", get(oidc_discovery))
+            .route("/.well-known/oauth-authorization-server", get(oauth_discovery))
+            .route("/jwks", get(jwks_handler))
+            .with_state(Arc::clone(&state));
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Self { addr, state }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn jwks_uri(&self) -> String {
+        format!("http://{}/jwks", self.addr)
+    }
+
+    fn set_jwks(&self, jwks: Value) {
+        *self.state.jwks.lock().unwrap() = jwks;
+    }
+
+    fn set_mode(&self, mode: Mode) {
+        *self.state.mode.lock().unwrap() = mode;
+    }
+
+    fn hits(&self) -> usize {
+        self.state.jwks_hits.load(Ordering::SeqCst)
+    }
+}
+
+async fn oidc_discovery(State(state): State<Arc<ServerState>>, headers: HeaderMap) -> Response {
+    if !*state.oidc_discovery.lock().unwrap() {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    discovery(&state, &headers)
+}
+
+async fn oauth_discovery(State(state): State<Arc<ServerState>>, headers: HeaderMap) -> Response {
+    discovery(&state, &headers)
+}
+
+fn discovery(state: &ServerState, headers: &HeaderMap) -> Response {
+    state.discovery_hits.fetch_add(1, Ordering::SeqCst);
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or_default();
+    let doc = json!({"issuer": *state.issuer.lock().unwrap(), "jwks_uri": format!("http://{host}/jwks")});
+    ([(header::CONTENT_TYPE, "application/json")], doc.to_string()).into_response()
+}
+
+async fn jwks_handler(State(state): State<Arc<ServerState>>, uri: Uri) -> Response {
+    state.jwks_hits.fetch_add(1, Ordering::SeqCst);
+    state.paths.lock().unwrap().push(uri.to_string());
+    let mode = state.mode.lock().unwrap().clone();
+    match mode {
+        Mode::Serve => {
+            let body = state.jwks.lock().unwrap().to_string();
+            let mut response = ([(header::CONTENT_TYPE, "application/json")], body).into_response();
+            if let Some(cc) = state.cache_control.lock().unwrap().clone() {
+                response.headers_mut().insert(header::CACHE_CONTROL, cc.parse().unwrap());
+            }
+            response
+        }
+        Mode::Status(code) => StatusCode::from_u16(code).unwrap().into_response(),
+        Mode::Hang => {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            StatusCode::OK.into_response()
+        }
+        Mode::Body { content_type, body } => ([(header::CONTENT_TYPE, content_type)], body).into_response(),
+        Mode::Huge { chunked } => {
+            // A valid-looking JSON document of 1 MiB: `{"keys":[], "pad":"xxxx…"}`.
+            let pad = "x".repeat(1024 * 1024);
+            let body = format!(r#"{{"keys":[],"pad":"{pad}"}}"#);
+            if chunked {
+                let chunks: Vec<Result<Bytes, Infallible>> =
+                    body.into_bytes().chunks(16 * 1024).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
+                Body::from_stream(futures_util::stream::iter(chunks)).into_response()
+            } else {
+                body.into_response()
+            }
+        }
+        Mode::Redirect(to) => (StatusCode::FOUND, [(header::LOCATION, to)]).into_response(),
+    }
+}
+
+/// The outcome of one request through a real `Router`.
+#[derive(Debug)]
+struct Outcome {
+    status: u16,
+    reason: String,
+    retry_after: Option<String>,
+}
+
+async fn me(token: AccessToken) -> String {
+    token.subject().to_owned()
+}
+
+async fn call(authority: &Authority, token: &str) -> Outcome {
+    let app = Router::new().route("/me", get(me)).with_state(authority.clone());
+    let request = Request::get("/me").header("authorization", format!("Bearer {token}")).body(Body::empty()).unwrap();
+    let response = app.oneshot(request).await.unwrap();
+    let status = response.status().as_u16();
+    let retry_after = response.headers().get(header::RETRY_AFTER).map(|v| v.to_str().unwrap().to_owned());
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    let reason = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(|v| v.get("reason").and_then(Value::as_str).map(str::to_owned))
+        .unwrap_or_default();
+    Outcome { status, reason, retry_after }
+}
+
+fn issuer_for(server: &KeyServer) -> TestIssuer {
+    TestIssuer::new().with_issuer(server.url())
+}
+
+fn builder(server: &KeyServer) -> AuthorityBuilder {
+    Authority::builder()
+        .issuer(server.url())
+        .audience(AUD)
+        .jwks_refresh_cooldown(Duration::from_secs(1))
+        .http_timeouts(Duration::from_secs(1), Duration::from_secs(2))
+}
+
+/// A JWK set with the issuer's keys plus `extra`.
+fn jwks_with(issuer: &TestIssuer, extra: &[Value]) -> Value {
+    let mut keys = issuer.jwks()["keys"].as_array().unwrap().clone();
+    keys.extend(extra.iter().cloned());
+    json!({ "keys": keys })
+}
+
+/// A new RSA key under `kid`, and an issuer (same `iss`) that signs with it.
+fn rotated_key(server: &KeyServer, kid: &str) -> (Value, TestIssuer) {
+    let fresh = TestIssuer::with_fresh_keys(server.url());
+    let mut jwk = fresh.jwk("rsa-1");
+    jwk["kid"] = kid.into();
+    (jwk, fresh)
+}
+
+async fn eventually(what: &str, timeout: Duration, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for: {what}");
+}
+
+#[tokio::test]
+async fn case_149_connect_fails_at_startup_when_the_issuer_is_down() {
+    // Bind and drop a listener: nothing answers on that port.
+    let port = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap().port();
+    let error = Authority::builder()
+        .issuer(format!("http://127.0.0.1:{port}"))
+        .audience(AUD)
+        .http_timeouts(Duration::from_secs(1), Duration::from_secs(2))
+        .connect()
+        .await
+        .unwrap_err();
+    assert_eq!(error.setting(), "issuer");
+    assert!(error.to_string().contains("could not load the issuer's keys"), "{error}");
+}
+
+#[tokio::test]
+async fn case_149_lazy_start_answers_503_until_keys_arrive_then_accepts() {
+    let issuer = TestIssuer::new();
+    let server = KeyServer::start(json!({"keys": []})).await;
+    let issuer = issuer.with_issuer(server.url());
+    server.set_mode(Mode::Status(500));
+    let authority = builder(&server).build().unwrap();
+    let token = issuer.access_token().sign();
+
+    let outcome = call(&authority, &token).await;
+    assert_eq!((outcome.status, outcome.reason.as_str()), (503, "keys_unavailable"));
+    assert_eq!(outcome.retry_after.as_deref(), Some("1"));
+
+    server.set_jwks(issuer.jwks());
+    server.set_mode(Mode::Serve);
+    eventually("keys to load after the issuer recovers", Duration::from_secs(10), async || {
+        call(&authority, &token).await.status == 200
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn case_150_concurrent_requests_with_the_same_unknown_kid_cause_exactly_one_fetch() {
+    let server = KeyServer::start(json!({"keys": []})).await;
+    let issuer = issuer_for(&server);
+    server.set_jwks(issuer.jwks());
+    let authority = builder(&server).connect().await.unwrap();
+    assert_eq!(server.hits(), 1);
+
+    let (new_key, signer) = rotated_key(&server, "rsa-2");
+    server.set_jwks(jwks_with(&issuer, &[new_key]));
+    tokio::time::sleep(Duration::from_millis(1100)).await; // past the cooldown of the first fetch
+    let token = signer.access_token().kid("rsa-2").sign();
+
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..200 {
+        let (authority, token) = (authority.clone(), token.clone());
+        tasks.spawn(async move { call(&authority, &token).await.status });
+    }
+    let statuses = tasks.join_all().await;
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    assert_eq!(server.hits(), 2, "one initial fetch and exactly one refresh");
+}
+
+#[tokio::test]
+async fn case_150_kid_still_unknown_after_the_refresh_is_badtok() {
+    let server = KeyServer::start(json!({"keys": []})).await;
+    let issuer = issuer_for(&server);
+    server.set_jwks(issuer.jwks());
+    let authority = builder(&server).connect().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let outcome = call(&authority, &issuer.access_token().kid("nope").sign()).await;
+    assert_eq!((outcome.status, outcome.reason.as_str()), (401, "unknown_key"));
+    assert_eq!(server.hits(), 2);
+}
+
+#[tokio::test]
+async fn case_151_unknown_kid_again_within_the_cooldown_is_refused_without_a_fetch() {
+    let server = KeyServer::start(json!({"keys": []})).await;
+    let issuer = issuer_for(&server);
+    server.set_jwks(issuer.jwks());
+    let authority = builder(&server).jwks_refresh_cooldown(Duration::from_secs(30)).connect().await.unwrap();
+    for kid in ["x1", "x1", "x2"] {
+        let outcome = call(&authority, &issuer.access_token().kid(kid).sign()).await;
+        assert_eq!((outcome.status, outcome.reason.as_str()), (401, "unknown_key"));
+    }
+    assert_eq!(server.hits(), 1, "the initial fetch only: every unknown kid fell inside the cooldown");
+}
+
+#[tokio::test]
+async fn case_152_and_167_a_flood_of_random_kids_is_rate_limited_per_cooldown() {
+    let server = KeyServer::start(json!({"keys": []})).await;
+    let issuer = issuer_for(&server);
+    server.set_jwks(issuer.jwks());
+    let authority = builder(&server).connect().await.unwrap();
+    let other = KeyServer::start(issuer.with_issuer("unused").jwks()).await;
+    let other_issuer = issuer_for(&other);
+    other.set_jwks(other_issuer.jwks());
+    let other_authority = builder(&other).connect().await.unwrap();
+
+    let started = Instant::now();
+    let mut n = 0u32;
+    while started.elapsed() < Duration::from_millis(2500) {
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..100 {
+            n += 1;
+            let (authority, token) = (authority.clone(), issuer.access_token().kid(&format!("random-{n}")).sign());
+            tasks.spawn(async move { call(&authority, &token).await.status });
+        }
+        assert!(tasks.join_all().await.iter().all(|s| *s == 401));
+    }
+    let windows = started.elapsed().as_secs() as usize + 1;
+    assert!(n >= 1000, "sent {n} tokens");
+    assert!(server.hits() <= 1 + windows, "{} fetches for {n} random kids in {windows} cooldown windows", server.hits());
+    // Another issuer's cache is unaffected.
+    assert_eq!(other.hits(), 1);
+    assert_eq!(call(&other_authority, &other_issuer.access_token().sign()).await.status, 200);
+}
+
+#[tokio::test]
+async fn case_153_while_the_issuer_hangs_known_kids_are_still_verified() {
+    let server = KeyServer::start(json!({"keys": []})).await;
+    let issuer = issuer_for(&server);
+    server.set_jwks(issuer.jwks());
+    let authority = builder(&server).http_timeouts(Duration::from_secs(5), Duration::from_secs(10)).connect().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    server.set_mode(Mode::Hang);
+
+    // An unknown kid starts a refresh that hangs.
+    let stuck = {
+        let (authority, token) = (authority.clone(), issuer.access_token().kid("rotated").sign());
+        tokio::spawn(async move { call(&authority, &token).await })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(server.hits(), 2, "the refresh is in flight");
+
+    let token = issuer.access_token().sign();
+    for _ in 0..20 {
+        let started = Instant::now();
+        assert_eq!(call(&authority, &token).await.status, 200);
+        assert!(started.elapsed() < Duration::from_millis(500), "a known kid waited {:?}", started.elapsed());
+    }
+    assert!(!stuck.is_finished(), "the unknown-kid request is still waiting for the hung refresh");
+    stuck.abort();
+}
+
+#[tokio::test]
+async fn case_154_the_jwks_url_never_carries_token_data() {
+    let server = KeyServer::start(json!({"keys": []})).await;
+    let issuer = issuer_for(&server);
+    server.set_jwks(issuer.jwks());
+    let authority = builder(&server).connect().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let outcome = call(&authority, &issuer.access_token().kid("../../evil?kid=x").sign()).await;
+    assert_eq!(outcome.status, 401);
+    assert_eq!(*server.state.paths.lock().unwrap(), ["/jwks", "/jwks"]);
+}
+
+#[tokio::test]
+async fn case_155_a_hanging_endpoint_fails_within_the_timeout_and_keeps_the_last_good_keys() {
+    let server = KeyServer::start(json!({"keys": []})).await;
+    let issuer = issuer_for(&server);
+    server.set_jwks(issuer.jwks());
+    let authority = builder(&server).connect().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    server.set_mode(Mode::Hang);
+    let started = Instant::now();
+    let outcome = call(&authority, &issuer.access_token().kid("new").sign()).await;
+    assert_eq!((outcome.status, outcome.reason.as_str()), (401, "unknown_key"));
+    assert!(started.elapsed() < Duration::from_secs(4), "the 2 s total timeout bounded the wait: {:?}", started.elapsed());
+    eventually("the failed fetch to be counted", Duration::from_secs(3), async || {
+        authority.stats().jwks_fetch_failures == 1
+    })
+    .await;
+    assert_eq!(call(&authority, &issuer.access_token().sign()).await.status, 200);
+}
+
+/// Makes the server misbehave, forces a refresh with an unknown kid, and checks the
+/// fetch failed while the last good keys keep working.
+async fn assert_failed_refresh_keeps_keys(mode: Mode, what: &str) {
+    let server = KeyServer::start(json!({"keys": []})).await;
+    let issuer = issuer_for(&server);
+    server.set_jwks(issuer.jwks());
+    let authority = builder(&server).connect().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    server.set_mode(mode);
+    let outcome = call(&authority, &issuer.access_token().kid("new").sign()).await;
+    assert_eq!((outcome.status, outcome.reason.as_str()), (401, "unknown_key"), "{what}");
+    assert_eq!(server.hits(), 2, "{what}");
+    assert_eq!(authority.stats().jwks_fetch_failures, 1, "{what}");
+    assert_eq!(call(&authority, &issuer.access_token().sign()).await.status, 200, "{what}: last good keys kept");
+}
+
+#[tokio::test]
+async fn case_156_body_cap_is_enforced_with_and_without_content_length() {
+    assert_failed_refresh_keeps_keys(Mode::Huge { chunked: false }, "1 MiB with Content-Length").await;
+    assert_failed_refresh_keeps_keys(Mode::Huge { chunked: true }, "1 MiB chunked").await;
+}
+
+#[tokio::test]
+async fn case_156_more_than_100_keys_is_a_failed_fetch() {
+    let issuer = TestIssuer::new();
+    let jwk = issuer.jwk("ed-1");
+    let keys: Vec<Value> = (0..101)
+        .map(|i| {
+            let mut k = jwk.clone();
+            k["kid"] = format!("k{i}").into();
+            k
+        })
+        .collect();
+    let body = json!({ "keys": keys }).to_string();
+    assert_failed_refresh_keeps_keys(Mode::Body { content_type: "application/json", body }, "101 keys").await;
+}
+
+#[tokio::test]
+async fn case_157_errors_and_unusable_documents_keep_the_last_good_keys() {
+    assert_failed_refresh_keeps_keys(Mode::Status(500), "HTTP 500").await;
+    assert_failed_refresh_keeps_keys(Mode::Status(404), "HTTP 404").await;
+    let html = "<html><body>Please log in to the Wi-Fi</body></html>".to_owned();
+    assert_failed_refresh_keeps_keys(Mode::Body { content_type: "text/html", body: html }, "captive portal").await;
+    let not_json = "keys: none".to_owned();
+    assert_failed_refresh_keeps_keys(Mode::Body { content_type: "application/json", body: not_json }, "not JSON").await;
+    let no_keys = r#"{"jwks":[]}"#.to_owned();
+    assert_failed_refresh_keeps_keys(Mode::Body { content_type: "application/json", body: no_keys }, "no keys").await;
+    let empty = r#"{"keys":[]}"#.to_owned();
+    assert_failed_refresh_keeps_keys(Mode::Body { content_type: "application/json", body: empty }, "zero keys").await;
+    let only_bad = r#"{"keys":[{"kty":"oct","k":"c2VjcmV0","kid":"new"}]}"#.to_owned();
+    assert_failed_refresh_keeps_keys(Mode::Body { content_type: "application/json", body: only_bad }, "no admissible key")
+        .await;
+}
+
+#[tokio::test]
+async fn case_070_one_bad_key_in_a_fetched_set_does_not_discard_the_others() {
+    let server = KeyServer::start(json!({"keys": []})).await;
+    let issuer = issuer_for(&server);
+    let bad = json!({"kty": "RSA", "kid": "bad", "use": 5, "n": "AQAB", "e": "AQAB"});
+    server.set_jwks(jwks_with(&issuer, &[bad]));
+    let authority = builder(&server).connect().await.unwrap();
+    assert_eq!(call(&authority, &issuer.access_token().sign()).await.status, 200);
+}
+
+#[tokio::test]
+async fn case_158_stale_keys_are_served_for_max_stale_then_503_with_retry_after() {
+    let server = KeyServer::start(json!({"keys": []})).await;
+    let issuer = issuer_for(&server);
+    server.set_jwks(issuer.jwks());
+    *server.state.cache_control.lock().unwrap() = Some("max-age=1".to_owned());
+    let authority = builder(&server)
+        .jwks_ttl_bounds(Duration::from_secs(1), Duration::from_secs(60))
+        .jwks_max_stale(Duration::from_secs(2))
+        .connect()
+        .await
+        .unwrap();
+    server.set_mode(Mode::Status(503));
+    let token = issuer.access_token().sign();
+    // Expired after 1 s, still served stale until 3 s.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(call(&authority, &token).await.status, 200, "served stale");
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    let outcome = call(&authority, &token).await;
+    assert_eq!((outcome.status, outcome.reason.as_str()), (503, "keys_unavailable"));
+    assert_eq!(outcome.retry_after.as_deref(), Some("1"));
+    assert!(authority.stats().jwks_fetch_failures >= 1);
+    // The issuer comes back: keys load again.
+    server.set_mode(Mode::Serve);
+    eventually("keys to come back", Duration::from_secs(10), async || call(&authority, &token).await.status == 200)
+        .await;
+}
+
+#[tokio::test]
+async fn case_159_a_key_the_issuer_removed_stops_working_at_the_next_refresh() {
+    let server = KeyServer::start(json!({"keys": []})).await;
+    let issuer = issuer_for(&server);
+    let (new_key, signer) = rotated_key(&server, "rsa-2");
+    server.set_jwks(jwks_with(&issuer, std::slice::from_ref(&new_key)));
+    let authority = builder(&server).connect().await.unwrap();
+    let old = issuer.access_token().sign();
+    assert_eq!(call(&authority, &old).await.status, 200);
+
+    // The issuer drops rsa-1 and publishes rsa-3; a token with rsa-3 triggers the refresh.
+    let (newer_key, newer_signer) = rotated_key(&server, "rsa-3");
+    server.set_jwks(json!({ "keys": [new_key, newer_key] }));
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(call(&authority, &newer_signer.access_token().kid("rsa-3").sign()).await.status, 200);
+    let outcome = call(&authority, &old).await;
+    assert_eq!((outcome.status, outcome.reason.as_str()), (401, "unknown_key"));
+    assert_eq!(call(&authority, &signer.access_token().kid("rsa-2").sign()).await.status, 200);
+    assert_eq!(authority.stats().key_set_changes, 2);
+}
+
+#[tokio::test]
+async fn case_160_cache_control_sets_the_ttl_and_refresh_is_proactive() {
+    let server = KeyServer::start(json!({"keys": []})).await;
+    let issuer = issuer_for(&server);
+    server.set_jwks(issuer.jwks());
+    *server.state.cache_control.lock().unwrap() = Some("public, max-age=2".to_owned());
+    let authority = builder(&server).jwks_ttl_bounds(Duration::from_secs(1), Duration::from_secs(60)).connect().await.unwrap();
+    // Refreshed at 80 % of 2 s without any request asking for it.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(server.hits(), 1);
+    eventually("a proactive refresh", Duration::from_secs(3), async || server.hits() >= 2).await;
+    // A rotated key published meanwhile is picked up without an unknown-kid miss.
+    let (new_key, signer) = rotated_key(&server, "rsa-2");
+    server.set_jwks(jwks_with(&issuer, &[new_key]));
+    let hits = server.hits();
+    eventually("the next proactive refresh", Duration::from_secs(4), async || server.hits() > hits).await;
+    assert_eq!(call(&authority, &signer.access_token().kid("rsa-2").sign()).await.status, 200);
+}
+
+#[tokio::test]
+async fn case_160_no_store_means_the_minimum_ttl() {
+    let server = KeyServer::start(json!({"keys": []})).await;
+    let issuer = issuer_for(&server);
+    server.set_jwks(issuer.jwks());
+    *server.state.cache_control.lock().unwrap() = Some("no-store".to_owned());
+    let _authority = builder(&server).jwks_ttl_bounds(Duration::from_secs(1), Duration::from_secs(60)).connect().await.unwrap();
+    eventually("a refresh at 80 % of the 1 s minimum", Duration::from_secs(3), async || server.hits() >= 2).await;
+}
+
+#[tokio::test]
+async fn case_161_http_jwks_uri_off_loopback_is_a_configuration_error() {
+    let error = Authority::builder()
+        .issuer("https://issuer.example")
+        .audience(AUD)
+        .jwks_uri("http://issuer.example/jwks")
+        .build()
+        .unwrap_err();
+    assert_eq!(error.setting(), "jwks_uri");
+    assert!(error.to_string().contains("must use https"), "{error}");
+    let error = Authority::builder().issuer("http://issuer.example").audience(AUD).build().unwrap_err();
+    assert_eq!(error.setting(), "issuer");
+}
+
+#[tokio::test]
+async fn case_162_a_tls_failure_is_a_fetch_failure() {
+    // The key server speaks plain HTTP: an https URL to it fails the TLS handshake.
+    let server = KeyServer::start(json!({"keys": []})).await;
+    let error = Authority::builder()
+        .issuer(server.url())
+        .audience(AUD)
+        .jwks_uri(format!("https://{}/jwks", server.addr))
+        .http_timeouts(Duration::from_secs(1), Duration::from_secs(2))
+        .connect()
+        .await
+        .unwrap_err();
+    assert_eq!(error.setting(), "jwks_uri");
+    assert!(error.to_string().contains("connection failed"), "{error}");
+}
+
+#[tokio::test]
+async fn case_163_redirects_to_http_or_another_host_are_refused() {
+    let target = KeyServer::start(TestIssuer::new().jwks()).await;
+    let server = KeyServer::start(json!({"keys": []})).await;
+    server.set_mode(Mode::Redirect(target.jwks_uri()));
+    let error = builder(&server).jwks_uri(server.jwks_uri()).connect().await.unwrap_err();
+    assert!(error.to_string().contains("redirect"), "{error}");
+    assert_eq!(target.hits(), 0, "the redirect was not followed");
+}
+
+#[tokio::test]
+async fn case_164_discovered_jwks_uri_in_a_link_local_range_is_refused() {
+    let server = KeyServer::start(json!({"keys": []})).await;
+    // A discovery document pointing at the cloud metadata address.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let doc = json!({"issuer": format!("http://{addr}"), "jwks_uri": "https://169.254.169.254/latest/jwks"}).to_string();
+    let app = Router::new().route("/.well-known/openid-configuration", get(move || async move { doc }));
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let error = Authority::builder()
+        .issuer(format!("http://{addr}"))
+        .audience(AUD)
+        .http_timeouts(Duration::from_secs(1), Duration::from_secs(2))
+        .connect()
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("private, link-local or metadata"), "{error}");
+    drop(server);
+}
+
+#[tokio::test]
+async fn case_164_jku_and_x5u_in_a_token_cause_no_request() {
+    let trap = KeyServer::start(json!({"keys": []})).await;
+    let server = KeyServer::start(json!({"keys": []})).await;
+    let issuer = issuer_for(&server);
+    server.set_jwks(issuer.jwks());
+    let authority = builder(&server).connect().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    for (name, value) in [("jku", trap.jwks_uri()), ("x5u", trap.jwks_uri())] {
+        let outcome = call(&authority, &issuer.access_token().header(name, value).kid("attacker").sign()).await;
+        assert_eq!((outcome.status, outcome.reason.as_str()), (401, "unsupported_header"));
+    }
+    assert_eq!(trap.hits(), 0);
+    assert_eq!(server.hits(), 1, "not even a refresh of the real JWKS");
+}
+
+#[tokio::test]
+async fn case_165_discovery_issuer_must_match_byte_for_byte() {
+    let server = KeyServer::start(TestIssuer::new().jwks()).await;
+    *server.state.issuer.lock().unwrap() = format!("{}/", server.url());
+    let error = builder(&server).connect().await.unwrap_err();
+    assert_eq!(error.setting(), "issuer");
+    assert!(error.to_string().contains("names another issuer"), "{error}");
+}
+
+#[tokio::test]
+async fn case_165_rfc8414_discovery_is_the_fallback() {
+    let server = KeyServer::start(json!({"keys": []})).await;
+    let issuer = issuer_for(&server);
+    server.set_jwks(issuer.jwks());
+    *server.state.oidc_discovery.lock().unwrap() = false;
+    let authority = builder(&server).connect().await.unwrap();
+    assert_eq!(call(&authority, &issuer.access_token().sign()).await.status, 200);
+    assert_eq!(server.state.discovery_hits.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn case_166_key_sets_are_per_issuer() {
+    let server_a = KeyServer::start(json!({"keys": []})).await;
+    let server_b = KeyServer::start(json!({"keys": []})).await;
+    let issuer_a = issuer_for(&server_a);
+    let issuer_b = TestIssuer::with_fresh_keys(server_b.url());
+    server_a.set_jwks(issuer_a.jwks());
+    server_b.set_jwks(issuer_b.jwks());
+    let authority_a = builder(&server_a).connect().await.unwrap();
+    // iss = A, signed with B's key (same kid): refused by A.
+    let forged = issuer_b.access_token().claim("iss", issuer_a.issuer()).sign();
+    let outcome = call(&authority_a, &forged).await;
+    assert_eq!((outcome.status, outcome.reason.as_str()), (401, "invalid_signature"));
+    assert_eq!(call(&authority_a, &issuer_a.access_token().sign()).await.status, 200);
+}
+
+#[tokio::test]
+async fn explicit_jwks_uri_skips_discovery() {
+    let server = KeyServer::start(json!({"keys": []})).await;
+    let issuer = issuer_for(&server);
+    server.set_jwks(issuer.jwks());
+    let authority = builder(&server).jwks_uri(server.jwks_uri()).connect().await.unwrap();
+    assert_eq!(call(&authority, &issuer.access_token().sign()).await.status, 200);
+    assert_eq!(server.state.discovery_hits.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn build_with_remote_keys_outside_a_runtime_is_a_configuration_error() {
+    let error = Authority::builder().issuer("https://issuer.example/").audience(AUD).build().unwrap_err();
+    assert_eq!(error.setting(), "keys");
+}
