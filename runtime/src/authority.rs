@@ -120,11 +120,54 @@ pub(crate) struct Inner {
     pub(crate) stats: Counters,
 }
 
+/// Every rejection reason code, for the per-reason counters.
+const REASONS: [&str; 26] = [
+    "missing_credentials",
+    "empty_token",
+    "malformed_credentials",
+    "non_ascii_header",
+    "multiple_authorization_headers",
+    "multiple_methods",
+    "token_too_large",
+    "malformed_token",
+    "algorithm_not_allowed",
+    "not_an_access_token",
+    "id_token",
+    "unsupported_header",
+    "unknown_key",
+    "invalid_signature",
+    "invalid_issuer",
+    "invalid_audience",
+    "token_expired",
+    "token_not_yet_valid",
+    "issued_in_future",
+    "lifetime_exceeded",
+    "invalid_claim",
+    "invalid_scope_claim",
+    "client_not_allowed",
+    "sender_constrained",
+    "insufficient_scope",
+    "keys_unavailable",
+];
+
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     pub(crate) accepted: AtomicU64,
     pub(crate) rejected: AtomicU64,
     pub(crate) signatures_checked: AtomicU64,
+    by_reason: [AtomicU64; REASONS.len()],
+    other_reasons: AtomicU64,
+}
+
+impl Counters {
+    /// Counts one rejection under its reason code.
+    pub(crate) fn count_rejection(&self, code: &str) {
+        self.rejected.fetch_add(1, Ordering::Relaxed);
+        match REASONS.iter().position(|r| *r == code).and_then(|i| self.by_reason.get(i)) {
+            Some(counter) => counter.fetch_add(1, Ordering::Relaxed),
+            None => self.other_reasons.fetch_add(1, Ordering::Relaxed),
+        };
+    }
 }
 
 /// Counts of what an [`Authority`] has done since it was built.
@@ -195,6 +238,74 @@ impl Authority {
     /// The audiences accepted by default (handlers may name another with `aud = "…"`).
     pub fn audiences(&self) -> impl Iterator<Item = &str> {
         self.inner.config.audiences.iter().map(|a| &**a)
+    }
+
+    /// Auth0: issuer `https://{domain}/`, the compatible profile (Auth0's default token
+    /// profile types access tokens `JWT`; tenants on the RFC 9068 profile send `at+jwt`,
+    /// which is accepted either way), scopes from `scope`. For RBAC `permissions`, add
+    /// `.scope_claims([ScopeClaim::Permissions])`. Keys come from discovery.
+    pub fn auth0(domain: &str, audience: impl Into<String>) -> AuthorityBuilder {
+        Self::builder()
+            .issuer(format!("https://{}/", bare_host(domain)))
+            .audience(audience)
+            .profile(Profile::Compatible)
+            .scope_claims([ScopeClaim::Scope])
+    }
+
+    /// Okta: issuer `https://{domain}/oauth2/default` (pass `domain` with an
+    /// `/oauth2/{server}` path for another custom authorization server), the compatible
+    /// profile, scopes from `scp` (an array), the client from `cid`. Keys come from
+    /// discovery.
+    pub fn okta(domain: &str, audience: impl Into<String>) -> AuthorityBuilder {
+        let domain = bare_host(domain);
+        let issuer = if domain.contains("/oauth2/") {
+            format!("https://{domain}")
+        } else {
+            format!("https://{domain}/oauth2/default")
+        };
+        Self::builder().issuer(issuer).audience(audience).profile(Profile::Compatible).scope_claims([ScopeClaim::Scp])
+    }
+
+    /// Microsoft Entra ID (v2.0 tokens): issuer
+    /// `https://login.microsoftonline.com/{tenant_id}/v2.0`, the compatible profile,
+    /// scopes from `scp` (space-delimited), the client from `azp`. The audience is the
+    /// API's application ID (or its App ID URI, as configured in the app registration).
+    pub fn entra(tenant_id: &str, audience: impl Into<String>) -> AuthorityBuilder {
+        Self::builder()
+            .issuer(format!("https://login.microsoftonline.com/{tenant_id}/v2.0"))
+            .audience(audience)
+            .profile(Profile::Compatible)
+            .scope_claims([ScopeClaim::Scp])
+    }
+
+    /// Keycloak: issuer `{base_url}/realms/{realm}`, the compatible profile (Keycloak
+    /// types access tokens `JWT`; its ID and refresh tokens are told apart by their
+    /// `typ` claim and refused), scopes from `scope`, the client from `azp`. Keycloak
+    /// puts the API in `aud` only with an audience mapper on the client scope.
+    pub fn keycloak(base_url: &str, realm: &str, audience: impl Into<String>) -> AuthorityBuilder {
+        Self::builder()
+            .issuer(format!("{}/realms/{realm}", base_url.trim_end_matches('/')))
+            .audience(audience)
+            .profile(Profile::Compatible)
+            .scope_claims([ScopeClaim::Scope])
+    }
+
+    /// Rejections counted by reason code (see [`RejectionKind::code`](crate::RejectionKind::code)),
+    /// only the reasons seen at least once.
+    #[must_use]
+    pub fn rejections_by_reason(&self) -> Vec<(&'static str, u64)> {
+        let counters = &self.inner.stats;
+        let mut out: Vec<(&'static str, u64)> = REASONS
+            .iter()
+            .zip(&counters.by_reason)
+            .map(|(reason, n)| (*reason, n.load(Ordering::Relaxed)))
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        let other = counters.other_reasons.load(Ordering::Relaxed);
+        if other > 0 {
+            out.push(("other", other));
+        }
+        out
     }
 
     /// What this authority has counted so far.
@@ -683,6 +794,11 @@ fn remote_keys(
     };
     let client = IssuerClient::new(http)?;
     Ok(RemoteKeys::new(client, issuer.into(), location, algorithms.to_vec(), http.allow_private_networks, cache))
+}
+
+/// A host name given with or without a scheme or trailing slash.
+fn bare_host(domain: &str) -> &str {
+    domain.trim_start_matches("https://").trim_end_matches('/')
 }
 
 /// RFC 9110 quoted-string content without escapes: visible ASCII and SP, minus `"` and `\`.

@@ -183,10 +183,7 @@ async fn authenticate(
         }
     }
     let inner = &authority.inner;
-    let reject = |kind: RejectionKind| {
-        inner.stats.rejected.fetch_add(1, Ordering::Relaxed);
-        Rejection::new(kind, inner.config.challenge.clone())
-    };
+    let reject = |kind: RejectionKind| authority.reject(kind);
     let token = match credentials::bearer_token(&parts.headers, &parts.uri) {
         Ok(Credentials::Bearer(token)) => token,
         Ok(Credentials::None) => return Ok(None),
@@ -204,10 +201,16 @@ async fn authenticate(
     }
 }
 
+impl Authority {
+    /// Counts a rejection and builds its response.
+    fn reject(&self, kind: RejectionKind) -> Rejection {
+        self.inner.stats.count_rejection(kind.code());
+        Rejection::new(kind, self.inner.config.challenge.clone())
+    }
+}
+
 fn missing_credentials(authority: &Authority) -> Rejection {
-    let inner = &authority.inner;
-    inner.stats.rejected.fetch_add(1, Ordering::Relaxed);
-    Rejection::new(RejectionKind::MissingCredentials, inner.config.challenge.clone())
+    authority.reject(RejectionKind::MissingCredentials)
 }
 
 impl<S: AuthorityState> FromRequestParts<S> for AccessToken {
@@ -256,12 +259,7 @@ impl<S: AuthorityState, R: Requirement> FromRequestParts<S> for Guard<R> {
         let token =
             authenticate(parts, &authority, R::AUDIENCE).await?.ok_or_else(|| missing_credentials(&authority))?;
         if !R::SCOPES.is_satisfied_by(token.scopes()) {
-            let inner = &authority.inner;
-            inner.stats.rejected.fetch_add(1, Ordering::Relaxed);
-            return Err(Rejection::new(
-                RejectionKind::InsufficientScope { required: R::CHALLENGE },
-                inner.config.challenge.clone(),
-            ));
+            return Err(authority.reject(RejectionKind::InsufficientScope { required: R::CHALLENGE }));
         }
         Ok(Guard(PhantomData))
     }

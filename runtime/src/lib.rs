@@ -2,11 +2,23 @@
 //!
 //! Protect axum APIs with OAuth 2.0 access tokens: one compile-checked line per handler.
 //!
-//! ```ignore
-//! use scopegate::{requires_scope, AccessToken};
+//! ```
+//! use axum::{Json, Router, routing::get};
+//! use scopegate::{AccessToken, Authority, requires_scope};
 //!
-//! #[requires_scope("read:appointments", aud = "https://api.example.test")]
-//! async fn list_appointments(token: AccessToken) -> Json<Vec<Appointment>> { /* ... */ }
+//! #[requires_scope("read:appointments")]
+//! async fn list_appointments(token: AccessToken) -> Json<Vec<String>> {
+//!     Json(vec![format!("appointments of {}", token.subject())])
+//! }
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let authority = Authority::builder()
+//!     .issuer("https://issuer.example.test/") // exactly the `iss` of your tokens
+//!     .audience("https://api.example.test")   // your API's identifier (`aud`)
+//!     .connect()                              // discovery + JWKS, now
+//!     .await?;
+//! let app: Router = Router::new().route("/appointments", get(list_appointments)).with_state(authority);
+//! # let _ = app; Ok(()) }
 //! ```
 //!
 //! An API must accept only *access tokens* meant for it (`aud` = the API's identifier,
@@ -18,21 +30,72 @@
 //!
 //! ## A tour
 //! - [`Authority`]: the trusted issuer and the verification policy, built once with
-//!   [`Authority::builder`]. Put it in your router state (with `FromRef`).
+//!   [`Authority::builder`] (or a preset: [`Authority::auth0`], [`Authority::okta`],
+//!   [`Authority::entra`], [`Authority::keycloak`]). Put it in your router state and
+//!   give the state a `FromRef` for it.
 //! - [`requires_scope`]: the attribute that guards a handler with a scope requirement.
 //!   The guard runs before every other extractor, so an unauthorized request never has
 //!   its body read.
-//! - [`AccessToken`]: the verified token (subject, client, scopes, claims); the extractor
-//!   for "any valid access token". `Option<AccessToken>` for optional authentication.
+//! - [`AccessToken`]: the verified token (subject, client, scopes, claims); also the
+//!   extractor for "any valid access token". `Option<AccessToken>` for optional
+//!   authentication (no credentials → `None`; a bad token is still refused).
 //! - [`Rejection`]: the one error type, with the RFC 6750 response and a stable reason
-//!   code.
-//! - `testing` (feature): an in-memory issuer that mints access tokens and ID tokens for
-//!   your own tests.
+//!   code ([`RejectionKind::code`]).
+//! - `testing` (feature): [`testing::TestIssuer`], an in-memory issuer that mints access
+//!   tokens and ID tokens for your own tests.
+//!
+//! ## What is refused, and how
+//! | outcome | status | `WWW-Authenticate` |
+//! |---|---|---|
+//! | no credentials, or another scheme | 401 | `Bearer realm="…"` |
+//! | malformed header, two `Authorization` headers, a token in the query as well | 400 | `Bearer realm="…", error="invalid_request", error_description="…"` |
+//! | any token failure (signature, type, issuer, audience, time, claims, ID token) | 401 | `Bearer realm="…", error="invalid_token", error_description="…"` |
+//! | valid token, missing scope | 403 | `Bearer realm="…", error="insufficient_scope", scope="…"` |
+//! | the issuer's keys cannot be obtained | 503 | none; `Retry-After` |
+//!
+//! Descriptions come from a fixed table and never echo token content; every rejection
+//! is logged as a `tracing` event (target `scopegate`) with its reason code, never the
+//! token, and counted ([`Authority::rejections_by_reason`], [`Authority::stats`]).
+//!
+//! ## Key rotation and outages
+//! With keys over HTTP (discovery from the issuer, or [`AuthorityBuilder::jwks_uri`]),
+//! scopegate keeps a cache of the issuer's JWK set. Exactly what happens:
+//! - **At startup**, [`AuthorityBuilder::connect`] runs discovery and the first JWKS fetch
+//!   and fails if they fail. [`AuthorityBuilder::build`] starts without waiting: the
+//!   first fetch runs in the background (retried after 1 s, 2 s, 4 s … up to the
+//!   cooldown), and until it succeeds requests get **503** with `Retry-After`, never an
+//!   accept.
+//! - **A token with a known `kid`** is verified from an in-memory snapshot; it never waits
+//!   for a fetch, even while the issuer hangs.
+//! - **A token with an unknown `kid`** (the issuer rotated) triggers one refresh, shared by
+//!   every concurrent request with that kid, and at most one per cooldown (default 30 s,
+//!   [`AuthorityBuilder::jwks_refresh_cooldown`]); if the kid is still unknown the token
+//!   gets 401 `unknown_key`, and that kid is answered from a bounded negative cache
+//!   until the cooldown passes. New keys are therefore accepted as soon as the issuer
+//!   publishes them, at most one cooldown after the previous fetch.
+//! - **Freshness**: each fetched set lives for its `Cache-Control: max-age`, clamped to
+//!   [5 min, 24 h] (1 h when absent, 5 min for `no-store`/`no-cache`;
+//!   [`AuthorityBuilder::jwks_ttl_bounds`]); a background task refetches at 80 % of that.
+//! - **A removed key** stops working at the next successful fetch: the new set replaces
+//!   the old one whole, with no grace period.
+//! - **Outages**: a failed fetch (timeout — connect 5 s, total 10 s —, HTTP error, a body
+//!   over 256 KiB, HTML, JSON without usable keys) keeps the last good set and is logged
+//!   and counted; retries back off from the cooldown up to 5 min. The last good set is
+//!   used for up to 24 h past its expiry ([`AuthorityBuilder::jwks_max_stale`]); after
+//!   that requests get **503** with `Retry-After` until a fetch succeeds.
+//! - **Safety**: only https URLs (http for loopback hosts, for development), no redirects
+//!   except one to https on the same host, no private, link-local or metadata addresses
+//!   unless allowed, and nothing from a token (`jku`, `x5u`, `kid`) ever reaches a URL.
 //!
 //! ## Feature flags
 //! | feature | default | what it adds |
 //! |---|---|---|
 //! | `testing` | no | [`testing::TestIssuer`], an in-memory issuer for tests. Never enable it in production. |
+//!
+//! ## Crypto backend
+//! Signatures are verified with `aws-lc-rs` (the backend of jsonwebtoken's `aws_lc_rs`
+//! feature), with each key parsed once when its key set is loaded. A self-test runs
+//! when the first `Authority` is built.
 //!
 //! The minimum supported Rust version is 1.88.
 

@@ -71,3 +71,18 @@ async fn optional_token() {
     let (status, challenge, _) = call(&app, None, "/me").await;
     assert_eq!((status, challenge.as_str()), (401, "Bearer realm=\"https://api.example.test\""));
 }
+
+#[tokio::test]
+async fn rejections_are_counted_by_reason() {
+    let issuer = TestIssuer::new();
+    let authority = issuer.authority("https://api.example.test");
+    let app = Router::new().route("/me", get(me)).with_state(authority.clone());
+    let id_token = format!("Bearer {}", issuer.id_token("spa").sign());
+    call(&app, Some(&id_token), "/me").await;
+    call(&app, Some(&id_token), "/me").await;
+    call(&app, None, "/me").await;
+    call(&app, Some(&format!("Bearer {}", issuer.access_token().sign())), "/me").await;
+    assert_eq!(authority.rejections_by_reason(), [("missing_credentials", 1), ("id_token", 2)]);
+    let stats = authority.stats();
+    assert_eq!((stats.accepted, stats.rejected, stats.signatures_checked), (1, 3, 1));
+}
