@@ -12,6 +12,7 @@ use std::{
 
 use crate::{
     algorithm::Algorithm,
+    cache::{DEFAULT_TOKEN_CACHE_CAPACITY, DEFAULT_TOKEN_CACHE_MAX_AGE, TokenCache},
     http::{HttpLimits, IssuerClient, check_url},
     jwks::{CachePolicy, Location, RemoteKeys},
     keys::{self, KeySet, VerifyingKey},
@@ -118,6 +119,7 @@ pub(crate) struct Inner {
     pub(crate) config: Config,
     pub(crate) keys: KeySource,
     pub(crate) stats: Counters,
+    pub(crate) token_cache: Option<TokenCache>,
 }
 
 /// Every rejection reason code, for the per-reason counters.
@@ -155,6 +157,7 @@ pub(crate) struct Counters {
     pub(crate) accepted: AtomicU64,
     pub(crate) rejected: AtomicU64,
     pub(crate) signatures_checked: AtomicU64,
+    pub(crate) cache_hits: AtomicU64,
     by_reason: [AtomicU64; REASONS.len()],
     other_reasons: AtomicU64,
 }
@@ -180,6 +183,8 @@ pub struct Stats {
     pub rejected: u64,
     /// Signature verifications performed.
     pub signatures_checked: u64,
+    /// Tokens accepted from the verified-token cache, without a signature check.
+    pub token_cache_hits: u64,
     /// JWKS fetches started (discovery included), for issuers whose keys come over HTTP.
     pub jwks_fetches: u64,
     /// JWKS fetches that failed (the last good keys were kept).
@@ -316,6 +321,7 @@ impl Authority {
             accepted: c.accepted.load(Ordering::Relaxed),
             rejected: c.rejected.load(Ordering::Relaxed),
             signatures_checked: c.signatures_checked.load(Ordering::Relaxed),
+            token_cache_hits: c.cache_hits.load(Ordering::Relaxed),
             ..Stats::default()
         };
         if let KeySource::Remote(remote) = &self.inner.keys {
@@ -352,6 +358,8 @@ pub struct AuthorityBuilder {
     jwks_uri: Option<String>,
     http: HttpLimits,
     cache: CachePolicy,
+    token_cache_capacity: Option<usize>,
+    token_cache_max_age: Option<Duration>,
 }
 
 impl AuthorityBuilder {
@@ -474,6 +482,21 @@ impl AuthorityBuilder {
     /// content.
     pub fn error_descriptions(mut self, send: bool) -> Self {
         self.error_descriptions = Some(send);
+        self
+    }
+
+    /// How many verified tokens are remembered so that a token seen again is accepted
+    /// without a second signature check (default 10 000; `0` turns the cache off). See
+    /// the `cache` notes in the crate docs for why this is safe.
+    pub fn token_cache_capacity(mut self, entries: usize) -> Self {
+        self.token_cache_capacity = Some(entries);
+        self
+    }
+
+    /// The longest a verified token is served from the cache before it is verified in
+    /// full again (default 5 minutes; never past the token's `exp` either).
+    pub fn token_cache_max_age(mut self, max_age: Duration) -> Self {
+        self.token_cache_max_age = Some(max_age);
         self
     }
 
@@ -612,6 +635,13 @@ impl AuthorityBuilder {
                 "the maximum token size must be between 256 bytes and 64 KiB",
             ));
         }
+        let token_cache_max_age = self.token_cache_max_age.unwrap_or(DEFAULT_TOKEN_CACHE_MAX_AGE);
+        if token_cache_max_age.is_zero() || self.token_cache_capacity.is_some_and(|c| c > 1_000_000) {
+            return Err(ConfigError::new(
+                "token_cache",
+                "the token cache needs a positive max age and at most 1 000 000 entries (capacity 0 turns it off)",
+            ));
+        }
         let scope_claims = self.scope_claims.unwrap_or_else(|| vec![ScopeClaim::Scope]);
         if scope_claims.is_empty() {
             return Err(ConfigError::new(
@@ -744,7 +774,12 @@ impl AuthorityBuilder {
             Keys::Fixed(set) => (KeySource::fixed(set), None),
             Keys::Remote(remote) => (KeySource::Remote(Arc::clone(&remote)), Some(remote)),
         };
-        let authority = Authority { inner: Arc::new(Inner { config, keys: source, stats: Counters::default() }) };
+        let token_cache = match self.token_cache_capacity.unwrap_or(DEFAULT_TOKEN_CACHE_CAPACITY) {
+            0 => None,
+            capacity => Some(TokenCache::new(capacity, token_cache_max_age)),
+        };
+        let authority =
+            Authority { inner: Arc::new(Inner { config, keys: source, stats: Counters::default(), token_cache }) };
         Ok((authority, remote))
     }
 }

@@ -22,6 +22,8 @@ pub(crate) struct VerifiedClaims {
     pub(crate) audiences: Vec<String>,
     pub(crate) issuer: String,
     pub(crate) expires_at: u64,
+    /// `exp` exactly as sent (NumericDate may have a fraction).
+    pub(crate) expires_at_secs: f64,
     pub(crate) issued_at: u64,
     pub(crate) jti: Option<String>,
     pub(crate) scopes: Scopes,
@@ -85,10 +87,7 @@ pub(crate) fn validate(
     };
 
     let audiences = audiences(claims.get("aud")).ok_or(TokenError::InvalidAudience)?;
-    let audience_ok = match audience {
-        AudienceCheck::Configured => audiences.iter().any(|a| config.audiences.iter().any(|c| **c == **a)),
-        AudienceCheck::Exact(wanted) => audiences.iter().any(|a| a == wanted),
-    };
+    let audience_ok = audience_matches(&audiences, config, audience);
     if !audience_ok {
         return Err(TokenError::InvalidAudience);
     }
@@ -153,11 +152,20 @@ pub(crate) fn validate(
         // Checked positive and below 2^53 by `numeric_date`; truncating a fraction is
         // the documented behaviour of the accessors.
         expires_at: exp as u64,
+        expires_at_secs: exp,
         issued_at: iat as u64,
         jti,
         scopes,
         raw: claims,
     })
+}
+
+/// Whether one of the token's audiences is the one asked for.
+pub(crate) fn audience_matches(audiences: &[String], config: &Config, check: AudienceCheck<'_>) -> bool {
+    match check {
+        AudienceCheck::Configured => audiences.iter().any(|a| config.audiences.iter().any(|c| **c == **a)),
+        AudienceCheck::Exact(wanted) => audiences.iter().any(|a| a == wanted),
+    }
 }
 
 /// `aud` as a non-empty string or a non-empty array of non-empty strings.

@@ -193,7 +193,7 @@ async fn authenticate(
     match authority.verify_token(token, check).await {
         Ok(claims) => {
             inner.stats.accepted.fetch_add(1, Ordering::Relaxed);
-            let token = AccessToken { claims: Arc::new(claims) };
+            let token = AccessToken { claims };
             parts.extensions.insert(Verified { audience, token: token.clone() });
             Ok(Some(token))
         }
@@ -202,6 +202,23 @@ async fn authenticate(
 }
 
 impl Authority {
+    /// Verifies a bearer token (the credential after `Bearer `) for the default
+    /// audiences, outside of an HTTP request: for WebSocket handshakes, message queues or
+    /// tests. Scope requirements are the caller's to check ([`AccessToken::has_scope`],
+    /// [`ScopeExpr::is_satisfied_by`]).
+    ///
+    /// # Errors
+    /// A [`Rejection`] saying why the token was refused.
+    pub async fn verify(&self, token: &str) -> Result<AccessToken, Rejection> {
+        match self.verify_token(token, AudienceCheck::Configured).await {
+            Ok(claims) => {
+                self.inner.stats.accepted.fetch_add(1, Ordering::Relaxed);
+                Ok(AccessToken { claims })
+            }
+            Err(kind) => Err(self.reject(kind)),
+        }
+    }
+
     /// Counts a rejection and builds its response.
     fn reject(&self, kind: RejectionKind) -> Rejection {
         self.inner.stats.count_rejection(kind.code());

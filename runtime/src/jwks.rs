@@ -100,6 +100,8 @@ pub(crate) struct JwksCounters {
     pub(crate) fetches: AtomicU64,
     pub(crate) failures: AtomicU64,
     pub(crate) key_changes: AtomicU64,
+    /// Successful fetches: the key-set generation.
+    pub(crate) stores: AtomicU64,
 }
 
 /// The cache for one issuer's keys.
@@ -150,6 +152,11 @@ impl RemoteKeys {
         })
     }
 
+    /// Bumped by every successful fetch.
+    pub(crate) fn generation(&self) -> u64 {
+        self.counters.stores.load(Ordering::Acquire)
+    }
+
     /// Fetches once, now, reporting the outcome (used by `connect()`).
     pub(crate) async fn fetch_now(self: &Arc<Self>) -> Result<(), FetchError> {
         {
@@ -184,6 +191,12 @@ impl RemoteKeys {
             return Err(unavailable);
         }
         Ok(Arc::clone(&snapshot.keys))
+    }
+
+    /// Whether the current set may be used, without taking a reference to it.
+    pub(crate) fn check_usable(self: &Arc<Self>) -> Result<(), Unavailable> {
+        let usable = self.current.load().as_ref().is_some_and(|s| Instant::now() <= s.expires + self.policy.max_stale);
+        if usable { Ok(()) } else { self.snapshot().map(drop) }
     }
 
     /// A token named a `kid` the current set lacks: refresh once (single flight, within
@@ -329,6 +342,7 @@ impl RemoteKeys {
             refresh_at: now + ttl.mul_f64(0.8),
             expires: now + ttl,
         })));
+        self.counters.stores.fetch_add(1, Ordering::Release);
         self.lock_state().unknown_kids.clear();
         Ok(())
     }

@@ -87,6 +87,18 @@
 //!   except one to https on the same host, no private, link-local or metadata addresses
 //!   unless allowed, and nothing from a token (`jku`, `x5u`, `kid`) ever reaches a URL.
 //!
+//! ## The verified-token cache
+//! A token seen before is accepted without a second signature check
+//! ([`AuthorityBuilder::token_cache_capacity`], on by default with 10 000 entries;
+//! `0` turns it off). It is safe because an entry is found by a keyed hash and then
+//! compared with the whole token string, so a different token never hits another's
+//! entry; only tokens that passed every check are stored (failures never are); a hit
+//! needs `now < exp` (no leeway), an entry younger than
+//! [`AuthorityBuilder::token_cache_max_age`] (default 5 min) and the same key-set
+//! generation (every successful JWKS fetch starts a new one, so a rotation or a removed
+//! key empties it); the audience is re-checked on every hit; and the cache is bounded in
+//! entries (and so in memory: about 64 bytes plus four times the token length each).
+//!
 //! ## Feature flags
 //! | feature | default | what it adds |
 //! |---|---|---|
@@ -103,6 +115,7 @@
 
 mod algorithm;
 mod authority;
+mod cache;
 mod claims;
 mod credentials;
 mod discovery;
@@ -125,6 +138,7 @@ pub use authority::{
     Authority, AuthorityBuilder, ConfigError, DEFAULT_LEEWAY, DEFAULT_MAX_LIFETIME, DEFAULT_MAX_TOKEN_SIZE, MAX_LEEWAY,
     MAX_TOKEN_SIZE_LIMIT, Profile, ScopeClaim, Stats,
 };
+pub use cache::{DEFAULT_TOKEN_CACHE_CAPACITY, DEFAULT_TOKEN_CACHE_MAX_AGE};
 pub use extract::{AccessToken, AuthorityState};
 pub use http::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_DOCUMENT_SIZE, DEFAULT_TOTAL_TIMEOUT, FetchError};
 pub use jwks::{DEFAULT_MAX_STALE, DEFAULT_MAX_TTL, DEFAULT_MIN_TTL, DEFAULT_REFRESH_COOLDOWN, DEFAULT_TTL};

@@ -38,6 +38,24 @@ impl KeySource {
         }
     }
 
+    /// Whether keys may be used at all right now (a remote set can be missing or too
+    /// stale); checked on verified-token cache hits, which need no key.
+    pub(crate) fn check_usable(&self) -> Result<(), Unavailable> {
+        match self {
+            Self::Fixed(_) => Ok(()),
+            Self::Remote(remote) => remote.check_usable(),
+        }
+    }
+
+    /// A number that changes whenever the key set may have changed (every successful
+    /// fetch); verified-token cache entries from an older generation are not used.
+    pub(crate) fn generation(&self) -> u64 {
+        match self {
+            Self::Fixed(_) => 0,
+            Self::Remote(remote) => remote.generation(),
+        }
+    }
+
     /// Called when a token names an unknown `kid`: returns a newer key set if one could be
     /// obtained, or `None` (the token is then refused).
     pub(crate) async fn refresh_for_unknown_kid(&self, kid: &str) -> Option<Arc<KeySet>> {

@@ -6,7 +6,7 @@
 //! widen acceptance (security spec G3).
 
 use std::{
-    sync::atomic::Ordering,
+    sync::{Arc, atomic::Ordering},
     time::{SystemTime, UNIX_EPOCH},
 };
 
@@ -19,16 +19,40 @@ use crate::{
 };
 
 impl Authority {
-    /// Verifies a bearer token for the given audience.
+    /// Verifies a bearer token for the given audience, through the verified-token cache.
     pub(crate) async fn verify_token(
         &self,
         token: &str,
         audience: AudienceCheck<'_>,
-    ) -> Result<VerifiedClaims, RejectionKind> {
+    ) -> Result<Arc<VerifiedClaims>, RejectionKind> {
         let config = &self.inner.config;
         if token.len() > config.max_token_size {
             return Err(TokenError::TooLarge.into());
         }
+        let Some(cache) = &self.inner.token_cache else {
+            return self.verify_uncached(token, audience).await.map(Arc::new);
+        };
+        self.inner
+            .keys
+            .check_usable()
+            .map_err(|u| RejectionKind::KeysUnavailable { retry_after_secs: u.retry_after_secs })?;
+        let generation = self.inner.keys.generation();
+        let now = now();
+        if let Some(claims) = cache.get(token, generation, now).filter(|c| within_max_age(c, config, now)) {
+            if !claims::audience_matches(&claims.audiences, config, audience) {
+                return Err(TokenError::InvalidAudience.into());
+            }
+            self.inner.stats.cache_hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(claims);
+        }
+        let claims = Arc::new(self.verify_uncached(token, audience).await?);
+        cache.insert(token, &claims, generation);
+        Ok(claims)
+    }
+
+    /// The full verification, without the cache.
+    async fn verify_uncached(&self, token: &str, audience: AudienceCheck<'_>) -> Result<VerifiedClaims, RejectionKind> {
+        let config = &self.inner.config;
         let compact = jws::split(token)?;
         let header = jws::parse_header(compact.header, &config.algorithms)?;
 
@@ -74,6 +98,11 @@ impl Authority {
         let payload = decode_claims(compact.payload)?;
         Ok(claims::validate(payload, header.typ, config, audience, now())?)
     }
+}
+
+/// A cached token must still be young enough for `max_token_age`.
+fn within_max_age(claims: &VerifiedClaims, config: &crate::authority::Config, now: f64) -> bool {
+    config.max_age.is_none_or(|max| now - claims.issued_at as f64 <= max.as_secs_f64())
 }
 
 fn decode_claims(segment: &str) -> Result<serde_json::Map<String, serde_json::Value>, TokenError> {

@@ -29,7 +29,8 @@ fn with_test_keys(builder: AuthorityBuilder, issuer: &TestIssuer) -> Authority {
 
 #[tokio::test]
 async fn auth0_accepts_jwt_typed_access_tokens_with_azp_and_refuses_id_tokens() {
-    let authority = with_test_keys(Authority::auth0("tenant.eu.auth0.com", "https://api.example.test"), &TestIssuer::new());
+    let authority =
+        with_test_keys(Authority::auth0("tenant.eu.auth0.com", "https://api.example.test"), &TestIssuer::new());
     assert_eq!(authority.issuer(), "https://tenant.eu.auth0.com/");
     let issuer = TestIssuer::new().with_issuer("https://tenant.eu.auth0.com/");
     let token = issuer
@@ -82,7 +83,8 @@ async fn entra_reads_space_delimited_scp() {
 
 #[tokio::test]
 async fn keycloak_refuses_its_id_and_refresh_tokens_by_their_typ_claim() {
-    let authority = with_test_keys(Authority::keycloak("https://sso.example/", "demo", "appointments"), &TestIssuer::new());
+    let authority =
+        with_test_keys(Authority::keycloak("https://sso.example/", "demo", "appointments"), &TestIssuer::new());
     assert_eq!(authority.issuer(), "https://sso.example/realms/demo");
     let issuer = TestIssuer::new().with_issuer(authority.issuer());
     let access = issuer

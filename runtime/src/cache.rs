@@ -1,0 +1,192 @@
+//! The verified-token cache: a token seen before is accepted without a second signature
+//! check.
+//!
+//! Why it is safe:
+//! - **Exact key.** An entry is found by a keyed hash (SipHash with a per-process random
+//!   key, so hashes cannot be aimed) and then compared with the *whole* token string: a
+//!   different token, even one differing in a single bit or a malleated signature, can
+//!   never hit another's entry.
+//! - **Only successes.** Only a token that passed every check is stored; failures are
+//!   never cached, so nothing an attacker sends can poison it.
+//! - **Never past `exp`.** A hit requires `now < exp` (no leeway) and an entry younger
+//!   than the configured maximum age (default 5 minutes); otherwise the token goes through
+//!   the full path again.
+//! - **Key changes empty it.** Each entry records the key-set generation it was verified
+//!   under; after any successful JWKS fetch the generation moves on and older entries
+//!   miss (and are dropped).
+//! - **Same policy.** The audience is re-checked on every hit (a handler's `aud = …` is a
+//!   different question), and the configuration is immutable for an `Authority`'s life.
+//! - **Bounded.** At most `capacity` entries and about 64 bytes + 4 × token length of
+//!   memory each; when a shard is full, expired entries go first, then arbitrary ones.
+
+use std::{
+    collections::HashMap,
+    hash::{BuildHasher, Hasher, RandomState},
+    sync::{Arc, RwLock},
+    time::{Duration, Instant},
+};
+
+use crate::claims::VerifiedClaims;
+
+const SHARDS: usize = 16;
+
+/// The default number of cached tokens.
+pub const DEFAULT_TOKEN_CACHE_CAPACITY: usize = 10_000;
+/// The default longest time a verified token is served from the cache.
+pub const DEFAULT_TOKEN_CACHE_MAX_AGE: Duration = Duration::from_secs(5 * 60);
+
+struct Entry {
+    token: Box<str>,
+    claims: Arc<VerifiedClaims>,
+    generation: u64,
+    inserted: Instant,
+}
+
+/// A sharded map from token hash to the verified claims of that exact token.
+pub(crate) struct TokenCache {
+    shards: Vec<RwLock<HashMap<u64, Entry, IdentityHasher>>>,
+    per_shard: usize,
+    max_age: Duration,
+    hasher: RandomState,
+}
+
+impl std::fmt::Debug for TokenCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenCache")
+            .field("capacity", &(self.per_shard * SHARDS))
+            .field("max_age", &self.max_age)
+            .finish()
+    }
+}
+
+impl TokenCache {
+    pub(crate) fn new(capacity: usize, max_age: Duration) -> Self {
+        let per_shard = capacity.div_ceil(SHARDS).max(1);
+        Self {
+            shards: (0..SHARDS).map(|_| RwLock::new(HashMap::with_hasher(IdentityHasher))).collect(),
+            per_shard,
+            max_age,
+            hasher: RandomState::new(),
+        }
+    }
+
+    fn locate(&self, token: &str) -> (u64, &RwLock<HashMap<u64, Entry, IdentityHasher>>) {
+        let hash = self.hasher.hash_one(token);
+        // The low bits pick the shard; the map uses the whole hash.
+        let shard = &self.shards[(hash as usize) % SHARDS];
+        (hash, shard)
+    }
+
+    /// The cached claims of exactly this token, if still fresh for `generation` and
+    /// unexpired at `now` (seconds since the epoch).
+    pub(crate) fn get(&self, token: &str, generation: u64, now: f64) -> Option<Arc<VerifiedClaims>> {
+        let (hash, shard) = self.locate(token);
+        let map = shard.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let entry = map.get(&hash)?;
+        let fresh = *entry.token == *token
+            && entry.generation == generation
+            && now < entry.claims.expires_at_secs
+            && entry.inserted.elapsed() < self.max_age;
+        fresh.then(|| Arc::clone(&entry.claims))
+    }
+
+    /// Remembers a token that passed every check.
+    pub(crate) fn insert(&self, token: &str, claims: &Arc<VerifiedClaims>, generation: u64) {
+        let (hash, shard) = self.locate(token);
+        let mut map = shard.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if map.len() >= self.per_shard && !map.contains_key(&hash) {
+            let max_age = self.max_age;
+            map.retain(|_, e| e.generation == generation && e.inserted.elapsed() < max_age);
+            if map.len() >= self.per_shard {
+                if let Some(victim) = map.keys().next().copied() {
+                    map.remove(&victim);
+                }
+            }
+        }
+        map.insert(
+            hash,
+            Entry { token: token.into(), claims: Arc::clone(claims), generation, inserted: Instant::now() },
+        );
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.read().map(|m| m.len()).unwrap_or_default()).sum()
+    }
+}
+
+/// The map's keys are already keyed SipHash values: hashing them again would only cost.
+#[derive(Clone, Copy, Default)]
+struct IdentityHasher;
+
+impl BuildHasher for IdentityHasher {
+    type Hasher = Identity;
+    fn build_hasher(&self) -> Identity {
+        Identity(0)
+    }
+}
+
+struct Identity(u64);
+
+impl Hasher for Identity {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is used for `u64` keys; fold anything else for completeness.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scope::Scopes;
+
+    fn claims(exp: f64) -> Arc<VerifiedClaims> {
+        Arc::new(VerifiedClaims {
+            subject: "s".into(),
+            client_id: None,
+            audiences: vec![],
+            issuer: "i".into(),
+            expires_at: exp as u64,
+            expires_at_secs: exp,
+            issued_at: 0,
+            jti: None,
+            scopes: Scopes::default(),
+            raw: serde_json::Map::new(),
+        })
+    }
+
+    #[test]
+    fn hits_only_the_exact_token_while_fresh() {
+        let cache = TokenCache::new(100, Duration::from_secs(60));
+        cache.insert("a.b.c", &claims(1000.0), 7);
+        assert!(cache.get("a.b.c", 7, 999.0).is_some());
+        assert!(cache.get("a.b.d", 7, 999.0).is_none());
+        assert!(cache.get("a.b.c", 8, 999.0).is_none(), "another key-set generation");
+        assert!(cache.get("a.b.c", 7, 1000.0).is_none(), "at exp");
+    }
+
+    #[test]
+    fn max_age_bounds_an_entry() {
+        let cache = TokenCache::new(100, Duration::from_millis(1));
+        cache.insert("a.b.c", &claims(1e9), 0);
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(cache.get("a.b.c", 0, 1.0).is_none());
+    }
+
+    #[test]
+    fn capacity_is_bounded() {
+        let cache = TokenCache::new(32, Duration::from_secs(60));
+        for i in 0..1000 {
+            cache.insert(&format!("token-{i}"), &claims(1e9), 0);
+        }
+        assert!(cache.len() <= 32, "{}", cache.len());
+    }
+}
