@@ -97,10 +97,10 @@ impl TokenCache {
         if map.len() >= self.per_shard && !map.contains_key(&hash) {
             let max_age = self.max_age;
             map.retain(|_, e| e.generation == generation && e.inserted.elapsed() < max_age);
-            if map.len() >= self.per_shard {
-                if let Some(victim) = map.keys().next().copied() {
-                    map.remove(&victim);
-                }
+            if map.len() >= self.per_shard
+                && let Some(victim) = map.keys().next().copied()
+            {
+                map.remove(&victim);
             }
         }
         map.insert(

@@ -327,7 +327,11 @@ async fn case_152_and_167_a_flood_of_random_kids_is_rate_limited_per_cooldown() 
     }
     let windows = started.elapsed().as_secs() as usize + 1;
     assert!(n >= 1000, "sent {n} tokens");
-    assert!(server.hits() <= 1 + windows, "{} fetches for {n} random kids in {windows} cooldown windows", server.hits());
+    assert!(
+        server.hits() <= 1 + windows,
+        "{} fetches for {n} random kids in {windows} cooldown windows",
+        server.hits()
+    );
     // Another issuer's cache is unaffected.
     assert_eq!(other.hits(), 1);
     assert_eq!(call(&other_authority, &other_issuer.access_token().sign()).await.status, 200);
@@ -338,7 +342,8 @@ async fn case_153_while_the_issuer_hangs_known_kids_are_still_verified() {
     let server = KeyServer::start(json!({"keys": []})).await;
     let issuer = issuer_for(&server);
     server.set_jwks(issuer.jwks());
-    let authority = builder(&server).http_timeouts(Duration::from_secs(5), Duration::from_secs(10)).connect().await.unwrap();
+    let authority =
+        builder(&server).http_timeouts(Duration::from_secs(5), Duration::from_secs(10)).connect().await.unwrap();
     tokio::time::sleep(Duration::from_millis(1100)).await;
     server.set_mode(Mode::Hang);
 
@@ -383,7 +388,11 @@ async fn case_155_a_hanging_endpoint_fails_within_the_timeout_and_keeps_the_last
     let started = Instant::now();
     let outcome = call(&authority, &issuer.access_token().kid("new").sign()).await;
     assert_eq!((outcome.status, outcome.reason.as_str()), (401, "unknown_key"));
-    assert!(started.elapsed() < Duration::from_secs(4), "the 2 s total timeout bounded the wait: {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "the 2 s total timeout bounded the wait: {:?}",
+        started.elapsed()
+    );
     eventually("the failed fetch to be counted", Duration::from_secs(3), async || {
         authority.stats().jwks_fetch_failures == 1
     })
@@ -441,8 +450,11 @@ async fn case_157_errors_and_unusable_documents_keep_the_last_good_keys() {
     let empty = r#"{"keys":[]}"#.to_owned();
     assert_failed_refresh_keeps_keys(Mode::Body { content_type: "application/json", body: empty }, "zero keys").await;
     let only_bad = r#"{"keys":[{"kty":"oct","k":"c2VjcmV0","kid":"new"}]}"#.to_owned();
-    assert_failed_refresh_keeps_keys(Mode::Body { content_type: "application/json", body: only_bad }, "no admissible key")
-        .await;
+    assert_failed_refresh_keeps_keys(
+        Mode::Body { content_type: "application/json", body: only_bad },
+        "no admissible key",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -510,7 +522,8 @@ async fn case_160_cache_control_sets_the_ttl_and_refresh_is_proactive() {
     let issuer = issuer_for(&server);
     server.set_jwks(issuer.jwks());
     *server.state.cache_control.lock().unwrap() = Some("public, max-age=2".to_owned());
-    let authority = builder(&server).jwks_ttl_bounds(Duration::from_secs(1), Duration::from_secs(60)).connect().await.unwrap();
+    let authority =
+        builder(&server).jwks_ttl_bounds(Duration::from_secs(1), Duration::from_secs(60)).connect().await.unwrap();
     // Refreshed at 80 % of 2 s without any request asking for it.
     tokio::time::sleep(Duration::from_millis(1000)).await;
     assert_eq!(server.hits(), 1);
@@ -529,7 +542,8 @@ async fn case_160_no_store_means_the_minimum_ttl() {
     let issuer = issuer_for(&server);
     server.set_jwks(issuer.jwks());
     *server.state.cache_control.lock().unwrap() = Some("no-store".to_owned());
-    let _authority = builder(&server).jwks_ttl_bounds(Duration::from_secs(1), Duration::from_secs(60)).connect().await.unwrap();
+    let _authority =
+        builder(&server).jwks_ttl_bounds(Duration::from_secs(1), Duration::from_secs(60)).connect().await.unwrap();
     eventually("a refresh at 80 % of the 1 s minimum", Duration::from_secs(3), async || server.hits() >= 2).await;
 }
 
@@ -579,7 +593,8 @@ async fn case_164_discovered_jwks_uri_in_a_link_local_range_is_refused() {
     // A discovery document pointing at the cloud metadata address.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let doc = json!({"issuer": format!("http://{addr}"), "jwks_uri": "https://169.254.169.254/latest/jwks"}).to_string();
+    let doc =
+        json!({"issuer": format!("http://{addr}"), "jwks_uri": "https://169.254.169.254/latest/jwks"}).to_string();
     let app = Router::new().route("/.well-known/openid-configuration", get(move || async move { doc }));
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     let error = Authority::builder()
