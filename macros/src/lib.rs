@@ -1,1 +1,218 @@
-//! placeholder
+//! The `#[requires_scope]` attribute of [scopegate](https://docs.rs/scopegate).
+//!
+//! This crate is an implementation detail: depend on `scopegate`, which re-exports the
+//! attribute as `scopegate::requires_scope`. Its expansions name items of
+//! `scopegate::__private`, which is not public API, so `scopegate` pins this crate to the
+//! exact same version.
+//!
+//! The macro works in three steps, one module each: `parse` reads the attribute and the
+//! handler, `validate` checks them and reports every problem at its own token, and
+//! `expand` (which cannot fail) writes the guarded handler.
+
+mod expand;
+mod parse;
+mod validate;
+
+use proc_macro::TokenStream;
+use proc_macro2::{Span, TokenStream as TokenStream2};
+
+/// Requires an OAuth 2.0 access token with the given scopes before an axum handler runs.
+///
+/// ```text
+/// #[requires_scope(EXPR [, aud = "audience"] [, crate = "path"])]
+///
+/// EXPR := "scope" | "scope", "scope", …      every listed scope is required
+///       | any(EXPR, …) | all(EXPR, …)        one of / every one of; they nest
+/// ```
+///
+/// The attribute adds a hidden first argument to the handler: a guard extractor that reads
+/// the bearer token, verifies it with the router state's [`Authority`], and checks the
+/// audience and the scopes. Because it is the first argument it runs before every other
+/// extractor, so an unauthorized request is answered before anything else is extracted
+/// and before its body is read:
+///
+/// | request | response |
+/// |---|---|
+/// | no token | `401`, `WWW-Authenticate: Bearer realm="…"` |
+/// | malformed `Authorization` header | `400`, `Bearer realm="…", error="invalid_request", …` |
+/// | token invalid, expired, or for another audience | `401`, `Bearer realm="…", error="invalid_token", …` |
+/// | valid token without the required scopes | `403`, `Bearer realm="…", error="insufficient_scope", scope="…"` |
+/// | the issuer's keys are unavailable | `503`, `Retry-After` |
+///
+/// The `scope` attribute of the 403 challenge lists every scope the requirement names, in
+/// the order written, each once: for `any(…)` that is every alternative, so a client
+/// learns each scope that can satisfy the route.
+///
+/// The token is verified once per request: a handler that also takes [`AccessToken`] gets
+/// the token the guard verified.
+///
+/// # Scopes
+///
+/// Each scope is a string literal obeying RFC 6749 §3.3: one or more printable ASCII
+/// characters (`!` to `~`) other than `"` and `\`. Scopes compare byte for byte. Listing
+/// several requires all of them:
+///
+/// ```
+/// use scopegate::{requires_scope, AccessToken};
+///
+/// #[requires_scope("read:appointments")]
+/// async fn list(token: AccessToken) -> String {
+///     # let _ = token;
+///     "one scope".to_owned()
+/// }
+///
+/// #[requires_scope("read:appointments", "read:patients")]
+/// async fn list_with_patients() -> &'static str {
+///     "both scopes"
+/// }
+/// # let _ = (list, list_with_patients);
+/// ```
+///
+/// `any(…)` accepts a token with at least one of its members, `all(…)` one with every
+/// member; they nest:
+///
+/// ```
+/// use axum::{extract::Path, http::StatusCode};
+/// use scopegate::requires_scope;
+///
+/// #[requires_scope(any("admin", all("write:appointments", "delete:appointments")))]
+/// async fn remove(Path(id): Path<u32>) -> StatusCode {
+///     # let _ = id;
+///     StatusCode::NO_CONTENT
+/// }
+/// # let _ = remove;
+/// ```
+///
+/// # `aud = "…"`
+///
+/// The audience the token must be issued for (its `aud` claim must contain it), instead
+/// of the audience the [`Authority`] was built with. It is a non-empty string without
+/// whitespace:
+///
+/// ```
+/// use scopegate::requires_scope;
+///
+/// #[requires_scope("reports:read", aud = "https://reports.example.test")]
+/// async fn reports() -> &'static str {
+///     "for the reports API only"
+/// }
+/// # let _ = reports;
+/// ```
+///
+/// # `crate = "…"`
+///
+/// The path to the `scopegate` crate, for when it is renamed or re-exported (the default
+/// is `::scopegate`):
+///
+/// ```
+/// extern crate scopegate as gate;
+///
+/// #[gate::requires_scope("read:appointments", crate = "gate")]
+/// async fn list() -> &'static str {
+///     "scopegate under another name"
+/// }
+/// # fn main() { let _ = list; }
+/// ```
+///
+/// # Router state
+///
+/// The guard takes the [`Authority`] from the router state through axum's `FromRef`: use
+/// the `Authority` as the state, or implement `FromRef<YourState> for Authority`:
+///
+/// ```
+/// use axum::{extract::FromRef, routing::get, Router};
+/// use scopegate::{requires_scope, Authority};
+///
+/// #[derive(Clone)]
+/// struct AppState {
+///     authority: Authority,
+/// }
+///
+/// impl FromRef<AppState> for Authority {
+///     fn from_ref(state: &AppState) -> Self {
+///         state.authority.clone()
+///     }
+/// }
+///
+/// #[requires_scope("read:appointments")]
+/// async fn list() -> &'static str {
+///     "[]"
+/// }
+///
+/// fn app(state: AppState) -> Router {
+///     Router::new().route("/appointments", get(list)).with_state(state)
+/// }
+/// # let _ = app;
+/// ```
+///
+/// A state that cannot supply the `Authority` is a compile error. axum reports it at the
+/// route as "the trait bound `fn(…) {list}: Handler<_, _>` is not satisfied" (as it does
+/// for any extractor the state cannot serve); adding
+/// `#[axum::debug_handler(state = AppState)]` *below* `#[requires_scope]` (axum's `macros`
+/// feature) turns it into scopegate's message, which names the `FromRef` impl to write.
+///
+/// # Compile-time checks
+///
+/// Mistakes in the declaration are compile errors at the offending token: a scope that is
+/// empty or contains a space, a tab, `"`, `\`, a control or a non-ASCII character; no
+/// scope at all; an empty `any()` or `all()`; a scope named twice; an option given twice
+/// or unknown (with a suggestion, e.g. `audience` → `aud`); an empty or blank `aud`, or
+/// one containing whitespace; a handler that is not `async`, that takes `self`, or that
+/// takes more than 15 arguments (axum handlers take at most 16 and the guard is one).
+///
+/// ```compile_fail
+/// use scopegate::requires_scope;
+///
+/// // error: scope `"read appointments"` contains a space, but a scope is a single token
+/// // (…); to require several scopes, list each as its own literal: `"read", "appointments"`
+/// #[requires_scope("read appointments")]
+/// async fn list() -> &'static str {
+///     "[]"
+/// }
+/// # fn main() {}
+/// ```
+///
+/// On an error the handler is still emitted, unchanged, next to the error, so the rest of
+/// the crate keeps type-checking and IDE completion keeps working.
+///
+/// # Limitations
+///
+/// - The attribute goes on a free `async fn`, not on a fn inside an `impl` block: it emits
+///   a requirement type next to the handler, and types cannot be declared in an `impl`.
+///   An associated fn is not detected and fails to compile with rustc's own error.
+/// - Scopes and `aud` are string literals; constants and macros are not accepted.
+/// - The attribute declares a hidden type `__scopegate_requirement_<handler>` (the
+///   requirement) in the handler's module, with the handler's visibility and `#[cfg]`s.
+///
+/// [`Authority`]: https://docs.rs/scopegate/latest/scopegate/struct.Authority.html
+/// [`AccessToken`]: https://docs.rs/scopegate/latest/scopegate/struct.AccessToken.html
+#[proc_macro_attribute]
+pub fn requires_scope(attr: TokenStream, item: TokenStream) -> TokenStream {
+    expand_or_keep(attr.into(), item.into()).into()
+}
+
+/// The guarded handler, or on error the handler unchanged followed by the errors.
+fn expand_or_keep(attr: TokenStream2, item: TokenStream2) -> TokenStream2 {
+    expand(attr, item.clone()).unwrap_or_else(|error| {
+        let mut output = item;
+        output.extend(error.into_compile_error());
+        output
+    })
+}
+
+/// Parses, validates and expands; every error of the attribute and of the handler is
+/// reported together.
+fn expand(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
+    let mut errors = validate::Errors::default();
+    let requirement = errors.check(syn::parse2::<parse::Args>(attr).and_then(validate::requirement));
+    let handler = errors
+        .check(syn::parse2::<parse::Handler>(item).and_then(|handler| validate::handler(&handler).map(|()| handler)));
+    let output = requirement.zip(handler).map(|(requirement, handler)| expand::guarded_handler(&requirement, handler));
+    // `output` is `None` only when an error was recorded, so the fallback is never used.
+    errors
+        .finish(output)?
+        .ok_or_else(|| syn::Error::new(Span::call_site(), "`#[requires_scope]` could not expand this handler"))
+}
+
+#[cfg(test)]
+mod tests;

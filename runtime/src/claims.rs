@@ -43,8 +43,7 @@ pub(crate) enum AudienceCheck<'a> {
 const ID_TOKEN_CLAIMS: [&str; 3] = ["nonce", "at_hash", "c_hash"];
 
 /// Whether a claim set has the shape of an OpenID Connect ID token rather than an access
-/// token. Used to pick the error description for a token that already failed, so it may
-/// read unverified claims.
+/// token. Used to pick the error description for a token that is refused anyway.
 pub(crate) fn looks_like_id_token(claims: &Map<String, Value>) -> bool {
     ID_TOKEN_CLAIMS.iter().any(|c| claims.contains_key(*c))
         || claims.get("typ").is_some_and(|t| t == "ID")

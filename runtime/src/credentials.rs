@@ -62,13 +62,37 @@ fn is_b64token(token: &str) -> bool {
         && body.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/'))
 }
 
+/// Whether the query has an `access_token` parameter, its name compared after
+/// percent-decoding as a form decoder would (`access%5Ftoken`, `%61ccess_token`).
 fn has_query_access_token(uri: &Uri) -> bool {
     uri.query().is_some_and(|query| {
         query.split('&').any(|pair| {
             let name = pair.split('=').next().unwrap_or(pair);
-            name == "access_token" || name.eq_ignore_ascii_case("access%5Ftoken")
+            percent_decoded_eq(name.as_bytes(), b"access_token")
         })
     })
+}
+
+/// Whether `encoded`, percent-decoded, is exactly `wanted`.
+fn percent_decoded_eq(encoded: &[u8], wanted: &[u8]) -> bool {
+    let hex = |b: u8| char::from(b).to_digit(16).and_then(|d| u8::try_from(d).ok());
+    let (mut rest, mut wanted) = (encoded, wanted);
+    loop {
+        let escape = match rest {
+            [b'%', hi, lo, tail @ ..] => hex(*hi).zip(hex(*lo)).map(|(hi, lo)| (hi << 4 | lo, tail)),
+            _ => None,
+        };
+        let Some((byte, tail)) = escape.or_else(|| rest.split_first().map(|(b, tail)| (*b, tail))) else {
+            return wanted.is_empty();
+        };
+        let Some((&expected, more)) = wanted.split_first() else {
+            return false;
+        };
+        if byte != expected {
+            return false;
+        }
+        (rest, wanted) = (tail, more);
+    }
 }
 
 #[cfg(test)]
@@ -110,5 +134,12 @@ mod tests {
         assert_eq!(extract(&[b"Bearer a\xffb"], "/"), Err(RequestError::NonAsciiHeader));
         assert_eq!(extract(&[b"Bearer a", b"Bearer b"], "/"), Err(RequestError::MultipleAuthorizationHeaders));
         assert_eq!(extract(&[b"Bearer a"], "/x?y=1&access_token=b"), Err(RequestError::MultipleMethods));
+        for query in ["access%5Ftoken=b", "access%5ftoken", "%61ccess_token=b", "%61%63%63%65%73%73%5f%74%6f%6b%65%6e"]
+        {
+            assert_eq!(extract(&[b"Bearer a"], &format!("/?{query}")), Err(RequestError::MultipleMethods), "{query}");
+        }
+        for query in ["access%5Ftokens=b", "access%token=b", "access_toke%6", "xaccess_token=b"] {
+            assert_eq!(extract(&[b"Bearer a"], &format!("/?{query}")), Ok(Credentials::Bearer("a")), "{query}");
+        }
     }
 }

@@ -11,7 +11,7 @@ use std::{
 };
 
 use crate::{
-    authority::{Authority, Profile},
+    authority::Authority,
     claims::{self, AudienceCheck, VerifiedClaims},
     jws::{self, Typ, b64url_decode},
     keys::KeyLookup,
@@ -50,26 +50,46 @@ impl Authority {
         Ok(claims)
     }
 
-    /// The full verification, without the cache.
+    /// The full verification, without the cache. A refusal is logged with its reason and
+    /// what may be said of the token: its `kid` and, once the signature has verified, its
+    /// `iss` and `jti`, each escaped and truncated (security spec case 148). Never the
+    /// token itself.
     async fn verify_uncached(&self, token: &str, audience: AudienceCheck<'_>) -> Result<VerifiedClaims, RejectionKind> {
+        let mut seen = Seen::default();
+        let result = self.verify_steps(token, audience, &mut seen).await;
+        if let Err(kind) = &result {
+            tracing::debug!(
+                target: "scopegate",
+                reason = kind.code(),
+                kid = seen.kid.as_deref(),
+                iss = seen.iss.as_deref(),
+                jti = seen.jti.as_deref(),
+                "access token refused"
+            );
+        }
+        result
+    }
+
+    async fn verify_steps(
+        &self,
+        token: &str,
+        audience: AudienceCheck<'_>,
+        seen: &mut Seen,
+    ) -> Result<VerifiedClaims, RejectionKind> {
         let config = &self.inner.config;
         let compact = jws::split(token)?;
         let header = jws::parse_header(compact.header, &config.algorithms)?;
 
-        // The token type is decided before any key work: a mis-typed token is refused
-        // without a signature check, and an ID token is named as such.
-        let typ_ok = match (header.typ, config.profile) {
-            (Typ::AccessToken, _) | (Typ::Jwt | Typ::Absent, Profile::Compatible) => true,
-            (Typ::Jwt | Typ::Absent | Typ::Other, _) => false,
-        };
-        if !typ_ok {
-            let payload = decode_claims(compact.payload)?;
-            return Err(if claims::looks_like_id_token(&payload) && header.typ != Typ::Other {
-                TokenError::IdToken
-            } else {
-                TokenError::NotAnAccessToken
-            }
-            .into());
+        seen.kid = header.kid.as_deref().map(log_value);
+
+        // A token typed as anything but an access token or a plain JWT (`logout+jwt`,
+        // `dpop+jwt`, `at+jwt;v=1`, …) is refused before any key work. Tokens typed `JWT`
+        // or untyped go on to the signature check even in the strict profile, where
+        // `claims::validate` refuses them: only their claims tell an ID token (named as
+        // such) from another JWT, and claims are read only once the signature has verified
+        // (security spec case 78).
+        if header.typ == Typ::Other {
+            return Err(TokenError::NotAnAccessToken.into());
         }
 
         let signature = b64url_decode(compact.signature.as_bytes()).ok_or(TokenError::Malformed)?;
@@ -96,8 +116,24 @@ impl Authority {
         }
 
         let payload = decode_claims(compact.payload)?;
+        seen.iss = payload.get("iss").and_then(serde_json::Value::as_str).map(log_value);
+        seen.jti = payload.get("jti").and_then(serde_json::Value::as_str).map(log_value);
         Ok(claims::validate(payload, header.typ, config, audience, now())?)
     }
+}
+
+/// What the log line of a refused token may say about it.
+#[derive(Debug, Default)]
+struct Seen {
+    kid: Option<String>,
+    iss: Option<String>,
+    jti: Option<String>,
+}
+
+/// A value taken from a token, fit for a log line: at most 64 characters, escaped to
+/// printable ASCII (no line breaks or quotes from the attacker).
+fn log_value(value: &str) -> String {
+    value.chars().take(64).flat_map(char::escape_default).collect()
 }
 
 /// A cached token must still be young enough for `max_token_age`.

@@ -1,0 +1,231 @@
+//! The cost of verification, side by side with its floor.
+//!
+//! For each algorithm: the bare signature check with a pre-parsed aws-lc-rs key (the
+//! floor), `jsonwebtoken::decode` with a full `Validation`, and scopegate's path
+//! (`Authority::verify` with the verified-token cache off). Then the cache hit, and scope
+//! evaluation. After criterion's own report, a summary table prints the median of each
+//! and its ratio to the floor (`scripts/bench.sh` copies it into BENCHMARKS.md).
+//!
+//! Run: `cargo bench -p scopegate --bench verify`
+
+// A benchmark fails loudly (a panic means the setup is wrong) and prints its summary table.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stdout, missing_docs)]
+
+use std::{
+    future::Future,
+    hint::black_box,
+    pin::pin,
+    task::{Context, Poll, Waker},
+    time::{Duration, Instant},
+};
+
+use aws_lc_rs::signature::{self as sig, ParsedPublicKey, VerificationAlgorithm};
+use base64::Engine as _;
+use criterion::{Criterion, criterion_group};
+use jsonwebtoken::{DecodingKey, Validation, jwk::Jwk};
+use scopegate::{Algorithm, Authority, ScopeExpr, Scopes, testing::TestIssuer};
+
+const AUD: &str = "https://api.example.test";
+
+/// Polls a future that completes without waiting (static keys never do I/O).
+fn ready<F: Future>(future: F) -> F::Output {
+    let mut future = pin!(future);
+    match future.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(output) => output,
+        Poll::Pending => panic!("verification with static keys never waits"),
+    }
+}
+
+struct Case {
+    alg: Algorithm,
+    token: String,
+    floor_key: ParsedPublicKey,
+    message: Vec<u8>,
+    signature: Vec<u8>,
+    jwt_key: DecodingKey,
+    validation: Validation,
+    authority: Authority,
+    cached: Authority,
+}
+
+fn spki_der(pem: &str) -> Vec<u8> {
+    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    base64::engine::general_purpose::STANDARD.decode(body).unwrap()
+}
+
+fn case(issuer: &TestIssuer, alg: Algorithm) -> Case {
+    let (kid, algorithm, jwt_alg): (&str, &'static dyn VerificationAlgorithm, jsonwebtoken::Algorithm) = match alg {
+        Algorithm::RS256 => ("rsa-1", &sig::RSA_PKCS1_2048_8192_SHA256, jsonwebtoken::Algorithm::RS256),
+        Algorithm::PS256 => ("rsa-1", &sig::RSA_PSS_2048_8192_SHA256, jsonwebtoken::Algorithm::PS256),
+        Algorithm::ES256 => ("ec-1", &sig::ECDSA_P256_SHA256_FIXED, jsonwebtoken::Algorithm::ES256),
+        Algorithm::EdDSA => ("ed-1", &sig::ED25519, jsonwebtoken::Algorithm::EdDSA),
+        other => panic!("no benchmark for {other}"),
+    };
+    // A typical access token: RFC 9068 claims, a handful of scopes and one custom claim.
+    let token = issuer
+        .access_token()
+        .algorithm(alg)
+        .scope("openid profile email read:appointments write:appointments offline_access")
+        .claim("auth_time", 1_764_000_000)
+        .claim("https://api.example.test/roles", serde_json::json!(["scheduler", "viewer"]))
+        .sign();
+    let (input, signature) = token.rsplit_once('.').unwrap();
+    let signature = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(signature).unwrap();
+    let floor_key = ParsedPublicKey::new(algorithm, spki_der(&issuer.public_key_pem(kid))).unwrap();
+    assert!(floor_key.verify_sig(input.as_bytes(), &signature).is_ok());
+
+    let jwk: Jwk = serde_json::from_value(issuer.jwk(kid)).unwrap();
+    let jwt_key = DecodingKey::from_jwk(&jwk).unwrap();
+    let mut validation = Validation::new(jwt_alg);
+    validation.set_audience(&[AUD]);
+    validation.set_issuer(&[issuer.issuer()]);
+    validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+    validation.validate_nbf = true;
+    jsonwebtoken::decode::<serde_json::Value>(&token, &jwt_key, &validation).unwrap();
+
+    let authority = issuer.authority_builder(AUD).token_cache_capacity(0).build().unwrap();
+    let cached = issuer.authority(AUD);
+    ready(authority.verify(&token)).unwrap();
+    Case {
+        alg,
+        message: input.as_bytes().to_vec(),
+        token,
+        floor_key,
+        signature,
+        jwt_key,
+        validation,
+        authority,
+        cached,
+    }
+}
+
+fn cases() -> Vec<Case> {
+    let issuer = TestIssuer::new();
+    [Algorithm::RS256, Algorithm::PS256, Algorithm::ES256, Algorithm::EdDSA]
+        .into_iter()
+        .map(|a| case(&issuer, a))
+        .collect()
+}
+
+fn floor(c: &Case) {
+    c.floor_key.verify_sig(black_box(&c.message), black_box(&c.signature)).unwrap();
+}
+
+fn jsonwebtoken_decode(c: &Case) {
+    jsonwebtoken::decode::<serde_json::Value>(black_box(&c.token), &c.jwt_key, &c.validation).unwrap();
+}
+
+fn scopegate_verify(c: &Case) {
+    ready(c.authority.verify(black_box(&c.token))).unwrap();
+}
+
+fn scopegate_cache_hit(c: &Case) {
+    ready(c.cached.verify(black_box(&c.token))).unwrap();
+}
+
+const ALL: ScopeExpr = ScopeExpr::All(&[ScopeExpr::Scope("read:appointments"), ScopeExpr::Scope("write:appointments")]);
+const ANY: ScopeExpr = ScopeExpr::Any(&[ScopeExpr::Scope("admin"), ScopeExpr::Scope("read:appointments")]);
+const NESTED: ScopeExpr = ScopeExpr::Any(&[
+    ScopeExpr::Scope("admin"),
+    ScopeExpr::All(&[ScopeExpr::Scope("write:appointments"), ScopeExpr::Scope("delete:appointments")]),
+]);
+
+fn granted() -> Scopes {
+    Scopes::from_space_delimited(
+        "openid profile email offline_access read:appointments write:appointments delete:appointments \
+         read:patients write:patients read:billing read:reports export:reports",
+    )
+}
+
+fn bench(c: &mut Criterion) {
+    let cases = cases();
+    for case in &cases {
+        let mut group = c.benchmark_group(format!("verify/{}", case.alg));
+        group.bench_function("floor (signature only)", |b| b.iter(|| floor(case)));
+        group.bench_function("jsonwebtoken::decode", |b| b.iter(|| jsonwebtoken_decode(case)));
+        group.bench_function("scopegate", |b| b.iter(|| scopegate_verify(case)));
+        group.finish();
+    }
+    c.bench_function("verify/cache hit (RS256)", |b| b.iter(|| scopegate_cache_hit(&cases[0])));
+    let scopes = granted();
+    let mut group = c.benchmark_group("scopes");
+    for (name, expr) in [("all", ALL), ("any", ANY), ("nested", NESTED)] {
+        group.bench_function(name, |b| b.iter(|| black_box(expr).is_satisfied_by(black_box(&scopes))));
+    }
+    group.finish();
+}
+
+/// The median time of `f` over `batches` batches of `per_batch` calls.
+fn median(mut f: impl FnMut(), per_batch: u32, batches: usize) -> Duration {
+    let mut samples: Vec<Duration> = (0..batches)
+        .map(|_| {
+            let start = Instant::now();
+            for _ in 0..per_batch {
+                f();
+            }
+            start.elapsed() / per_batch
+        })
+        .collect();
+    samples.sort_unstable();
+    samples[samples.len() / 2]
+}
+
+fn fmt(d: Duration) -> String {
+    let ns = d.as_nanos();
+    if ns >= 10_000 { format!("{:.1} µs", ns as f64 / 1000.0) } else { format!("{ns} ns") }
+}
+
+/// Prints the side-by-side table: each path's median and its ratio to the floor,
+/// measured in alternation so that machine drift hits every column alike.
+fn summary() {
+    let cases = cases();
+    println!("\n## Summary (median of 31 batches; ratio = time / floor)\n");
+    println!("| algorithm | floor (signature only) | jsonwebtoken::decode | ratio | scopegate | ratio |");
+    println!("|---|---|---|---|---|---|");
+    for case in &cases {
+        let per_batch = if case.alg == Algorithm::ES256 { 100 } else { 200 };
+        let (mut fl, mut jw, mut sg) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..31 {
+            fl.push(median(|| floor(case), per_batch, 1));
+            jw.push(median(|| jsonwebtoken_decode(case), per_batch, 1));
+            sg.push(median(|| scopegate_verify(case), per_batch, 1));
+        }
+        let med = |v: &mut Vec<Duration>| {
+            v.sort_unstable();
+            v[v.len() / 2]
+        };
+        let (fl, jw, sg) = (med(&mut fl), med(&mut jw), med(&mut sg));
+        let ratio = |d: Duration| d.as_secs_f64() / fl.as_secs_f64();
+        println!("| {} | {} | {} | {:.2}× | {} | {:.2}× |", case.alg, fmt(fl), fmt(jw), ratio(jw), fmt(sg), ratio(sg));
+    }
+    let hit = median(|| scopegate_cache_hit(&cases[0]), 20_000, 31);
+    println!("\n| verified-token cache hit (RS256 token, {} bytes) | {} |", cases[0].token.len(), fmt(hit));
+    println!("|---|---|");
+    let scopes = granted();
+    for (name, expr) in [("all", ALL), ("any", ANY), ("nested", NESTED)] {
+        let t = median(
+            || {
+                black_box(black_box(expr).is_satisfied_by(black_box(&scopes)));
+            },
+            100_000,
+            31,
+        );
+        println!("| scope evaluation: {name} | {} |", fmt(t));
+    }
+    println!(
+        "\nToken sizes: {}",
+        cases.iter().map(|c| format!("{} {} bytes", c.alg, c.token.len())).collect::<Vec<_>>().join(", ")
+    );
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2)).sample_size(30);
+    targets = bench
+}
+
+fn main() {
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+    summary();
+}

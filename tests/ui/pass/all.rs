@@ -1,0 +1,20 @@
+//! `all(…)` spelled out, with a trailing comma.
+use axum::{Router, routing::get};
+use scopegate::__private::Requirement;
+use scopegate::{Authority, requires_scope};
+
+#[requires_scope(all("read:appointments", "read:patients",))]
+async fn list() -> &'static str {
+    "[]"
+}
+
+fn app(authority: Authority) -> Router {
+    Router::new().route("/appointments", get(list)).with_state(authority)
+}
+
+fn main() {
+    let _ = app;
+    type R = __scopegate_requirement_list;
+    assert_eq!(R::SCOPES.to_string(), r#"all(all("read:appointments", "read:patients"))"#);
+    assert_eq!(R::CHALLENGE, "read:appointments read:patients");
+}
