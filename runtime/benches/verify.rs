@@ -225,7 +225,10 @@ criterion_group! {
 }
 
 fn main() {
-    benches();
-    Criterion::default().configure_from_args().final_summary();
+    // `SUMMARY_ONLY=1` skips criterion's runs and prints only the summary table.
+    if std::env::var_os("SUMMARY_ONLY").is_none() {
+        benches();
+        Criterion::default().configure_from_args().final_summary();
+    }
     summary();
 }

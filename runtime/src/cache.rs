@@ -85,7 +85,7 @@ impl TokenCache {
         let entry = map.get(&hash)?;
         let fresh = *entry.token == *token
             && entry.generation == generation
-            && now < entry.claims.expires_at_secs
+            && now < entry.claims.expires_at
             && entry.inserted.elapsed() < self.max_age;
         fresh.then(|| Arc::clone(&entry.claims))
     }
@@ -146,21 +146,9 @@ impl Hasher for Identity {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scope::Scopes;
 
     fn claims(exp: f64) -> Arc<VerifiedClaims> {
-        Arc::new(VerifiedClaims {
-            subject: "s".into(),
-            client_id: None,
-            audiences: vec![],
-            issuer: "i".into(),
-            expires_at: exp as u64,
-            expires_at_secs: exp,
-            issued_at: 0,
-            jti: None,
-            scopes: Scopes::default(),
-            raw: serde_json::Map::new(),
-        })
+        Arc::new(VerifiedClaims::for_tests(exp))
     }
 
     #[test]

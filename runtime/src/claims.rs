@@ -4,30 +4,107 @@
 //! jsonwebtoken's `Validation` is not used for any of this: it treats wrongly typed
 //! claims as absent, accepts `iss` arrays, never checks `iat`, `jti` or `client_id`, and
 //! accepts `exp == now` (security spec section 13). Each check here is explicit.
+//!
+//! The claim set is read once, strictly ([`json::read_object`]), into [`RawClaims`]:
+//! only the claims the checks need, with strings borrowed from the decoded payload. The
+//! verified facts keep that payload and point into it, so an accepted token costs a
+//! handful of allocations, not one per claim.
+
+use std::{borrow::Cow, ops::Range, sync::OnceLock};
 
 use serde_json::{Map, Value};
 
 use crate::{
     authority::{Config, Profile, ScopeClaim},
+    json::{self, Member, Sink},
     jws::Typ,
     rejection::TokenError,
     scope::Scopes,
 };
 
-/// The facts of a verified access token, extracted once.
+/// A string of the verified claims: a range of the payload, or a copy when the JSON
+/// string had escapes.
 #[derive(Debug, Clone)]
+enum Text {
+    At(Range<usize>),
+    Owned(Box<str>),
+}
+
+/// The facts of a verified access token, extracted once.
+#[derive(Debug)]
 pub(crate) struct VerifiedClaims {
-    pub(crate) subject: String,
-    pub(crate) client_id: Option<String>,
-    pub(crate) audiences: Vec<String>,
-    pub(crate) issuer: String,
-    pub(crate) expires_at: u64,
-    /// `exp` exactly as sent (NumericDate may have a fraction).
-    pub(crate) expires_at_secs: f64,
-    pub(crate) issued_at: u64,
-    pub(crate) jti: Option<String>,
+    /// The decoded claim set (JSON text).
+    payload: Box<str>,
+    subject: Text,
+    client_id: Option<Text>,
+    audiences: Vec<Text>,
+    issuer: Text,
+    jti: Option<Text>,
+    /// `exp` exactly as sent (a NumericDate may have a fraction).
+    pub(crate) expires_at: f64,
+    pub(crate) issued_at: f64,
     pub(crate) scopes: Scopes,
-    pub(crate) raw: Map<String, Value>,
+    raw: OnceLock<Map<String, Value>>,
+}
+
+impl VerifiedClaims {
+    fn text<'a>(&'a self, text: &'a Text) -> &'a str {
+        match text {
+            Text::At(range) => self.payload.get(range.clone()).unwrap_or_default(),
+            Text::Owned(s) => s,
+        }
+    }
+
+    pub(crate) fn subject(&self) -> &str {
+        self.text(&self.subject)
+    }
+
+    pub(crate) fn issuer(&self) -> &str {
+        self.text(&self.issuer)
+    }
+
+    pub(crate) fn client_id(&self) -> Option<&str> {
+        self.client_id.as_ref().map(|t| self.text(t))
+    }
+
+    pub(crate) fn jti(&self) -> Option<&str> {
+        self.jti.as_ref().map(|t| self.text(t))
+    }
+
+    pub(crate) fn audiences(&self) -> impl ExactSizeIterator<Item = &str> {
+        self.audiences.iter().map(|t| self.text(t))
+    }
+
+    /// The claim set as JSON text.
+    pub(crate) fn payload(&self) -> &str {
+        &self.payload
+    }
+
+    /// Every claim, parsed on first use.
+    pub(crate) fn raw(&self) -> &Map<String, Value> {
+        // The payload already passed the strict reader, so this parse succeeds; an empty
+        // map would be the answer if the two readers ever disagreed.
+        self.raw.get_or_init(|| json::parse_object(self.payload.as_bytes()).unwrap_or_default())
+    }
+}
+
+#[cfg(test)]
+impl VerifiedClaims {
+    /// Claims with only an expiry, for unit tests of the cache.
+    pub(crate) fn for_tests(expires_at: f64) -> Self {
+        Self {
+            payload: "{}".into(),
+            subject: Text::Owned("s".into()),
+            client_id: None,
+            audiences: Vec::new(),
+            issuer: Text::Owned("i".into()),
+            jti: None,
+            expires_at,
+            issued_at: 0.0,
+            scopes: Scopes::default(),
+            raw: OnceLock::new(),
+        }
+    }
 }
 
 /// Which audience a request must carry.
@@ -39,62 +116,152 @@ pub(crate) enum AudienceCheck<'a> {
     Exact(&'a str),
 }
 
-/// Claims only ID tokens carry (OIDC Core §2, §3.1.3.6, §3.3.2.11).
-const ID_TOKEN_CLAIMS: [&str; 3] = ["nonce", "at_hash", "c_hash"];
-
-/// Whether a claim set has the shape of an OpenID Connect ID token rather than an access
-/// token. Used to pick the error description for a token that is refused anyway.
-pub(crate) fn looks_like_id_token(claims: &Map<String, Value>) -> bool {
-    ID_TOKEN_CLAIMS.iter().any(|c| claims.contains_key(*c))
-        || claims.get("typ").is_some_and(|t| t == "ID")
-        || !(claims.contains_key("client_id")
-            || claims.contains_key("scope")
-            || claims.contains_key("scp")
-            || claims.contains_key("permissions"))
+/// The claims the checks read, as found in the token.
+#[derive(Debug, Default)]
+pub(crate) struct RawClaims<'p> {
+    iss: Option<Member<'p>>,
+    sub: Option<Member<'p>>,
+    aud: Option<Member<'p>>,
+    exp: Option<Member<'p>>,
+    nbf: Option<Member<'p>>,
+    iat: Option<Member<'p>>,
+    client_id: Option<Member<'p>>,
+    azp: Option<Member<'p>>,
+    cid: Option<Member<'p>>,
+    jti: Option<Member<'p>>,
+    scope: Option<Member<'p>>,
+    scp: Option<Member<'p>>,
+    permissions: Option<Member<'p>>,
+    /// Vendor type claim (Keycloak: `Bearer`, `ID`, `Refresh`).
+    typ: Option<Member<'p>>,
+    /// `nonce`, `at_hash` or `c_hash`: claims only ID tokens carry (OIDC Core §2,
+    /// §3.1.3.6, §3.3.2.11).
+    id_token_claims: bool,
+    /// `cnf`: a sender-constrained token.
+    cnf: bool,
 }
 
-/// Checks every claim and extracts the verified facts.
+impl<'p> RawClaims<'p> {
+    /// Reads a claim set strictly.
+    pub(crate) fn read(payload: &'p str) -> Result<Self, TokenError> {
+        let mut claims = RawClaims::default();
+        json::read_object(payload.as_bytes(), &mut claims).map_err(|_| TokenError::Malformed)?;
+        Ok(claims)
+    }
+
+    /// `iss`, for logs.
+    pub(crate) fn iss(&self) -> Option<&str> {
+        self.iss.as_ref().and_then(Member::as_str)
+    }
+
+    /// `jti`, for logs.
+    pub(crate) fn jti(&self) -> Option<&str> {
+        self.jti.as_ref().and_then(Member::as_str)
+    }
+
+    /// Whether the claim set has the shape of an OpenID Connect ID token rather than an
+    /// access token: ID-token claims, a vendor `typ` of `ID`, or none of the claims an
+    /// access token carries (`client_id` or a scope claim).
+    fn looks_like_id_token(&self) -> bool {
+        self.id_token_claims
+            || self.typ.as_ref().and_then(Member::as_str) == Some("ID")
+            || !(self.client_id.is_some() || self.scope.is_some() || self.scp.is_some() || self.permissions.is_some())
+    }
+}
+
+impl<'p> Sink<'p> for RawClaims<'p> {
+    fn wants(&self, name: &str) -> bool {
+        matches!(
+            name,
+            "iss"
+                | "sub"
+                | "aud"
+                | "exp"
+                | "nbf"
+                | "iat"
+                | "client_id"
+                | "azp"
+                | "cid"
+                | "jti"
+                | "scope"
+                | "scp"
+                | "permissions"
+                | "typ"
+        )
+    }
+
+    fn member(&mut self, name: &str, value: Option<Member<'p>>) {
+        let slot = match name {
+            "iss" => &mut self.iss,
+            "sub" => &mut self.sub,
+            "aud" => &mut self.aud,
+            "exp" => &mut self.exp,
+            "nbf" => &mut self.nbf,
+            "iat" => &mut self.iat,
+            "client_id" => &mut self.client_id,
+            "azp" => &mut self.azp,
+            "cid" => &mut self.cid,
+            "jti" => &mut self.jti,
+            "scope" => &mut self.scope,
+            "scp" => &mut self.scp,
+            "permissions" => &mut self.permissions,
+            "typ" => &mut self.typ,
+            "nonce" | "at_hash" | "c_hash" => {
+                self.id_token_claims = true;
+                return;
+            }
+            "cnf" => {
+                self.cnf = true;
+                return;
+            }
+            _ => return,
+        };
+        *slot = value;
+    }
+}
+
+/// Checks every claim and extracts the verified facts. `payload` is the text `claims`
+/// was read from.
 pub(crate) fn validate(
-    claims: Map<String, Value>,
+    payload: &str,
+    claims: &RawClaims<'_>,
     typ: Typ,
     config: &Config,
     audience: AudienceCheck<'_>,
     now: f64,
 ) -> Result<VerifiedClaims, TokenError> {
     // The token type and ID-token markers first: an ID token is reported as such.
-    let has_id_markers = ID_TOKEN_CLAIMS.iter().any(|c| claims.contains_key(*c));
-    match claims.get("typ") {
-        Some(t) if t == "ID" => return Err(TokenError::IdToken),
-        Some(t) if t == "Refresh" || t == "Logout" => return Err(TokenError::NotAnAccessToken),
+    match claims.typ.as_ref().and_then(Member::as_str) {
+        Some("ID") => return Err(TokenError::IdToken),
+        Some("Refresh" | "Logout") => return Err(TokenError::NotAnAccessToken),
         _ => {}
     }
     match (typ, config.profile) {
         (Typ::AccessToken, _) | (Typ::Jwt | Typ::Absent, Profile::Compatible) => {}
-        _ if looks_like_id_token(&claims) => return Err(TokenError::IdToken),
+        _ if claims.looks_like_id_token() => return Err(TokenError::IdToken),
         _ => return Err(TokenError::NotAnAccessToken),
     }
-    if has_id_markers && (config.reject_id_token_claims || typ != Typ::AccessToken) {
+    if claims.id_token_claims && (config.reject_id_token_claims || typ != Typ::AccessToken) {
         return Err(TokenError::IdToken);
     }
-    if claims.contains_key("cnf") {
+    if claims.cnf {
         return Err(TokenError::SenderConstrained);
     }
 
-    let issuer = match claims.get("iss") {
-        Some(Value::String(iss)) if *iss == *config.issuer => iss.clone(),
+    let issuer = match &claims.iss {
+        Some(Member::Str(iss)) if **iss == *config.issuer => iss,
         _ => return Err(TokenError::InvalidIssuer),
     };
 
-    let audiences = audiences(claims.get("aud")).ok_or(TokenError::InvalidAudience)?;
-    let audience_ok = audience_matches(&audiences, config, audience);
-    if !audience_ok {
+    let audiences = audiences(claims.aud.as_ref()).ok_or(TokenError::InvalidAudience)?;
+    if !audience_matches(audiences.iter().map(|a| a.as_ref()), config, audience) {
         return Err(TokenError::InvalidAudience);
     }
 
     let leeway = config.leeway.as_secs_f64();
-    let exp = numeric_date(claims.get("exp"))?.ok_or(TokenError::InvalidClaim)?;
-    let iat = numeric_date(claims.get("iat"))?.ok_or(TokenError::InvalidClaim)?;
-    let nbf = numeric_date(claims.get("nbf"))?;
+    let exp = numeric_date(claims.exp.as_ref())?.ok_or(TokenError::InvalidClaim)?;
+    let iat = numeric_date(claims.iat.as_ref())?.ok_or(TokenError::InvalidClaim)?;
+    let nbf = numeric_date(claims.nbf.as_ref())?;
     if now >= exp + leeway {
         return Err(TokenError::Expired);
     }
@@ -112,13 +279,13 @@ pub(crate) fn validate(
         return Err(TokenError::LifetimeExceeded);
     }
 
-    let subject = required_string(&claims, "sub")?.ok_or(TokenError::InvalidClaim)?.to_owned();
+    let subject = string(claims.sub.as_ref())?.ok_or(TokenError::InvalidClaim)?;
     let client_id = match config.profile {
-        Profile::Rfc9068 => Some(required_string(&claims, "client_id")?.ok_or(TokenError::InvalidClaim)?),
+        Profile::Rfc9068 => Some(string(claims.client_id.as_ref())?.ok_or(TokenError::InvalidClaim)?),
         Profile::Compatible => {
             let mut found = None;
-            for name in ["client_id", "azp", "cid"] {
-                if let Some(id) = required_string(&claims, name)? {
+            for claim in [&claims.client_id, &claims.azp, &claims.cid] {
+                if let Some(id) = string(claim.as_ref())? {
                     found = Some(id);
                     break;
                 }
@@ -129,55 +296,64 @@ pub(crate) fn validate(
             }
             found
         }
-    }
-    .map(str::to_owned);
-    let jti = match (required_string(&claims, "jti")?, config.profile) {
+    };
+    let jti = match (string(claims.jti.as_ref())?, config.profile) {
         (None, Profile::Rfc9068) => return Err(TokenError::InvalidClaim),
-        (jti, _) => jti.map(str::to_owned),
+        (jti, _) => jti,
     };
 
     if let Some(allowed) = &config.allowed_clients
-        && !client_id.as_deref().is_some_and(|id| allowed.iter().any(|a| **a == *id))
+        && !client_id.is_some_and(|id| allowed.iter().any(|a| **a == *id))
     {
         return Err(TokenError::ClientNotAllowed);
     }
 
-    let scopes = scopes(&claims, &config.scope_claims)?;
+    let scopes = scopes(claims, &config.scope_claims)?;
+    let text = |s: &Cow<'_, str>| locate(payload, s);
     Ok(VerifiedClaims {
-        subject,
-        client_id,
-        audiences,
-        issuer,
-        // Checked positive and below 2^53 by `numeric_date`; truncating a fraction is
-        // the documented behaviour of the accessors.
-        expires_at: exp as u64,
-        expires_at_secs: exp,
-        issued_at: iat as u64,
-        jti,
+        payload: payload.into(),
+        subject: text(subject),
+        client_id: client_id.map(text),
+        audiences: audiences.iter().map(|a| text(a)).collect(),
+        issuer: text(issuer),
+        jti: jti.map(text),
+        expires_at: exp,
+        issued_at: iat,
         scopes,
-        raw: claims,
+        raw: OnceLock::new(),
     })
 }
 
-/// Whether one of the token's audiences is the one asked for.
-pub(crate) fn audience_matches(audiences: &[String], config: &Config, check: AudienceCheck<'_>) -> bool {
+/// Where a string read from `payload` lies in it: a range when it points into the
+/// payload (a JSON string without escapes is borrowed from it), a copy otherwise.
+fn locate(payload: &str, s: &str) -> Text {
+    let start = (s.as_ptr() as usize).wrapping_sub(payload.as_ptr() as usize);
+    let range = start..start.wrapping_add(s.len());
+    match payload.get(range.clone()) {
+        Some(found) if std::ptr::eq(found, s) => Text::At(range),
+        _ => Text::Owned(s.into()),
+    }
+}
+
+/// Whether one of `audiences` is the one asked for.
+pub(crate) fn audience_matches<'a>(
+    mut audiences: impl Iterator<Item = &'a str>,
+    config: &Config,
+    check: AudienceCheck<'_>,
+) -> bool {
     match check {
-        AudienceCheck::Configured => audiences.iter().any(|a| config.audiences.iter().any(|c| **c == **a)),
-        AudienceCheck::Exact(wanted) => audiences.iter().any(|a| a == wanted),
+        AudienceCheck::Configured => audiences.any(|a| config.audiences.iter().any(|c| **c == *a)),
+        AudienceCheck::Exact(wanted) => audiences.any(|a| a == wanted),
     }
 }
 
 /// `aud` as a non-empty string or a non-empty array of non-empty strings.
-fn audiences(aud: Option<&Value>) -> Option<Vec<String>> {
+fn audiences<'a, 'p>(aud: Option<&'a Member<'p>>) -> Option<Vec<&'a Cow<'p, str>>> {
     match aud? {
-        Value::String(a) if !a.is_empty() => Some(vec![a.clone()]),
-        Value::Array(items) if !items.is_empty() => items
-            .iter()
-            .map(|v| match v {
-                Value::String(a) if !a.is_empty() => Some(a.clone()),
-                _ => None,
-            })
-            .collect(),
+        Member::Str(a) if !a.is_empty() => Some(vec![a]),
+        Member::StrList(items) if !items.is_empty() && items.iter().all(|a| !a.is_empty()) => {
+            Some(items.iter().collect())
+        }
         _ => None,
     }
 }
@@ -187,41 +363,44 @@ const MAX_NUMERIC_DATE: f64 = 9_007_199_254_740_992.0;
 
 /// A NumericDate claim (RFC 7519 §2): absent, or a positive JSON number (fractions
 /// allowed). Strings, booleans, null, zero, negatives and absurd values are malformed.
-fn numeric_date(value: Option<&Value>) -> Result<Option<f64>, TokenError> {
+fn numeric_date(value: Option<&Member<'_>>) -> Result<Option<f64>, TokenError> {
     match value {
         None => Ok(None),
-        Some(Value::Number(n)) => match n.as_f64() {
-            Some(t) if t.is_finite() && t > 0.0 && t < MAX_NUMERIC_DATE => Ok(Some(t)),
-            _ => Err(TokenError::InvalidClaim),
-        },
+        Some(Member::Num(t)) if t.is_finite() && *t > 0.0 && *t < MAX_NUMERIC_DATE => Ok(Some(*t)),
         Some(_) => Err(TokenError::InvalidClaim),
     }
 }
 
 /// A claim that must be a string when present.
-fn required_string<'a>(claims: &'a Map<String, Value>, name: &str) -> Result<Option<&'a str>, TokenError> {
-    match claims.get(name) {
+fn string<'a, 'p>(value: Option<&'a Member<'p>>) -> Result<Option<&'a Cow<'p, str>>, TokenError> {
+    match value {
         None => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
+        Some(Member::Str(s)) => Ok(Some(s)),
         Some(_) => Err(TokenError::InvalidClaim),
     }
 }
 
 /// The granted scopes from the first configured scope claim the token carries. Claims are
 /// never merged (case 138).
-fn scopes(claims: &Map<String, Value>, configured: &[ScopeClaim]) -> Result<Scopes, TokenError> {
+fn scopes(claims: &RawClaims<'_>, configured: &[ScopeClaim]) -> Result<Scopes, TokenError> {
     for claim in configured {
-        let Some(value) = claims.get(claim.name()) else {
+        let value = match claim {
+            ScopeClaim::Scope => &claims.scope,
+            ScopeClaim::Scp => &claims.scp,
+            ScopeClaim::Permissions => &claims.permissions,
+        };
+        let Some(value) = value else {
             continue;
         };
         return match (claim, value) {
-            (ScopeClaim::Scope | ScopeClaim::Scp, Value::String(s)) => Ok(Scopes::from_space_delimited(s)),
-            (ScopeClaim::Scp | ScopeClaim::Permissions, Value::Array(items)) => items
-                .iter()
-                .map(|v| v.as_str().filter(|s| !s.is_empty()))
-                .collect::<Option<Vec<_>>>()
-                .map(Scopes::from_iter)
-                .ok_or(TokenError::InvalidScopeClaim),
+            (ScopeClaim::Scope | ScopeClaim::Scp, Member::Str(s)) => Ok(Scopes::from_space_delimited(s)),
+            (ScopeClaim::Scp | ScopeClaim::Permissions, Member::StrList(items)) => {
+                if items.iter().any(|s| s.is_empty()) {
+                    Err(TokenError::InvalidScopeClaim)
+                } else {
+                    Ok(items.iter().map(|s| &**s).collect())
+                }
+            }
             _ => Err(TokenError::InvalidScopeClaim),
         };
     }

@@ -77,8 +77,8 @@ pub struct AccessToken {
 impl std::fmt::Debug for AccessToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AccessToken")
-            .field("subject", &self.claims.subject)
-            .field("client_id", &self.claims.client_id)
+            .field("subject", &self.claims.subject())
+            .field("client_id", &self.claims.client_id())
             .field("scopes", &self.claims.scopes)
             .finish_non_exhaustive()
     }
@@ -88,13 +88,13 @@ impl AccessToken {
     /// `sub`: the user, or for client-credentials tokens the client.
     #[must_use]
     pub fn subject(&self) -> &str {
-        &self.claims.subject
+        self.claims.subject()
     }
 
     /// `client_id` (in the compatible profile, `azp` or `cid` when `client_id` is absent).
     #[must_use]
     pub fn client_id(&self) -> Option<&str> {
-        self.claims.client_id.as_deref()
+        self.claims.client_id()
     }
 
     /// Whether this token was issued to a client acting for itself (`sub == client_id`),
@@ -105,9 +105,8 @@ impl AccessToken {
     }
 
     /// Every audience in `aud`.
-    #[must_use]
-    pub fn audiences(&self) -> &[String] {
-        &self.claims.audiences
+    pub fn audiences(&self) -> impl ExactSizeIterator<Item = &str> {
+        self.claims.audiences()
     }
 
     /// The granted scopes.
@@ -125,31 +124,31 @@ impl AccessToken {
     /// `iss`.
     #[must_use]
     pub fn issuer(&self) -> &str {
-        &self.claims.issuer
+        self.claims.issuer()
     }
 
     /// `exp`, truncated to whole seconds.
     #[must_use]
     pub fn expires_at(&self) -> SystemTime {
-        SystemTime::UNIX_EPOCH + Duration::from_secs(self.claims.expires_at)
+        SystemTime::UNIX_EPOCH + Duration::from_secs_f64(self.claims.expires_at.trunc())
     }
 
     /// `iat`, truncated to whole seconds.
     #[must_use]
     pub fn issued_at(&self) -> SystemTime {
-        SystemTime::UNIX_EPOCH + Duration::from_secs(self.claims.issued_at)
+        SystemTime::UNIX_EPOCH + Duration::from_secs_f64(self.claims.issued_at.trunc())
     }
 
     /// `jti`, the token's unique identifier (required in the RFC 9068 profile).
     #[must_use]
     pub fn jti(&self) -> Option<&str> {
-        self.claims.jti.as_deref()
+        self.claims.jti()
     }
 
     /// Every claim of the verified token, as parsed (duplicate-free).
     #[must_use]
     pub fn raw_claims(&self) -> &Map<String, Value> {
-        &self.claims.raw
+        self.claims.raw()
     }
 
     /// Deserializes the verified claims into the application's own type.
@@ -157,7 +156,9 @@ impl AccessToken {
     /// # Errors
     /// When the claims do not fit `T`.
     pub fn claims<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
-        T::deserialize(&self.claims.raw)
+        // The payload passed the strict reader (no duplicate members at any depth), so a
+        // plain parse reads exactly the claims that were verified.
+        serde_json::from_str(self.claims.payload())
     }
 }
 

@@ -6,9 +6,12 @@
 //! than [`MAX_DEPTH`], a UTF-8 byte-order mark, and any top-level value other than an
 //! object.
 
-use std::fmt;
+use std::{borrow::Cow, collections::HashSet, fmt};
 
-use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::{
+    Deserialize,
+    de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor},
+};
 use serde_json::{Map, Value};
 
 /// Deepest nesting of arrays and objects accepted (the top-level object is depth 1).
@@ -127,6 +130,235 @@ impl<'de> Visitor<'de> for StrictVisitor {
     }
 }
 
+/// A member value as the verifier reads it: strings are borrowed from the document when
+/// they have no escapes, so reading a claim set allocates almost nothing.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Member<'de> {
+    /// A JSON string.
+    Str(Cow<'de, str>),
+    /// A JSON number.
+    Num(f64),
+    /// An array whose elements are all strings (possibly empty).
+    StrList(Vec<Cow<'de, str>>),
+    /// Anything else: an object, a boolean, null, or an array with a non-string element.
+    Other,
+}
+
+impl<'de> Member<'de> {
+    /// The string, if this is one.
+    pub(crate) fn as_str(&self) -> Option<&str> {
+        match self {
+            Self::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+/// Receives the top-level members of an object read by [`read_object`].
+pub(crate) trait Sink<'de> {
+    /// Whether the value of the member `name` should be read into a [`Member`].
+    fn wants(&self, name: &str) -> bool;
+    /// One top-level member (each name at most once), with its value when wanted.
+    fn member(&mut self, name: &str, value: Option<Member<'de>>);
+}
+
+/// Reads one JSON object with the same strictness as [`parse_object`] (unique names at
+/// every depth, depth ≤ [`MAX_DEPTH`], no BOM, an object and nothing after it), handing
+/// its top-level members to `sink` without building a map.
+pub(crate) fn read_object<'de, S: Sink<'de>>(bytes: &'de [u8], sink: &mut S) -> Result<(), StrictJsonError> {
+    if bytes.starts_with(&[0xEF, 0xBB, 0xBF]) || nesting_depth(bytes) > MAX_DEPTH {
+        return Err(StrictJsonError);
+    }
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    Deserializer::deserialize_map(&mut de, TopVisitor { sink }).map_err(|_| StrictJsonError)?;
+    de.end().map_err(|_| StrictJsonError)
+}
+
+/// Member names seen so far in one object: a short list, or a set once it grows.
+#[derive(Default)]
+struct SeenNames<'de> {
+    list: Vec<Cow<'de, str>>,
+    set: HashSet<Cow<'de, str>>,
+}
+
+impl<'de> SeenNames<'de> {
+    /// Records `name`; `false` if it was already there.
+    fn insert(&mut self, name: Cow<'de, str>) -> bool {
+        if !self.set.is_empty() {
+            return self.set.insert(name);
+        }
+        if self.list.contains(&name) {
+            return false;
+        }
+        self.list.push(name);
+        if self.list.len() > 16 {
+            self.set.extend(self.list.drain(..));
+        }
+        true
+    }
+}
+
+/// A member name, borrowed when it has no escapes.
+struct Name<'de>(Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Name<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct NameVisitor;
+        impl<'de> Visitor<'de> for NameVisitor {
+            type Value = Name<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a member name")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Name<'de>, E> {
+                Ok(Name(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Name<'de>, E> {
+                Ok(Name(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Name<'de>, E> {
+                Ok(Name(Cow::Owned(v)))
+            }
+        }
+        deserializer.deserialize_str(NameVisitor)
+    }
+}
+
+struct TopVisitor<'s, S> {
+    sink: &'s mut S,
+}
+
+impl<'de, S: Sink<'de>> Visitor<'de> for TopVisitor<'_, S> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<(), A::Error> {
+        let mut seen = SeenNames::default();
+        while let Some(Name(name)) = access.next_key::<Name<'de>>()? {
+            let value = if self.sink.wants(&name) {
+                Some(access.next_value::<Member<'de>>()?)
+            } else {
+                access.next_value::<Skip>()?;
+                None
+            };
+            self.sink.member(&name, value);
+            if !seen.insert(name) {
+                return Err(de::Error::custom("duplicate member"));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for Member<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(MemberVisitor)
+    }
+}
+
+struct MemberVisitor;
+
+impl<'de> Visitor<'de> for MemberVisitor {
+    type Value = Member<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Member<'de>, E> {
+        Ok(Member::Str(Cow::Borrowed(v)))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Member<'de>, E> {
+        Ok(Member::Str(Cow::Owned(v.to_owned())))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Member<'de>, E> {
+        Ok(Member::Str(Cow::Owned(v)))
+    }
+    #[allow(clippy::cast_precision_loss)] // NumericDates are checked against 2^53 later
+    fn visit_u64<E>(self, v: u64) -> Result<Member<'de>, E> {
+        Ok(Member::Num(v as f64))
+    }
+    #[allow(clippy::cast_precision_loss)]
+    fn visit_i64<E>(self, v: i64) -> Result<Member<'de>, E> {
+        Ok(Member::Num(v as f64))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Member<'de>, E> {
+        Ok(Member::Num(v))
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Member<'de>, E> {
+        Ok(Member::Other)
+    }
+    fn visit_unit<E>(self) -> Result<Member<'de>, E> {
+        Ok(Member::Other)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, access: A) -> Result<Member<'de>, A::Error> {
+        SkipVisitor.visit_map(access).map(|()| Member::Other)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Member<'de>, A::Error> {
+        let mut strings = Vec::new();
+        let mut all_strings = true;
+        while let Some(item) = seq.next_element::<Member<'de>>()? {
+            match item {
+                Member::Str(s) if all_strings => strings.push(s),
+                _ => all_strings = false,
+            }
+        }
+        Ok(if all_strings { Member::StrList(strings) } else { Member::Other })
+    }
+}
+
+/// Consumes a value, still refusing duplicate member names in nested objects.
+struct Skip;
+
+impl<'de> Deserialize<'de> for Skip {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(SkipVisitor).map(|()| Skip)
+    }
+}
+
+struct SkipVisitor;
+
+impl<'de> Visitor<'de> for SkipVisitor {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element::<Skip>()?.is_some() {}
+        Ok(())
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<(), A::Error> {
+        let mut seen = SeenNames::default();
+        while let Some(Name(name)) = access.next_key::<Name<'de>>()? {
+            access.next_value::<Skip>()?;
+            if !seen.insert(name) {
+                return Err(de::Error::custom("duplicate member"));
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,6 +379,51 @@ mod tests {
     fn rejects_non_objects_bom_and_trailing_data() {
         for doc in [&b"[1]"[..], b"null", b"\"x\"", b"5", b"\xEF\xBB\xBF{}", b"{} {}", b"{"] {
             assert!(parse_object(doc).is_err(), "{doc:?}");
+        }
+    }
+
+    #[derive(Default)]
+    struct Collect(Vec<(String, Option<String>)>);
+
+    impl<'de> Sink<'de> for Collect {
+        fn wants(&self, name: &str) -> bool {
+            name.starts_with('w')
+        }
+        fn member(&mut self, name: &str, value: Option<Member<'de>>) {
+            self.0.push((name.to_owned(), value.map(|v| format!("{v:?}"))));
+        }
+    }
+
+    #[test]
+    fn read_object_borrows_and_is_as_strict_as_parse_object() {
+        let mut sink = Collect::default();
+        read_object(br#"{"w1":"a","w2":["x","y"],"w3":[1,"x"],"w4":5,"n":{"a":[1,{"b":2}]},"w5":"A"}"#, &mut sink)
+            .unwrap();
+        assert_eq!(
+            sink.0,
+            [
+                ("w1".to_owned(), Some(r#"Str("a")"#.to_owned())),
+                ("w2".to_owned(), Some(r#"StrList(["x", "y"])"#.to_owned())),
+                ("w3".to_owned(), Some("Other".to_owned())),
+                ("w4".to_owned(), Some("Num(5.0)".to_owned())),
+                ("n".to_owned(), None),
+                ("w5".to_owned(), Some(r#"Str("A")"#.to_owned())),
+            ]
+        );
+        let many: String = (0..40).map(|i| format!("\"k{i}\":{i},")).collect();
+        for doc in [
+            &br#"{"a":1,"a":2}"#[..],
+            br#"{"n":{"x":1,"x":2}}"#,
+            br#"{"w":[{"x":1,"x":2}]}"#,
+            br#"{"w":{"x":1,"x":2}}"#,
+            b"[1]",
+            b"null",
+            b"\xEF\xBB\xBF{}",
+            b"{} {}",
+            format!("{{{many}\"k39\":0}}").as_bytes(),
+        ] {
+            assert!(read_object(doc, &mut Collect::default()).is_err(), "{}", String::from_utf8_lossy(doc));
+            assert!(parse_object(doc).is_err());
         }
     }
 

@@ -9,9 +9,14 @@ use base64::{
     Engine as _, alphabet,
     engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig},
 };
-use serde_json::Value;
+use std::borrow::Cow;
 
-use crate::{algorithm::Algorithm, keys::MAX_KID_LEN, rejection::TokenError};
+use crate::{
+    algorithm::Algorithm,
+    json::{Member, Sink},
+    keys::MAX_KID_LEN,
+    rejection::TokenError,
+};
 
 /// The longest header segment accepted (security spec case 22).
 pub(crate) const MAX_HEADER_SEGMENT: usize = 2048;
@@ -76,12 +81,12 @@ pub(crate) enum Typ {
     Other,
 }
 
-/// The header members the verifier uses.
+/// The header members the verifier uses, borrowed from the decoded header.
 #[derive(Debug, Clone)]
-pub(crate) struct Header {
+pub(crate) struct Header<'h> {
     pub(crate) alg: Algorithm,
     pub(crate) typ: Typ,
-    pub(crate) kid: Option<String>,
+    pub(crate) kid: Option<Cow<'h, str>>,
 }
 
 /// Header parameters that are refused outright: extensions scopegate does not
@@ -89,33 +94,65 @@ pub(crate) struct Header {
 /// key URLs carried by the token itself (`jwk`, `jku`, `x5u`).
 const REFUSED_PARAMETERS: [&str; 8] = ["crit", "b64", "cty", "enc", "zip", "jwk", "jku", "x5u"];
 
-/// Decodes and checks the header segment (cases 21-60).
-pub(crate) fn parse_header(segment: &str, allowed: &[Algorithm]) -> Result<Header, TokenError> {
+/// The most bytes a header segment of [`MAX_HEADER_SEGMENT`] characters decodes to.
+pub(crate) const MAX_HEADER_BYTES: usize = MAX_HEADER_SEGMENT / 4 * 3;
+
+/// Decodes the header segment into `buffer` (no allocation), returning the JSON bytes.
+pub(crate) fn decode_header<'b>(segment: &str, buffer: &'b mut [u8; MAX_HEADER_BYTES]) -> Result<&'b [u8], TokenError> {
     if segment.len() > MAX_HEADER_SEGMENT {
         return Err(TokenError::Malformed);
     }
-    let bytes = b64url_decode(segment.as_bytes()).ok_or(TokenError::Malformed)?;
-    let mut header = crate::json::parse_object(&bytes).map_err(|_| TokenError::Malformed)?;
+    let len = B64URL.decode_slice(segment.as_bytes(), buffer).map_err(|_| TokenError::Malformed)?;
+    buffer.get(..len).ok_or(TokenError::Malformed)
+}
 
-    let alg = match header.get("alg") {
-        Some(Value::String(name)) => Algorithm::from_name(name).filter(|alg| allowed.contains(alg)),
+#[derive(Default)]
+struct HeaderMembers<'h> {
+    alg: Option<Member<'h>>,
+    typ: Option<Member<'h>>,
+    kid: Option<Member<'h>>,
+    refused: bool,
+}
+
+impl<'h> Sink<'h> for HeaderMembers<'h> {
+    fn wants(&self, name: &str) -> bool {
+        matches!(name, "alg" | "typ" | "kid")
+    }
+
+    fn member(&mut self, name: &str, value: Option<Member<'h>>) {
+        match name {
+            "alg" => self.alg = value,
+            "typ" => self.typ = value,
+            "kid" => self.kid = value,
+            _ => self.refused |= REFUSED_PARAMETERS.contains(&name),
+        }
+    }
+}
+
+/// Checks the decoded header (cases 21-60).
+pub(crate) fn parse_header<'h>(json: &'h [u8], allowed: &[Algorithm]) -> Result<Header<'h>, TokenError> {
+    let mut header = HeaderMembers::default();
+    crate::json::read_object(json, &mut header).map_err(|_| TokenError::Malformed)?;
+
+    let alg = match &header.alg {
+        Some(Member::Str(name)) => Algorithm::from_name(name).filter(|alg| allowed.contains(alg)),
         _ => None,
     }
     .ok_or(TokenError::AlgorithmNotAllowed)?;
 
-    if REFUSED_PARAMETERS.iter().any(|p| header.contains_key(*p)) {
+    if header.refused {
         return Err(TokenError::UnsupportedHeader);
     }
 
-    let kid = match header.remove("kid") {
+    let kid = match header.kid {
         None => None,
-        Some(Value::String(kid)) if kid.len() <= MAX_KID_LEN => Some(kid),
+        Some(Member::Str(kid)) if kid.len() <= MAX_KID_LEN => Some(kid),
         Some(_) => return Err(TokenError::Malformed),
     };
 
-    let typ = match header.get("typ") {
+    let typ = match &header.typ {
         None => Typ::Absent,
-        Some(Value::String(typ)) => classify_typ(typ),
+        Some(Member::Str(typ)) => classify_typ(typ),
         Some(_) => return Err(TokenError::Malformed),
     };
     Ok(Header { alg, typ, kid })
@@ -141,8 +178,17 @@ fn classify_typ(typ: &str) -> Typ {
 mod tests {
     use super::*;
 
-    fn header(json: &str) -> Result<Header, TokenError> {
-        parse_header(&b64url_encode(json.as_bytes()), &Algorithm::ASYMMETRIC)
+    fn header(json: &str) -> Result<Header<'_>, TokenError> {
+        parse_header(json.as_bytes(), &Algorithm::ASYMMETRIC)
+    }
+
+    #[test]
+    fn header_segment_size_cap() {
+        let mut buffer = [0; MAX_HEADER_BYTES];
+        let max = "A".repeat(MAX_HEADER_SEGMENT);
+        assert!(decode_header(&max, &mut buffer).is_ok());
+        let over = "A".repeat(MAX_HEADER_SEGMENT + 4);
+        assert_eq!(decode_header(&over, &mut buffer).err(), Some(TokenError::Malformed));
     }
 
     #[test]

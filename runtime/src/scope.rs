@@ -92,12 +92,15 @@ impl fmt::Display for ScopeExpr {
 
 /// The scopes granted by a verified access token.
 ///
-/// Built once per token from the configured scope claim. Lookups are binary searches over
-/// a sorted list of the token's scope strings.
-#[derive(Clone, Default, PartialEq, Eq)]
+/// Built once per token from the configured scope claim: one copy of the scope text and
+/// a list of ranges into it, sorted by content, so lookups are binary searches and
+/// nothing is re-split or re-allocated per check.
+#[derive(Clone, Default)]
 pub struct Scopes {
-    /// Sorted, de-duplicated scope tokens.
-    sorted: Vec<Box<str>>,
+    /// The scope text the ranges point into.
+    source: Box<str>,
+    /// `(start, end)` byte ranges of the distinct scope tokens, sorted by their text.
+    sorted: Vec<(usize, usize)>,
 }
 
 impl Scopes {
@@ -106,18 +109,37 @@ impl Scopes {
     /// part of the token, so `"a\tb"` is the single scope `a\tb`.
     #[must_use]
     pub fn from_space_delimited(scope: &str) -> Self {
-        Self::from_iter(scope.split(' ').filter(|s| !s.is_empty()))
+        let mut sorted = Vec::with_capacity(scope.bytes().filter(|b| *b == b' ').count() + 1);
+        let mut start = 0;
+        for part in scope.split(' ') {
+            if !part.is_empty() {
+                sorted.push((start, start + part.len()));
+            }
+            start += part.len() + 1;
+        }
+        Self::finish(scope.into(), sorted)
+    }
+
+    fn finish(source: Box<str>, mut sorted: Vec<(usize, usize)>) -> Self {
+        let text = |&(a, b): &(usize, usize)| source.get(a..b).unwrap_or_default();
+        sorted.sort_unstable_by(|x, y| text(x).cmp(text(y)));
+        sorted.dedup_by(|x, y| text(x) == text(y));
+        Self { source, sorted }
+    }
+
+    fn text(&self, (a, b): (usize, usize)) -> &str {
+        self.source.get(a..b).unwrap_or_default()
     }
 
     /// Whether `scope` was granted (byte-exact comparison).
     #[must_use]
     pub fn contains(&self, scope: &str) -> bool {
-        self.sorted.binary_search_by(|s| (**s).cmp(scope)).is_ok()
+        self.sorted.binary_search_by(|r| self.text(*r).cmp(scope)).is_ok()
     }
 
     /// The granted scopes in ascending byte order.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
-        self.sorted.iter().map(|s| &**s)
+        self.sorted.iter().map(|r| self.text(*r))
     }
 
     /// How many distinct scopes were granted.
@@ -135,12 +157,23 @@ impl Scopes {
 
 impl<'a> FromIterator<&'a str> for Scopes {
     fn from_iter<I: IntoIterator<Item = &'a str>>(iter: I) -> Self {
-        let mut sorted: Vec<Box<str>> = iter.into_iter().map(Box::from).collect();
-        sorted.sort_unstable();
-        sorted.dedup();
-        Self { sorted }
+        let mut source = String::new();
+        let mut sorted = Vec::new();
+        for scope in iter {
+            sorted.push((source.len(), source.len() + scope.len()));
+            source.push_str(scope);
+        }
+        Self::finish(source.into(), sorted)
     }
 }
+
+impl PartialEq for Scopes {
+    fn eq(&self, other: &Self) -> bool {
+        self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for Scopes {}
 
 impl fmt::Debug for Scopes {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -1,19 +1,21 @@
 //! The verification pipeline: from a bearer token string to verified claims.
 //!
 //! The order is fixed and cheap checks come first: size cap, compact form, header
-//! (algorithm allowlist, refused parameters, `typ` per profile), key selection, the
-//! signature, and only then the claim set. Nothing read before the signature check can
-//! widen acceptance (security spec G3).
+//! (algorithm allowlist, refused parameters, `typ`), key selection, the signature, and
+//! only then the claim set. Nothing read before the signature check can widen acceptance
+//! (security spec G3). The header is decoded into a stack buffer and read without a map;
+//! the claim set is read once into borrowed values (see [`claims`]).
 
 use std::{
+    fmt,
     sync::{Arc, atomic::Ordering},
     time::{SystemTime, UNIX_EPOCH},
 };
 
 use crate::{
-    authority::Authority,
-    claims::{self, AudienceCheck, VerifiedClaims},
-    jws::{self, Typ, b64url_decode},
+    authority::{Authority, Config},
+    claims::{self, AudienceCheck, RawClaims, VerifiedClaims},
+    jws::{self, MAX_HEADER_BYTES, Typ, b64url_decode},
     keys::KeyLookup,
     rejection::{RejectionKind, TokenError},
 };
@@ -39,7 +41,7 @@ impl Authority {
         let generation = self.inner.keys.generation();
         let now = now();
         if let Some(claims) = cache.get(token, generation, now).filter(|c| within_max_age(c, config, now)) {
-            if !claims::audience_matches(&claims.audiences, config, audience) {
+            if !claims::audience_matches(claims.audiences(), config, audience) {
                 return Err(TokenError::InvalidAudience.into());
             }
             self.inner.stats.cache_hits.fetch_add(1, Ordering::Relaxed);
@@ -50,37 +52,20 @@ impl Authority {
         Ok(claims)
     }
 
-    /// The full verification, without the cache. A refusal is logged with its reason and
-    /// what may be said of the token: its `kid` and, once the signature has verified, its
-    /// `iss` and `jti`, each escaped and truncated (security spec case 148). Never the
-    /// token itself.
+    /// The full verification, without the cache. A refusal is logged (at debug level)
+    /// with its reason and what may be said of the token: its `kid` and, once the
+    /// signature has verified, its `iss` and `jti`, each escaped and truncated (security
+    /// spec case 148). Never the token itself; nothing is formatted unless the event is
+    /// enabled.
     async fn verify_uncached(&self, token: &str, audience: AudienceCheck<'_>) -> Result<VerifiedClaims, RejectionKind> {
-        let mut seen = Seen::default();
-        let result = self.verify_steps(token, audience, &mut seen).await;
-        if let Err(kind) = &result {
-            tracing::debug!(
-                target: "scopegate",
-                reason = kind.code(),
-                kid = seen.kid.as_deref(),
-                iss = seen.iss.as_deref(),
-                jti = seen.jti.as_deref(),
-                "access token refused"
-            );
-        }
-        result
-    }
-
-    async fn verify_steps(
-        &self,
-        token: &str,
-        audience: AudienceCheck<'_>,
-        seen: &mut Seen,
-    ) -> Result<VerifiedClaims, RejectionKind> {
         let config = &self.inner.config;
-        let compact = jws::split(token)?;
-        let header = jws::parse_header(compact.header, &config.algorithms)?;
-
-        seen.kid = header.kid.as_deref().map(log_value);
+        let compact = jws::split(token).map_err(|e| refused(e, None, None))?;
+        let mut header_buffer = [0u8; MAX_HEADER_BYTES];
+        let header = jws::decode_header(compact.header, &mut header_buffer)
+            .and_then(|json| jws::parse_header(json, &config.algorithms))
+            .map_err(|e| refused(e, None, None))?;
+        let kid = header.kid.as_deref();
+        let refuse = |error: TokenError| refused(error, kid, None);
 
         // A token typed as anything but an access token or a plain JWT (`logout+jwt`,
         // `dpop+jwt`, `at+jwt;v=1`, …) is refused before any key work. Tokens typed `JWT`
@@ -89,16 +74,15 @@ impl Authority {
         // such) from another JWT, and claims are read only once the signature has verified
         // (security spec case 78).
         if header.typ == Typ::Other {
-            return Err(TokenError::NotAnAccessToken.into());
+            return Err(refuse(TokenError::NotAnAccessToken));
         }
 
-        let signature = b64url_decode(compact.signature.as_bytes()).ok_or(TokenError::Malformed)?;
+        let signature = b64url_decode(compact.signature.as_bytes()).ok_or_else(|| refuse(TokenError::Malformed))?;
         let mut keys = self
             .inner
             .keys
             .snapshot()
             .map_err(|u| RejectionKind::KeysUnavailable { retry_after_secs: u.retry_after_secs })?;
-        let kid = header.kid.as_deref();
         let mut lookup = keys.lookup(kid, header.alg);
         if let (KeyLookup::UnknownKid, Some(kid)) = (&lookup, kid)
             && let Some(newer) = self.inner.keys.refresh_for_unknown_kid(kid).await
@@ -107,43 +91,54 @@ impl Authority {
             lookup = keys.lookup(Some(kid), header.alg);
         }
         let KeyLookup::Found(candidates) = lookup else {
-            return Err(TokenError::UnknownKey.into());
+            return Err(refuse(TokenError::UnknownKey));
         };
         self.inner.stats.signatures_checked.fetch_add(1, Ordering::Relaxed);
         let message = compact.signing_input.as_bytes();
         if !candidates.iter().flatten().any(|verifier| verifier.verify(message, &signature)) {
-            return Err(TokenError::InvalidSignature.into());
+            return Err(refuse(TokenError::InvalidSignature));
         }
 
-        let payload = decode_claims(compact.payload)?;
-        seen.iss = payload.get("iss").and_then(serde_json::Value::as_str).map(log_value);
-        seen.jti = payload.get("jti").and_then(serde_json::Value::as_str).map(log_value);
-        Ok(claims::validate(payload, header.typ, config, audience, now())?)
+        let payload = b64url_decode(compact.payload.as_bytes())
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+            .ok_or_else(|| refuse(TokenError::Malformed))?;
+        let raw = RawClaims::read(&payload).map_err(refuse)?;
+        claims::validate(&payload, &raw, header.typ, config, audience, now())
+            .map_err(|e| refused(e, kid, Some((raw.iss(), raw.jti()))))
     }
 }
 
-/// What the log line of a refused token may say about it.
-#[derive(Debug, Default)]
-struct Seen {
-    kid: Option<String>,
-    iss: Option<String>,
-    jti: Option<String>,
+/// Logs a refused token and turns the error into the rejection kind.
+fn refused(error: TokenError, kid: Option<&str>, claims: Option<(Option<&str>, Option<&str>)>) -> RejectionKind {
+    let (iss, jti) = claims.unwrap_or_default();
+    tracing::debug!(
+        target: "scopegate",
+        reason = error.code(),
+        kid = kid.map(|v| tracing::field::display(LogValue(v))),
+        iss = iss.map(|v| tracing::field::display(LogValue(v))),
+        jti = jti.map(|v| tracing::field::display(LogValue(v))),
+        "access token refused"
+    );
+    RejectionKind::InvalidToken(error)
 }
 
 /// A value taken from a token, fit for a log line: at most 64 characters, escaped to
-/// printable ASCII (no line breaks or quotes from the attacker).
-fn log_value(value: &str) -> String {
-    value.chars().take(64).flat_map(char::escape_default).collect()
+/// printable ASCII (no line breaks or quotes from the attacker). Formatted only when the
+/// event is recorded.
+struct LogValue<'a>(&'a str);
+
+impl fmt::Display for LogValue<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for c in self.0.chars().take(64).flat_map(char::escape_default) {
+            fmt::Write::write_char(f, c)?;
+        }
+        Ok(())
+    }
 }
 
 /// A cached token must still be young enough for `max_token_age`.
-fn within_max_age(claims: &VerifiedClaims, config: &crate::authority::Config, now: f64) -> bool {
-    config.max_age.is_none_or(|max| now - claims.issued_at as f64 <= max.as_secs_f64())
-}
-
-fn decode_claims(segment: &str) -> Result<serde_json::Map<String, serde_json::Value>, TokenError> {
-    let bytes = b64url_decode(segment.as_bytes()).ok_or(TokenError::Malformed)?;
-    crate::json::parse_object(&bytes).map_err(|_| TokenError::Malformed)
+fn within_max_age(claims: &VerifiedClaims, config: &Config, now: f64) -> bool {
+    config.max_age.is_none_or(|max| now - claims.issued_at <= max.as_secs_f64())
 }
 
 /// The wall clock in seconds since the Unix epoch (token times are wall-clock times).

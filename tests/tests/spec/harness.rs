@@ -77,7 +77,7 @@ fn facts(handler: &str, token: &AccessToken) -> Value {
         "client_id": token.client_id(),
         "client_token": token.is_client_token(),
         "iss": token.issuer(),
-        "aud": token.audiences(),
+        "aud": token.audiences().collect::<Vec<_>>(),
         "jti": token.jti(),
         "scopes": token.scopes().iter().collect::<Vec<_>>(),
     })
