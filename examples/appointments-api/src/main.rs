@@ -1,1 +1,163 @@
-fn main() {}
+//! # appointments-api: an API protected by scopegate, made to be copied
+//!
+//! Run it with no setup (a development issuer starts in the same process and prints how
+//! to get a token):
+//!
+//! ```sh
+//! cargo run -p appointments-api
+//! ```
+//!
+//! Run it against a real issuer (Auth0, Okta, Entra ID, Keycloak, any OIDC issuer):
+//!
+//! ```sh
+//! ISSUER=https://your-tenant.example/ AUDIENCE=https://api.example.test cargo run -p appointments-api
+//! ```
+//!
+//! Settings are in `config.rs`; routes and their scopes in `routes.rs`; the SQLite store
+//! in `store.rs`; the development issuer in `dev_issuer.rs`. Lines marked `COPY:` are the
+//! ones a copy usually changes.
+
+mod config;
+mod dev_issuer;
+mod error;
+mod routes;
+mod store;
+
+use std::process::ExitCode;
+
+use scopegate::{Authority, Profile, ScopeClaim};
+use tokio::net::TcpListener;
+
+use crate::{
+    config::{Config, IssuerConfig},
+    dev_issuer::DevIssuer,
+    routes::AppState,
+    store::Store,
+};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // One line, no backtrace: the error names the setting to fix.
+            eprintln!("appointments-api: {}", error.replace('\n', " "));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Configuration → state → router → serve.
+async fn run() -> Result<(), String> {
+    let config = Config::from_env().map_err(|e| e.to_string())?;
+    // A failed start is reported as one error line, so by default the log starts once the
+    // service is configured; an explicit RUST_LOG logs the start too (to debug discovery).
+    let mut logging = Logging::parse(config.log_filter.as_deref())?;
+    if config.log_filter.is_some() {
+        logging.start()?;
+    }
+
+    let store = Store::open(config.database_path.as_deref())
+        .map_err(|e| format!("invalid DATABASE_PATH: cannot open the database: {e}"))?;
+    let listener = TcpListener::bind(config.bind).await.map_err(|e| format!("invalid BIND: {}: {e}", config.bind))?;
+    let address = listener.local_addr().map_err(|e| format!("invalid BIND: {e}"))?;
+
+    // No ISSUER: start the development issuer, then trust it like any other issuer.
+    let dev_issuer = match &config.issuer {
+        IssuerConfig::Development => Some(DevIssuer::start(&config.audience).await?),
+        IssuerConfig::External { .. } => None,
+    };
+    let authority = authority(&config, dev_issuer.as_ref()).await?;
+
+    logging.start()?;
+    let (issuer, audience, profile) = (authority.issuer(), &config.audience, config.profile);
+    tracing::info!(issuer, audience, ?profile, "verifying access tokens");
+    if let Some(dev_issuer) = &dev_issuer {
+        dev_issuer.print_banner(address);
+    }
+    announce(address);
+
+    let app = routes::router(AppState { authority, store });
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|e| format!("server error: {e}"))?;
+    tracing::info!("shut down");
+    Ok(())
+}
+
+/// The verifier: discovery and keys over HTTP from `ISSUER` (or the development issuer),
+/// fetched now so that an unreachable issuer stops the start with a clear error.
+async fn authority(config: &Config, dev_issuer: Option<&DevIssuer>) -> Result<Authority, String> {
+    let (issuer, jwks_uri, setting) = match (&config.issuer, dev_issuer) {
+        (IssuerConfig::External { issuer, jwks_uri: Some(uri) }, _) => {
+            (issuer.as_str(), Some(uri.as_str()), "JWKS_URI")
+        }
+        (IssuerConfig::External { issuer, jwks_uri: None }, _) => (issuer.as_str(), None, "ISSUER"),
+        (IssuerConfig::Development, Some(dev_issuer)) => (dev_issuer.issuer(), None, "the development issuer"),
+        (IssuerConfig::Development, None) => return Err("the development issuer did not start".to_owned()),
+    };
+    let mut builder = Authority::builder().issuer(issuer).audience(&config.audience).profile(config.profile);
+    if config.profile == Profile::Compatible {
+        // Okta and Entra ID put the scopes in `scp`; Auth0 and Keycloak in `scope`.
+        builder = builder.scope_claims([ScopeClaim::Scope, ScopeClaim::Scp]);
+    }
+    if let Some(jwks_uri) = jwks_uri {
+        builder = builder.jwks_uri(jwks_uri);
+    }
+    // COPY: other policies go here, e.g. `.allowed_clients([...])` or `.leeway(...)`.
+    // `.build()` instead of `.connect()` would start at once, without waiting for the
+    // issuer, and answer 503 until its keys arrive.
+    builder.connect().await.map_err(|e| format!("cannot use the issuer {issuer} ({setting}): {e}"))
+}
+
+/// The log, on stderr (stdout carries the banner and the `listening on` line).
+struct Logging(Option<tracing_subscriber::EnvFilter>);
+
+impl Logging {
+    /// Checks `RUST_LOG` (default `info`).
+    fn parse(filter: Option<&str>) -> Result<Self, String> {
+        let filter = filter.unwrap_or("info");
+        let parsed = tracing_subscriber::EnvFilter::builder().parse(filter);
+        parsed.map(|filter| Self(Some(filter))).map_err(|e| format!("invalid RUST_LOG: `{filter}`: {e}"))
+    }
+
+    /// Starts logging; once started, does nothing.
+    fn start(&mut self) -> Result<(), String> {
+        let Some(filter) = self.0.take() else { return Ok(()) };
+        let subscriber = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+        subscriber.try_init().map_err(|e| format!("cannot start logging: {e}"))
+    }
+}
+
+/// The one line tests and scripts wait for: the address actually bound (`BIND=…:0` picks
+/// a free port).
+#[allow(clippy::print_stdout, reason = "a machine-readable line on stdout, independent of RUST_LOG")]
+fn announce(address: std::net::SocketAddr) {
+    println!("listening on http://{address}");
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM (`docker stop`, Kubernetes): in-flight requests
+/// finish, new connections are refused.
+async fn shutdown_signal() {
+    let interrupt = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => tracing::info!("SIGINT received, shutting down"),
+        () = terminate => tracing::info!("SIGTERM received, shutting down"),
+    }
+}

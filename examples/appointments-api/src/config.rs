@@ -1,0 +1,211 @@
+//! Configuration, read once at startup from the environment.
+//!
+//! | variable | default | meaning |
+//! |---|---|---|
+//! | `ISSUER` | unset: a development issuer runs in-process | the exact `iss` of your issuer; its keys are found through discovery |
+//! | `AUDIENCE` | `https://api.example.test` | this API's identifier: what the issuer puts in `aud` |
+//! | `JWKS_URI` | from discovery | the issuer's JWK set URL, to skip discovery (needs `ISSUER`) |
+//! | `TOKEN_PROFILE` | `rfc9068` | `rfc9068` (strict `at+jwt` access tokens) or `compatible` (tokens typed `JWT`, as Auth0, Okta, Entra ID and Keycloak issue them; scopes from `scope` or `scp`) |
+//! | `BIND` | `127.0.0.1:3000` | the address to listen on (`0.0.0.0:3000` in a container) |
+//! | `DATABASE_PATH` | in memory | the SQLite file |
+//! | `RUST_LOG` | `info` | log filter (logs go to stderr) |
+//!
+//! Every error names the variable to fix, in one line.
+
+use std::{fmt, net::SocketAddr, path::PathBuf};
+
+use scopegate::Profile;
+
+/// COPY: your API's identifier, the `aud` your issuer puts in access tokens for it.
+pub(crate) const DEFAULT_AUDIENCE: &str = "https://api.example.test";
+/// Loopback by default: a copy that should be reachable from elsewhere sets `BIND`.
+const DEFAULT_BIND: &str = "127.0.0.1:3000";
+
+/// Where access tokens come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum IssuerConfig {
+    /// `ISSUER` is set: only that issuer is trusted, the development issuer never starts.
+    External {
+        /// The exact `iss` value.
+        issuer: String,
+        /// `JWKS_URI`, when discovery should be skipped.
+        jwks_uri: Option<String>,
+    },
+    /// `ISSUER` is unset: a development issuer starts on loopback (see `dev_issuer.rs`).
+    Development,
+}
+
+/// The service's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Config {
+    pub(crate) bind: SocketAddr,
+    pub(crate) audience: String,
+    pub(crate) issuer: IssuerConfig,
+    pub(crate) profile: Profile,
+    /// `None`: an in-memory database, emptied at every start.
+    pub(crate) database_path: Option<PathBuf>,
+    /// `RUST_LOG`, when set.
+    pub(crate) log_filter: Option<String>,
+}
+
+/// A setting that cannot be used, with the variable to change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ConfigError {
+    variable: &'static str,
+    message: String,
+}
+
+impl ConfigError {
+    fn new(variable: &'static str, message: impl Into<String>) -> Self {
+        Self { variable, message: message.into() }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid {}: {}", self.variable, self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Reads the process environment.
+    pub(crate) fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var_os(name).map(|value| value.to_string_lossy().into_owned()))
+    }
+
+    /// Reads the settings through `lookup` (the environment, or a map in tests).
+    pub(crate) fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let bind_text = lookup("BIND").unwrap_or_else(|| DEFAULT_BIND.to_owned());
+        let bind = bind_text.trim().parse::<SocketAddr>().map_err(|_| {
+            ConfigError::new("BIND", format!("`{bind_text}` is not an IP address and port, such as 127.0.0.1:3000"))
+        })?;
+
+        let audience = lookup("AUDIENCE").unwrap_or_else(|| DEFAULT_AUDIENCE.to_owned());
+        if audience.is_empty() || audience.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(ConfigError::new(
+                "AUDIENCE",
+                "must be your API's identifier (the `aud` your issuer sets), non-empty and without spaces",
+            ));
+        }
+
+        let profile = match lookup("TOKEN_PROFILE").as_deref().map(str::trim) {
+            None | Some("rfc9068") => Profile::Rfc9068,
+            Some("compatible") => Profile::Compatible,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "TOKEN_PROFILE",
+                    format!("`{other}` is not a token profile: use `rfc9068` (the default) or `compatible`"),
+                ));
+            }
+        };
+
+        let jwks_uri = lookup("JWKS_URI");
+        let issuer = match lookup("ISSUER") {
+            // An empty ISSUER is a deployment mistake, not a request for the development
+            // issuer: starting one would hide it.
+            Some(issuer) if issuer.trim().is_empty() => {
+                return Err(ConfigError::new(
+                    "ISSUER",
+                    "is set but empty: set it to your issuer's URL, or unset it to use the development issuer",
+                ));
+            }
+            Some(issuer) => {
+                if !(issuer.starts_with("https://") || issuer.starts_with("http://")) {
+                    return Err(ConfigError::new(
+                        "ISSUER",
+                        format!(
+                            "`{issuer}` is not an issuer URL: use the exact `iss` of your tokens, such as https://your-tenant.example/"
+                        ),
+                    ));
+                }
+                if jwks_uri.as_deref().is_some_and(|uri| uri.trim().is_empty()) {
+                    return Err(ConfigError::new("JWKS_URI", "is set but empty: unset it to use discovery"));
+                }
+                IssuerConfig::External { issuer, jwks_uri }
+            }
+            None if jwks_uri.is_some() => {
+                return Err(ConfigError::new(
+                    "JWKS_URI",
+                    "needs ISSUER: set ISSUER to the issuer these keys belong to, or unset JWKS_URI",
+                ));
+            }
+            None => IssuerConfig::Development,
+        };
+
+        let database_path = match lookup("DATABASE_PATH") {
+            Some(path) if path.trim().is_empty() => {
+                return Err(ConfigError::new("DATABASE_PATH", "is set but empty: unset it for an in-memory database"));
+            }
+            path => path.map(PathBuf::from),
+        };
+
+        let log_filter = lookup("RUST_LOG");
+
+        Ok(Self { bind, audience, issuer, profile, database_path, log_filter })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let vars: HashMap<String, String> = vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        Config::from_lookup(|name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_run_the_development_issuer_on_loopback() {
+        let config = config(&[]).unwrap();
+        assert_eq!(config.bind, "127.0.0.1:3000".parse().unwrap());
+        assert_eq!(config.audience, "https://api.example.test");
+        assert_eq!(config.issuer, IssuerConfig::Development);
+        assert_eq!(config.profile, Profile::Rfc9068);
+        assert_eq!(config.database_path, None);
+        assert_eq!(config.log_filter, None);
+    }
+
+    #[test]
+    fn an_issuer_replaces_the_development_issuer() {
+        let config = config(&[
+            ("ISSUER", "https://tenant.example/"),
+            ("JWKS_URI", "https://tenant.example/keys"),
+            ("TOKEN_PROFILE", "compatible"),
+            ("AUDIENCE", "my-api"),
+        ])
+        .unwrap();
+        assert_eq!(
+            config.issuer,
+            IssuerConfig::External {
+                issuer: "https://tenant.example/".to_owned(),
+                jwks_uri: Some("https://tenant.example/keys".to_owned())
+            }
+        );
+        assert_eq!(config.profile, Profile::Compatible);
+        assert_eq!(config.audience, "my-api");
+    }
+
+    #[test]
+    fn each_error_names_its_variable() {
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[("BIND", "localhost")], "invalid BIND: `localhost` is not an IP address and port"),
+            (&[("BIND", "127.0.0.1:99999")], "invalid BIND"),
+            (&[("TOKEN_PROFILE", "strict")], "invalid TOKEN_PROFILE: `strict` is not a token profile"),
+            (&[("AUDIENCE", "")], "invalid AUDIENCE"),
+            (&[("AUDIENCE", "my api")], "invalid AUDIENCE"),
+            (&[("ISSUER", "")], "invalid ISSUER: is set but empty"),
+            (&[("ISSUER", "tenant.example")], "invalid ISSUER: `tenant.example` is not an issuer URL"),
+            (&[("JWKS_URI", "https://tenant.example/keys")], "invalid JWKS_URI: needs ISSUER"),
+            (&[("DATABASE_PATH", "")], "invalid DATABASE_PATH"),
+        ];
+        for (vars, expected) in cases {
+            let error = config(vars).unwrap_err().to_string();
+            assert!(error.starts_with(expected), "{vars:?}: {error}");
+            assert!(!error.contains('\n'), "{error}");
+        }
+    }
+}

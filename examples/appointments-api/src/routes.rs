@@ -1,0 +1,214 @@
+//! The routes, each with its scope requirement in one line.
+//!
+//! `#[requires_scope(...)]` puts a guard in front of the handler's own arguments: the
+//! token is verified and the requirement checked before anything else is extracted (an
+//! unauthorized request never has its body read). The forms:
+//!
+//! - `#[requires_scope("read:appointments")]`: one scope;
+//! - `#[requires_scope("a", "b")]`: all of them;
+//! - `#[requires_scope(any("admin", all("a", "b")))]`: alternatives, nested freely;
+//! - `#[requires_scope("a", aud = "https://other-api.example")]`: another audience than
+//!   the configured one.
+//!
+//! A handler that needs a token but no particular scope takes [`AccessToken`] alone
+//! (`Option<AccessToken>` for optional authentication). A handler with a guard can take
+//! [`AccessToken`] too, to know who is calling: the token is verified once per request.
+
+use std::time::Duration;
+
+use axum::{
+    Json, Router,
+    body::Body,
+    extract::{DefaultBodyLimit, FromRef, State},
+    http::{Request, Response, StatusCode},
+    routing::{delete, get},
+};
+use scopegate::{AccessToken, Authority, requires_scope};
+use serde::{Deserialize, Serialize};
+use time::{OffsetDateTime, format_description::well_known::Rfc3339};
+use tower_http::trace::TraceLayer;
+use tracing::Span;
+
+use crate::{
+    error::{ApiError, ApiJson, ApiPath},
+    store::{Appointment, NewAppointment, Store},
+};
+
+/// COPY: every scope your routes name. The development issuer grants only these; keep
+/// the list in step with the attributes below.
+pub(crate) const API_SCOPES: &[&str] = &["read:appointments", "write:appointments", "delete:appointments", "admin"];
+
+/// The largest request body accepted (appointments are small).
+const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// What every handler can extract from: the verifier and the database.
+///
+/// `FromRef` lets handlers take `State<Store>`, and lets scopegate find its
+/// [`Authority`] (a state without one fails to compile, with a message naming the fix).
+#[derive(Debug, Clone, FromRef)]
+pub(crate) struct AppState {
+    pub(crate) authority: Authority,
+    pub(crate) store: Store,
+}
+
+/// The application: routes, body limit, request logging.
+pub(crate) fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/api/appointments", get(list_appointments).post(create_appointment))
+        .route("/api/appointments/{id}", delete(delete_appointment))
+        .route("/api/me", get(me))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(
+            // Logs method, path, status and latency. Never headers (`Authorization` carries
+            // the token) and never the query string (it may carry `access_token=`).
+            TraceLayer::new_for_http()
+                .make_span_with(|request: &Request<Body>| {
+                    tracing::info_span!("request", method = %request.method(), path = request.uri().path())
+                })
+                .on_request(())
+                .on_response(|response: &Response<Body>, latency: Duration, _span: &Span| {
+                    tracing::info!(status = response.status().as_u16(), latency_us = latency.as_micros(), "response");
+                })
+                .on_failure(()),
+        )
+        .with_state(state)
+}
+
+/// Open: for load balancers and uptime checks.
+async fn health() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+/// The caller's appointments, soonest first.
+#[requires_scope("read:appointments")]
+async fn list_appointments(token: AccessToken, State(store): State<Store>) -> Result<Json<Vec<Appointment>>, ApiError> {
+    Ok(Json(store.list(token.subject()).await?))
+}
+
+/// The body of `POST /api/appointments`. Unknown fields are refused, so a typo
+/// (`"startsAt"`) is an error instead of a silently missing value.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateAppointment {
+    title: String,
+    /// An RFC 3339 timestamp with an offset, such as `2030-01-31T09:30:00+01:00`.
+    starts_at: String,
+    #[serde(default)]
+    notes: Option<String>,
+}
+
+impl CreateAppointment {
+    const MAX_TITLE_CHARS: usize = 200;
+    const MAX_NOTES_CHARS: usize = 2000;
+
+    fn validate(self) -> Result<NewAppointment, ApiError> {
+        let title = self.title.trim();
+        let title_chars = title.chars().count();
+        if title_chars == 0 || title_chars > Self::MAX_TITLE_CHARS {
+            return Err(ApiError::invalid_field(format!(
+                "title must be 1 to {} characters (not counting surrounding spaces)",
+                Self::MAX_TITLE_CHARS
+            )));
+        }
+        if title.chars().any(char::is_control) {
+            return Err(ApiError::invalid_field("title must not contain control characters"));
+        }
+        let starts_at = OffsetDateTime::parse(self.starts_at.trim(), &Rfc3339).map_err(|_| {
+            ApiError::invalid_field("starts_at must be an RFC 3339 timestamp, such as 2030-01-31T09:30:00Z")
+        })?;
+        if self.notes.as_ref().is_some_and(|notes| notes.chars().count() > Self::MAX_NOTES_CHARS) {
+            return Err(ApiError::invalid_field(format!("notes must be at most {} characters", Self::MAX_NOTES_CHARS)));
+        }
+        Ok(NewAppointment { title: title.to_owned(), starts_at, notes: self.notes })
+    }
+}
+
+/// Creates an appointment owned by the caller.
+#[requires_scope("write:appointments")]
+async fn create_appointment(
+    token: AccessToken,
+    State(store): State<Store>,
+    ApiJson(body): ApiJson<CreateAppointment>,
+) -> Result<(StatusCode, Json<Appointment>), ApiError> {
+    let new = body.validate()?;
+    Ok((StatusCode::CREATED, Json(store.create(token.subject(), new).await?)))
+}
+
+/// Deletes one of the caller's appointments. An administrator, or a client holding both
+/// the write and the delete scope, may call it; either way only the caller's own
+/// appointments can be deleted. COPY: if `admin` should reach everyone's, check
+/// `token.has_scope("admin")` here and use a store call without the owner filter.
+#[requires_scope(any("admin", all("write:appointments", "delete:appointments")))]
+async fn delete_appointment(
+    token: AccessToken,
+    State(store): State<Store>,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<StatusCode, ApiError> {
+    if store.delete(token.subject(), id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found(format!("no appointment {id}")))
+    }
+}
+
+/// Who is calling, as the verified token says.
+#[derive(Debug, Serialize)]
+struct Me {
+    /// `sub`: the user, or for a client-credentials token the client itself.
+    subject: String,
+    client_id: Option<String>,
+    scopes: Vec<String>,
+}
+
+/// Any valid access token for this API: no scope required.
+async fn me(token: AccessToken) -> Json<Me> {
+    Json(Me {
+        subject: token.subject().to_owned(),
+        client_id: token.client_id().map(str::to_owned),
+        scopes: token.scopes().iter().map(str::to_owned).collect(),
+    })
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such route")
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::response::IntoResponse;
+
+    use super::*;
+
+    fn body(title: &str, starts_at: &str) -> CreateAppointment {
+        CreateAppointment { title: title.to_owned(), starts_at: starts_at.to_owned(), notes: None }
+    }
+
+    #[test]
+    fn validation() {
+        let ok = body("  Dentist ", "2030-01-31T09:30:00+01:00").validate().unwrap();
+        assert_eq!(ok.title, "Dentist");
+        assert!(body("x".repeat(200).as_str(), "2030-01-31T09:30:00Z").validate().is_ok());
+        assert!(body("é".repeat(200).as_str(), "2030-01-31T09:30:00Z").validate().is_ok(), "characters, not bytes");
+        for (title, starts_at) in [
+            ("", "2030-01-31T09:30:00Z"),
+            ("   ", "2030-01-31T09:30:00Z"),
+            (&"x".repeat(201), "2030-01-31T09:30:00Z"),
+            ("a\u{7}b", "2030-01-31T09:30:00Z"),
+            ("ok", "2030-01-31"),
+            ("ok", "2030-01-31 09:30:00"),
+            ("ok", "2030-01-31T09:30:00"),
+            ("ok", "tomorrow"),
+        ] {
+            let error = body(title, starts_at).validate().unwrap_err();
+            assert_eq!(
+                error.clone().into_response().status(),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "{title:?} {starts_at}"
+            );
+        }
+        let long_notes = CreateAppointment { notes: Some("n".repeat(2001)), ..body("ok", "2030-01-31T09:30:00Z") };
+        assert!(long_notes.validate().is_err());
+    }
+}

@@ -1,0 +1,207 @@
+//! The appointments, stored in SQLite.
+//!
+//! One connection behind a `std::sync::Mutex`, used from `spawn_blocking`: SQLite calls
+//! block, and the async runtime's worker threads must not. The lock is held only for
+//! one statement and never across an `.await`. COPY: for more write throughput, put a
+//! connection pool here (r2d2 or deadpool); the handlers do not change.
+
+use std::{
+    fmt,
+    path::Path,
+    sync::{Arc, Mutex, PoisonError},
+};
+
+use rusqlite::{Connection, params};
+use serde::Serialize;
+use time::{OffsetDateTime, format_description::well_known::Rfc3339};
+
+/// `starts_at` (RFC 3339, normalised to UTC) is what the API returns; `starts_at_unix`
+/// orders the rows. `owner` is the token's subject: within one issuer, the user.
+const SCHEMA: &str = "
+    CREATE TABLE IF NOT EXISTS appointments (
+        id             INTEGER PRIMARY KEY AUTOINCREMENT,
+        owner          TEXT    NOT NULL,
+        title          TEXT    NOT NULL,
+        starts_at      TEXT    NOT NULL,
+        starts_at_unix INTEGER NOT NULL,
+        notes          TEXT
+    );
+    CREATE INDEX IF NOT EXISTS appointments_by_owner ON appointments (owner, starts_at_unix);
+";
+
+/// An appointment as the API returns it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub(crate) struct Appointment {
+    pub(crate) id: i64,
+    pub(crate) title: String,
+    /// RFC 3339, in UTC.
+    pub(crate) starts_at: String,
+    pub(crate) notes: Option<String>,
+}
+
+/// A validated appointment to insert (see `routes::CreateAppointment::validate`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct NewAppointment {
+    pub(crate) title: String,
+    pub(crate) starts_at: OffsetDateTime,
+    pub(crate) notes: Option<String>,
+}
+
+/// A database failure. Its details go to the log, never to the client.
+#[derive(Debug)]
+pub(crate) struct StoreError(String);
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(error: rusqlite::Error) -> Self {
+        Self(format!("database error: {error}"))
+    }
+}
+
+/// The appointments table. Cheap to clone.
+#[derive(Clone)]
+pub(crate) struct Store {
+    connection: Arc<Mutex<Connection>>,
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store").finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Opens (and creates if needed) the database at `path`, or an in-memory one.
+    pub(crate) fn open(path: Option<&Path>) -> Result<Self, StoreError> {
+        let connection = match path {
+            Some(path) => Connection::open(path),
+            None => Connection::open_in_memory(),
+        }?;
+        connection.busy_timeout(std::time::Duration::from_secs(5))?;
+        connection.execute_batch(SCHEMA)?;
+        Ok(Self { connection: Arc::new(Mutex::new(connection)) })
+    }
+
+    /// The owner's appointments, soonest first.
+    ///
+    /// COPY: add pagination (`LIMIT`/`OFFSET` or a cursor) before lists can grow large.
+    pub(crate) async fn list(&self, owner: &str) -> Result<Vec<Appointment>, StoreError> {
+        let owner = owner.to_owned();
+        self.run(move |db| {
+            let mut statement = db.prepare_cached(
+                "SELECT id, title, starts_at, notes FROM appointments
+                 WHERE owner = ?1 ORDER BY starts_at_unix, id",
+            )?;
+            let rows = statement.query_map(params![owner], |row| {
+                Ok(Appointment { id: row.get(0)?, title: row.get(1)?, starts_at: row.get(2)?, notes: row.get(3)? })
+            })?;
+            rows.collect()
+        })
+        .await
+    }
+
+    /// Inserts an appointment owned by `owner`.
+    pub(crate) async fn create(&self, owner: &str, new: NewAppointment) -> Result<Appointment, StoreError> {
+        let owner = owner.to_owned();
+        let starts_at_utc = new.starts_at.to_offset(time::UtcOffset::UTC);
+        let starts_at = starts_at_utc.format(&Rfc3339).map_err(|e| StoreError(format!("formatting starts_at: {e}")))?;
+        let unix = starts_at_utc.unix_timestamp();
+        self.run(move |db| {
+            db.prepare_cached(
+                "INSERT INTO appointments (owner, title, starts_at, starts_at_unix, notes) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![owner, new.title, starts_at, unix, new.notes])?;
+            Ok(Appointment { id: db.last_insert_rowid(), title: new.title, starts_at, notes: new.notes })
+        })
+        .await
+    }
+
+    /// Deletes the owner's appointment `id`; `false` when the owner has none with that id
+    /// (someone else's appointment is indistinguishable from a missing one).
+    pub(crate) async fn delete(&self, owner: &str, id: i64) -> Result<bool, StoreError> {
+        let owner = owner.to_owned();
+        self.run(move |db| {
+            let deleted = db
+                .prepare_cached("DELETE FROM appointments WHERE id = ?1 AND owner = ?2")?
+                .execute(params![id, owner])?;
+            Ok(deleted > 0)
+        })
+        .await
+    }
+
+    /// Runs `f` with the connection on the blocking thread pool.
+    async fn run<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let connection = Arc::clone(&self.connection);
+        tokio::task::spawn_blocking(move || {
+            // A panic in another statement cannot leave the connection half-updated (each
+            // statement is atomic in SQLite), so a poisoned lock is still usable.
+            let db = connection.lock().unwrap_or_else(PoisonError::into_inner);
+            f(&db)
+        })
+        .await
+        .map_err(|e| StoreError(format!("database task failed: {e}")))?
+        .map_err(StoreError::from)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(text: &str) -> OffsetDateTime {
+        OffsetDateTime::parse(text, &Rfc3339).unwrap()
+    }
+
+    #[tokio::test]
+    async fn each_owner_sees_and_deletes_only_their_own() {
+        let store = Store::open(None).unwrap();
+        let late = NewAppointment { title: "late".into(), starts_at: at("2030-01-02T10:00:00+02:00"), notes: None };
+        let early =
+            NewAppointment { title: "early".into(), starts_at: at("2030-01-01T09:30:00Z"), notes: Some("n".into()) };
+        let late = store.create("alice", late).await.unwrap();
+        let early = store.create("alice", early).await.unwrap();
+        let bobs = store
+            .create("bob", NewAppointment { title: "b".into(), starts_at: at("2030-01-01T00:00:00Z"), notes: None })
+            .await
+            .unwrap();
+
+        assert_eq!(late.starts_at, "2030-01-02T08:00:00Z", "normalised to UTC");
+        assert_eq!(store.list("alice").await.unwrap(), vec![early.clone(), late.clone()]);
+        assert_eq!(store.list("bob").await.unwrap(), vec![bobs.clone()]);
+
+        assert!(!store.delete("alice", bobs.id).await.unwrap(), "not alice's");
+        assert!(store.delete("alice", early.id).await.unwrap());
+        assert!(!store.delete("alice", early.id).await.unwrap(), "already gone");
+        assert_eq!(store.list("alice").await.unwrap(), vec![late]);
+        assert_eq!(store.list("bob").await.unwrap(), vec![bobs]);
+    }
+
+    #[test]
+    fn a_file_database_keeps_its_rows() {
+        let dir = std::env::temp_dir().join(format!("appointments-api-store-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("db.sqlite");
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        runtime.block_on(async {
+            let store = Store::open(Some(&path)).unwrap();
+            let new = NewAppointment { title: "t".into(), starts_at: at("2030-01-01T00:00:00Z"), notes: None };
+            store.create("alice", new).await.unwrap();
+        });
+        runtime.block_on(async {
+            let store = Store::open(Some(&path)).unwrap();
+            assert_eq!(store.list("alice").await.unwrap().len(), 1);
+        });
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,727 @@
+//! End-to-end tests: the built `appointments-api` binary, started on a free port and
+//! driven over real HTTP, with its development issuer or with a key server started here.
+//!
+//! Every wait is bounded, and every child process is killed when its guard drops.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test helpers fail loudly")]
+
+use std::{
+    io::{BufRead, BufReader, Read},
+    net::{Ipv4Addr, SocketAddr},
+    process::{Child, Command, ExitStatus, Stdio},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+    thread::JoinHandle,
+    time::{Duration, Instant},
+};
+
+use axum::{Json, Router, extract::State, routing::get};
+use reqwest::{Method, StatusCode, header::HeaderMap};
+use scopegate::testing::TestIssuer;
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_appointments-api");
+/// Generous for a loaded 2-core machine; a healthy start takes well under a second.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
+const EXIT_TIMEOUT: Duration = Duration::from_secs(15);
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+const REALM: &str = "Bearer realm=\"https://api.example.test\"";
+
+// ---------------------------------------------------------------------------------------
+// The service under test
+// ---------------------------------------------------------------------------------------
+
+/// A running `appointments-api`, killed on drop.
+struct Service {
+    child: Child,
+    stdout: Arc<Mutex<Vec<String>>>,
+    stderr: Arc<Mutex<Vec<String>>>,
+    readers: Vec<JoinHandle<()>>,
+    base: String,
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn read_lines(pipe: impl Read + Send + 'static, into: Arc<Mutex<Vec<String>>>) -> JoinHandle<()> {
+    std::thread::spawn(move || {
+        for line in BufReader::new(pipe).lines() {
+            let Ok(line) = line else { break };
+            into.lock().unwrap().push(line);
+        }
+    })
+}
+
+/// Spawns the binary with exactly `env` (plus `BIND=127.0.0.1:0` unless given).
+fn spawn(env: &[(&str, &str)]) -> Service {
+    let mut command = Command::new(BIN);
+    command.env_clear().env("BIND", "127.0.0.1:0");
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let mut child = command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let stdout = Arc::new(Mutex::new(Vec::new()));
+    let stderr = Arc::new(Mutex::new(Vec::new()));
+    let readers = vec![
+        read_lines(child.stdout.take().unwrap(), Arc::clone(&stdout)),
+        read_lines(child.stderr.take().unwrap(), Arc::clone(&stderr)),
+    ];
+    Service { child, stdout, stderr, readers, base: String::new() }
+}
+
+impl Service {
+    /// Starts the service and waits for its `listening on http://ADDR` line.
+    async fn start(env: &[(&str, &str)]) -> Self {
+        let mut service = spawn(env);
+        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        loop {
+            let found = service.stdout().iter().find_map(|l| l.strip_prefix("listening on ").map(str::to_owned));
+            if let Some(base) = found {
+                service.base = base;
+                return service;
+            }
+            if let Some(status) = service.child.try_wait().unwrap() {
+                panic!("the service exited ({status}) before listening; stderr:\n{}", service.stderr().join("\n"));
+            }
+            assert!(Instant::now() < deadline, "no `listening on` line within {STARTUP_TIMEOUT:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn stdout(&self) -> Vec<String> {
+        self.stdout.lock().unwrap().clone()
+    }
+
+    fn stderr(&self) -> Vec<String> {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Waits (bounded) for the process to exit, then for its output to be read.
+    fn wait_for_exit(mut self) -> (ExitStatus, Vec<String>, Vec<String>) {
+        let deadline = Instant::now() + EXIT_TIMEOUT;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "the service did not exit within {EXIT_TIMEOUT:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        for reader in self.readers.drain(..) {
+            reader.join().unwrap();
+        }
+        (status, self.stdout(), self.stderr())
+    }
+
+    /// The development issuer's URL and client, from the banner.
+    fn dev_client(&self) -> DevClient {
+        let stdout = self.stdout();
+        let field = |name: &str| {
+            stdout
+                .iter()
+                .find_map(|l| l.trim().strip_prefix(name).map(|v| v.split_whitespace().next().unwrap().to_owned()))
+                .unwrap_or_else(|| panic!("no `{name}` line in the banner:\n{}", stdout.join("\n")))
+        };
+        DevClient { issuer: field("issuer:"), id: field("client_id:"), secret: field("client_secret:") }
+    }
+}
+
+/// The development issuer's printed client.
+struct DevClient {
+    issuer: String,
+    id: String,
+    secret: String,
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder().timeout(REQUEST_TIMEOUT).no_proxy().build().unwrap()
+}
+
+/// A response, read whole.
+#[derive(Debug)]
+struct Reply {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: String,
+}
+
+impl Reply {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+
+    fn challenge(&self) -> &str {
+        self.headers.get("www-authenticate").map_or("", |v| v.to_str().unwrap())
+    }
+}
+
+async fn send(request: reqwest::RequestBuilder) -> Reply {
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    Reply { status, headers, body: response.text().await.unwrap() }
+}
+
+async fn call(service: &Service, method: Method, path: &str, token: Option<&str>, body: Option<&str>) -> Reply {
+    let mut request = client().request(method, service.url(path));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    if let Some(body) = body {
+        request = request.header("content-type", "application/json").body(body.to_owned());
+    }
+    send(request).await
+}
+
+/// `application/x-www-form-urlencoded`, for the values these tests use.
+fn form(pairs: &[(&str, &str)]) -> String {
+    let encode = |s: &str| s.replace('%', "%25").replace(' ', "%20").replace('&', "%26").replace('+', "%2B");
+    pairs.iter().map(|(k, v)| format!("{k}={}", encode(v))).collect::<Vec<_>>().join("&")
+}
+
+impl DevClient {
+    /// Asks the development issuer's token endpoint, authenticating with HTTP Basic.
+    async fn request_token(&self, fields: &[(&str, &str)]) -> Reply {
+        let mut pairs = vec![("grant_type", "client_credentials")];
+        pairs.extend_from_slice(fields);
+        let request = client()
+            .post(format!("{}/token", self.issuer))
+            .basic_auth(&self.id, Some(&self.secret))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form(&pairs));
+        send(request).await
+    }
+
+    /// A token with these scopes (and optionally another subject).
+    async fn token(&self, scope: &str, subject: Option<&str>) -> String {
+        let mut fields = vec![("scope", scope)];
+        if let Some(subject) = subject {
+            fields.push(("subject", subject));
+        }
+        let reply = self.request_token(&fields).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        reply.json()["access_token"].as_str().unwrap().to_owned()
+    }
+}
+
+fn decode_segment(token: &str, index: usize) -> Value {
+    use base64::Engine as _;
+    let segment = token.split('.').nth(index).unwrap();
+    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(segment).unwrap()).unwrap()
+}
+
+// ---------------------------------------------------------------------------------------
+// With the development issuer (no ISSUER)
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn banner_prints_once_and_its_curl_lines_work() {
+    let service = Service::start(&[]).await;
+    let stdout = service.stdout();
+    assert_eq!(stdout.iter().filter(|l| l.contains("DEVELOPMENT ISSUER")).count(), 1, "{stdout:#?}");
+    assert_eq!(stdout.iter().filter(|l| l.starts_with("listening on http://127.0.0.1:")).count(), 1);
+    let dev = service.dev_client();
+    assert!(dev.issuer.starts_with("http://127.0.0.1:"), "loopback only: {}", dev.issuer);
+
+    let token_line = stdout.iter().find(|l| l.trim_start().starts_with("TOKEN=$(curl")).unwrap().trim().to_owned();
+    let call_line = stdout.iter().find(|l| l.trim_start().starts_with("curl -sS -H")).unwrap().trim().to_owned();
+    assert!(token_line.contains(&format!("-u '{}:{}'", dev.id, dev.secret)), "{token_line}");
+    assert!(token_line.contains(&format!("{}/token", dev.issuer)), "{token_line}");
+    assert!(call_line.ends_with(&service.url("/api/appointments")), "{call_line}");
+
+    // Copy, paste, run: the two lines, as printed, in a shell.
+    let script = format!("set -e\n{token_line}\ntest -n \"$TOKEN\"\n{call_line}\n");
+    let mut shell = Command::new("sh");
+    shell.arg("-c").arg(script).env("no_proxy", "*").env("NO_PROXY", "*");
+    let (status, stdout, stderr) = tokio::task::spawn_blocking(move || run_bounded(shell)).await.unwrap();
+    assert!(status.success(), "{stderr}");
+    assert_eq!(stdout, "[]");
+}
+
+/// Runs a command to completion within [`EXIT_TIMEOUT`] (killed after that).
+fn run_bounded(mut command: Command) -> (ExitStatus, String, String) {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("`sh` and `curl` are needed to run the banner's lines");
+    let deadline = Instant::now() + EXIT_TIMEOUT;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("`{command:?}` did not finish within {EXIT_TIMEOUT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let output = child.wait_with_output().unwrap();
+    let text = |bytes: Vec<u8>| String::from_utf8_lossy(&bytes).into_owned();
+    (output.status, text(output.stdout), text(output.stderr))
+}
+
+#[tokio::test]
+async fn dev_issuer_publishes_discovery_and_issues_rfc9068_tokens() {
+    let service = Service::start(&[]).await;
+    let dev = service.dev_client();
+
+    let discovery = send(client().get(format!("{}/.well-known/openid-configuration", dev.issuer))).await.json();
+    assert_eq!(discovery["issuer"], dev.issuer.as_str());
+    assert_eq!(discovery["jwks_uri"], format!("{}/jwks", dev.issuer));
+    assert_eq!(discovery["token_endpoint"], format!("{}/token", dev.issuer));
+    let jwks = send(client().get(format!("{}/jwks", dev.issuer))).await.json();
+    assert_eq!(jwks["keys"][0]["kty"], "EC");
+    assert!(jwks["keys"][0].get("d").is_none(), "no private key material");
+
+    let reply = dev.request_token(&[("scope", "read:appointments write:appointments")]).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.headers["cache-control"], "no-store");
+    let body = reply.json();
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(body["expires_in"], 3600);
+    assert_eq!(body["scope"], "read:appointments write:appointments");
+    let token = body["access_token"].as_str().unwrap();
+    let header = decode_segment(token, 0);
+    assert_eq!(header["typ"], "at+jwt");
+    assert_eq!(header["alg"], "ES256");
+    assert_eq!(header["kid"], jwks["keys"][0]["kid"]);
+    let claims = decode_segment(token, 1);
+    assert_eq!(claims["iss"], dev.issuer.as_str());
+    assert_eq!(claims["aud"], "https://api.example.test");
+    assert_eq!(claims["sub"], dev.id.as_str());
+    assert_eq!(claims["client_id"], dev.id.as_str());
+    assert_eq!(claims["scope"], "read:appointments write:appointments");
+    assert_eq!(claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap(), 3600);
+    assert!(claims["jti"].as_str().is_some_and(|j| !j.is_empty()));
+
+    // Client authentication with form fields instead of Basic.
+    let request =
+        client().post(format!("{}/token", dev.issuer)).header("content-type", "application/x-www-form-urlencoded");
+    let posted = form(&[("grant_type", "client_credentials"), ("client_id", &dev.id), ("client_secret", &dev.secret)]);
+    let reply = send(request.body(posted)).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert!(decode_segment(reply.json()["access_token"].as_str().unwrap(), 1).get("scope").is_none());
+}
+
+#[tokio::test]
+async fn dev_issuer_refuses_bad_token_requests() {
+    let service = Service::start(&[]).await;
+    let dev = service.dev_client();
+    let wrong_secret = DevClient { issuer: dev.issuer.clone(), id: dev.id.clone(), secret: "wrong".to_owned() };
+    let reply = wrong_secret.request_token(&[]).await;
+    assert_eq!((reply.status, reply.json()["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid_client")));
+
+    let reply = dev.request_token(&[("scope", "read:appointments openid")]).await;
+    assert_eq!((reply.status, reply.json()["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_scope")));
+
+    let request = client().post(format!("{}/token", dev.issuer)).basic_auth(&dev.id, Some(&dev.secret));
+    let reply =
+        send(request.header("content-type", "application/x-www-form-urlencoded").body("grant_type=password")).await;
+    assert_eq!(reply.json()["error"], "unsupported_grant_type");
+
+    let reply = dev.request_token(&[("scope", "admin"), ("scope", "admin")]).await;
+    assert_eq!((reply.status, reply.json()["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_request")));
+}
+
+#[tokio::test]
+async fn token_then_list_create_and_list_again() {
+    let service = Service::start(&[]).await;
+    let token = service.dev_client().token("read:appointments write:appointments", None).await;
+
+    let reply = call(&service, Method::GET, "/api/appointments", Some(&token), None).await;
+    assert_eq!((reply.status, reply.json()), (StatusCode::OK, json!([])));
+
+    let body = r#"{"title":"Dentist","starts_at":"2030-01-31T09:30:00+01:00","notes":"bring the forms"}"#;
+    let reply = call(&service, Method::POST, "/api/appointments", Some(&token), Some(body)).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    let created = reply.json();
+    assert_eq!(created["title"], "Dentist");
+    assert_eq!(created["starts_at"], "2030-01-31T08:30:00Z");
+    assert_eq!(created["notes"], "bring the forms");
+    assert!(created["id"].is_i64());
+
+    let reply = call(&service, Method::GET, "/api/appointments", Some(&token), None).await;
+    assert_eq!((reply.status, reply.json()), (StatusCode::OK, json!([created])));
+}
+
+#[tokio::test]
+async fn missing_token_and_missing_scope_get_the_rfc6750_challenges() {
+    let service = Service::start(&[]).await;
+    let reply = call(&service, Method::GET, "/api/appointments", None, None).await;
+    assert_eq!((reply.status, reply.challenge()), (StatusCode::UNAUTHORIZED, REALM));
+    let reply = call(&service, Method::GET, "/api/me", None, None).await;
+    assert_eq!((reply.status, reply.challenge()), (StatusCode::UNAUTHORIZED, REALM));
+    // Unauthenticated before the body is even looked at.
+    let reply = call(&service, Method::POST, "/api/appointments", None, Some("not json")).await;
+    assert_eq!((reply.status, reply.challenge()), (StatusCode::UNAUTHORIZED, REALM));
+
+    let write_only = service.dev_client().token("write:appointments", None).await;
+    let reply = call(&service, Method::GET, "/api/appointments", Some(&write_only), None).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    assert_eq!(reply.challenge(), format!("{REALM}, error=\"insufficient_scope\", scope=\"read:appointments\""));
+    assert_eq!(reply.json()["error"], "insufficient_scope");
+
+    let read_only = service.dev_client().token("read:appointments", None).await;
+    let reply = call(&service, Method::POST, "/api/appointments", Some(&read_only), Some("{}")).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    assert_eq!(reply.challenge(), format!("{REALM}, error=\"insufficient_scope\", scope=\"write:appointments\""));
+
+    let mut tampered = write_only.clone();
+    tampered.pop();
+    tampered.push(if write_only.ends_with('A') { 'B' } else { 'A' });
+    let reply = call(&service, Method::GET, "/api/me", Some(&tampered), None).await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    assert!(reply.challenge().starts_with(&format!("{REALM}, error=\"invalid_token\"")), "{}", reply.challenge());
+
+    let health = call(&service, Method::GET, "/health", None, None).await;
+    assert_eq!((health.status, health.json()), (StatusCode::OK, json!({"status": "ok"})));
+}
+
+#[tokio::test]
+async fn delete_needs_admin_or_write_and_delete_and_owns_its_rows() {
+    let service = Service::start(&[]).await;
+    let dev = service.dev_client();
+    let alice_write = dev.token("write:appointments read:appointments", Some("alice")).await;
+    let body = r#"{"title":"Checkup","starts_at":"2030-02-01T10:00:00Z"}"#;
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let reply = call(&service, Method::POST, "/api/appointments", Some(&alice_write), Some(body)).await;
+        ids.push(reply.json()["id"].as_i64().unwrap());
+    }
+    let path = |id: i64| format!("/api/appointments/{id}");
+
+    let reply = call(&service, Method::DELETE, &path(ids[0]), Some(&alice_write), None).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        reply.challenge(),
+        format!("{REALM}, error=\"insufficient_scope\", scope=\"admin write:appointments delete:appointments\"")
+    );
+
+    let alice_delete = dev.token("write:appointments delete:appointments", Some("alice")).await;
+    let reply = call(&service, Method::DELETE, &path(ids[0]), Some(&alice_delete), None).await;
+    assert_eq!((reply.status, reply.body.as_str()), (StatusCode::NO_CONTENT, ""));
+    let reply = call(&service, Method::DELETE, &path(ids[0]), Some(&alice_delete), None).await;
+    assert_eq!((reply.status, reply.json()["error"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")));
+
+    let alice_admin = dev.token("admin", Some("alice")).await;
+    let reply = call(&service, Method::DELETE, &path(ids[1]), Some(&alice_admin), None).await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT);
+
+    // Bob cannot see or delete Alice's appointment: it does not exist for him.
+    let bob = dev.token("read:appointments write:appointments delete:appointments", Some("bob")).await;
+    let reply = call(&service, Method::DELETE, &path(ids[2]), Some(&bob), None).await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+    let reply = call(&service, Method::GET, "/api/appointments", Some(&bob), None).await;
+    assert_eq!(reply.json(), json!([]));
+    let reply = call(&service, Method::GET, "/api/appointments", Some(&alice_write), None).await;
+    assert_eq!(
+        reply.json().as_array().unwrap().iter().map(|a| a["id"].as_i64().unwrap()).collect::<Vec<_>>(),
+        [ids[2]]
+    );
+}
+
+#[tokio::test]
+async fn me_shows_subject_client_and_scopes() {
+    let service = Service::start(&[]).await;
+    let dev = service.dev_client();
+    let token = dev.token("write:appointments read:appointments", Some("alice")).await;
+    let reply = call(&service, Method::GET, "/api/me", Some(&token), None).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(
+        reply.json(),
+        json!({"subject": "alice", "client_id": dev.id, "scopes": ["read:appointments", "write:appointments"]})
+    );
+    // Any valid token will do, even one without scopes.
+    let token = dev.token("", None).await;
+    let reply = call(&service, Method::GET, "/api/me", Some(&token), None).await;
+    assert_eq!(reply.json(), json!({"subject": dev.id, "client_id": dev.id, "scopes": []}));
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_json_4xx() {
+    let service = Service::start(&[]).await;
+    let token = service.dev_client().token("write:appointments delete:appointments", None).await;
+    let ok_time = "2030-01-31T09:30:00Z";
+    let long_title = "x".repeat(201);
+    let cases: Vec<(String, u16, &str)> = vec![
+        ("{\"title\":".to_owned(), 400, "malformed_json"),
+        ("[]".to_owned(), 422, "invalid_body"),
+        (format!(r#"{{"title":"a","starts_at":"{ok_time}","colour":"red"}}"#), 422, "invalid_body"),
+        (format!(r#"{{"starts_at":"{ok_time}"}}"#), 422, "invalid_body"),
+        (format!(r#"{{"title":42,"starts_at":"{ok_time}"}}"#), 422, "invalid_body"),
+        (format!(r#"{{"title":"  ","starts_at":"{ok_time}"}}"#), 422, "invalid_field"),
+        (format!(r#"{{"title":"{long_title}","starts_at":"{ok_time}"}}"#), 422, "invalid_field"),
+        (r#"{"title":"a","starts_at":"next tuesday"}"#.to_owned(), 422, "invalid_field"),
+        (r#"{"title":"a","starts_at":"2030-01-31T09:30:00"}"#.to_owned(), 422, "invalid_field"),
+    ];
+    for (body, status, error) in &cases {
+        let reply = call(&service, Method::POST, "/api/appointments", Some(&token), Some(body)).await;
+        assert_eq!(reply.status.as_u16(), *status, "{body}: {}", reply.body);
+        let json = reply.json();
+        assert_eq!(json["error"], *error, "{body}");
+        assert!(json["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}: {json}");
+    }
+
+    let no_content_type = client().post(service.url("/api/appointments")).bearer_auth(&token).body("{}");
+    let reply = send(no_content_type).await;
+    assert_eq!(
+        (reply.status, reply.json()["error"].as_str()),
+        (StatusCode::UNSUPPORTED_MEDIA_TYPE, Some("unsupported_media_type"))
+    );
+
+    let huge = format!(r#"{{"title":"{}","starts_at":"{ok_time}"}}"#, "x".repeat(20_000));
+    let reply = call(&service, Method::POST, "/api/appointments", Some(&token), Some(&huge)).await;
+    assert_eq!((reply.status, reply.json()["error"].as_str()), (StatusCode::PAYLOAD_TOO_LARGE, Some("body_too_large")));
+
+    let reply = call(&service, Method::DELETE, "/api/appointments/abc", Some(&token), None).await;
+    assert_eq!((reply.status, reply.json()["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_path")));
+    let reply = call(&service, Method::DELETE, "/api/appointments/999", Some(&token), None).await;
+    assert_eq!((reply.status, reply.json()["error"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")));
+}
+
+#[tokio::test]
+async fn the_log_never_contains_a_token() {
+    let service = Service::start(&[("RUST_LOG", "trace")]).await;
+    let dev = service.dev_client();
+    let token = dev.token("read:appointments", None).await;
+    let signature = token.rsplit('.').next().unwrap().to_owned();
+    let mut tampered = token.clone();
+    tampered.insert(tampered.len() - 5, 'x');
+
+    for (path, auth) in [
+        ("/api/appointments", Some(token.as_str())),
+        ("/api/me", Some(tampered.as_str())),
+        (&*format!("/api/appointments?access_token={token}"), None),
+        (&*format!("/api/appointments?access_token={token}"), Some(token.as_str())),
+    ] {
+        let mut request = client().get(service.url(path));
+        if let Some(auth) = auth {
+            request = request.bearer_auth(auth);
+        }
+        send(request).await;
+    }
+    // Each response is logged before it is sent; wait (bounded) for the reader thread.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while service.stderr().iter().filter(|l| l.contains("status=")).count() < 4 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let log = service.stderr().join("\n");
+    assert!(log.contains("/api/appointments") && log.contains("status=200"), "requests are logged:\n{log}");
+    for secret in [&token, &tampered, &signature, &dev.secret] {
+        assert!(!log.contains(secret.as_str()), "the log contains a secret:\n{log}");
+    }
+    assert!(!log.to_ascii_lowercase().contains("bearer"), "the log mentions an Authorization value:\n{log}");
+}
+
+#[tokio::test]
+async fn sigterm_shuts_down_gracefully() {
+    let service = Service::start(&[]).await;
+    let pid = service.child.id().to_string();
+    let status = Command::new("sh").args(["-c", &format!("kill -TERM {pid}")]).status().unwrap();
+    assert!(status.success());
+    let (status, _, stderr) = service.wait_for_exit();
+    assert!(status.success(), "exit status {status}; stderr:\n{}", stderr.join("\n"));
+    assert!(stderr.iter().any(|l| l.contains("SIGTERM received")), "{stderr:#?}");
+}
+
+#[tokio::test]
+async fn database_path_keeps_appointments_across_restarts() {
+    let dir = std::env::temp_dir().join(format!("appointments-api-e2e-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = dir.join("appointments.sqlite");
+    let db = db.to_str().unwrap();
+    let body = r#"{"title":"Persisted","starts_at":"2030-03-01T08:00:00Z"}"#;
+    {
+        let service = Service::start(&[("DATABASE_PATH", db)]).await;
+        let token = service.dev_client().token("write:appointments", Some("alice")).await;
+        let reply = call(&service, Method::POST, "/api/appointments", Some(&token), Some(body)).await;
+        assert_eq!(reply.status, StatusCode::CREATED);
+    }
+    // A new process, a new development key and client: the same subject sees the same rows.
+    let service = Service::start(&[("DATABASE_PATH", db)]).await;
+    let token = service.dev_client().token("read:appointments", Some("alice")).await;
+    let reply = call(&service, Method::GET, "/api/appointments", Some(&token), None).await;
+    assert_eq!(reply.json()[0]["title"], "Persisted");
+    drop(service);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+// ---------------------------------------------------------------------------------------
+// With ISSUER: a key server started by the test
+// ---------------------------------------------------------------------------------------
+
+/// An issuer's discovery document and JWK set, served on 127.0.0.1 by this test process.
+struct KeyServer {
+    url: String,
+    issuer: TestIssuer,
+    discovery_hits: Arc<AtomicUsize>,
+    jwks_hits: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for KeyServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+#[derive(Clone)]
+struct KeyServerState {
+    url: String,
+    jwks: Value,
+    discovery_hits: Arc<AtomicUsize>,
+    jwks_hits: Arc<AtomicUsize>,
+}
+
+impl KeyServer {
+    async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let issuer = TestIssuer::new().with_issuer(url.clone());
+        let state = KeyServerState {
+            url: url.clone(),
+            jwks: issuer.jwks(),
+            discovery_hits: Arc::default(),
+            jwks_hits: Arc::default(),
+        };
+        let (discovery_hits, jwks_hits) = (Arc::clone(&state.discovery_hits), Arc::clone(&state.jwks_hits));
+        let app = Router::new()
+            .route(
+                "/.well-known/openid-configuration",
+                get(|State(s): State<KeyServerState>| async move {
+                    s.discovery_hits.fetch_add(1, Ordering::SeqCst);
+                    Json(json!({"issuer": s.url, "jwks_uri": format!("{}/jwks", s.url)}))
+                }),
+            )
+            .route(
+                "/jwks",
+                get(|State(s): State<KeyServerState>| async move {
+                    s.jwks_hits.fetch_add(1, Ordering::SeqCst);
+                    Json(s.jwks)
+                }),
+            )
+            .with_state(state);
+        let task = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Self { url, issuer, discovery_hits, jwks_hits, task }
+    }
+}
+
+#[tokio::test]
+async fn an_issuer_is_trusted_through_discovery_and_the_dev_issuer_never_starts() {
+    let keys = KeyServer::start().await;
+    let service = Service::start(&[("ISSUER", &keys.url)]).await;
+
+    let stdout = service.stdout().join("\n");
+    assert!(!stdout.contains("DEVELOPMENT ISSUER") && !stdout.contains("client_secret"), "{stdout}");
+    assert!(!service.stderr().join("\n").contains("DEVELOPMENT ISSUER"));
+    assert_eq!(keys.discovery_hits.load(Ordering::SeqCst), 1, "discovery at startup");
+    assert_eq!(keys.jwks_hits.load(Ordering::SeqCst), 1, "keys fetched at startup");
+
+    let token = keys.issuer.access_token().scope("read:appointments").subject("carol").sign();
+    let reply = call(&service, Method::GET, "/api/appointments", Some(&token), None).await;
+    assert_eq!((reply.status, reply.json()), (StatusCode::OK, json!([])));
+    let reply = call(&service, Method::GET, "/api/me", Some(&token), None).await;
+    assert_eq!(reply.json()["subject"], "carol");
+
+    // Same issuer name, same kid, another key: refused.
+    let foreign = TestIssuer::with_fresh_keys(keys.url.clone()).access_token().scope("read:appointments").sign();
+    let reply = call(&service, Method::GET, "/api/appointments", Some(&foreign), None).await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    assert!(reply.challenge().starts_with(&format!("{REALM}, error=\"invalid_token\"")), "{}", reply.challenge());
+
+    // The right key, but another audience or another issuer name: refused.
+    let other_audience = keys.issuer.access_token().scope("read:appointments").audience("https://other.example").sign();
+    let reply = call(&service, Method::GET, "/api/appointments", Some(&other_audience), None).await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    let other_issuer = keys.issuer.with_issuer("http://127.0.0.1:1").access_token().scope("read:appointments").sign();
+    let reply = call(&service, Method::GET, "/api/appointments", Some(&other_issuer), None).await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+
+    let write_only = keys.issuer.access_token().scope("write:appointments").sign();
+    let reply = call(&service, Method::GET, "/api/appointments", Some(&write_only), None).await;
+    assert_eq!(reply.challenge(), format!("{REALM}, error=\"insufficient_scope\", scope=\"read:appointments\""));
+}
+
+#[tokio::test]
+async fn jwks_uri_skips_discovery() {
+    let keys = KeyServer::start().await;
+    let jwks_uri = format!("{}/jwks", keys.url);
+    let service = Service::start(&[("ISSUER", &keys.url), ("JWKS_URI", &jwks_uri)]).await;
+    assert_eq!(keys.discovery_hits.load(Ordering::SeqCst), 0);
+    assert_eq!(keys.jwks_hits.load(Ordering::SeqCst), 1);
+    let token = keys.issuer.access_token().scope("read:appointments").sign();
+    let reply = call(&service, Method::GET, "/api/appointments", Some(&token), None).await;
+    assert_eq!(reply.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn audience_and_token_profile_are_configurable() {
+    let keys = KeyServer::start().await;
+    // `typ: JWT`, as Auth0, Okta and Entra ID issue access tokens.
+    let jwt_typed = keys.issuer.access_token().typ("JWT").audience("my-api").scope("read:appointments").sign();
+
+    let strict = Service::start(&[("ISSUER", &keys.url), ("AUDIENCE", "my-api")]).await;
+    let reply = call(&strict, Method::GET, "/api/appointments", Some(&jwt_typed), None).await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    assert!(reply.challenge().starts_with("Bearer realm=\"my-api\", error=\"invalid_token\""), "{}", reply.challenge());
+    drop(strict);
+
+    let compatible =
+        Service::start(&[("ISSUER", &keys.url), ("AUDIENCE", "my-api"), ("TOKEN_PROFILE", "compatible")]).await;
+    let reply = call(&compatible, Method::GET, "/api/appointments", Some(&jwt_typed), None).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    // Okta's and Entra ID's scope claim.
+    let scp =
+        keys.issuer.access_token().typ("JWT").audience("my-api").claim("scp", json!(["read:appointments"])).sign();
+    let reply = call(&compatible, Method::GET, "/api/appointments", Some(&scp), None).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let default_audience = keys.issuer.access_token().typ("JWT").scope("read:appointments").sign();
+    let reply = call(&compatible, Method::GET, "/api/appointments", Some(&default_audience), None).await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+}
+
+// ---------------------------------------------------------------------------------------
+// Configuration errors
+// ---------------------------------------------------------------------------------------
+
+/// A port on 127.0.0.1 that nothing listens on (bound, then released).
+fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+#[test]
+fn a_bad_configuration_exits_non_zero_with_one_line() {
+    let unreachable = format!("http://127.0.0.1:{}", closed_port());
+    let taken = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let taken: SocketAddr = taken.local_addr().unwrap();
+    let taken = taken.to_string();
+    let cases: &[(&[(&str, &str)], &str)] = &[
+        (&[("BIND", "localhost:3000")], "invalid BIND"),
+        (&[("BIND", &taken)], "invalid BIND"),
+        (&[("TOKEN_PROFILE", "strict")], "invalid TOKEN_PROFILE"),
+        (&[("AUDIENCE", "")], "invalid AUDIENCE"),
+        (&[("ISSUER", "")], "invalid ISSUER"),
+        (&[("ISSUER", &unreachable)], "(ISSUER)"),
+        (&[("ISSUER", "http://issuer.example.test/")], "(ISSUER)"),
+        (&[("JWKS_URI", "https://issuer.example.test/keys")], "invalid JWKS_URI"),
+        (&[("RUST_LOG", "a=b=c")], "invalid RUST_LOG"),
+        (&[("DATABASE_PATH", "/nonexistent-dir/appointments.sqlite")], "invalid DATABASE_PATH"),
+    ];
+    for (env, expected) in cases {
+        let (status, stdout, stderr) = spawn(env).wait_for_exit();
+        assert_eq!(status.code(), Some(1), "{env:?}: {stderr:?}");
+        assert_eq!(stderr.len(), 1, "{env:?}: one line, got {stderr:#?}");
+        assert!(stderr[0].starts_with("appointments-api: "), "{env:?}: {}", stderr[0]);
+        assert!(stderr[0].contains(expected), "{env:?}: expected {expected:?} in {}", stderr[0]);
+        assert!(stdout.is_empty(), "{env:?}: nothing on stdout, got {stdout:#?}");
+    }
+}
