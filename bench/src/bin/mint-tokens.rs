@@ -41,8 +41,8 @@ async fn run() -> Result<(), String> {
                 .send()
                 .await
                 .map_err(|e| e.to_string())?;
-            let json: serde_json::Value =
-                serde_json::from_slice(&response.bytes().await.map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+            let json: serde_json::Value = serde_json::from_slice(&response.bytes().await.map_err(|e| e.to_string())?)
+                .map_err(|e| e.to_string())?;
             json["access_token"].as_str().map(str::to_owned).ok_or_else(|| format!("no access_token in {json}"))
         });
         if tasks.len() >= 16
