@@ -42,9 +42,14 @@ struct Entry {
     inserted: Instant,
 }
 
+struct Shard {
+    map: HashMap<u64, Entry, IdentityHasher>,
+    last_purge: Instant,
+}
+
 /// A sharded map from token hash to the verified claims of that exact token.
 pub(crate) struct TokenCache {
-    shards: Vec<RwLock<HashMap<u64, Entry, IdentityHasher>>>,
+    shards: Vec<RwLock<Shard>>,
     per_shard: usize,
     max_age: Duration,
     hasher: RandomState,
@@ -63,14 +68,16 @@ impl TokenCache {
     pub(crate) fn new(capacity: usize, max_age: Duration) -> Self {
         let per_shard = capacity.div_ceil(SHARDS).max(1);
         Self {
-            shards: (0..SHARDS).map(|_| RwLock::new(HashMap::with_hasher(IdentityHasher))).collect(),
+            shards: (0..SHARDS)
+                .map(|_| RwLock::new(Shard { map: HashMap::with_hasher(IdentityHasher), last_purge: Instant::now() }))
+                .collect(),
             per_shard,
             max_age,
             hasher: RandomState::new(),
         }
     }
 
-    fn locate(&self, token: &str) -> (u64, &RwLock<HashMap<u64, Entry, IdentityHasher>>) {
+    fn locate(&self, token: &str) -> (u64, &RwLock<Shard>) {
         let hash = self.hasher.hash_one(token);
         // The low bits pick the shard; the map uses the whole hash.
         let shard = &self.shards[(hash as usize) % SHARDS];
@@ -81,8 +88,8 @@ impl TokenCache {
     /// unexpired at `now` (seconds since the epoch).
     pub(crate) fn get(&self, token: &str, generation: u64, now: f64) -> Option<Arc<VerifiedClaims>> {
         let (hash, shard) = self.locate(token);
-        let map = shard.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let entry = map.get(&hash)?;
+        let shard = shard.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let entry = shard.map.get(&hash)?;
         let fresh = *entry.token == *token
             && entry.generation == generation
             && now < entry.claims.expires_at
@@ -90,13 +97,20 @@ impl TokenCache {
         fresh.then(|| Arc::clone(&entry.claims))
     }
 
-    /// Remembers a token that passed every check.
+    /// Remembers a token that passed every check. A full shard first drops its stale
+    /// entries (older generation or past the maximum age), at most once per eighth of the
+    /// maximum age so that a full cache does not rescan itself on every insert; then, if
+    /// still full, one arbitrary entry.
     pub(crate) fn insert(&self, token: &str, claims: &Arc<VerifiedClaims>, generation: u64) {
         let (hash, shard) = self.locate(token);
-        let mut map = shard.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut guard = shard.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Shard { map, last_purge } = &mut *guard;
         if map.len() >= self.per_shard && !map.contains_key(&hash) {
-            let max_age = self.max_age;
-            map.retain(|_, e| e.generation == generation && e.inserted.elapsed() < max_age);
+            if last_purge.elapsed() >= self.max_age / 8 {
+                let max_age = self.max_age;
+                map.retain(|_, e| e.generation == generation && e.inserted.elapsed() < max_age);
+                *last_purge = Instant::now();
+            }
             if map.len() >= self.per_shard
                 && let Some(victim) = map.keys().next().copied()
             {
@@ -111,7 +125,7 @@ impl TokenCache {
 
     #[cfg(test)]
     fn len(&self) -> usize {
-        self.shards.iter().map(|s| s.read().map(|m| m.len()).unwrap_or_default()).sum()
+        self.shards.iter().map(|s| s.read().map(|s| s.map.len()).unwrap_or_default()).sum()
     }
 }
 

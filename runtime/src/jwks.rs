@@ -199,25 +199,28 @@ impl RemoteKeys {
         if usable { Ok(()) } else { self.snapshot().map(drop) }
     }
 
-    /// A token named a `kid` the current set lacks: refresh once (single flight, within
-    /// the cooldown) and return the newest set, or `None` when no refresh may run.
+    /// A token named a `kid` the current set lacks: refresh once (single flight, at most
+    /// once per cooldown) and return the newest set. When the cooldown forbids a fetch,
+    /// the current set is returned as is: a refresh that finished meanwhile may hold the
+    /// kid, and a kid refused now is not blocked beyond the cooldown of the last fetch.
     pub(crate) async fn refresh_for_unknown_kid(self: &Arc<Self>, kid: &str) -> Option<Arc<KeySet>> {
+        let current = || self.current.load_full().map(|snapshot| Arc::clone(&snapshot.keys));
         if self.lock_state().unknown_kids.get(kid).is_some_and(|seen| seen.elapsed() < self.policy.cooldown) {
-            return None;
+            return current();
         }
         let mut done = self.generation.subscribe();
         let start = *done.borrow_and_update();
         if !self.start_refresh(true) {
-            self.remember_unknown(kid);
-            return None;
+            return current();
         }
         let wait = self.client_total_timeout() + Duration::from_secs(1);
         let _ = tokio::time::timeout(wait, done.wait_for(|generation| *generation != start)).await;
-        let snapshot = self.current.load_full()?;
-        if !snapshot.keys.has_kid(kid) {
+        let keys = current()?;
+        if !keys.has_kid(kid) {
+            // Still unknown after a fetch: answer repeats at once until the next fetch may run.
             self.remember_unknown(kid);
         }
-        Some(Arc::clone(&snapshot.keys))
+        Some(keys)
     }
 
     fn client_total_timeout(&self) -> Duration {
@@ -243,7 +246,9 @@ impl RemoteKeys {
                 state.unknown_kids.clear();
             }
         }
-        state.unknown_kids.insert(kid.into(), Instant::now());
+        // Dated by the fetch that did not find it, so the entry ends with that fetch's cooldown.
+        let seen = state.last_attempt.unwrap_or_else(Instant::now);
+        state.unknown_kids.insert(kid.into(), seen);
     }
 
     /// Starts a fetch task unless one is running (then `true`: wait for it) or the

@@ -304,6 +304,27 @@ async fn case_151_unknown_kid_again_within_the_cooldown_is_refused_without_a_fet
 }
 
 #[tokio::test]
+async fn case_151_a_kid_refused_during_the_cooldown_is_accepted_at_the_first_fetch_after_it() {
+    let server = KeyServer::start(json!({"keys": []})).await;
+    let issuer = issuer_for(&server);
+    server.set_jwks(issuer.jwks());
+    let authority = builder(&server).jwks_refresh_cooldown(Duration::from_secs(2)).connect().await.unwrap();
+    let (new_key, signer) = rotated_key(&server, "rsa-2");
+    server.set_jwks(jwks_with(&issuer, &[new_key]));
+    let token = signer.access_token().kid("rsa-2").sign();
+    // Late inside the cooldown of the startup fetch: refused without a fetch.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let outcome = call(&authority, &token).await;
+    assert_eq!((outcome.status, outcome.reason.as_str()), (401, "unknown_key"));
+    assert_eq!(server.hits(), 1);
+    // The cooldown of the startup fetch is over (not a cooldown from the refusal): the
+    // next request fetches and is accepted.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(call(&authority, &token).await.status, 200);
+    assert_eq!(server.hits(), 2);
+}
+
+#[tokio::test]
 async fn case_152_and_167_a_flood_of_random_kids_is_rate_limited_per_cooldown() {
     let server = KeyServer::start(json!({"keys": []})).await;
     let issuer = issuer_for(&server);

@@ -9,10 +9,11 @@
 //! | `BIND` | `127.0.0.1:3000` | the address to listen on (`0.0.0.0:3000` in a container) |
 //! | `DATABASE_PATH` | in memory | the SQLite file |
 //! | `RUST_LOG` | `info` | log filter (logs go to stderr) |
+//! | `JWKS_REFRESH_COOLDOWN_SECS` | `30` | the least time between two key fetches caused by tokens with an unknown `kid` (1 to 3600) |
 //!
 //! Every error names the variable to fix, in one line.
 
-use std::{fmt, net::SocketAddr, path::PathBuf};
+use std::{fmt, net::SocketAddr, path::PathBuf, time::Duration};
 
 use scopegate::Profile;
 
@@ -46,6 +47,8 @@ pub(crate) struct Config {
     pub(crate) database_path: Option<PathBuf>,
     /// `RUST_LOG`, when set.
     pub(crate) log_filter: Option<String>,
+    /// `JWKS_REFRESH_COOLDOWN_SECS`, when set.
+    pub(crate) refresh_cooldown: Option<Duration>,
 }
 
 /// A setting that cannot be used, with the variable to change.
@@ -143,7 +146,20 @@ impl Config {
 
         let log_filter = lookup("RUST_LOG");
 
-        Ok(Self { bind, audience, issuer, profile, database_path, log_filter })
+        let refresh_cooldown = match lookup("JWKS_REFRESH_COOLDOWN_SECS") {
+            None => None,
+            Some(text) => match text.trim().parse::<u64>() {
+                Ok(secs @ 1..=3600) => Some(Duration::from_secs(secs)),
+                _ => {
+                    return Err(ConfigError::new(
+                        "JWKS_REFRESH_COOLDOWN_SECS",
+                        format!("`{text}` is not a number of seconds from 1 to 3600"),
+                    ));
+                }
+            },
+        };
+
+        Ok(Self { bind, audience, issuer, profile, database_path, log_filter, refresh_cooldown })
     }
 }
 
@@ -195,6 +211,8 @@ mod tests {
             (&[("BIND", "localhost")], "invalid BIND: `localhost` is not an IP address and port"),
             (&[("BIND", "127.0.0.1:99999")], "invalid BIND"),
             (&[("TOKEN_PROFILE", "strict")], "invalid TOKEN_PROFILE: `strict` is not a token profile"),
+            (&[("JWKS_REFRESH_COOLDOWN_SECS", "0")], "invalid JWKS_REFRESH_COOLDOWN_SECS"),
+            (&[("JWKS_REFRESH_COOLDOWN_SECS", "soon")], "invalid JWKS_REFRESH_COOLDOWN_SECS"),
             (&[("AUDIENCE", "")], "invalid AUDIENCE"),
             (&[("AUDIENCE", "my api")], "invalid AUDIENCE"),
             (&[("ISSUER", "")], "invalid ISSUER: is set but empty"),

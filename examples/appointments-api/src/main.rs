@@ -105,6 +105,9 @@ async fn authority(config: &Config, dev_issuer: Option<&DevIssuer>) -> Result<Au
     if let Some(jwks_uri) = jwks_uri {
         builder = builder.jwks_uri(jwks_uri);
     }
+    if let Some(cooldown) = config.refresh_cooldown {
+        builder = builder.jwks_refresh_cooldown(cooldown);
+    }
     // COPY: other policies go here, e.g. `.allowed_clients([...])` or `.leeway(...)`.
     // `.build()` instead of `.connect()` would start at once, without waiting for the
     // issuer, and answer 503 until its keys arrive.
