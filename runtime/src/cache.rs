@@ -2,10 +2,10 @@
 //! check.
 //!
 //! Why it is safe:
-//! - **Exact key.** An entry is found by a keyed hash (SipHash with a per-process random
-//!   key, so hashes cannot be aimed) and then compared with the *whole* token string: a
-//!   different token, even one differing in a single bit or a malleated signature, can
-//!   never hit another's entry.
+//! - **Exact key.** An entry is found by a keyed hash of the token's signature segment
+//!   (SipHash with a per-process random key, so hashes cannot be aimed) and then compared
+//!   with the *whole* token string: a different token, even one differing in a single bit
+//!   or a malleated signature, can never hit another's entry.
 //! - **Only successes.** Only a token that passed every check is stored; failures are
 //!   never cached, so nothing an attacker sends can poison it.
 //! - **Never past `exp`.** A hit requires `now < exp` (no leeway) and an entry younger
@@ -78,7 +78,10 @@ impl TokenCache {
     }
 
     fn locate(&self, token: &str) -> (u64, &RwLock<Shard>) {
-        let hash = self.hasher.hash_one(token);
+        // The signature segment is the token's high-entropy tail and a third of its length
+        // or less: hashing it alone is cheaper, and hits still compare the whole token.
+        let tail = token.rsplit_once('.').map_or(token, |(_, signature)| signature);
+        let hash = self.hasher.hash_one(tail);
         // The low bits pick the shard; the map uses the whole hash.
         let shard = &self.shards[(hash as usize) % SHARDS];
         (hash, shard)
@@ -173,6 +176,18 @@ mod tests {
         assert!(cache.get("a.b.d", 7, 999.0).is_none());
         assert!(cache.get("a.b.c", 8, 999.0).is_none(), "another key-set generation");
         assert!(cache.get("a.b.c", 7, 1000.0).is_none(), "at exp");
+    }
+
+    #[test]
+    fn a_token_sharing_the_signature_segment_never_hits() {
+        let cache = TokenCache::new(100, Duration::from_secs(60));
+        cache.insert("h.payload-one.sig", &claims(1000.0), 0);
+        assert!(cache.get("h.payload-two.sig", 0, 1.0).is_none());
+        assert!(cache.get("h.payload-one.sig", 0, 1.0).is_some());
+        // The second token takes the slot; the first then misses (and is verified again).
+        cache.insert("h.payload-two.sig", &claims(1000.0), 0);
+        assert!(cache.get("h.payload-one.sig", 0, 1.0).is_none());
+        assert!(cache.get("h.payload-two.sig", 0, 1.0).is_some());
     }
 
     #[test]

@@ -34,7 +34,7 @@ enum Text {
 #[derive(Debug)]
 pub(crate) struct VerifiedClaims {
     /// The decoded claim set (JSON text).
-    payload: Box<str>,
+    payload: String,
     subject: Text,
     client_id: Option<Text>,
     audiences: Vec<Text>,
@@ -93,7 +93,7 @@ impl VerifiedClaims {
     /// Claims with only an expiry, for unit tests of the cache.
     pub(crate) fn for_tests(expires_at: f64) -> Self {
         Self {
-            payload: "{}".into(),
+            payload: "{}".to_owned(),
             subject: Text::Owned("s".into()),
             client_id: None,
             audiences: Vec::new(),
@@ -221,7 +221,7 @@ impl<'p> Sink<'p> for RawClaims<'p> {
 }
 
 /// Checks every claim and extracts the verified facts. `payload` is the text `claims`
-/// was read from.
+/// was read from; the result points into it (see [`Checked::with_payload`]).
 pub(crate) fn validate(
     payload: &str,
     claims: &RawClaims<'_>,
@@ -229,7 +229,7 @@ pub(crate) fn validate(
     config: &Config,
     audience: AudienceCheck<'_>,
     now: f64,
-) -> Result<VerifiedClaims, TokenError> {
+) -> Result<Checked, TokenError> {
     // The token type and ID-token markers first: an ID token is reported as such.
     match claims.typ.as_ref().and_then(Member::as_str) {
         Some("ID") => return Err(TokenError::IdToken),
@@ -310,8 +310,7 @@ pub(crate) fn validate(
 
     let scopes = scopes(claims, &config.scope_claims)?;
     let text = |s: &Cow<'_, str>| locate(payload, s);
-    Ok(VerifiedClaims {
-        payload: payload.into(),
+    Ok(Checked {
         subject: text(subject),
         client_id: client_id.map(text),
         audiences: audiences.iter().map(|a| text(a)).collect(),
@@ -320,8 +319,39 @@ pub(crate) fn validate(
         expires_at: exp,
         issued_at: iat,
         scopes,
-        raw: OnceLock::new(),
     })
+}
+
+/// What [`validate`] found, pointing into the payload it was given.
+#[derive(Debug)]
+pub(crate) struct Checked {
+    subject: Text,
+    client_id: Option<Text>,
+    audiences: Vec<Text>,
+    issuer: Text,
+    jti: Option<Text>,
+    expires_at: f64,
+    issued_at: f64,
+    scopes: Scopes,
+}
+
+impl Checked {
+    /// The verified claims, owning the payload `self` was validated from.
+    pub(crate) fn with_payload(self, payload: String) -> VerifiedClaims {
+        let Self { subject, client_id, audiences, issuer, jti, expires_at, issued_at, scopes } = self;
+        VerifiedClaims {
+            payload,
+            subject,
+            client_id,
+            audiences,
+            issuer,
+            jti,
+            expires_at,
+            issued_at,
+            scopes,
+            raw: OnceLock::new(),
+        }
+    }
 }
 
 /// Where a string read from `payload` lies in it: a range when it points into the

@@ -97,6 +97,17 @@ const REFUSED_PARAMETERS: [&str; 8] = ["crit", "b64", "cty", "enc", "zip", "jwk"
 /// The most bytes a header segment of [`MAX_HEADER_SEGMENT`] characters decodes to.
 pub(crate) const MAX_HEADER_BYTES: usize = MAX_HEADER_SEGMENT / 4 * 3;
 
+/// Room for the longest signature accepted, an RSA-8192 signature (1024 bytes), with the
+/// slack base64's length estimate asks for.
+pub(crate) const MAX_SIGNATURE_BYTES: usize = 1040;
+
+/// Decodes the signature segment into `buffer` (no allocation); `None` if it is not
+/// strict base64url or longer than any supported signature.
+pub(crate) fn decode_signature<'b>(segment: &str, buffer: &'b mut [u8; MAX_SIGNATURE_BYTES]) -> Option<&'b [u8]> {
+    let len = B64URL.decode_slice(segment.as_bytes(), buffer).ok()?;
+    buffer.get(..len)
+}
+
 /// Decodes the header segment into `buffer` (no allocation), returning the JSON bytes.
 pub(crate) fn decode_header<'b>(segment: &str, buffer: &'b mut [u8; MAX_HEADER_BYTES]) -> Result<&'b [u8], TokenError> {
     if segment.len() > MAX_HEADER_SEGMENT {
@@ -180,6 +191,15 @@ mod tests {
 
     fn header(json: &str) -> Result<Header<'_>, TokenError> {
         parse_header(json.as_bytes(), &Algorithm::ASYMMETRIC)
+    }
+
+    #[test]
+    fn signatures_up_to_rsa_8192_decode_into_the_buffer() {
+        let mut buffer = [0; MAX_SIGNATURE_BYTES];
+        let rsa_8192 = b64url_encode(&[0xA5; 1024]);
+        assert_eq!(decode_signature(&rsa_8192, &mut buffer).map(<[u8]>::len), Some(1024));
+        let too_long = b64url_encode(&[0xA5; 2048]);
+        assert_eq!(decode_signature(&too_long, &mut buffer), None);
     }
 
     #[test]

@@ -15,7 +15,7 @@ use std::{
 use crate::{
     authority::{Authority, Config},
     claims::{self, AudienceCheck, RawClaims, VerifiedClaims},
-    jws::{self, MAX_HEADER_BYTES, Typ, b64url_decode},
+    jws::{self, MAX_HEADER_BYTES, MAX_SIGNATURE_BYTES, Typ, b64url_decode},
     keys::KeyLookup,
     rejection::{RejectionKind, TokenError},
 };
@@ -77,7 +77,9 @@ impl Authority {
             return Err(refuse(TokenError::NotAnAccessToken));
         }
 
-        let signature = b64url_decode(compact.signature.as_bytes()).ok_or_else(|| refuse(TokenError::Malformed))?;
+        let mut signature_buffer = [0u8; MAX_SIGNATURE_BYTES];
+        let signature = jws::decode_signature(compact.signature, &mut signature_buffer)
+            .ok_or_else(|| refuse(TokenError::Malformed))?;
         let mut keys = self
             .inner
             .keys
@@ -95,7 +97,7 @@ impl Authority {
         };
         self.inner.stats.signatures_checked.fetch_add(1, Ordering::Relaxed);
         let message = compact.signing_input.as_bytes();
-        if !candidates.iter().flatten().any(|verifier| verifier.verify(message, &signature)) {
+        if !candidates.iter().flatten().any(|verifier| verifier.verify(message, signature)) {
             return Err(refuse(TokenError::InvalidSignature));
         }
 
@@ -103,8 +105,10 @@ impl Authority {
             .and_then(|bytes| String::from_utf8(bytes).ok())
             .ok_or_else(|| refuse(TokenError::Malformed))?;
         let raw = RawClaims::read(&payload).map_err(refuse)?;
-        claims::validate(&payload, &raw, header.typ, config, audience, now())
-            .map_err(|e| refused(e, kid, Some((raw.iss(), raw.jti()))))
+        let checked = claims::validate(&payload, &raw, header.typ, config, audience, now())
+            .map_err(|e| refused(e, kid, Some((raw.iss(), raw.jti()))))?;
+        drop(raw);
+        Ok(checked.with_payload(payload))
     }
 }
 
