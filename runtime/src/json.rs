@@ -165,8 +165,11 @@ pub(crate) trait Sink<'de> {
 /// Reads one JSON object with the same strictness as [`parse_object`] (unique names at
 /// every depth, depth ≤ [`MAX_DEPTH`], no BOM, an object and nothing after it), handing
 /// its top-level members to `sink` without building a map.
+///
+/// Depth is counted while reading (no separate pass): the reader stops at the first
+/// container deeper than [`MAX_DEPTH`].
 pub(crate) fn read_object<'de, S: Sink<'de>>(bytes: &'de [u8], sink: &mut S) -> Result<(), StrictJsonError> {
-    if bytes.starts_with(&[0xEF, 0xBB, 0xBF]) || nesting_depth(bytes) > MAX_DEPTH {
+    if bytes.starts_with(&[0xEF, 0xBB, 0xBF]) {
         return Err(StrictJsonError);
     }
     let mut de = serde_json::Deserializer::from_slice(bytes);
@@ -237,10 +240,11 @@ impl<'de, S: Sink<'de>> Visitor<'de> for TopVisitor<'_, S> {
     fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<(), A::Error> {
         let mut seen = SeenNames::default();
         while let Some(Name(name)) = access.next_key::<Name<'de>>()? {
+            // The object itself is at depth 1: a container value would be at depth 2.
             let value = if self.sink.wants(&name) {
-                Some(access.next_value::<Member<'de>>()?)
+                Some(access.next_value_seed(MemberSeed { depth: 2 })?)
             } else {
-                access.next_value::<Skip>()?;
+                access.next_value_seed(SkipSeed { depth: 2 })?;
                 None
             };
             self.sink.member(&name, value);
@@ -252,15 +256,26 @@ impl<'de, S: Sink<'de>> Visitor<'de> for TopVisitor<'_, S> {
     }
 }
 
-impl<'de> Deserialize<'de> for Member<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(MemberVisitor)
+/// Reads a [`Member`] whose arrays or objects would sit at `depth`.
+#[derive(Clone, Copy)]
+struct MemberSeed {
+    depth: usize,
+}
+
+impl<'de> DeserializeSeed<'de> for MemberSeed {
+    type Value = Member<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Member<'de>, D::Error> {
+        deserializer.deserialize_any(self)
     }
 }
 
-struct MemberVisitor;
+/// Refuses a container deeper than [`MAX_DEPTH`].
+fn check_depth<E: de::Error>(depth: usize) -> Result<(), E> {
+    if depth > MAX_DEPTH { Err(E::custom("nested too deeply")) } else { Ok(()) }
+}
 
-impl<'de> Visitor<'de> for MemberVisitor {
+impl<'de> Visitor<'de> for MemberSeed {
     type Value = Member<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -293,12 +308,14 @@ impl<'de> Visitor<'de> for MemberVisitor {
         Ok(Member::Other)
     }
     fn visit_map<A: MapAccess<'de>>(self, access: A) -> Result<Member<'de>, A::Error> {
-        SkipVisitor.visit_map(access).map(|()| Member::Other)
+        SkipSeed { depth: self.depth }.visit_map(access).map(|()| Member::Other)
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Member<'de>, A::Error> {
+        check_depth(self.depth)?;
+        let inner = MemberSeed { depth: self.depth + 1 };
         let mut strings = Vec::new();
         let mut all_strings = true;
-        while let Some(item) = seq.next_element::<Member<'de>>()? {
+        while let Some(item) = seq.next_element_seed(inner)? {
             match item {
                 Member::Str(s) if all_strings => strings.push(s),
                 _ => all_strings = false,
@@ -308,18 +325,22 @@ impl<'de> Visitor<'de> for MemberVisitor {
     }
 }
 
-/// Consumes a value, still refusing duplicate member names in nested objects.
-struct Skip;
+/// Consumes a value whose arrays or objects would sit at `depth`, still refusing
+/// duplicate member names and excessive depth in nested objects.
+#[derive(Clone, Copy)]
+struct SkipSeed {
+    depth: usize,
+}
 
-impl<'de> Deserialize<'de> for Skip {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(SkipVisitor).map(|()| Skip)
+impl<'de> DeserializeSeed<'de> for SkipSeed {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
     }
 }
 
-struct SkipVisitor;
-
-impl<'de> Visitor<'de> for SkipVisitor {
+impl<'de> Visitor<'de> for SkipSeed {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -344,13 +365,17 @@ impl<'de> Visitor<'de> for SkipVisitor {
         Ok(())
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while seq.next_element::<Skip>()?.is_some() {}
+        check_depth(self.depth)?;
+        let inner = SkipSeed { depth: self.depth + 1 };
+        while seq.next_element_seed(inner)?.is_some() {}
         Ok(())
     }
     fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<(), A::Error> {
+        check_depth(self.depth)?;
+        let inner = SkipSeed { depth: self.depth + 1 };
         let mut seen = SeenNames::default();
         while let Some(Name(name)) = access.next_key::<Name<'de>>()? {
-            access.next_value::<Skip>()?;
+            access.next_value_seed(inner)?;
             if !seen.insert(name) {
                 return Err(de::Error::custom("duplicate member"));
             }
@@ -424,6 +449,20 @@ mod tests {
         ] {
             assert!(read_object(doc, &mut Collect::default()).is_err(), "{}", String::from_utf8_lossy(doc));
             assert!(parse_object(doc).is_err());
+        }
+    }
+
+    #[test]
+    fn read_object_counts_depth_while_reading() {
+        for (open, close) in [("{\"a\":", "}"), ("[", "]")] {
+            let ok = format!("{{\"w\":{}1{}}}", open.repeat(15), close.repeat(15));
+            assert!(read_object(ok.as_bytes(), &mut Collect::default()).is_ok(), "{ok}");
+            assert!(parse_object(ok.as_bytes()).is_ok());
+            for name in ["w", "n"] {
+                let deep = format!("{{\"{name}\":{}1{}}}", open.repeat(16), close.repeat(16));
+                assert!(read_object(deep.as_bytes(), &mut Collect::default()).is_err(), "{deep}");
+                assert!(parse_object(deep.as_bytes()).is_err());
+            }
         }
     }
 
