@@ -185,6 +185,14 @@ fn issuer_for(server: &KeyServer) -> TestIssuer {
     TestIssuer::new().with_issuer(server.url())
 }
 
+/// A key server publishing the keys of an issuer named after it.
+async fn serving_test_keys() -> (KeyServer, TestIssuer) {
+    let server = KeyServer::start(json!({"keys": []})).await;
+    let issuer = issuer_for(&server);
+    server.set_jwks(issuer.jwks());
+    (server, issuer)
+}
+
 fn builder(server: &KeyServer) -> AuthorityBuilder {
     Authority::builder()
         .issuer(server.url())
@@ -257,9 +265,7 @@ async fn case_149_lazy_start_answers_503_until_keys_arrive_then_accepts() {
 
 #[tokio::test]
 async fn case_150_concurrent_requests_with_the_same_unknown_kid_cause_exactly_one_fetch() {
-    let server = KeyServer::start(json!({"keys": []})).await;
-    let issuer = issuer_for(&server);
-    server.set_jwks(issuer.jwks());
+    let (server, issuer) = serving_test_keys().await;
     let authority = builder(&server).connect().await.unwrap();
     assert_eq!(server.hits(), 1);
 
@@ -280,9 +286,7 @@ async fn case_150_concurrent_requests_with_the_same_unknown_kid_cause_exactly_on
 
 #[tokio::test]
 async fn case_150_kid_still_unknown_after_the_refresh_is_badtok() {
-    let server = KeyServer::start(json!({"keys": []})).await;
-    let issuer = issuer_for(&server);
-    server.set_jwks(issuer.jwks());
+    let (server, issuer) = serving_test_keys().await;
     let authority = builder(&server).connect().await.unwrap();
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let outcome = call(&authority, &issuer.access_token().kid("nope").sign()).await;
@@ -292,9 +296,7 @@ async fn case_150_kid_still_unknown_after_the_refresh_is_badtok() {
 
 #[tokio::test]
 async fn case_151_unknown_kid_again_within_the_cooldown_is_refused_without_a_fetch() {
-    let server = KeyServer::start(json!({"keys": []})).await;
-    let issuer = issuer_for(&server);
-    server.set_jwks(issuer.jwks());
+    let (server, issuer) = serving_test_keys().await;
     let authority = builder(&server).jwks_refresh_cooldown(Duration::from_secs(30)).connect().await.unwrap();
     for kid in ["x1", "x1", "x2"] {
         let outcome = call(&authority, &issuer.access_token().kid(kid).sign()).await;
@@ -305,9 +307,7 @@ async fn case_151_unknown_kid_again_within_the_cooldown_is_refused_without_a_fet
 
 #[tokio::test]
 async fn case_151_a_kid_refused_during_the_cooldown_is_accepted_at_the_first_fetch_after_it() {
-    let server = KeyServer::start(json!({"keys": []})).await;
-    let issuer = issuer_for(&server);
-    server.set_jwks(issuer.jwks());
+    let (server, issuer) = serving_test_keys().await;
     let authority = builder(&server).jwks_refresh_cooldown(Duration::from_secs(2)).connect().await.unwrap();
     let (new_key, signer) = rotated_key(&server, "rsa-2");
     server.set_jwks(jwks_with(&issuer, &[new_key]));
@@ -326,9 +326,7 @@ async fn case_151_a_kid_refused_during_the_cooldown_is_accepted_at_the_first_fet
 
 #[tokio::test]
 async fn case_152_and_167_a_flood_of_random_kids_is_rate_limited_per_cooldown() {
-    let server = KeyServer::start(json!({"keys": []})).await;
-    let issuer = issuer_for(&server);
-    server.set_jwks(issuer.jwks());
+    let (server, issuer) = serving_test_keys().await;
     let authority = builder(&server).connect().await.unwrap();
     let other = KeyServer::start(issuer.with_issuer("unused").jwks()).await;
     let other_issuer = issuer_for(&other);
@@ -360,9 +358,7 @@ async fn case_152_and_167_a_flood_of_random_kids_is_rate_limited_per_cooldown() 
 
 #[tokio::test]
 async fn case_153_while_the_issuer_hangs_known_kids_are_still_verified() {
-    let server = KeyServer::start(json!({"keys": []})).await;
-    let issuer = issuer_for(&server);
-    server.set_jwks(issuer.jwks());
+    let (server, issuer) = serving_test_keys().await;
     let authority =
         builder(&server).http_timeouts(Duration::from_secs(5), Duration::from_secs(10)).connect().await.unwrap();
     tokio::time::sleep(Duration::from_millis(1100)).await;
@@ -388,9 +384,7 @@ async fn case_153_while_the_issuer_hangs_known_kids_are_still_verified() {
 
 #[tokio::test]
 async fn case_154_the_jwks_url_never_carries_token_data() {
-    let server = KeyServer::start(json!({"keys": []})).await;
-    let issuer = issuer_for(&server);
-    server.set_jwks(issuer.jwks());
+    let (server, issuer) = serving_test_keys().await;
     let authority = builder(&server).connect().await.unwrap();
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let outcome = call(&authority, &issuer.access_token().kid("../../evil?kid=x").sign()).await;
@@ -400,9 +394,7 @@ async fn case_154_the_jwks_url_never_carries_token_data() {
 
 #[tokio::test]
 async fn case_155_a_hanging_endpoint_fails_within_the_timeout_and_keeps_the_last_good_keys() {
-    let server = KeyServer::start(json!({"keys": []})).await;
-    let issuer = issuer_for(&server);
-    server.set_jwks(issuer.jwks());
+    let (server, issuer) = serving_test_keys().await;
     let authority = builder(&server).connect().await.unwrap();
     tokio::time::sleep(Duration::from_millis(1100)).await;
     server.set_mode(Mode::Hang);
@@ -424,9 +416,7 @@ async fn case_155_a_hanging_endpoint_fails_within_the_timeout_and_keeps_the_last
 /// Makes the server misbehave, forces a refresh with an unknown kid, and checks the
 /// fetch failed while the last good keys keep working.
 async fn assert_failed_refresh_keeps_keys(mode: Mode, what: &str) {
-    let server = KeyServer::start(json!({"keys": []})).await;
-    let issuer = issuer_for(&server);
-    server.set_jwks(issuer.jwks());
+    let (server, issuer) = serving_test_keys().await;
     let authority = builder(&server).connect().await.unwrap();
     tokio::time::sleep(Duration::from_millis(1100)).await;
     server.set_mode(mode);
@@ -490,9 +480,7 @@ async fn case_070_one_bad_key_in_a_fetched_set_does_not_discard_the_others() {
 
 #[tokio::test]
 async fn case_158_stale_keys_are_served_for_max_stale_then_503_with_retry_after() {
-    let server = KeyServer::start(json!({"keys": []})).await;
-    let issuer = issuer_for(&server);
-    server.set_jwks(issuer.jwks());
+    let (server, issuer) = serving_test_keys().await;
     *server.state.cache_control.lock().unwrap() = Some("max-age=1".to_owned());
     let authority = builder(&server)
         .jwks_ttl_bounds(Duration::from_secs(1), Duration::from_secs(60))
@@ -539,9 +527,7 @@ async fn case_159_a_key_the_issuer_removed_stops_working_at_the_next_refresh() {
 
 #[tokio::test]
 async fn case_160_cache_control_sets_the_ttl_and_refresh_is_proactive() {
-    let server = KeyServer::start(json!({"keys": []})).await;
-    let issuer = issuer_for(&server);
-    server.set_jwks(issuer.jwks());
+    let (server, issuer) = serving_test_keys().await;
     *server.state.cache_control.lock().unwrap() = Some("public, max-age=2".to_owned());
     let authority =
         builder(&server).jwks_ttl_bounds(Duration::from_secs(1), Duration::from_secs(60)).connect().await.unwrap();
@@ -559,9 +545,7 @@ async fn case_160_cache_control_sets_the_ttl_and_refresh_is_proactive() {
 
 #[tokio::test]
 async fn case_160_no_store_means_the_minimum_ttl() {
-    let server = KeyServer::start(json!({"keys": []})).await;
-    let issuer = issuer_for(&server);
-    server.set_jwks(issuer.jwks());
+    let (server, _issuer) = serving_test_keys().await;
     *server.state.cache_control.lock().unwrap() = Some("no-store".to_owned());
     let _authority =
         builder(&server).jwks_ttl_bounds(Duration::from_secs(1), Duration::from_secs(60)).connect().await.unwrap();
@@ -632,9 +616,7 @@ async fn case_164_discovered_jwks_uri_in_a_link_local_range_is_refused() {
 #[tokio::test]
 async fn case_164_jku_and_x5u_in_a_token_cause_no_request() {
     let trap = KeyServer::start(json!({"keys": []})).await;
-    let server = KeyServer::start(json!({"keys": []})).await;
-    let issuer = issuer_for(&server);
-    server.set_jwks(issuer.jwks());
+    let (server, issuer) = serving_test_keys().await;
     let authority = builder(&server).connect().await.unwrap();
     tokio::time::sleep(Duration::from_millis(1100)).await;
     for (name, value) in [("jku", trap.jwks_uri()), ("x5u", trap.jwks_uri())] {
@@ -656,9 +638,7 @@ async fn case_165_discovery_issuer_must_match_byte_for_byte() {
 
 #[tokio::test]
 async fn case_165_rfc8414_discovery_is_the_fallback() {
-    let server = KeyServer::start(json!({"keys": []})).await;
-    let issuer = issuer_for(&server);
-    server.set_jwks(issuer.jwks());
+    let (server, issuer) = serving_test_keys().await;
     *server.state.oidc_discovery.lock().unwrap() = false;
     let authority = builder(&server).connect().await.unwrap();
     assert_eq!(call(&authority, &issuer.access_token().sign()).await.status, 200);
@@ -683,9 +663,7 @@ async fn case_166_key_sets_are_per_issuer() {
 
 #[tokio::test]
 async fn explicit_jwks_uri_skips_discovery() {
-    let server = KeyServer::start(json!({"keys": []})).await;
-    let issuer = issuer_for(&server);
-    server.set_jwks(issuer.jwks());
+    let (server, issuer) = serving_test_keys().await;
     let authority = builder(&server).jwks_uri(server.jwks_uri()).connect().await.unwrap();
     assert_eq!(call(&authority, &issuer.access_token().sign()).await.status, 200);
     assert_eq!(server.state.discovery_hits.load(Ordering::SeqCst), 0);
