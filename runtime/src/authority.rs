@@ -12,7 +12,7 @@ use std::{
 
 use crate::{
     algorithm::Algorithm,
-    cache::{DEFAULT_TOKEN_CACHE_CAPACITY, DEFAULT_TOKEN_CACHE_MAX_AGE, TokenCache},
+    cache::{DEFAULT_TOKEN_CACHE_CAPACITY, DEFAULT_TOKEN_CACHE_MAX_AGE, DEFAULT_TOKEN_CACHE_MAX_BYTES, TokenCache},
     http::{HttpLimits, IssuerClient, check_url},
     jwks::{CachePolicy, Location, RemoteKeys},
     keys::{self, KeySet, VerifyingKey},
@@ -359,6 +359,7 @@ pub struct AuthorityBuilder {
     http: HttpLimits,
     cache: CachePolicy,
     token_cache_capacity: Option<usize>,
+    token_cache_max_bytes: Option<usize>,
     token_cache_max_age: Option<Duration>,
 }
 
@@ -490,6 +491,13 @@ impl AuthorityBuilder {
     /// the `cache` notes in the crate docs for why this is safe.
     pub fn token_cache_capacity(mut self, entries: usize) -> Self {
         self.token_cache_capacity = Some(entries);
+        self
+    }
+
+    /// The memory budget of the verified-token cache: the bytes of cached tokens and
+    /// their claims, plus 256 per entry (default 32 MiB, at least 64 KiB).
+    pub fn token_cache_max_bytes(mut self, bytes: usize) -> Self {
+        self.token_cache_max_bytes = Some(bytes);
         self
     }
 
@@ -636,10 +644,13 @@ impl AuthorityBuilder {
             ));
         }
         let token_cache_max_age = self.token_cache_max_age.unwrap_or(DEFAULT_TOKEN_CACHE_MAX_AGE);
-        if token_cache_max_age.is_zero() || self.token_cache_capacity.is_some_and(|c| c > 1_000_000) {
+        if token_cache_max_age.is_zero()
+            || self.token_cache_capacity.is_some_and(|c| c > 1_000_000)
+            || self.token_cache_max_bytes.is_some_and(|b| b < 64 * 1024)
+        {
             return Err(ConfigError::new(
                 "token_cache",
-                "the token cache needs a positive max age and at most 1 000 000 entries (capacity 0 turns it off)",
+                "the token cache needs a positive max age, at most 1 000 000 entries (capacity 0 turns it off) and at least 64 KiB",
             ));
         }
         let scope_claims = self.scope_claims.unwrap_or_else(|| vec![ScopeClaim::Scope]);
@@ -776,7 +787,11 @@ impl AuthorityBuilder {
         };
         let token_cache = match self.token_cache_capacity.unwrap_or(DEFAULT_TOKEN_CACHE_CAPACITY) {
             0 => None,
-            capacity => Some(TokenCache::new(capacity, token_cache_max_age)),
+            capacity => Some(TokenCache::new(
+                capacity,
+                self.token_cache_max_bytes.unwrap_or(DEFAULT_TOKEN_CACHE_MAX_BYTES),
+                token_cache_max_age,
+            )),
         };
         let authority =
             Authority { inner: Arc::new(Inner { config, keys: source, stats: Counters::default(), token_cache }) };

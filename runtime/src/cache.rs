@@ -16,8 +16,9 @@
 //!   miss (and are dropped).
 //! - **Same policy.** The audience is re-checked on every hit (a handler's `aud = …` is a
 //!   different question), and the configuration is immutable for an `Authority`'s life.
-//! - **Bounded.** At most `capacity` entries and about 64 bytes + 4 × token length of
-//!   memory each; when a shard is full, expired entries go first, then arbitrary ones.
+//! - **Bounded.** At most `capacity` entries (default 10 000) and a byte budget for the
+//!   tokens and claim texts (default 32 MiB, plus 256 bytes counted per entry); when a
+//!   shard is full, stale entries go first, then arbitrary ones.
 
 use std::{
     collections::HashMap,
@@ -32,6 +33,11 @@ const SHARDS: usize = 16;
 
 /// The default number of cached tokens.
 pub const DEFAULT_TOKEN_CACHE_CAPACITY: usize = 10_000;
+/// The default memory budget of the cache, in bytes (tokens and their claims).
+pub const DEFAULT_TOKEN_CACHE_MAX_BYTES: usize = 32 * 1024 * 1024;
+/// What an entry costs besides its token and claim text: map slot, `Arc`, small fields.
+const ENTRY_OVERHEAD: usize = 256;
+
 /// The default longest time a verified token is served from the cache.
 pub const DEFAULT_TOKEN_CACHE_MAX_AGE: Duration = Duration::from_secs(5 * 60);
 
@@ -42,15 +48,36 @@ struct Entry {
     inserted: Instant,
 }
 
+impl Entry {
+    /// The bytes this entry holds, as counted against the budget.
+    fn cost(&self) -> usize {
+        cost(&self.token, &self.claims)
+    }
+}
+
+fn cost(token: &str, claims: &VerifiedClaims) -> usize {
+    token.len() + claims.payload().len() + ENTRY_OVERHEAD
+}
+
 struct Shard {
     map: HashMap<u64, Entry, IdentityHasher>,
+    bytes: usize,
     last_purge: Instant,
+}
+
+impl Shard {
+    fn remove(&mut self, hash: u64) {
+        if let Some(entry) = self.map.remove(&hash) {
+            self.bytes = self.bytes.saturating_sub(entry.cost());
+        }
+    }
 }
 
 /// A sharded map from token hash to the verified claims of that exact token.
 pub(crate) struct TokenCache {
     shards: Vec<RwLock<Shard>>,
     per_shard: usize,
+    per_shard_bytes: usize,
     max_age: Duration,
     hasher: RandomState,
 }
@@ -59,19 +86,27 @@ impl std::fmt::Debug for TokenCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TokenCache")
             .field("capacity", &(self.per_shard * SHARDS))
+            .field("max_bytes", &(self.per_shard_bytes * SHARDS))
             .field("max_age", &self.max_age)
             .finish()
     }
 }
 
 impl TokenCache {
-    pub(crate) fn new(capacity: usize, max_age: Duration) -> Self {
+    pub(crate) fn new(capacity: usize, max_bytes: usize, max_age: Duration) -> Self {
         let per_shard = capacity.div_ceil(SHARDS).max(1);
         Self {
             shards: (0..SHARDS)
-                .map(|_| RwLock::new(Shard { map: HashMap::with_hasher(IdentityHasher), last_purge: Instant::now() }))
+                .map(|_| {
+                    RwLock::new(Shard {
+                        map: HashMap::with_hasher(IdentityHasher),
+                        bytes: 0,
+                        last_purge: Instant::now(),
+                    })
+                })
                 .collect(),
             per_shard,
+            per_shard_bytes: max_bytes / SHARDS,
             max_age,
             hasher: RandomState::new(),
         }
@@ -100,30 +135,50 @@ impl TokenCache {
         fresh.then(|| Arc::clone(&entry.claims))
     }
 
-    /// Remembers a token that passed every check. A full shard first drops its stale
-    /// entries (older generation or past the maximum age), at most once per eighth of the
-    /// maximum age so that a full cache does not rescan itself on every insert; then, if
-    /// still full, one arbitrary entry.
+    /// Remembers a token that passed every check. A shard over its entry or byte budget
+    /// first drops its stale entries (older generation or past the maximum age), at most
+    /// once per eighth of the maximum age so that a full cache does not rescan itself on
+    /// every insert; then arbitrary entries until the new one fits. A token too large for
+    /// a shard's byte budget is not cached.
     pub(crate) fn insert(&self, token: &str, claims: &Arc<VerifiedClaims>, generation: u64) {
+        let needed = cost(token, claims);
+        if needed > self.per_shard_bytes {
+            return;
+        }
         let (hash, shard) = self.locate(token);
         let mut guard = shard.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let Shard { map, last_purge } = &mut *guard;
-        if map.len() >= self.per_shard && !map.contains_key(&hash) {
-            if last_purge.elapsed() >= self.max_age / 8 {
-                let max_age = self.max_age;
-                map.retain(|_, e| e.generation == generation && e.inserted.elapsed() < max_age);
-                *last_purge = Instant::now();
-            }
-            if map.len() >= self.per_shard
-                && let Some(victim) = map.keys().next().copied()
-            {
-                map.remove(&victim);
-            }
+        let shard = &mut *guard;
+        shard.remove(hash);
+        let full = |s: &Shard| s.map.len() >= self.per_shard || s.bytes + needed > self.per_shard_bytes;
+        if full(shard) && shard.last_purge.elapsed() >= self.max_age / 8 {
+            let max_age = self.max_age;
+            let mut freed = 0;
+            shard.map.retain(|_, e| {
+                let keep = e.generation == generation && e.inserted.elapsed() < max_age;
+                if !keep {
+                    freed += e.cost();
+                }
+                keep
+            });
+            shard.bytes = shard.bytes.saturating_sub(freed);
+            shard.last_purge = Instant::now();
         }
-        map.insert(
+        while full(shard) {
+            let Some(victim) = shard.map.keys().next().copied() else {
+                break;
+            };
+            shard.remove(victim);
+        }
+        shard.bytes += needed;
+        shard.map.insert(
             hash,
             Entry { token: token.into(), claims: Arc::clone(claims), generation, inserted: Instant::now() },
         );
+    }
+
+    #[cfg(test)]
+    fn bytes(&self) -> usize {
+        self.shards.iter().map(|s| s.read().map(|s| s.bytes).unwrap_or_default()).sum()
     }
 
     #[cfg(test)]
@@ -170,7 +225,7 @@ mod tests {
 
     #[test]
     fn hits_only_the_exact_token_while_fresh() {
-        let cache = TokenCache::new(100, Duration::from_secs(60));
+        let cache = TokenCache::new(100, DEFAULT_TOKEN_CACHE_MAX_BYTES, Duration::from_secs(60));
         cache.insert("a.b.c", &claims(1000.0), 7);
         assert!(cache.get("a.b.c", 7, 999.0).is_some());
         assert!(cache.get("a.b.d", 7, 999.0).is_none());
@@ -180,7 +235,7 @@ mod tests {
 
     #[test]
     fn a_token_sharing_the_signature_segment_never_hits() {
-        let cache = TokenCache::new(100, Duration::from_secs(60));
+        let cache = TokenCache::new(100, DEFAULT_TOKEN_CACHE_MAX_BYTES, Duration::from_secs(60));
         cache.insert("h.payload-one.sig", &claims(1000.0), 0);
         assert!(cache.get("h.payload-two.sig", 0, 1.0).is_none());
         assert!(cache.get("h.payload-one.sig", 0, 1.0).is_some());
@@ -192,15 +247,31 @@ mod tests {
 
     #[test]
     fn max_age_bounds_an_entry() {
-        let cache = TokenCache::new(100, Duration::from_millis(1));
+        let cache = TokenCache::new(100, DEFAULT_TOKEN_CACHE_MAX_BYTES, Duration::from_millis(1));
         cache.insert("a.b.c", &claims(1e9), 0);
         std::thread::sleep(Duration::from_millis(5));
         assert!(cache.get("a.b.c", 0, 1.0).is_none());
     }
 
     #[test]
+    fn memory_is_bounded() {
+        // 16 shards of 4 KiB: each entry here costs 2,000 + 2 + 256 bytes.
+        let cache = TokenCache::new(10_000, 16 * 4096, Duration::from_secs(60));
+        let long = "x".repeat(2000);
+        for i in 0..500 {
+            cache.insert(&format!("{long}.{i}"), &claims(1e9), 0);
+        }
+        assert!(cache.bytes() <= 16 * 4096, "{}", cache.bytes());
+        assert!(cache.len() <= 16, "{}", cache.len());
+        // A token larger than a shard's budget is not cached at all.
+        let huge = "y".repeat(5000);
+        cache.insert(&huge, &claims(1e9), 0);
+        assert!(cache.get(&huge, 0, 1.0).is_none());
+    }
+
+    #[test]
     fn capacity_is_bounded() {
-        let cache = TokenCache::new(32, Duration::from_secs(60));
+        let cache = TokenCache::new(32, DEFAULT_TOKEN_CACHE_MAX_BYTES, Duration::from_secs(60));
         for i in 0..1000 {
             cache.insert(&format!("token-{i}"), &claims(1e9), 0);
         }

@@ -97,7 +97,7 @@
 //! [`AuthorityBuilder::token_cache_max_age`] (default 5 min) and the same key-set
 //! generation (every successful JWKS fetch starts a new one, so a rotation or a removed
 //! key empties it); the audience is re-checked on every hit; and the cache is bounded in
-//! entries (and so in memory: about 64 bytes plus four times the token length each).
+//! entries and in bytes ([`AuthorityBuilder::token_cache_max_bytes`], default 32 MiB).
 //!
 //! ## Feature flags
 //! | feature | default | what it adds |
@@ -138,7 +138,7 @@ pub use authority::{
     Authority, AuthorityBuilder, ConfigError, DEFAULT_LEEWAY, DEFAULT_MAX_LIFETIME, DEFAULT_MAX_TOKEN_SIZE, MAX_LEEWAY,
     MAX_TOKEN_SIZE_LIMIT, Profile, ScopeClaim, Stats,
 };
-pub use cache::{DEFAULT_TOKEN_CACHE_CAPACITY, DEFAULT_TOKEN_CACHE_MAX_AGE};
+pub use cache::{DEFAULT_TOKEN_CACHE_CAPACITY, DEFAULT_TOKEN_CACHE_MAX_AGE, DEFAULT_TOKEN_CACHE_MAX_BYTES};
 pub use extract::{AccessToken, AuthorityState};
 pub use http::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_DOCUMENT_SIZE, DEFAULT_TOTAL_TIMEOUT, FetchError};
 pub use jwks::{DEFAULT_MAX_STALE, DEFAULT_MAX_TTL, DEFAULT_MIN_TTL, DEFAULT_REFRESH_COOLDOWN, DEFAULT_TTL};
