@@ -176,7 +176,9 @@ impl RemoteKeys {
             self.start_refresh(false);
         }
         let weak = Arc::downgrade(self);
-        tokio::spawn(maintain(weak));
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(maintain(weak));
+        }
     }
 
     /// The current key set, without waiting.
@@ -254,6 +256,11 @@ impl RemoteKeys {
     /// Starts a fetch task unless one is running (then `true`: wait for it) or the
     /// cooldown forbids it (`false`).
     fn start_refresh(self: &Arc<Self>, respect_cooldown: bool) -> bool {
+        // Outside a Tokio runtime (a caller polling `Authority::verify` by hand) no task can
+        // be spawned: answer from the current set rather than panic.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return false;
+        };
         {
             let mut state = self.lock_state();
             if state.in_flight {
@@ -266,7 +273,7 @@ impl RemoteKeys {
             state.last_attempt = Some(Instant::now());
         }
         let this = Arc::clone(self);
-        tokio::spawn(async move {
+        runtime.spawn(async move {
             let result = this.fetch().await;
             this.finish(&result);
         });

@@ -674,3 +674,30 @@ fn build_with_remote_keys_outside_a_runtime_is_a_configuration_error() {
     let error = Authority::builder().issuer("https://issuer.example/").audience(AUD).build().unwrap_err();
     assert_eq!(error.setting(), "keys");
 }
+
+#[test]
+fn verify_outside_a_runtime_answers_from_the_current_keys_without_panicking() {
+    use std::{
+        future::Future,
+        pin::pin,
+        task::{Context, Poll, Waker},
+    };
+
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let (_server, issuer, authority) = runtime.block_on(async {
+        let (server, issuer) = serving_test_keys().await;
+        let authority = builder(&server).connect().await.unwrap();
+        (server, issuer, authority)
+    });
+    std::thread::sleep(Duration::from_millis(1100)); // past the cooldown: a refresh would be allowed
+    let poll_once = |token: String| {
+        let mut future = pin!(authority.verify(&token));
+        match future.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(result) => result.map(|t| t.subject().to_owned()).map_err(|r| r.reason()),
+            Poll::Pending => panic!("no fetch can start outside a runtime, so nothing waits"),
+        }
+    };
+    assert_eq!(poll_once(issuer.access_token().sign()), Ok("user-123".to_owned()));
+    assert_eq!(poll_once(issuer.access_token().kid("rotated").sign()), Err("unknown_key"));
+    drop(runtime);
+}
