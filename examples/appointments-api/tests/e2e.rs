@@ -6,7 +6,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test helpers fail loudly")]
 
 use std::{
-    io::{BufRead, BufReader, Read},
     net::{Ipv4Addr, SocketAddr},
     process::{Child, Command, ExitStatus, Stdio},
     sync::{
@@ -18,15 +17,18 @@ use std::{
 };
 
 use axum::{Json, Router, extract::State, routing::get};
-use reqwest::{Method, StatusCode, header::HeaderMap};
+use reqwest::{Method, StatusCode};
 use scopegate::testing::TestIssuer;
 use serde_json::{Value, json};
+
+mod support;
+
+use support::{Reply, client, jwt_part, read_lines, send};
 
 const BIN: &str = env!("CARGO_BIN_EXE_appointments-api");
 /// Generous for a loaded 2-core machine; a healthy start takes well under a second.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 const EXIT_TIMEOUT: Duration = Duration::from_secs(15);
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 const REALM: &str = "Bearer realm=\"https://api.example.test\"";
 
 // ---------------------------------------------------------------------------------------
@@ -47,15 +49,6 @@ impl Drop for Service {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn read_lines(pipe: impl Read + Send + 'static, into: Arc<Mutex<Vec<String>>>) -> JoinHandle<()> {
-    std::thread::spawn(move || {
-        for line in BufReader::new(pipe).lines() {
-            let Ok(line) = line else { break };
-            into.lock().unwrap().push(line);
-        }
-    })
 }
 
 /// Spawns the binary with exactly `env` (plus `BIND=127.0.0.1:0` unless given).
@@ -142,35 +135,6 @@ struct DevClient {
     secret: String,
 }
 
-fn client() -> reqwest::Client {
-    reqwest::Client::builder().timeout(REQUEST_TIMEOUT).no_proxy().build().unwrap()
-}
-
-/// A response, read whole.
-#[derive(Debug)]
-struct Reply {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: String,
-}
-
-impl Reply {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
-    }
-
-    fn challenge(&self) -> &str {
-        self.headers.get("www-authenticate").map_or("", |v| v.to_str().unwrap())
-    }
-}
-
-async fn send(request: reqwest::RequestBuilder) -> Reply {
-    let response = request.send().await.unwrap();
-    let status = response.status();
-    let headers = response.headers().clone();
-    Reply { status, headers, body: response.text().await.unwrap() }
-}
-
 async fn call(service: &Service, method: Method, path: &str, token: Option<&str>, body: Option<&str>) -> Reply {
     let mut request = client().request(method, service.url(path));
     if let Some(token) = token {
@@ -211,12 +175,6 @@ impl DevClient {
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
         reply.json()["access_token"].as_str().unwrap().to_owned()
     }
-}
-
-fn decode_segment(token: &str, index: usize) -> Value {
-    use base64::Engine as _;
-    let segment = token.split('.').nth(index).unwrap();
-    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(segment).unwrap()).unwrap()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -289,11 +247,11 @@ async fn dev_issuer_publishes_discovery_and_issues_rfc9068_tokens() {
     assert_eq!(body["expires_in"], 3600);
     assert_eq!(body["scope"], "read:appointments write:appointments");
     let token = body["access_token"].as_str().unwrap();
-    let header = decode_segment(token, 0);
+    let header = jwt_part(token, 0);
     assert_eq!(header["typ"], "at+jwt");
     assert_eq!(header["alg"], "ES256");
     assert_eq!(header["kid"], jwks["keys"][0]["kid"]);
-    let claims = decode_segment(token, 1);
+    let claims = jwt_part(token, 1);
     assert_eq!(claims["iss"], dev.issuer.as_str());
     assert_eq!(claims["aud"], "https://api.example.test");
     assert_eq!(claims["sub"], dev.id.as_str());
@@ -308,7 +266,7 @@ async fn dev_issuer_publishes_discovery_and_issues_rfc9068_tokens() {
     let posted = form(&[("grant_type", "client_credentials"), ("client_id", &dev.id), ("client_secret", &dev.secret)]);
     let reply = send(request.body(posted)).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
-    assert!(decode_segment(reply.json()["access_token"].as_str().unwrap(), 1).get("scope").is_none());
+    assert!(jwt_part(reply.json()["access_token"].as_str().unwrap(), 1).get("scope").is_none());
 }
 
 #[tokio::test]

@@ -34,7 +34,7 @@
 
 use std::{
     future::Future,
-    io::{BufRead, BufReader, Read, Write as _},
+    io::Write as _,
     net::{Ipv4Addr, TcpListener},
     path::{Path, PathBuf},
     process::{Child, ChildStdin, Command, Stdio},
@@ -45,8 +45,12 @@ use std::{
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
-use reqwest::{Method, StatusCode, header::HeaderMap};
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+
+mod support;
+
+use support::{REQUEST_TIMEOUT, Reply, client, jwt_part, read_lines, send};
 
 const BIN: &str = env!("CARGO_BIN_EXE_appointments-api");
 /// The fixture's API and the other API it issues tokens for.
@@ -64,7 +68,6 @@ const SERVICE_COOLDOWN: Duration = Duration::from_secs(3);
 /// Each test's deadline: one cooldown plus generous room for a loaded 2-core machine.
 const TEST_DEADLINE: Duration = Duration::from_secs(120);
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Concurrent requests with a newly published kid: they must share one JWKS refresh.
 const BURST: usize = 8;
 
@@ -169,15 +172,6 @@ async fn bounded(test: &str, body: impl Future<Output = bool>) {
 
 type Lines = Arc<Mutex<Vec<String>>>;
 
-fn read_lines(pipe: impl Read + Send + 'static, into: Lines) {
-    std::thread::spawn(move || {
-        for line in BufReader::new(pipe).lines() {
-            let Ok(line) = line else { break };
-            into.lock().unwrap().push(line);
-        }
-    });
-}
-
 /// A child process, killed (and reaped) on drop. When the test is failing, its output is
 /// printed (libtest shows it with the failure).
 struct Process {
@@ -266,48 +260,6 @@ fn free_port() -> u16 {
 // ---------------------------------------------------------------------------------------
 // HTTP
 // ---------------------------------------------------------------------------------------
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder().timeout(REQUEST_TIMEOUT).no_proxy().build().unwrap()
-}
-
-/// A response, read whole.
-#[derive(Debug)]
-struct Reply {
-    status: StatusCode,
-    headers: HeaderMap,
-    url: reqwest::Url,
-    body: String,
-}
-
-impl Reply {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}) from {}: {}", self.url, self.body))
-    }
-
-    fn challenge(&self) -> &str {
-        self.headers.get("www-authenticate").map_or("", |v| v.to_str().unwrap())
-    }
-
-    /// Status, `WWW-Authenticate` and the body's `reason`, for one exact comparison.
-    fn refusal(&self) -> (StatusCode, String, Value) {
-        (self.status, self.challenge().to_owned(), self.json()["reason"].clone())
-    }
-}
-
-async fn send(request: reqwest::RequestBuilder) -> Reply {
-    let response = request.send().await.unwrap();
-    let (status, headers, url) = (response.status(), response.headers().clone(), response.url().clone());
-    Reply { status, headers, url, body: response.text().await.unwrap() }
-}
-
-/// The payload of a JWT, for assertions about what the issuer put in it (the service
-/// verifies; this only reads).
-fn jwt_part(token: &str, index: usize) -> Value {
-    use base64::Engine as _;
-    let segment = token.split('.').nth(index).unwrap_or_else(|| panic!("not a JWT: {token}"));
-    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(segment).unwrap()).unwrap()
-}
 
 // ---------------------------------------------------------------------------------------
 // The provider (the fixture)
