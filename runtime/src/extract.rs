@@ -183,23 +183,14 @@ async fn authenticate(
             return Ok(Some(verified.token.clone()));
         }
     }
-    let inner = &authority.inner;
-    let reject = |kind: RejectionKind| authority.reject(kind);
     let token = match credentials::bearer_token(&parts.headers, &parts.uri) {
         Ok(Credentials::Bearer(token)) => token,
         Ok(Credentials::None) => return Ok(None),
-        Err(error) => return Err(reject(RejectionKind::InvalidRequest(error))),
+        Err(error) => return Err(authority.reject(RejectionKind::InvalidRequest(error))),
     };
-    let check = audience.map_or(AudienceCheck::Configured, AudienceCheck::Exact);
-    match authority.verify_token(token, check).await {
-        Ok(claims) => {
-            inner.stats.accepted.fetch_add(1, Ordering::Relaxed);
-            let token = AccessToken { claims };
-            parts.extensions.insert(Verified { audience, token: token.clone() });
-            Ok(Some(token))
-        }
-        Err(kind) => Err(reject(kind)),
-    }
+    let token = authority.verify_for(token, audience.map_or(AudienceCheck::Configured, AudienceCheck::Exact)).await?;
+    parts.extensions.insert(Verified { audience, token: token.clone() });
+    Ok(Some(token))
 }
 
 impl Authority {
@@ -211,7 +202,12 @@ impl Authority {
     /// # Errors
     /// A [`Rejection`] saying why the token was refused.
     pub async fn verify(&self, token: &str) -> Result<AccessToken, Rejection> {
-        match self.verify_token(token, AudienceCheck::Configured).await {
+        self.verify_for(token, AudienceCheck::Configured).await
+    }
+
+    /// Verifies a token for `audience`, counting the outcome.
+    async fn verify_for(&self, token: &str, audience: AudienceCheck<'_>) -> Result<AccessToken, Rejection> {
+        match self.verify_token(token, audience).await {
             Ok(claims) => {
                 self.inner.stats.accepted.fetch_add(1, Ordering::Relaxed);
                 Ok(AccessToken { claims })
