@@ -112,6 +112,7 @@ pub(crate) struct Config {
     pub(crate) scope_claims: Vec<ScopeClaim>,
     pub(crate) allowed_clients: Option<Vec<Box<str>>>,
     pub(crate) reject_id_token_claims: bool,
+    pub(crate) require_single_audience: bool,
     pub(crate) challenge: ChallengeConfig,
 }
 
@@ -350,6 +351,7 @@ pub struct AuthorityBuilder {
     scope_claims: Option<Vec<ScopeClaim>>,
     allowed_clients: Option<Vec<String>>,
     reject_id_token_claims: Option<bool>,
+    require_single_audience: bool,
     realm: Option<String>,
     error_descriptions: Option<bool>,
     jwks: Vec<String>,
@@ -468,6 +470,14 @@ impl AuthorityBuilder {
     /// is refused (default `true`).
     pub fn reject_id_token_claims(mut self, reject: bool) -> Self {
         self.reject_id_token_claims = Some(reject);
+        self
+    }
+
+    /// Refuses tokens whose `aud` names more than one audience (off by default: RFC 7519
+    /// allows an array, and a token for this API among others is accepted). A hardening
+    /// for APIs that want tokens minted for them alone.
+    pub fn require_single_audience(mut self, require: bool) -> Self {
+        self.require_single_audience = require;
         self
     }
 
@@ -779,6 +789,7 @@ impl AuthorityBuilder {
             scope_claims,
             allowed_clients: self.allowed_clients.map(|c| c.into_iter().map(Into::into).collect()),
             reject_id_token_claims: self.reject_id_token_claims.unwrap_or(true),
+            require_single_audience: self.require_single_audience,
             challenge: ChallengeConfig { realm: realm.into(), describe: self.error_descriptions.unwrap_or(true) },
         };
         let (source, remote) = match keys {

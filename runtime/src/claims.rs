@@ -254,6 +254,9 @@ pub(crate) fn validate(
     };
 
     let audiences = audiences(claims.aud.as_ref()).ok_or(TokenError::InvalidAudience)?;
+    if config.require_single_audience && audiences.len() != 1 {
+        return Err(TokenError::InvalidAudience);
+    }
     if !audience_matches(audiences.iter().map(|a| a.as_ref()), config, audience) {
         return Err(TokenError::InvalidAudience);
     }

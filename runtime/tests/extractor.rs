@@ -150,3 +150,19 @@ async fn the_cache_rechecks_the_audience_on_every_hit() {
     assert_eq!(status, 401);
     assert!(body.contains("\"reason\":\"invalid_audience\""), "{body}");
 }
+
+#[tokio::test]
+async fn require_single_audience_refuses_tokens_for_several_apis() {
+    let issuer = TestIssuer::new();
+    let strict = issuer.authority_builder("https://api.example.test").require_single_audience(true).build().unwrap();
+    let app = Router::new().route("/me", get(me)).with_state(strict);
+    let several =
+        issuer.access_token().audience(serde_json::json!(["https://api.example.test", "https://other"])).sign();
+    let (status, _, body) = call(&app, Some(&format!("Bearer {several}")), "/me").await;
+    assert_eq!(status, 401);
+    assert!(body.contains("\"reason\":\"invalid_audience\""), "{body}");
+    let single = issuer.access_token().audience(serde_json::json!(["https://api.example.test"])).sign();
+    assert_eq!(call(&app, Some(&format!("Bearer {single}")), "/me").await.0, 200);
+    // Off by default (security spec case 87): a token for this API among others is accepted.
+    assert_eq!(call(&self::app(&issuer), Some(&format!("Bearer {several}")), "/me").await.0, 200);
+}
