@@ -57,6 +57,14 @@
 //! is logged as a `tracing` event (target `scopegate`) with its reason code, never the
 //! token, and counted ([`Authority::rejections_by_reason`], [`Authority::stats`]).
 //!
+//! ## HEAD, OPTIONS and CORS
+//! axum answers `HEAD` with the `GET` handler, so a `HEAD` to a guarded route is guarded
+//! exactly like the `GET` (401/403 with the same challenge, no body). A CORS preflight
+//! (`OPTIONS` with `Access-Control-Request-Method`) is answered by a CORS layer such as
+//! tower-http's `CorsLayer` before routing, so it never reaches the guard and needs no
+//! token; the request that follows it is guarded as usual. Without such a layer an
+//! `OPTIONS` request gets axum's 405 for routes without an `OPTIONS` handler.
+//!
 //! ## Key rotation and outages
 //! With keys over HTTP (discovery from the issuer, or [`AuthorityBuilder::jwks_uri`]),
 //! scopegate keeps a cache of the issuer's JWK set. Exactly what happens:

@@ -45,3 +45,7 @@ mod scopes;
 /// Section 9: error-response and logging hygiene.
 #[path = "spec/hygiene.rs"]
 mod hygiene;
+
+/// Section 12: the macro and axum integration.
+#[path = "spec/integration.rs"]
+mod integration;
