@@ -156,7 +156,6 @@ const REASONS: [&str; 26] = [
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     pub(crate) accepted: AtomicU64,
-    pub(crate) rejected: AtomicU64,
     pub(crate) signatures_checked: AtomicU64,
     pub(crate) cache_hits: AtomicU64,
     by_reason: [AtomicU64; REASONS.len()],
@@ -166,7 +165,6 @@ pub(crate) struct Counters {
 impl Counters {
     /// Counts one rejection under its reason code.
     pub(crate) fn count_rejection(&self, code: &str) {
-        self.rejected.fetch_add(1, Ordering::Relaxed);
         match REASONS.iter().position(|r| *r == code).and_then(|i| self.by_reason.get(i)) {
             Some(counter) => counter.fetch_add(1, Ordering::Relaxed),
             None => self.other_reasons.fetch_add(1, Ordering::Relaxed),
@@ -320,7 +318,8 @@ impl Authority {
         let c = &self.inner.stats;
         let mut stats = Stats {
             accepted: c.accepted.load(Ordering::Relaxed),
-            rejected: c.rejected.load(Ordering::Relaxed),
+            // The total is the sum of the per-reason counters, not a counter of its own.
+            rejected: c.by_reason.iter().chain([&c.other_reasons]).map(|n| n.load(Ordering::Relaxed)).sum(),
             signatures_checked: c.signatures_checked.load(Ordering::Relaxed),
             token_cache_hits: c.cache_hits.load(Ordering::Relaxed),
             ..Stats::default()

@@ -183,22 +183,28 @@ impl RemoteKeys {
 
     /// The current key set, without waiting.
     pub(crate) fn snapshot(self: &Arc<Self>) -> Result<Arc<KeySet>, Unavailable> {
-        let unavailable = Unavailable { retry_after_secs: self.retry_after_secs() };
-        let Some(snapshot) = self.current.load_full() else {
-            self.start_refresh(true);
-            return Err(unavailable);
-        };
-        if Instant::now() > snapshot.expires + self.policy.max_stale {
-            self.start_refresh(true);
-            return Err(unavailable);
+        match self.current.load_full() {
+            Some(snapshot) if self.within_max_stale(&snapshot) => Ok(Arc::clone(&snapshot.keys)),
+            _ => Err(self.unavailable()),
         }
-        Ok(Arc::clone(&snapshot.keys))
     }
 
     /// Whether the current set may be used, without taking a reference to it.
     pub(crate) fn check_usable(self: &Arc<Self>) -> Result<(), Unavailable> {
-        let usable = self.current.load().as_ref().is_some_and(|s| Instant::now() <= s.expires + self.policy.max_stale);
-        if usable { Ok(()) } else { self.snapshot().map(drop) }
+        match self.current.load().as_deref() {
+            Some(snapshot) if self.within_max_stale(snapshot) => Ok(()),
+            _ => Err(self.unavailable()),
+        }
+    }
+
+    fn within_max_stale(&self, snapshot: &Snapshot) -> bool {
+        Instant::now() <= snapshot.expires + self.policy.max_stale
+    }
+
+    /// No usable keys: nudge a refresh (within the cooldown) and tell the client to retry.
+    fn unavailable(self: &Arc<Self>) -> Unavailable {
+        self.start_refresh(true);
+        Unavailable { retry_after_secs: self.retry_after_secs() }
     }
 
     /// A token named a `kid` the current set lacks: refresh once (single flight, at most

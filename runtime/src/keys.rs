@@ -452,23 +452,22 @@ pub(crate) fn admit_pem(pem: &str, kid: Option<&str>, allowed: &[Algorithm]) -> 
         return Err(KeyRejection::KidTooLong);
     }
     let bytes = pem.as_bytes();
-    let material = if let Some(der) =
-        DecodingKey::from_rsa_pem(bytes).ok().and_then(|k| k.try_get_as_bytes().ok().map(<[u8]>::to_vec))
-    {
+    // jsonwebtoken tells the PEM's key type by trying each parser; the key bytes it returns
+    // are PKCS#1 DER (RSA), an uncompressed point (EC) or the raw key (Ed25519).
+    let contents = |parsed: jsonwebtoken::errors::Result<DecodingKey>| {
+        parsed.ok().and_then(|key| key.try_get_as_bytes().ok().map(<[u8]>::to_vec))
+    };
+    let material = if let Some(der) = contents(DecodingKey::from_rsa_pem(bytes)) {
         let (n, e) = parse_rsa_public_key(&der).ok_or(KeyRejection::InvalidKeyMaterial)?;
         KeyMaterial::rsa(n, e)?
-    } else if let Some(point) =
-        DecodingKey::from_ec_pem(bytes).ok().and_then(|k| k.try_get_as_bytes().ok().map(<[u8]>::to_vec))
-    {
+    } else if let Some(point) = contents(DecodingKey::from_ec_pem(bytes)) {
         let size = match point.len() {
             65 => 32,
             97 => 48,
             _ => return Err(KeyRejection::InvalidCurve),
         };
         KeyMaterial { family: Family::Ec(size), bytes: point }
-    } else if let Some(raw) =
-        DecodingKey::from_ed_pem(bytes).ok().and_then(|k| k.try_get_as_bytes().ok().map(<[u8]>::to_vec))
-    {
+    } else if let Some(raw) = contents(DecodingKey::from_ed_pem(bytes)) {
         if raw.len() != 32 {
             return Err(KeyRejection::InvalidKeyMaterial);
         }

@@ -18,6 +18,7 @@ use crate::{
     jws::{self, MAX_HEADER_BYTES, MAX_SIGNATURE_BYTES, Typ, b64url_decode},
     keys::KeyLookup,
     rejection::{RejectionKind, TokenError},
+    source::Unavailable,
 };
 
 impl Authority {
@@ -34,13 +35,12 @@ impl Authority {
         let Some(cache) = &self.inner.token_cache else {
             return self.verify_uncached(token, audience).await.map(Arc::new);
         };
-        self.inner
-            .keys
-            .check_usable()
-            .map_err(|u| RejectionKind::KeysUnavailable { retry_after_secs: u.retry_after_secs })?;
         let generation = self.inner.keys.generation();
         let now = now();
         if let Some(claims) = cache.get(token, generation, now).filter(|c| within_max_age(c, config, now)) {
+            // A hit needs no key, but keys must still be usable (a stale set past its
+            // limit refuses everything). A miss learns this from the key snapshot.
+            self.inner.keys.check_usable()?;
             if !claims::audience_matches(claims.audiences(), config, audience) {
                 return Err(TokenError::InvalidAudience.into());
             }
@@ -80,11 +80,7 @@ impl Authority {
         let mut signature_buffer = [0u8; MAX_SIGNATURE_BYTES];
         let signature = jws::decode_signature(compact.signature, &mut signature_buffer)
             .ok_or_else(|| refuse(TokenError::Malformed))?;
-        let mut keys = self
-            .inner
-            .keys
-            .snapshot()
-            .map_err(|u| RejectionKind::KeysUnavailable { retry_after_secs: u.retry_after_secs })?;
+        let mut keys = self.inner.keys.snapshot()?;
         let mut lookup = keys.lookup(kid, header.alg);
         if let (KeyLookup::UnknownKid, Some(kid)) = (&lookup, kid)
             && let Some(newer) = self.inner.keys.refresh_for_unknown_kid(kid).await
@@ -148,6 +144,12 @@ fn within_max_age(claims: &VerifiedClaims, config: &Config, now: f64) -> bool {
 /// The wall clock in seconds since the Unix epoch (token times are wall-clock times).
 fn now() -> f64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
+}
+
+impl From<Unavailable> for RejectionKind {
+    fn from(unavailable: Unavailable) -> Self {
+        Self::KeysUnavailable { retry_after_secs: unavailable.retry_after_secs }
+    }
 }
 
 impl From<TokenError> for RejectionKind {
