@@ -93,8 +93,11 @@ fn node_tokens(node: &Node, private: &TokenStream) -> TokenStream {
     }
 }
 
-/// Every scope the expression names, in declaration order, each once: the `scope`
-/// attribute of the 403 challenge (for `any(…)`, every alternative).
+/// The `scope` attribute of the 403 challenge: a set of scopes that satisfies the
+/// requirement when granted, in declaration order, each once. Every member of an `all(…)`
+/// (and of the top-level list) contributes its set; an `any(…)` contributes its first
+/// alternative's set, so a client that asks for exactly these scopes (RFC 6750 §3.1 reads
+/// the attribute as "all of these") gets a token that passes.
 pub(crate) fn challenge(exprs: &[Node]) -> Vec<String> {
     fn walk(node: &Node, out: &mut Vec<String>) {
         match node {
@@ -104,7 +107,8 @@ pub(crate) fn challenge(exprs: &[Node]) -> Vec<String> {
                     out.push(value);
                 }
             }
-            Node::Group(_, members) => members.iter().for_each(|member| walk(member, out)),
+            Node::Group(Op::All, members) => members.iter().for_each(|member| walk(member, out)),
+            Node::Group(Op::Any, members) => members.iter().take(1).for_each(|member| walk(member, out)),
         }
     }
     let mut out = Vec::new();

@@ -39,9 +39,14 @@ use proc_macro2::{Span, TokenStream as TokenStream2};
 /// | valid token without the required scopes | `403`, `Bearer realm="…", error="insufficient_scope", scope="…"` |
 /// | the issuer's keys are unavailable | `503`, `Retry-After` |
 ///
-/// The `scope` attribute of the 403 challenge lists every scope the requirement names, in
-/// the order written, each once: for `any(…)` that is every alternative, so a client
-/// learns each scope that can satisfy the route.
+/// The `scope` attribute of the 403 challenge names a set of scopes that satisfies the
+/// requirement when granted, in the order written, each once: every scope of an `all(…)`
+/// (and of the top-level list), and the *first* alternative of an `any(…)`. RFC 6750 reads
+/// that attribute as "all of these", so a client that asks for exactly them gets a token
+/// that passes; put the alternative clients should ask for first. The JSON body carries
+/// the whole requirement as `requirement` (for example
+/// `any("admin", all("write:appointments", "delete:appointments"))`) and the challenge's
+/// set as `scope`.
 ///
 /// The token is verified once per request: a handler that also takes [`AccessToken`] gets
 /// the token the guard verified.

@@ -72,7 +72,10 @@ impl ScopeClaim {
 }
 
 /// A configuration the builder refused, naming the setting to change.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Its `Debug` form reads like its `Display` form, so that `main() -> Result<(), Box<dyn
+/// Error>>` prints a sentence rather than a struct.
+#[derive(Clone, PartialEq, Eq)]
 pub struct ConfigError {
     setting: &'static str,
     message: String,
@@ -93,6 +96,12 @@ impl ConfigError {
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "scopegate: invalid `{}` setting: {}", self.setting, self.message)
+    }
+}
+
+impl fmt::Debug for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
     }
 }
 

@@ -273,7 +273,9 @@ impl<S: AuthorityState, R: Requirement> FromRequestParts<S> for Guard<R> {
         let token =
             authenticate(parts, &authority, R::AUDIENCE).await?.ok_or_else(|| missing_credentials(&authority))?;
         if !R::SCOPES.is_satisfied_by(token.scopes()) {
-            return Err(authority.reject(RejectionKind::InsufficientScope { required: R::CHALLENGE }));
+            return Err(
+                authority.reject(RejectionKind::InsufficientScope { required: R::CHALLENGE, requirement: R::SCOPES })
+            );
         }
         Ok(Guard(PhantomData))
     }

@@ -57,6 +57,28 @@
 //! is logged as a `tracing` event (target `scopegate`) with its reason code, never the
 //! token, and counted ([`Authority::rejections_by_reason`], [`Authority::stats`]).
 //!
+//! ## Configuration from the environment
+//! [`Authority::from_env`] (or [`AuthorityBuilder::from_env`], to add settings before
+//! building) reads the settings of most deployments; each error names the variable:
+//!
+//! | variable | required | meaning |
+//! |---|---|---|
+//! | `ISSUER` | yes | the exact `iss` of your tokens; keys are found through discovery |
+//! | `AUDIENCE` | yes | your API's identifier (`aud`); several separated by commas |
+//! | `JWKS_URI` | no | the issuer's JWK set URL, to skip discovery |
+//! | `TOKEN_PROFILE` | no | `rfc9068` (default) or `compatible` |
+//! | `SCOPE_CLAIMS` | no | the scope claims to read, in order: `scope`, `scp`, `permissions` (comma-separated) |
+//! | `ALLOWED_CLIENTS` | no | the client ids whose tokens are accepted (comma-separated) |
+//! | `ALGORITHMS` | no | the accepted signature algorithms, e.g. `RS256,ES256` (comma-separated) |
+//! | `LEEWAY_SECS` | no | the clock-skew allowance in seconds (default 60, at most 300) |
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! // ISSUER=https://your-tenant.example/ AUDIENCE=https://api.example.test
+//! let authority = scopegate::Authority::from_env().await?;
+//! # let _ = authority; Ok(()) }
+//! ```
+//!
 //! ## HEAD, OPTIONS and CORS
 //! axum answers `HEAD` with the `GET` handler, so a `HEAD` to a guarded route is guarded
 //! exactly like the `GET` (401/403 with the same challenge, no body). A CORS preflight
@@ -127,6 +149,7 @@ mod cache;
 mod claims;
 mod credentials;
 mod discovery;
+mod env;
 mod extract;
 mod http;
 mod json;
@@ -156,6 +179,12 @@ pub use scope::{ScopeExpr, Scopes};
 
 #[doc(inline)]
 pub use scopegate_macros::requires_scope;
+
+/// The README's Rust snippets, compiled (and, unless marked `no_run`, run) as doctests so
+/// that what a newcomer copies keeps compiling.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;
 
 /// Items the `#[requires_scope]` expansion uses. Not public API: no stability guarantee.
 #[doc(hidden)]

@@ -13,6 +13,8 @@ use axum::{
     response::{IntoResponse, Response},
 };
 
+use crate::scope::ScopeExpr;
+
 /// A malformed request: the credentials could not even be read (HTTP 400,
 /// `error="invalid_request"`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -166,11 +168,13 @@ pub enum RejectionKind {
     InvalidRequest(RequestError),
     /// The token failed verification (HTTP 401).
     InvalidToken(TokenError),
-    /// The token is valid but lacks the scopes the route requires (HTTP 403). The string
-    /// is the route's compile-time scope list.
+    /// The token is valid but lacks the scopes the route requires (HTTP 403).
     InsufficientScope {
-        /// The route's required scopes, space-separated (the challenge's `scope`).
+        /// A set of scopes that satisfies the route's requirement, space-separated: the
+        /// challenge's `scope` (see [`ScopeExpr::satisfying_scopes`]).
         required: &'static str,
+        /// The route's whole requirement, sent in the JSON body as `requirement`.
+        requirement: ScopeExpr,
     },
     /// The issuer's keys cannot be obtained right now (HTTP 503 with `Retry-After`).
     KeysUnavailable {
@@ -302,7 +306,7 @@ impl Rejection {
                 value.push('"');
             }
         }
-        if let RejectionKind::InsufficientScope { required } = self.kind {
+        if let RejectionKind::InsufficientScope { required, .. } = self.kind {
             value.push_str(", scope=\"");
             value.push_str(required);
             value.push('"');
@@ -341,6 +345,19 @@ impl IntoResponse for Rejection {
         if self.challenge.describe || !matches!(self.kind, RejectionKind::InvalidToken(_)) {
             body.push_str(",\"error_description\":\"");
             body.push_str(self.kind.description());
+            body.push('"');
+        }
+        if let RejectionKind::InsufficientScope { required, requirement } = &self.kind {
+            body.push_str(",\"scope\":\"");
+            body.push_str(required);
+            body.push_str("\",\"requirement\":\"");
+            // Scope tokens cannot contain `"` or `\` (RFC 6749 §3.3, checked at compile
+            // time), so escaping the quotes of the expression's own syntax is enough.
+            let text = match requirement {
+                ScopeExpr::All([only]) => only.to_string(),
+                whole => whole.to_string(),
+            };
+            body.push_str(&text.replace('"', "\\\""));
             body.push('"');
         }
         body.push_str(",\"reason\":\"");

@@ -45,30 +45,55 @@ impl ScopeExpr {
         }
     }
 
-    /// Every scope the expression names, in declaration order, each once.
-    ///
-    /// This is the value of the `scope` attribute of a 403 challenge: for `any(...)` it
-    /// lists the alternatives too, so a client learns every scope that can satisfy the
-    /// route.
+    /// Every scope the expression names, in declaration order, each once (for example
+    /// the scopes an API advertises).
     #[must_use]
     pub fn scopes(&self) -> Vec<&'static str> {
-        fn walk(expr: &ScopeExpr, out: &mut Vec<&'static str>) {
-            match expr {
-                ScopeExpr::Scope(s) => {
-                    if !out.contains(s) {
-                        out.push(s);
-                    }
-                }
-                ScopeExpr::All(members) | ScopeExpr::Any(members) => {
-                    for m in *members {
-                        walk(m, out);
-                    }
+        let mut out = Vec::new();
+        self.walk(&mut out, false);
+        out
+    }
+
+    /// A set of scopes that satisfies the requirement when granted, in declaration order,
+    /// each once: every member of an `all(…)`, and the first alternative of an `any(…)`.
+    ///
+    /// This is the value of the `scope` attribute of a 403 challenge. RFC 6750 §3.1 reads
+    /// that attribute as the scopes needed, all of them, so a client that asks its issuer
+    /// for exactly these gets a token that passes; the whole expression is in the JSON body
+    /// of the response.
+    ///
+    /// ```
+    /// use scopegate::ScopeExpr;
+    ///
+    /// const DELETE: ScopeExpr = ScopeExpr::Any(&[
+    ///     ScopeExpr::Scope("admin"),
+    ///     ScopeExpr::All(&[ScopeExpr::Scope("write:appointments"), ScopeExpr::Scope("delete:appointments")]),
+    /// ]);
+    /// assert_eq!(DELETE.satisfying_scopes(), ["admin"]);
+    /// assert_eq!(DELETE.scopes(), ["admin", "write:appointments", "delete:appointments"]);
+    /// ```
+    #[must_use]
+    pub fn satisfying_scopes(&self) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        self.walk(&mut out, true);
+        out
+    }
+
+    /// Collects scopes in declaration order, each once; with `first_alternative`, only the
+    /// first member of each `any(…)`.
+    fn walk(&self, out: &mut Vec<&'static str>, first_alternative: bool) {
+        match self {
+            Self::Scope(s) => {
+                if !out.contains(s) {
+                    out.push(s);
                 }
             }
+            Self::All(members) => members.iter().for_each(|m| m.walk(out, first_alternative)),
+            Self::Any(members) => {
+                let take = if first_alternative { 1 } else { members.len() };
+                members.iter().take(take).for_each(|m| m.walk(out, first_alternative));
+            }
         }
-        let mut out = Vec::new();
-        walk(self, &mut out);
-        out
     }
 }
 
@@ -212,7 +237,20 @@ mod tests {
     }
 
     #[test]
-    fn challenge_lists_every_alternative_once() {
+    fn scopes_lists_every_alternative_once() {
         assert_eq!(NESTED.scopes(), ["admin", "write", "delete"]);
+    }
+
+    #[test]
+    fn the_challenge_set_satisfies_the_requirement() {
+        assert_eq!(NESTED.satisfying_scopes(), ["admin"]);
+        let expr = ScopeExpr::All(&[ScopeExpr::Scope("audit"), NESTED, ScopeExpr::Scope("audit")]);
+        assert_eq!(expr.satisfying_scopes(), ["audit", "admin"]);
+        let deeper = ScopeExpr::Any(&[ScopeExpr::All(&[ScopeExpr::Scope("w"), ScopeExpr::Scope("d")]), NESTED]);
+        assert_eq!(deeper.satisfying_scopes(), ["w", "d"]);
+        for expr in [NESTED, expr, deeper] {
+            let granted: Scopes = expr.satisfying_scopes().into_iter().collect();
+            assert!(expr.is_satisfied_by(&granted), "{expr}");
+        }
     }
 }

@@ -110,3 +110,14 @@ async fn remote_key_settings_have_bounds() {
 fn the_compatible_profile_builds_with_a_warning() {
     valid().profile(Profile::Compatible).build().unwrap();
 }
+
+#[test]
+fn a_config_error_debugs_like_it_displays() {
+    // `main() -> Result<(), Box<dyn Error>>` prints the error with `Debug`.
+    let error = Authority::builder().audience("api").build().unwrap_err();
+    assert_eq!(format!("{error:?}"), error.to_string());
+    assert_eq!(
+        format!("{error:?}"),
+        "scopegate: invalid `issuer` setting: no issuer set: call .issuer(\"https://your-issuer/\")"
+    );
+}

@@ -185,7 +185,7 @@ async fn any_combinator() {
     assert_unauthenticated(&call(Method::GET, "/overview", None).await);
     // Scopes compare byte for byte: no prefix or case folding.
     let near = token("read:appointments:all Admin");
-    assert_insufficient_scope(&call(Method::GET, "/overview", Some(&near)).await, "admin read:appointments");
+    assert_insufficient_scope(&call(Method::GET, "/overview", Some(&near)).await, "admin");
 }
 
 #[tokio::test]
@@ -195,10 +195,35 @@ async fn nested_any_all() {
     assert_ok(&call(Method::DELETE, "/appointments/7", Some(&both)).await, "removed 7");
     assert_unauthenticated(&call(Method::DELETE, "/appointments/7", None).await);
     let half = token("write:appointments");
-    assert_insufficient_scope(
-        &call(Method::DELETE, "/appointments/7", Some(&half)).await,
-        "admin write:appointments delete:appointments",
+    let reply = call(Method::DELETE, "/appointments/7", Some(&half)).await;
+    assert_insufficient_scope(&reply, "admin");
+    // The challenge names one satisfying set (the first alternative); the body the whole
+    // requirement, parseable JSON.
+    assert_eq!(
+        reply.body,
+        r#"{"error":"insufficient_scope","error_description":"The access token lacks a scope this route requires","scope":"admin","requirement":"any(\"admin\", all(\"write:appointments\", \"delete:appointments\"))","reason":"insufficient_scope"}"#
     );
+    let body: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
+    assert_eq!(body["requirement"], r#"any("admin", all("write:appointments", "delete:appointments"))"#);
+}
+
+#[tokio::test]
+async fn the_403_challenge_names_scopes_that_satisfy_the_route_when_granted() {
+    // A client following RFC 6750 asks for exactly the challenged scopes, all of them.
+    for (method, path, held) in [
+        (Method::DELETE, "/appointments/7", "write:appointments"),
+        (Method::GET, "/overview", "read:appointments:all"),
+        (Method::GET, "/list", "read:appointments"),
+        (Method::POST, "/audited", "write:appointments"),
+    ] {
+        let reply = call(method.clone(), path, Some(&token(held))).await;
+        assert_eq!(reply.status, StatusCode::FORBIDDEN, "{path}");
+        let challenge = reply.challenge.unwrap_or_default();
+        let scope = challenge.split("scope=\"").nth(1).and_then(|rest| rest.strip_suffix('"')).unwrap_or_default();
+        assert!(!scope.is_empty(), "{path}: {challenge}");
+        let asked_for = call(method, path, Some(&token(scope))).await;
+        assert_eq!(asked_for.status, StatusCode::OK, "{path} with scope={scope:?}: {}", asked_for.body);
+    }
 }
 
 #[tokio::test]

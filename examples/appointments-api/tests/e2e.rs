@@ -358,10 +358,7 @@ async fn delete_needs_admin_or_write_and_delete_and_owns_its_rows() {
 
     let reply = call(&service, Method::DELETE, &path(ids[0]), Some(&alice_write), None).await;
     assert_eq!(reply.status, StatusCode::FORBIDDEN);
-    assert_eq!(
-        reply.challenge(),
-        format!("{REALM}, error=\"insufficient_scope\", scope=\"admin write:appointments delete:appointments\"")
-    );
+    assert_eq!(reply.challenge(), format!("{REALM}, error=\"insufficient_scope\", scope=\"admin\""));
 
     let alice_delete = dev.token("write:appointments delete:appointments", Some("alice")).await;
     let reply = call(&service, Method::DELETE, &path(ids[0]), Some(&alice_delete), None).await;
