@@ -156,6 +156,14 @@ use proc_macro2::{Span, TokenStream as TokenStream2};
 /// `#[axum::debug_handler(state = AppState)]` *below* `#[requires_scope]` (axum's `macros`
 /// feature) turns it into scopegate's message, which names the `FromRef` impl to write.
 ///
+/// With `#[axum::debug_handler]`, put it *below* `#[requires_scope]` and name the router's
+/// state (`#[axum::debug_handler(state = AppState)]`): without `state = …` it infers the
+/// state from a `State<T>` argument, which for a substate (`State<Store>`) is not the
+/// state that holds the `Authority`, and the error says so. Above `#[requires_scope]` it
+/// checks the handler before the guard is added, and rustc reports "this function takes
+/// N arguments but N-1 arguments were supplied", naming a missing
+/// `scopegate::__private::Guard<…>` argument.
+///
 /// # Compile-time checks
 ///
 /// Mistakes in the declaration are compile errors at the offending token: a scope that is
