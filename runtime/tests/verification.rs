@@ -1,32 +1,17 @@
-//! End-to-end checks of the extractors through a real axum `Router`.
+//! Verification through the extractors and a real axum `Router`: the accepted algorithms,
+//! ID tokens refused, the optional extractor, audience checks and the counters by reason.
 
 // Test helpers fail loudly: a panic is the assertion.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use axum::{Router, body::Body, http::Request, routing::get};
-use http_body_util::BodyExt;
+mod support;
+
+use axum::{Router, routing::get};
 use scopegate::{AccessToken, Algorithm, testing::TestIssuer};
-
-use tower::ServiceExt;
-
-async fn me(token: AccessToken) -> String {
-    format!("{} {}", token.subject(), token.scopes().iter().collect::<Vec<_>>().join(","))
-}
+use support::{call, me};
 
 async fn maybe(token: Option<AccessToken>) -> String {
     token.map_or_else(|| "anonymous".to_owned(), |t| t.subject().to_owned())
-}
-
-async fn call(app: &Router, auth: Option<&str>, path: &str) -> (u16, String, String) {
-    let mut req = Request::get(path);
-    if let Some(auth) = auth {
-        req = req.header("authorization", auth);
-    }
-    let res = app.clone().oneshot(req.body(Body::empty()).unwrap()).await.unwrap();
-    let status = res.status().as_u16();
-    let challenge = res.headers().get("www-authenticate").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
-    let body = String::from_utf8(res.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
-    (status, challenge, body)
 }
 
 fn app(issuer: &TestIssuer) -> Router {
@@ -86,69 +71,6 @@ async fn rejections_are_counted_by_reason() {
     assert_eq!(authority.rejections_by_reason(), [("missing_credentials", 1), ("id_token", 2)]);
     let stats = authority.stats();
     assert_eq!((stats.accepted, stats.rejected, stats.signatures_checked), (1, 3, 3));
-}
-
-#[tokio::test]
-async fn a_token_seen_before_is_accepted_from_the_cache_without_a_signature_check() {
-    let issuer = TestIssuer::new();
-    let authority = issuer.authority("https://api.example.test");
-    let app = Router::new().route("/me", get(me)).with_state(authority.clone());
-    let token = format!("Bearer {}", issuer.access_token().scope("a").sign());
-    for _ in 0..3 {
-        assert_eq!(call(&app, Some(&token), "/me").await.0, 200);
-    }
-    let stats = authority.stats();
-    assert_eq!((stats.signatures_checked, stats.token_cache_hits, stats.accepted), (1, 2, 3));
-    // A different token (one more claim) is verified in full.
-    let other = format!("Bearer {}", issuer.access_token().scope("a").claim("x", 1).sign());
-    assert_eq!(call(&app, Some(&other), "/me").await.0, 200);
-    assert_eq!(authority.stats().signatures_checked, 2);
-}
-
-#[tokio::test]
-async fn the_cache_can_be_turned_off() {
-    let issuer = TestIssuer::new();
-    let authority = issuer.authority_builder("https://api.example.test").token_cache_capacity(0).build().unwrap();
-    let app = Router::new().route("/me", get(me)).with_state(authority.clone());
-    let token = format!("Bearer {}", issuer.access_token().sign());
-    for _ in 0..3 {
-        assert_eq!(call(&app, Some(&token), "/me").await.0, 200);
-    }
-    assert_eq!((authority.stats().signatures_checked, authority.stats().token_cache_hits), (3, 0));
-}
-
-#[tokio::test]
-async fn a_cached_token_is_never_accepted_past_its_exp() {
-    let issuer = TestIssuer::new();
-    let authority =
-        issuer.authority_builder("https://api.example.test").leeway(std::time::Duration::ZERO).build().unwrap();
-    let app = Router::new().route("/me", get(me)).with_state(authority.clone());
-    let token = format!("Bearer {}", issuer.access_token().expires_in(2).sign());
-    assert_eq!(call(&app, Some(&token), "/me").await.0, 200);
-    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
-    let (status, _, body) = call(&app, Some(&token), "/me").await;
-    assert_eq!(status, 401);
-    assert!(body.contains("\"reason\":\"token_expired\""), "{body}");
-    assert_eq!(authority.stats().token_cache_hits, 0);
-}
-
-#[tokio::test]
-async fn the_cache_rechecks_the_audience_on_every_hit() {
-    use scopegate::requires_scope;
-
-    #[requires_scope("a", aud = "https://other.example.test")]
-    async fn other_api() -> &'static str {
-        "other"
-    }
-
-    let issuer = TestIssuer::new();
-    let authority = issuer.authority("https://api.example.test");
-    let app = Router::new().route("/me", get(me)).route("/other", get(other_api)).with_state(authority.clone());
-    let token = format!("Bearer {}", issuer.access_token().scope("a").sign());
-    assert_eq!(call(&app, Some(&token), "/me").await.0, 200);
-    let (status, _, body) = call(&app, Some(&token), "/other").await;
-    assert_eq!(status, 401);
-    assert!(body.contains("\"reason\":\"invalid_audience\""), "{body}");
 }
 
 #[tokio::test]
