@@ -12,11 +12,12 @@
 //   IDP_DISABLE    comma-separated optional features to turn off:
 //                  introspection, revocation, dpop, userinfo
 
-import { createHash, generateKeyPairSync } from 'node:crypto';
+import { createHash, generateKeyPair } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 
 import Provider, { errors } from 'oidc-provider';
 
@@ -82,9 +83,12 @@ const say = (...parts) => console.error(`[test-idp :${port}]`, ...parts);
 
 const b64url = (buffer) => Buffer.from(buffer).toString('base64url');
 
-/** A new RS256 signing key as a private JWK; its kid carries the RFC 7638 thumbprint. */
-function rsaSigningKey(label) {
-  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+/**
+ * A new RS256 signing key as a private JWK; its kid carries the RFC 7638 thumbprint.
+ * Generated off the main thread, so that several are made at once.
+ */
+async function rsaSigningKey(label) {
+  const { privateKey } = await promisify(generateKeyPair)('rsa', { modulusLength: 2048 });
   const jwk = privateKey.export({ format: 'jwk' });
   const thumbprint = b64url(createHash('sha256').update(JSON.stringify({ e: jwk.e, kty: jwk.kty, n: jwk.n })).digest());
   return { ...jwk, kid: `${label}-${thumbprint.slice(0, 16)}`, alg: 'RS256', use: 'sig' };
@@ -112,26 +116,30 @@ function loadJson(file) {
 const signingKeysFile = join(keysDir, 'provider-keys.json');
 const attackerKeyFile = join(keysDir, 'attacker-key.json');
 
-// keys[0] signs; every key in the list is published.
-let signingKeys = loadJson(signingKeysFile)?.keys;
-if (!Array.isArray(signingKeys) || signingKeys.length === 0) {
-  signingKeys = [rsaSigningKey('idp'), rsaSigningKey('idp')];
-  saveJson(signingKeysFile, { keys: signingKeys });
+async function created(file, make) {
+  const value = await make();
+  saveJson(file, value);
+  return value;
 }
-let attackerKey = loadJson(attackerKeyFile);
-if (!attackerKey) {
-  attackerKey = rsaSigningKey('attacker');
-  saveJson(attackerKeyFile, attackerKey);
-}
+
+// keys[0] signs; every key in the list is published. Keys left in KEYS_DIR are reused.
+const storedKeys = loadJson(signingKeysFile)?.keys;
+let [signingKeys, attackerKey] = await Promise.all([
+  Array.isArray(storedKeys) && storedKeys.length > 0
+    ? storedKeys
+    : created(signingKeysFile, async () => ({ keys: await Promise.all([rsaSigningKey('idp'), rsaSigningKey('idp')]) }))
+      .then(({ keys }) => keys),
+  loadJson(attackerKeyFile) ?? created(attackerKeyFile, () => rsaSigningKey('attacker')),
+]);
 
 // The ways /__admin/rotate changes the key list.
 const ROTATIONS = {
   // A new signer; the previous signer stays published for its tokens (grace period).
-  new: (keys) => [rsaSigningKey('idp'), keys[0]],
+  new: async (keys) => [await rsaSigningKey('idp'), keys[0]],
   // The second published key becomes the signer; the previous signer stays published.
   swap: (keys) => (keys.length > 1 ? [keys[1], keys[0], ...keys.slice(2)] : keys),
   // A new signer alone: tokens of every previous key must stop verifying.
-  'new-drop-old': () => [rsaSigningKey('idp')],
+  'new-drop-old': async () => [await rsaSigningKey('idp')],
 };
 
 // ------------------------------------------------------------------------- storage
@@ -303,12 +311,12 @@ const admin = {
     attacker_kid: attackerKey.kid,
     keys_file: signingKeysFile,
   }],
-  'POST /__admin/rotate': (url) => {
+  'POST /__admin/rotate': async (url) => {
     const mode = url.searchParams.get('mode') ?? 'new';
     const rotate = ROTATIONS[mode];
     if (!rotate) return [400, { error: `mode must be one of ${Object.keys(ROTATIONS).join(', ')}` }];
     const previous = signingKeys.map((key) => key.kid);
-    signingKeys = rotate(signingKeys);
+    signingKeys = await rotate(signingKeys);
     saveJson(signingKeysFile, { keys: signingKeys });
     startProvider(signingKeys);
     const published = signingKeys.map((key) => key.kid);
@@ -324,7 +332,7 @@ async function route(req, res) {
   if (path.startsWith('/__admin/')) {
     const action = admin[`${req.method} ${path}`];
     if (!action) return reply(res, 404, { error: 'not_found' });
-    return reply(res, ...action(url));
+    return reply(res, ...(await action(url)));
   }
   if (path.startsWith('/interaction/')) return approve(req, res);
   // The web client's redirect_uri: the authorization response, as JSON.
