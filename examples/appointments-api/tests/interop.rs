@@ -1,19 +1,25 @@
 //! Interoperability: the built `appointments-api` binary against a real, certified OpenID
-//! provider (panva's `oidc-provider`, the fixture in `../shared/idp`), over real HTTP.
+//! provider (panva's `oidc-provider`, set up in `tests/idp` at the repository root), over
+//! real HTTP.
 //!
 //! Tokens minted by scopegate's own test kit prove that scopegate agrees with itself;
 //! these tests prove it agrees with an issuer it did not write: real RFC 9068 access
 //! tokens, a real ID token from the authorization-code flow, real key rotation, a real
 //! outage and restart.
 //!
+//! The suite prepares the provider itself, once per test process: it copies `tests/idp`
+//! into a temporary directory and runs `npm ci` there. It needs Node 20 or newer with npm;
+//! without them every test that needs the provider fails, saying so.
+//!
 //! Settings (environment):
-//! - `SCOPEGATE_IDP_DIR`: a copy of the fixture with `node_modules` installed
-//!   (`bash scripts/interop-idp.sh` prepares one and prints its path). Unset: every test
-//!   that needs it prints `SKIPPED: …` and passes, unless `SCOPEGATE_REQUIRE_INTEROP=1`,
-//!   which makes it fail instead (CI sets both).
-//! - `SCOPEGATE_NODE`: the `node` binary (default `node` on the `PATH`).
+//! - `SCOPEGATE_SKIP_INTEROP=1`: opt out. The tests that need the provider print
+//!   `SKIPPED: …` and pass. Ignored when `CI` is set: CI always runs them.
+//! - `SCOPEGATE_IDP_DIR`: an already prepared copy of `tests/idp` (with `node_modules`)
+//!   to use instead of preparing one.
+//! - `SCOPEGATE_NODE`, `SCOPEGATE_NPM`: the `node` and `npm` binaries (default: from the
+//!   `PATH`).
 //! - Your own issuer, for the `any_issuer_*` tests (the `fixture_*` tests need the fixture's
-//!   admin endpoints and clients, so they keep using `SCOPEGATE_IDP_DIR`):
+//!   admin endpoints and clients, so they keep using `tests/idp`):
 //!   `SCOPEGATE_INTEROP_ISSUER` (the exact `iss`), `SCOPEGATE_INTEROP_CLIENT_ID` and
 //!   `SCOPEGATE_INTEROP_CLIENT_SECRET` (a client-credentials client, HTTP Basic),
 //!   `SCOPEGATE_INTEROP_AUDIENCE` (default `https://api.example.test`),
@@ -25,9 +31,10 @@
 //!
 //! Every test runs its own provider (on a free port, keys in a fresh temporary directory)
 //! and its own service, so the tests run in parallel; every wait is bounded, each test has
-//! an overall deadline, and every child process is killed when its guard drops (on
-//! success, failure, panic or deadline). The provider also exits when this process dies:
-//! it is started behind a watchdog that ends it when its stdin closes.
+//! an overall deadline (the one-time preparation is bounded on its own), and every child
+//! process is killed when its guard drops (on success, failure, panic or deadline). The
+//! provider also exits when this process dies: it is started with `EXIT_WITH_STDIN=1` and
+//! ends when its stdin closes.
 
 // Test helpers fail loudly: an unwrap is an assertion here.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test helpers fail loudly")]
@@ -39,7 +46,7 @@ use std::{
     path::{Path, PathBuf},
     process::{Child, ChildStdin, Command, Stdio},
     sync::{
-        Arc, Mutex,
+        Arc, Mutex, OnceLock,
         atomic::{AtomicU64, Ordering},
     },
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
@@ -85,27 +92,159 @@ fn notice(message: &str) {
     let _ = writeln!(std::io::stderr(), "{message}");
 }
 
-/// The prepared fixture, or `None` when the test should be skipped (it then says so).
+/// The provider's sources: `tests/idp` at the repository root.
+fn idp_source() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/idp")
+}
+
+/// The files of `tests/idp` a prepared copy needs (never a `node_modules` or `keys` left
+/// there by hand).
+const IDP_FILES: [&str; 3] = ["provider.mjs", "package.json", "package-lock.json"];
+/// The bound on `npm ci` (a hung registry must not hang the suite).
+const NPM_CI_TIMEOUT: Duration = Duration::from_secs(300);
+const NEEDS: &str = "the interoperability tests need Node 20 or newer with npm on the PATH \
+    (or SCOPEGATE_NODE / SCOPEGATE_NPM); install them, or opt out with SCOPEGATE_SKIP_INTEROP=1";
+
+/// True when the user opted out of the interoperability tests (never under CI).
+fn interop_skipped() -> bool {
+    env("SCOPEGATE_SKIP_INTEROP").as_deref() == Some("1") && env("CI").is_none()
+}
+
+/// The prepared provider directory, or `None` when the user opted out (the test then says
+/// it is skipped). Prepared once per test process; every test after the first waits for
+/// that one preparation and shares its outcome.
 fn fixture_dir(test: &str) -> Option<PathBuf> {
-    let Some(dir) = env("SCOPEGATE_IDP_DIR") else {
-        let how =
-            "set SCOPEGATE_IDP_DIR=$(bash scripts/interop-idp.sh | tail -1) to run it against a real OpenID provider";
-        assert!(
-            env("SCOPEGATE_REQUIRE_INTEROP").as_deref() != Some("1"),
-            "{test}: SCOPEGATE_REQUIRE_INTEROP=1 but SCOPEGATE_IDP_DIR is not set; {how}"
-        );
-        notice(&format!("SKIPPED {test}: {how} (needs Node 20+)"));
+    if interop_skipped() {
+        notice(&format!("SKIPPED {test}: SCOPEGATE_SKIP_INTEROP=1 (opted out of the interoperability tests)"));
         return None;
-    };
-    let dir = PathBuf::from(dir);
-    for needed in ["idp.mjs", "node_modules/oidc-provider/package.json", "node_modules/jose/package.json"] {
-        assert!(
-            dir.join(needed).is_file(),
-            "SCOPEGATE_IDP_DIR={}: {needed} is missing; prepare the directory with `bash scripts/interop-idp.sh`",
-            dir.display()
-        );
     }
-    Some(dir)
+    static PREPARED: OnceLock<Result<PreparedIdp, String>> = OnceLock::new();
+    match PREPARED.get_or_init(prepare_idp) {
+        Ok(prepared) => Some(prepared.path().to_owned()),
+        Err(why) => panic!("{test}: {why}"),
+    }
+}
+
+/// The provider's directory: one given in `SCOPEGATE_IDP_DIR`, or a copy this process made.
+enum PreparedIdp {
+    Given(PathBuf),
+    /// Kept for the whole process (a static is never dropped); removed by a later run.
+    Copy(PathBuf),
+}
+
+impl PreparedIdp {
+    fn path(&self) -> &Path {
+        match self {
+            Self::Given(path) | Self::Copy(path) => path,
+        }
+    }
+}
+
+fn prepare_idp() -> Result<PreparedIdp, String> {
+    let node = env("SCOPEGATE_NODE").unwrap_or_else(|| "node".to_owned());
+    check_node(&node)?;
+    if let Some(dir) = env("SCOPEGATE_IDP_DIR") {
+        let dir = PathBuf::from(dir);
+        for needed in ["provider.mjs", "node_modules/oidc-provider/package.json"] {
+            if !dir.join(needed).is_file() {
+                return Err(format!(
+                    "SCOPEGATE_IDP_DIR={}: {needed} is missing (a copy of tests/idp after `npm ci`, or unset it)",
+                    dir.display()
+                ));
+            }
+        }
+        return Ok(PreparedIdp::Given(dir));
+    }
+    remove_stale_copies();
+    let source = idp_source();
+    let started = Instant::now();
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    let copy = std::env::temp_dir().join(format!("scopegate-idp-{}-{nanos}", std::process::id()));
+    std::fs::create_dir(&copy).map_err(|e| format!("cannot create {}: {e}", copy.display()))?;
+    for file in IDP_FILES {
+        let from = source.join(file);
+        std::fs::copy(&from, copy.join(file)).map_err(|e| format!("cannot copy {}: {e}", from.display()))?;
+    }
+    let npm = env("SCOPEGATE_NPM").unwrap_or_else(|| "npm".to_owned());
+    let mut command = Command::new(&npm);
+    command.current_dir(&copy).args(["ci", "--no-audit", "--no-fund", "--loglevel=error"]);
+    let outcome =
+        run_bounded(command, NPM_CI_TIMEOUT).map_err(|e| format!("`{npm} ci` in {}: {e}; {NEEDS}", copy.display()));
+    if let Err(why) = outcome {
+        let _ = std::fs::remove_dir_all(&copy);
+        return Err(why);
+    }
+    notice(&format!("interop: prepared {} (npm ci) in {:.1} s", copy.display(), started.elapsed().as_secs_f64()));
+    Ok(PreparedIdp::Copy(copy))
+}
+
+/// `node --version` is 20 or newer.
+fn check_node(node: &str) -> Result<(), String> {
+    let output = Command::new(node)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run `{node} --version` ({e}); {NEEDS}"))?;
+    let version = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    let major = version.strip_prefix('v').and_then(|v| v.split('.').next()).and_then(|m| m.parse::<u32>().ok());
+    match major {
+        Some(major) if output.status.success() && major >= 20 => Ok(()),
+        _ => Err(format!("`{node} --version` says `{version}`; {NEEDS}")),
+    }
+}
+
+/// Runs `command` to completion within `timeout`; its output is returned in the error.
+fn run_bounded(mut command: Command, timeout: Duration) -> Result<(), String> {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start it ({e})"))?;
+    let output = Lines::default();
+    let readers = [
+        read_lines(child.stdout.take().unwrap(), Arc::clone(&output)),
+        read_lines(child.stderr.take().unwrap(), Arc::clone(&output)),
+    ];
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("did not finish within {timeout:?}"));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    for reader in readers {
+        let _ = reader.join();
+    }
+    if status.success() {
+        return Ok(());
+    }
+    let output = output.lock().unwrap().join("\n");
+    Err(if output.trim().is_empty() { status.to_string() } else { format!("{status}:\n{output}\n") })
+}
+
+/// Removes the copies made by earlier test processes that have exited (Linux: a process
+/// is alive while `/proc/<pid>` exists; elsewhere nothing is removed).
+fn remove_stale_copies() {
+    if !Path::new("/proc/self").exists() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix("scopegate-idp-")).and_then(|r| r.split('-').next())
+        else {
+            continue;
+        };
+        if pid.parse::<u32>().is_ok() && !Path::new("/proc").join(pid).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// How a client asks for a token meant for a given API.
@@ -265,13 +404,6 @@ fn free_port() -> u16 {
 // The provider (the fixture)
 // ---------------------------------------------------------------------------------------
 
-/// Ends node when its stdin closes (this test process died), then runs the fixture.
-const WATCHDOG: &str = "import { pathToFileURL } from 'node:url';\
-    process.stdin.on('data', () => {});\
-    process.stdin.on('end', () => process.exit(0));\
-    process.stdin.on('error', () => process.exit(0));\
-    await import(pathToFileURL(process.argv[1]).href);";
-
 /// A running fixture provider, killed on drop.
 struct Idp {
     process: Process,
@@ -302,8 +434,9 @@ impl Idp {
         let mut command = Command::new(node);
         command
             .current_dir(dir)
-            .args(["--input-type=module", "-e", WATCHDOG])
-            .arg(dir.join("idp.mjs"))
+            .arg(dir.join("provider.mjs"))
+            .env("EXIT_WITH_STDIN", "1")
+            .env_remove("IDP_DISABLE")
             .env("PORT", port.to_string())
             .env("ATTACKER_PORT", "0")
             .env("KEYS_DIR", &keys.0)
@@ -639,8 +772,8 @@ async fn discover_token_endpoint(issuer: &str) -> String {
 #[tokio::test]
 async fn any_issuer_client_credentials_token_works_where_its_scopes_allow() {
     let test = "any_issuer_client_credentials_token_works_where_its_scopes_allow";
+    let Some(source) = TokenSource::get(test).await else { return };
     bounded(test, async {
-        let Some(source) = TokenSource::get(test).await else { return false };
         let service = source.service().await;
         let token = source.token(&source.audience, BOTH_SCOPES).await;
         if source.is_fixture() {
@@ -704,8 +837,8 @@ async fn any_issuer_client_credentials_token_works_where_its_scopes_allow() {
 #[tokio::test]
 async fn any_issuer_read_only_token_gets_the_exact_403_challenge() {
     let test = "any_issuer_read_only_token_gets_the_exact_403_challenge";
+    let Some(source) = TokenSource::get(test).await else { return };
     bounded(test, async {
-        let Some(source) = TokenSource::get(test).await else { return false };
         let service = source.service().await;
         let token = source.token(&source.audience, "read:appointments").await;
         if source.is_fixture() {
@@ -736,8 +869,8 @@ async fn any_issuer_read_only_token_gets_the_exact_403_challenge() {
 #[tokio::test]
 async fn any_issuer_token_for_another_api_gets_401() {
     let test = "any_issuer_token_for_another_api_gets_401";
+    let Some(source) = TokenSource::get(test).await else { return };
     bounded(test, async {
-        let Some(source) = TokenSource::get(test).await else { return false };
         let Some(other) = source.other_audience.clone() else {
             notice(&format!("SKIPPED {test}: set SCOPEGATE_INTEROP_OTHER_AUDIENCE to another API of your issuer"));
             return false;
@@ -771,8 +904,8 @@ async fn any_issuer_token_for_another_api_gets_401() {
 #[tokio::test]
 async fn fixture_id_token_from_the_code_flow_gets_401() {
     let test = "fixture_id_token_from_the_code_flow_gets_401";
+    let Some(dir) = fixture_dir(test) else { return };
     bounded(test, async {
-        let Some(dir) = fixture_dir(test) else { return false };
         let idp = Idp::start(&dir, None).await;
         let service = Service::start(&idp.issuer, AUDIENCE, None).await;
         let tokens = idp.code_flow().await;
@@ -809,8 +942,8 @@ async fn fixture_id_token_from_the_code_flow_gets_401() {
 #[tokio::test]
 async fn fixture_rotation_with_grace_period_is_followed() {
     let test = "fixture_rotation_with_grace_period_is_followed";
+    let Some(dir) = fixture_dir(test) else { return };
     bounded(test, async {
-        let Some(dir) = fixture_dir(test) else { return false };
         let mut idp = Idp::start(&dir, None).await;
         let mut service = Service::start(&idp.issuer, AUDIENCE, None).await;
         assert_eq!(idp.jwks_fetches().await, 1, "the service fetched the keys once at startup");
@@ -846,8 +979,8 @@ async fn fixture_rotation_with_grace_period_is_followed() {
 #[tokio::test]
 async fn fixture_hard_rotation_drops_the_old_key() {
     let test = "fixture_hard_rotation_drops_the_old_key";
+    let Some(dir) = fixture_dir(test) else { return };
     bounded(test, async {
-        let Some(dir) = fixture_dir(test) else { return false };
         let mut idp = Idp::start(&dir, None).await;
         let mut service = Service::start(&idp.issuer, AUDIENCE, None).await;
         let (first_kid, _) = idp.kids().await;
@@ -890,8 +1023,8 @@ async fn fixture_hard_rotation_drops_the_old_key() {
 #[tokio::test]
 async fn fixture_provider_outage_and_restart_with_new_keys() {
     let test = "fixture_provider_outage_and_restart_with_new_keys";
+    let Some(dir) = fixture_dir(test) else { return };
     bounded(test, async {
-        let Some(dir) = fixture_dir(test) else { return false };
         let idp = Idp::start(&dir, None).await;
         let (port, issuer) = (idp.port, idp.issuer.clone());
         let mut service = Service::start(&issuer, AUDIENCE, None).await;
