@@ -841,9 +841,9 @@ fn remote_keys(
     }
     let location = match jwks_uri {
         Some(url) => {
-            Location::Fixed(check_url(url, http.allow_private_networks).map_err(|e| ConfigError::new("jwks_uri", e))?)
+            Location::Fixed(check_url(url, http.allow_private_networks, true).map_err(|e| ConfigError::new("jwks_uri", e))?)
         }
-        None => Location::Discover(check_url(issuer, http.allow_private_networks).map_err(|e| {
+        None => Location::Discover(check_url(issuer, http.allow_private_networks, true).map_err(|e| {
             ConfigError::new(
                 "issuer",
                 format!(
