@@ -14,7 +14,10 @@ use crate::{
     algorithm::Algorithm,
     cache::{DEFAULT_TOKEN_CACHE_CAPACITY, DEFAULT_TOKEN_CACHE_MAX_AGE, DEFAULT_TOKEN_CACHE_MAX_BYTES, TokenCache},
     http::{HttpLimits, IssuerClient, check_url},
-    jwks::{CachePolicy, Location, RemoteKeys},
+    jwks::{
+        CachePolicy, Location, MAX_FETCH_BUDGET_BURST, MAX_FETCH_BUDGET_PER_HOUR, MAX_JWKS_DURATION,
+        MAX_REFRESH_COOLDOWN, RemoteKeys,
+    },
     keys::{self, KeySet, VerifyingKey},
     rejection::ChallengeConfig,
     source::KeySource,
@@ -556,14 +559,29 @@ impl AuthorityBuilder {
     }
 
     /// The minimum interval between JWKS fetches triggered by tokens with an unknown
-    /// `kid` (default 30 s, at least 1 s).
+    /// `kid` or by requests that found no usable keys (default 30 s, at least 1 s, at most
+    /// 1 hour).
     pub fn jwks_refresh_cooldown(mut self, cooldown: Duration) -> Self {
         self.cache.cooldown = cooldown;
         self
     }
 
+    /// The budget of on-demand JWKS fetches for this issuer (those triggered by unknown
+    /// `kid`s or by requests that found no usable keys), on top of the cooldown: a token
+    /// bucket of `burst` fetches refilled at `per_hour` (default 60 an hour, burst 5; 1 to
+    /// 3600 an hour, burst 1 to 100). Over any period of `h` hours at most
+    /// `burst + per_hour × h` such fetches run. Scheduled refreshes (the first load, its
+    /// retries, the refresh at 80 % of the TTL) never draw on it, so a rotation is picked
+    /// up however many unknown kids arrive; see "Key rotation and outages" in the crate
+    /// docs for the bound.
+    pub fn jwks_fetch_budget(mut self, per_hour: u32, burst: u32) -> Self {
+        self.cache.budget_per_hour = per_hour;
+        self.cache.budget_burst = burst;
+        self
+    }
+
     /// The bounds a JWKS response's `Cache-Control: max-age` is clamped to (default 5 min
-    /// to 24 h; the lower bound at least 1 s).
+    /// to 24 h; the lower bound at least 1 s, the upper at most 7 days).
     pub fn jwks_ttl_bounds(mut self, min: Duration, max: Duration) -> Self {
         self.cache.min_ttl = min;
         self.cache.max_ttl = max;
@@ -571,7 +589,8 @@ impl AuthorityBuilder {
     }
 
     /// How long past its expiry the last good key set keeps being used while the issuer
-    /// is unreachable (default 24 h). After that, requests get 503 with `Retry-After`.
+    /// is unreachable (default 24 h, at most 7 days; zero serves nothing stale). After
+    /// that, requests get 503 with `Retry-After`.
     pub fn jwks_max_stale(mut self, max_stale: Duration) -> Self {
         self.cache.max_stale = max_stale;
         self
@@ -842,17 +861,34 @@ fn remote_keys(
     if !(1024..=4 * 1024 * 1024).contains(&http.max_body) {
         return Err(ConfigError::new("max_jwks_size", "the JWKS size limit must be between 1 KiB and 4 MiB"));
     }
-    if cache.cooldown < Duration::from_secs(1) {
-        return Err(ConfigError::new("jwks_refresh_cooldown", "the refresh cooldown must be at least 1 second"));
+    if cache.cooldown < Duration::from_secs(1) || cache.cooldown > MAX_REFRESH_COOLDOWN {
+        return Err(ConfigError::new(
+            "jwks_refresh_cooldown",
+            "the refresh cooldown must be at least 1 second and at most 1 hour",
+        ));
     }
-    if cache.min_ttl < Duration::from_secs(1) || cache.min_ttl > cache.max_ttl {
-        return Err(ConfigError::new("jwks_ttl_bounds", "the TTL bounds need 1 s <= min <= max"));
+    if cache.min_ttl < Duration::from_secs(1) || cache.min_ttl > cache.max_ttl || cache.max_ttl > MAX_JWKS_DURATION {
+        return Err(ConfigError::new(
+            "jwks_ttl_bounds",
+            "the TTL bounds need 1 s <= min <= max, with max at most 7 days",
+        ));
+    }
+    if cache.max_stale > MAX_JWKS_DURATION {
+        return Err(ConfigError::new("jwks_max_stale", "the stale-serving window may be at most 7 days"));
+    }
+    if !(1..=MAX_FETCH_BUDGET_PER_HOUR).contains(&cache.budget_per_hour)
+        || !(1..=MAX_FETCH_BUDGET_BURST).contains(&cache.budget_burst)
+    {
+        return Err(ConfigError::new(
+            "jwks_fetch_budget",
+            "the fetch budget needs 1 to 3600 fetches an hour and a burst of 1 to 100",
+        ));
     }
     let location = match jwks_uri {
         Some(url) => {
-            Location::Fixed(check_url(url, http.allow_private_networks).map_err(|e| ConfigError::new("jwks_uri", e))?)
+            Location::Fixed(check_url(url, http.allow_private_networks, true).map_err(|e| ConfigError::new("jwks_uri", e))?)
         }
-        None => Location::Discover(check_url(issuer, http.allow_private_networks).map_err(|e| {
+        None => Location::Discover(check_url(issuer, http.allow_private_networks, true).map_err(|e| {
             ConfigError::new(
                 "issuer",
                 format!(

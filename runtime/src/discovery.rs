@@ -54,7 +54,10 @@ fn read_document(body: &[u8], issuer: &str, allow_private: bool) -> Result<Url, 
     let Some(Value::String(jwks_uri)) = doc.get("jwks_uri") else {
         return Err(FetchError::BadJwksUri("missing".to_owned()));
     };
-    check_url(jwks_uri, allow_private).map_err(FetchError::BadJwksUri)
+    // Plain http only under a plain-http issuer (which the configuration allowed only on
+    // loopback): an https issuer's document cannot move key fetches to http.
+    let plain_http_issuer = Url::parse(issuer).is_ok_and(|url| url.scheme() == "http");
+    check_url(jwks_uri, allow_private, plain_http_issuer).map_err(FetchError::BadJwksUri)
 }
 
 #[cfg(test)]
@@ -78,5 +81,16 @@ mod tests {
         assert_eq!(read_document(doc, "https://issuer.example", false), Err(FetchError::IssuerMismatch));
         let http = br#"{"issuer":"https://issuer.example/","jwks_uri":"http://issuer.example/jwks"}"#;
         assert!(matches!(read_document(http, "https://issuer.example/", false), Err(FetchError::BadJwksUri(_))));
+    }
+
+    #[test]
+    fn a_discovered_jwks_uri_cannot_move_an_https_issuer_to_plain_http_loopback() {
+        for jwks_uri in ["http://127.0.0.1:8080/jwks", "http://localhost/jwks", "http://[::1]/jwks"] {
+            let doc = format!(r#"{{"issuer":"https://issuer.example/","jwks_uri":"{jwks_uri}"}}"#);
+            match read_document(doc.as_bytes(), "https://issuer.example/", false) {
+                Err(FetchError::BadJwksUri(why)) => assert!(why.contains("must use https"), "{why}"),
+                other => panic!("{jwks_uri}: {other:?}"),
+            }
+        }
     }
 }

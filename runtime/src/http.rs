@@ -8,7 +8,7 @@
 use std::{
     fmt,
     future::Future,
-    net::{IpAddr, SocketAddr},
+    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
     pin::Pin,
     time::Duration,
 };
@@ -162,7 +162,7 @@ impl IssuerClient {
         let cache_control = response.headers().get(CACHE_CONTROL).and_then(|v| v.to_str().ok()).map(str::to_owned);
         let mut body = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(|e| classify(&e))? {
-            if body.len() + chunk.len() > self.limits.max_body {
+            if body.len().saturating_add(chunk.len()) > self.limits.max_body {
                 return Err(FetchError::TooLarge);
             }
             body.extend_from_slice(&chunk);
@@ -181,27 +181,51 @@ fn classify(error: &reqwest::Error) -> FetchError {
     }
 }
 
-/// Follows at most one redirect, and only to https on the same host (security spec 163).
+/// Follows at most one redirect, and only to https on the same host and port
+/// (security spec 163).
 fn same_host_https_once(attempt: redirect::Attempt<'_>) -> redirect::Action {
-    let same_host = attempt.previous().first().is_some_and(|first| first.host_str() == attempt.url().host_str());
-    if attempt.previous().len() > 1 || attempt.url().scheme() != "https" || !same_host {
-        attempt.error("redirect refused")
-    } else {
+    if redirect_allowed(attempt.previous(), attempt.url()) {
         attempt.follow()
+    } else {
+        attempt.error("redirect refused")
     }
 }
 
+/// Whether a redirect to `next` may be followed, `previous` being the URLs requested so
+/// far (the original one first): only the first redirect, to https with the original's
+/// scheme, host and port, and without credentials.
+fn redirect_allowed(previous: &[Url], next: &Url) -> bool {
+    let [original] = previous else {
+        return false;
+    };
+    next.scheme() == "https"
+        && next.scheme() == original.scheme()
+        && next.host_str() == original.host_str()
+        && next.port_or_known_default() == original.port_or_known_default()
+        && next.username().is_empty()
+        && next.password().is_none()
+}
+
 /// Checks a configured or discovered URL against the policy: https, or http to a
-/// loopback host; no credentials; no private, link-local or metadata addresses unless
-/// allowed.
-pub(crate) fn check_url(url: &str, allow_private: bool) -> Result<Url, String> {
+/// loopback host when `plain_http_loopback` allows it; no credentials; no address of
+/// [`BLOCKED_RANGES`] unless private networks are allowed.
+///
+/// `plain_http_loopback` is true for the configured issuer and `jwks_uri`, and for a
+/// discovered `jwks_uri` only when the issuer itself uses plain http (so is loopback):
+/// an https issuer's discovery document cannot move key fetches to plain http.
+pub(crate) fn check_url(url: &str, allow_private: bool, plain_http_loopback: bool) -> Result<Url, String> {
     let parsed = Url::parse(url).map_err(|e| format!("`{url}` is not a URL ({e})"))?;
     let host = parsed.host_str().ok_or_else(|| format!("`{url}` has no host"))?;
     let ip: Option<IpAddr> = host.trim_start_matches('[').trim_end_matches(']').parse().ok();
     let loopback = host == "localhost" || ip.is_some_and(|ip| ip.is_loopback());
     match parsed.scheme() {
         "https" => {}
-        "http" if loopback => {}
+        "http" if loopback && plain_http_loopback => {}
+        "http" if loopback => {
+            return Err(format!(
+                "`{url}` must use https: plain http to a loopback host is allowed only when the issuer itself is plain http on loopback"
+            ));
+        }
         "http" => return Err(format!("`{url}` must use https (plain http is allowed only for loopback hosts)")),
         other => return Err(format!("`{url}` has the unsupported scheme `{other}`; use https")),
     }
@@ -210,37 +234,94 @@ pub(crate) fn check_url(url: &str, allow_private: bool) -> Result<Url, String> {
     }
     if let Some(ip) = ip
         && !allow_private
-        && is_blocked(ip)
+        && let Some(range) = blocked_range(ip)
     {
         return Err(format!(
-            "`{url}` points at a private, link-local or metadata address; allow it with .allow_private_networks(true) if intended"
+            "`{url}` points at a private, link-local or metadata address ({range}); allow it with .allow_private_networks(true) if intended"
         ));
     }
     Ok(parsed)
 }
 
-/// Addresses a key fetch must not reach unless private networks are allowed: private,
-/// shared (CGNAT), link-local (including cloud metadata), unspecified, broadcast,
-/// multicast and documentation ranges. Loopback is allowed (development issuers).
+const fn v4(a: u8, b: u8, c: u8, d: u8) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(a, b, c, d))
+}
+
+#[allow(clippy::too_many_arguments)]
+const fn v6(a: u16, b: u16, c: u16, d: u16, e: u16, f: u16, g: u16, h: u16) -> IpAddr {
+    IpAddr::V6(Ipv6Addr::new(a, b, c, d, e, f, g, h))
+}
+
+/// The ranges a key fetch must not reach unless private networks are allowed: every
+/// entry of the IANA IPv4 and IPv6 Special-Purpose Address Registries that is not
+/// globally reachable (or is deprecated), plus multicast and the deprecated site-local
+/// range. Where a registry block holds a few globally reachable sub-ranges
+/// (`192.0.0.0/24`, `2001::/23`) the whole block is blocked: no issuer publishes keys
+/// there. Translation prefixes that carry an IPv4 address (NAT64, 6to4) are blocked whole,
+/// as the address they lead to may be private. Loopback (`127.0.0.0/8`, `::1`) is not
+/// listed: it is allowed, for development issuers. An IPv4-mapped IPv6 address
+/// (`::ffff:a.b.c.d`) is judged by the IPv4 address it carries.
+pub(crate) const BLOCKED_RANGES: [(IpAddr, u8, &str); 29] = [
+    (v4(0, 0, 0, 0), 8, "\"this network\", RFC 791"),
+    (v4(10, 0, 0, 0), 8, "private use, RFC 1918"),
+    (v4(100, 64, 0, 0), 10, "shared address space, RFC 6598"),
+    (v4(169, 254, 0, 0), 16, "link local and cloud metadata, RFC 3927"),
+    (v4(172, 16, 0, 0), 12, "private use, RFC 1918"),
+    (v4(192, 0, 0, 0), 24, "IETF protocol assignments, RFC 6890"),
+    (v4(192, 0, 2, 0), 24, "documentation (TEST-NET-1), RFC 5737"),
+    (v4(192, 88, 99, 0), 24, "deprecated 6to4 relay anycast, RFC 7526"),
+    (v4(192, 168, 0, 0), 16, "private use, RFC 1918"),
+    (v4(198, 18, 0, 0), 15, "benchmarking, RFC 2544"),
+    (v4(198, 51, 100, 0), 24, "documentation (TEST-NET-2), RFC 5737"),
+    (v4(203, 0, 113, 0), 24, "documentation (TEST-NET-3), RFC 5737"),
+    (v4(224, 0, 0, 0), 4, "multicast, RFC 5771"),
+    (v4(240, 0, 0, 0), 4, "reserved and limited broadcast, RFC 1112 and RFC 919"),
+    (v6(0, 0, 0, 0, 0, 0, 0, 0), 128, "unspecified, RFC 4291"),
+    (v6(0, 0, 0, 0, 0, 0, 0, 0), 96, "IPv4-compatible (deprecated), RFC 4291"),
+    (v6(0x64, 0xff9b, 0, 0, 0, 0, 0, 0), 96, "IPv4/IPv6 translation (NAT64), RFC 6052"),
+    (v6(0x64, 0xff9b, 1, 0, 0, 0, 0, 0), 48, "local-use IPv4/IPv6 translation, RFC 8215"),
+    (v6(0x100, 0, 0, 0, 0, 0, 0, 0), 64, "discard only, RFC 6666"),
+    (v6(0x100, 0, 0, 1, 0, 0, 0, 0), 64, "dummy prefix, RFC 9780"),
+    (v6(0x2001, 0, 0, 0, 0, 0, 0, 0), 23, "IETF protocol assignments (Teredo included), RFC 2928"),
+    (v6(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0), 32, "documentation, RFC 3849"),
+    (v6(0x2002, 0, 0, 0, 0, 0, 0, 0), 16, "6to4, RFC 3056"),
+    (v6(0x3fff, 0, 0, 0, 0, 0, 0, 0), 20, "documentation, RFC 9637"),
+    (v6(0x5f00, 0, 0, 0, 0, 0, 0, 0), 16, "segment routing SIDs, RFC 9602"),
+    (v6(0xfc00, 0, 0, 0, 0, 0, 0, 0), 7, "unique local, RFC 4193"),
+    (v6(0xfe80, 0, 0, 0, 0, 0, 0, 0), 10, "link local, RFC 4291"),
+    (v6(0xfec0, 0, 0, 0, 0, 0, 0, 0), 10, "site local (deprecated), RFC 3879"),
+    (v6(0xff00, 0, 0, 0, 0, 0, 0, 0), 8, "multicast, RFC 4291"),
+];
+
+/// Whether a key fetch must not reach `ip` unless private networks are allowed.
 pub(crate) fn is_blocked(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
-            v4.is_private()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_multicast()
-                || v4.is_documentation()
-                || (a == 100 && (64..128).contains(&b))
+    blocked_range(ip).is_some()
+}
+
+/// The name of the [`BLOCKED_RANGES`] entry holding `ip`, if any.
+fn blocked_range(ip: IpAddr) -> Option<&'static str> {
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        IpAddr::V4(_) => ip,
+    };
+    if ip.is_loopback() {
+        return None;
+    }
+    BLOCKED_RANGES.iter().find(|(network, len, _)| in_network(ip, *network, *len)).map(|(_, _, name)| *name)
+}
+
+/// Whether `ip` lies in `network/len` (addresses of the other family never do).
+fn in_network(ip: IpAddr, network: IpAddr, len: u8) -> bool {
+    match (ip, network) {
+        (IpAddr::V4(ip), IpAddr::V4(network)) => {
+            let host_bits = 32u32.saturating_sub(u32::from(len));
+            (u32::from(ip) ^ u32::from(network)).checked_shr(host_bits).unwrap_or(0) == 0
         }
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_blocked(IpAddr::V4(v4));
-            }
-            let first = v6.segments().first().copied().unwrap_or_default();
-            v6.is_unspecified() || v6.is_multicast() || (first & 0xfe00) == 0xfc00 || (first & 0xffc0) == 0xfe80
+        (IpAddr::V6(ip), IpAddr::V6(network)) => {
+            let host_bits = 128u32.saturating_sub(u32::from(len));
+            (u128::from(ip) ^ u128::from(network)).checked_shr(host_bits).unwrap_or(0) == 0
         }
+        _ => false,
     }
 }
 
@@ -277,17 +358,160 @@ mod tests {
 
     #[test]
     fn url_policy() {
-        assert!(check_url("https://issuer.example/.well-known/jwks.json", false).is_ok());
-        assert!(check_url("http://127.0.0.1:8080/jwks", false).is_ok());
-        assert!(check_url("http://[::1]:8080/jwks", false).is_ok());
-        assert!(check_url("http://localhost/jwks", false).is_ok());
-        assert!(check_url("http://issuer.example/jwks", false).unwrap_err().contains("must use https"));
-        assert!(check_url("ftp://issuer.example/jwks", false).is_err());
-        assert!(check_url("https://user:pw@issuer.example/jwks", false).is_err());
-        assert!(check_url("https://169.254.169.254/latest", false).unwrap_err().contains("allow_private_networks"));
-        assert!(check_url("https://10.0.0.1/jwks", false).is_err());
-        assert!(check_url("https://10.0.0.1/jwks", true).is_ok());
-        assert!(check_url("https://[fe80::1]/jwks", false).is_err());
-        assert!(check_url("not a url", false).is_err());
+        assert!(check_url("https://issuer.example/.well-known/jwks.json", false, true).is_ok());
+        assert!(check_url("http://127.0.0.1:8080/jwks", false, true).is_ok());
+        assert!(check_url("http://[::1]:8080/jwks", false, true).is_ok());
+        assert!(check_url("http://localhost/jwks", false, true).is_ok());
+        assert!(check_url("http://issuer.example/jwks", false, true).unwrap_err().contains("must use https"));
+        assert!(check_url("ftp://issuer.example/jwks", false, true).is_err());
+        assert!(check_url("https://user:pw@issuer.example/jwks", false, true).is_err());
+        assert!(
+            check_url("https://169.254.169.254/latest", false, true).unwrap_err().contains("allow_private_networks")
+        );
+        assert!(check_url("https://10.0.0.1/jwks", false, true).is_err());
+        assert!(check_url("https://10.0.0.1/jwks", true, true).is_ok());
+        assert!(check_url("https://[fe80::1]/jwks", false, true).is_err());
+        assert!(check_url("not a url", false, true).is_err());
+        // A discovered URL under an https issuer: loopback only over https.
+        assert!(check_url("http://127.0.0.1:8080/jwks", false, false).unwrap_err().contains("must use https"));
+        assert!(check_url("http://localhost/jwks", false, false).unwrap_err().contains("must use https"));
+        assert!(check_url("https://127.0.0.1:8443/jwks", false, false).is_ok());
+        assert!(check_url("https://issuer.example/jwks", false, false).is_ok());
+        // The refusal names the range.
+        let error = check_url("https://[64:ff9b::a9fe:a9fe]/jwks", false, true).unwrap_err();
+        assert!(error.contains("(IPv4/IPv6 translation (NAT64), RFC 6052)"), "{error}");
+    }
+
+    fn urls(list: &[&str]) -> Vec<Url> {
+        list.iter().map(|u| Url::parse(u).unwrap()).collect()
+    }
+
+    #[test]
+    fn one_redirect_is_followed_only_to_the_same_scheme_host_and_port() {
+        let original = urls(&["https://issuer.example/jwks"]);
+        let allowed = |next: &str| redirect_allowed(&original, &Url::parse(next).unwrap());
+        assert!(allowed("https://issuer.example/keys"));
+        assert!(allowed("https://issuer.example:443/keys?v=2"), "443 is https's own port");
+        assert!(!allowed("https://issuer.example:8443/keys"), "another port");
+        assert!(!allowed("http://issuer.example/keys"), "plain http");
+        assert!(!allowed("https://other.example/keys"), "another host");
+        assert!(!allowed("https://sub.issuer.example/keys"), "a subdomain is another host");
+        assert!(!allowed("https://user:pw@issuer.example/keys"), "credentials");
+        // A second redirect is never followed, even to the same place.
+        let twice = urls(&["https://issuer.example/jwks", "https://issuer.example/keys"]);
+        assert!(!redirect_allowed(&twice, &Url::parse("https://issuer.example/jwks").unwrap()));
+        assert!(!redirect_allowed(&[], &Url::parse("https://issuer.example/jwks").unwrap()));
+        // With a port in the original URL, the port must stay.
+        let with_port = urls(&["https://issuer.example:8443/jwks"]);
+        assert!(redirect_allowed(&with_port, &Url::parse("https://issuer.example:8443/keys").unwrap()));
+        assert!(!redirect_allowed(&with_port, &Url::parse("https://issuer.example/keys").unwrap()));
+        // A plain-http loopback issuer is never redirected, not even to itself.
+        let loopback = urls(&["http://127.0.0.1:8080/jwks"]);
+        assert!(!redirect_allowed(&loopback, &Url::parse("http://127.0.0.1:8080/keys").unwrap()));
+    }
+
+    #[track_caller]
+    fn blocked(address: &str) -> bool {
+        is_blocked(address.parse().unwrap())
+    }
+
+    #[test]
+    fn every_special_purpose_range_is_blocked_first_last_and_inside() {
+        // (first, last, one inside) of every range that is not globally reachable.
+        let ranges: &[(&str, &str, &str)] = &[
+            ("0.0.0.0", "0.255.255.255", "0.1.2.3"),
+            ("10.0.0.0", "10.255.255.255", "10.20.30.40"),
+            ("100.64.0.0", "100.127.255.255", "100.100.100.100"),
+            ("169.254.0.0", "169.254.255.255", "169.254.169.254"),
+            ("172.16.0.0", "172.31.255.255", "172.20.1.1"),
+            ("192.0.0.0", "192.0.0.255", "192.0.0.170"),
+            ("192.0.2.0", "192.0.2.255", "192.0.2.10"),
+            ("192.88.99.0", "192.88.99.255", "192.88.99.1"),
+            ("192.168.0.0", "192.168.255.255", "192.168.1.1"),
+            ("198.18.0.0", "198.19.255.255", "198.18.100.1"),
+            ("198.51.100.0", "198.51.100.255", "198.51.100.7"),
+            ("203.0.113.0", "203.0.113.255", "203.0.113.9"),
+            ("224.0.0.0", "239.255.255.255", "239.1.2.3"),
+            ("240.0.0.0", "255.255.255.255", "250.1.2.3"),
+            ("::", "::", "::"),
+            ("::2", "::ffff:ffff", "::10.0.0.1"),
+            ("64:ff9b::", "64:ff9b::ffff:ffff", "64:ff9b::a9fe:a9fe"),
+            ("64:ff9b:1::", "64:ff9b:1:ffff:ffff:ffff:ffff:ffff", "64:ff9b:1::1"),
+            ("100::", "100::ffff:ffff:ffff:ffff", "100::1"),
+            ("100:0:0:1::", "100::1:ffff:ffff:ffff:ffff", "100::1:0:0:1"),
+            ("2001::", "2001:1ff:ffff:ffff:ffff:ffff:ffff:ffff", "2001:0:4136:e378:8000:63bf:3fff:fdd2"),
+            ("2001:db8::", "2001:db8:ffff:ffff:ffff:ffff:ffff:ffff", "2001:db8::1"),
+            ("2002::", "2002:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "2002:a00:1::1"),
+            ("3fff::", "3fff:fff:ffff:ffff:ffff:ffff:ffff:ffff", "3fff:abc::1"),
+            ("5f00::", "5f00:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "5f00:1::1"),
+            ("fc00::", "fdff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "fd12:3456::1"),
+            ("fe80::", "febf:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "fe80::1"),
+            ("fec0::", "feff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "fec0::1"),
+            ("ff00::", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "ff02::1"),
+        ];
+        for (first, last, inside) in ranges {
+            for address in [first, last, inside] {
+                assert!(blocked(address), "{address} must be blocked");
+            }
+        }
+        // An IPv4-mapped address is judged by the IPv4 address it carries.
+        for address in ["::ffff:10.0.0.1", "::ffff:169.254.169.254", "::ffff:192.0.0.1", "::ffff:240.0.0.1"] {
+            assert!(blocked(address), "{address} must be blocked");
+        }
+    }
+
+    #[test]
+    fn global_and_loopback_addresses_pass() {
+        for address in [
+            "1.1.1.1",
+            "8.8.8.8",
+            "1.0.0.0",
+            "9.255.255.255",
+            "11.0.0.0",
+            "100.63.255.255",
+            "100.128.0.0",
+            "169.253.255.255",
+            "169.255.0.0",
+            "172.15.255.255",
+            "172.32.0.0",
+            "191.255.255.255",
+            "192.0.1.0",
+            "192.0.3.0",
+            "192.88.98.255",
+            "192.88.100.0",
+            "192.167.255.255",
+            "192.169.0.0",
+            "198.17.255.255",
+            "198.20.0.0",
+            "198.51.99.255",
+            "198.51.101.0",
+            "203.0.112.255",
+            "203.0.114.0",
+            "223.255.255.255",
+            "127.0.0.1",
+            "127.255.255.254",
+            "::1",
+            "::ffff:8.8.8.8",
+            "::ffff:127.0.0.1",
+            "1::",
+            "64:ff9a:ffff:ffff:ffff:ffff:ffff:ffff",
+            "64:ff9b:0:1::",
+            "64:ff9b:2::",
+            "100:0:0:2::",
+            "2000::1",
+            "2001:200::1",
+            "2001:4860:4860::8888",
+            "2001:db7:ffff:ffff:ffff:ffff:ffff:ffff",
+            "2001:db9::",
+            "2003::1",
+            "2606:4700:4700::1111",
+            "3ffe:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+            "3fff:1000::",
+            "5eff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+            "5f01::",
+            "fbff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+        ] {
+            assert!(!blocked(address), "{address} must pass");
+        }
     }
 }

@@ -6,10 +6,18 @@
 //!   refresh is doing.
 //! - **Single flight.** A refresh runs as its own task; every request that needs it waits
 //!   on a `watch` channel for it to finish. No lock is held across an `.await`.
-//! - **Cooldown.** At most one fetch per cooldown (default 30 s) is started for unknown
-//!   kids, and a bounded negative cache answers repeats of the same unknown kid at once.
+//! - **Cooldown and budget.** At most one fetch per cooldown (default 30 s) is started for
+//!   unknown kids or for a request that found no usable keys, a bounded negative cache
+//!   answers repeats of the same unknown kid at once, and those fetches also draw on a
+//!   token bucket per issuer (default 60 an hour, burst 5). The scheduled refreshes
+//!   below never draw on it, so a real rotation is never starved.
 //! - **TTL.** `Cache-Control: max-age` clamped to [5 min, 24 h] (1 h when absent, the
-//!   minimum for `no-store`/`no-cache`); a background task refreshes at 80 % of the TTL.
+//!   minimum for `no-store`/`no-cache`); a background task refreshes at 80 % of the TTL
+//!   after the last successful fetch.
+//! - **No wedge.** A fetch in flight is marked by a guard that clears the mark and wakes
+//!   every waiter when it is dropped, so a fetch task that panics or is cancelled (its
+//!   runtime shut down) never blocks later refreshes. Every instant computed from an
+//!   issuer's `max-age` or a setting uses checked arithmetic.
 //! - **Outages.** A failed fetch keeps the last good set; it is served stale for up to
 //!   `max_stale` (default 24 h) past its expiry, then requests get 503 with
 //!   `Retry-After`. A successful fetch replaces the set whole, so a key the issuer removed
@@ -46,6 +54,19 @@ pub const DEFAULT_MAX_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 pub const DEFAULT_TTL: Duration = Duration::from_secs(60 * 60);
 /// How long past its expiry a key set is still used while the issuer is unreachable.
 pub const DEFAULT_MAX_STALE: Duration = Duration::from_secs(24 * 60 * 60);
+/// The largest upper TTL bound and the largest `max_stale` the builder accepts (7 days).
+pub const MAX_JWKS_DURATION: Duration = Duration::from_secs(7 * 24 * 60 * 60);
+/// The longest refresh cooldown the builder accepts.
+pub const MAX_REFRESH_COOLDOWN: Duration = Duration::from_secs(60 * 60);
+/// The default budget of on-demand key fetches per issuer: refilled at this many an hour.
+pub const DEFAULT_FETCH_BUDGET_PER_HOUR: u32 = 60;
+/// The default burst of the fetch budget: this many on-demand fetches may run back to back
+/// (each still one cooldown apart).
+pub const DEFAULT_FETCH_BUDGET_BURST: u32 = 5;
+/// The largest refill rate of the fetch budget the builder accepts (one a second).
+pub const MAX_FETCH_BUDGET_PER_HOUR: u32 = 3600;
+/// The largest burst of the fetch budget the builder accepts.
+pub const MAX_FETCH_BUDGET_BURST: u32 = 100;
 /// How many unknown kids are remembered.
 const NEGATIVE_CACHE_SIZE: usize = 1024;
 /// The longest wait between retries while fetches fail.
@@ -58,6 +79,10 @@ pub(crate) struct CachePolicy {
     pub(crate) min_ttl: Duration,
     pub(crate) max_ttl: Duration,
     pub(crate) max_stale: Duration,
+    /// On-demand fetches refilled per hour.
+    pub(crate) budget_per_hour: u32,
+    /// On-demand fetches available at once.
+    pub(crate) budget_burst: u32,
 }
 
 impl Default for CachePolicy {
@@ -67,6 +92,43 @@ impl Default for CachePolicy {
             min_ttl: DEFAULT_MIN_TTL,
             max_ttl: DEFAULT_MAX_TTL,
             max_stale: DEFAULT_MAX_STALE,
+            budget_per_hour: DEFAULT_FETCH_BUDGET_PER_HOUR,
+            budget_burst: DEFAULT_FETCH_BUDGET_BURST,
+        }
+    }
+}
+
+/// `now + by`, or a far instant if that cannot be represented (never reached with the
+/// bounds the builder enforces; no panic either way).
+fn later(now: Instant, by: Duration) -> Instant {
+    const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
+    now.checked_add(by).or_else(|| now.checked_add(CENTURY.min(by))).unwrap_or(now)
+}
+
+/// The budget of on-demand fetches: a token bucket holding up to `burst` fetches,
+/// refilled continuously at `per_hour`.
+#[derive(Debug)]
+struct FetchBudget {
+    tokens: f64,
+    updated: Instant,
+}
+
+impl FetchBudget {
+    fn full(policy: &CachePolicy) -> Self {
+        Self { tokens: f64::from(policy.budget_burst), updated: Instant::now() }
+    }
+
+    /// Takes one fetch from the budget, if there is one.
+    fn take(&mut self, policy: &CachePolicy, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.updated).as_secs_f64();
+        let refill = elapsed * f64::from(policy.budget_per_hour) / 3600.0;
+        self.tokens = (self.tokens + refill).min(f64::from(policy.budget_burst));
+        self.updated = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
         }
     }
 }
@@ -86,12 +148,50 @@ struct Snapshot {
     expires: Instant,
 }
 
-#[derive(Default)]
 struct RefreshState {
     in_flight: bool,
     last_attempt: Option<Instant>,
     consecutive_failures: u32,
     unknown_kids: HashMap<Box<str>, Instant>,
+    budget: FetchBudget,
+}
+
+/// A fetch in flight: created with `in_flight` set, it clears it and wakes every waiter
+/// when dropped, whether the fetch ended, panicked or was cancelled (a task dropped with
+/// its runtime, or never polled).
+struct Flight {
+    keys: Arc<RemoteKeys>,
+    landed: bool,
+}
+
+impl Flight {
+    /// Marks a fetch in flight; the caller holds the state lock and checked none is.
+    fn take_off(keys: &Arc<RemoteKeys>, state: &mut RefreshState) -> Self {
+        state.in_flight = true;
+        state.last_attempt = Some(Instant::now());
+        Self { keys: Arc::clone(keys), landed: false }
+    }
+
+    /// Runs the fetch and records its outcome.
+    async fn run(mut self) -> Result<(), FetchError> {
+        let result = self.keys.fetch().await;
+        self.landed = true;
+        self.keys.finish(&result);
+        result
+    }
+}
+
+impl Drop for Flight {
+    fn drop(&mut self) {
+        if !self.landed {
+            tracing::warn!(
+                target: "scopegate",
+                issuer = %self.keys.issuer,
+                "JWKS fetch abandoned: its task panicked or was cancelled"
+            );
+            self.keys.land(false);
+        }
+    }
 }
 
 /// Counters for fetches and key changes.
@@ -146,7 +246,13 @@ impl RemoteKeys {
             allow_private,
             policy,
             current: ArcSwapOption::empty(),
-            state: Mutex::new(RefreshState::default()),
+            state: Mutex::new(RefreshState {
+                in_flight: false,
+                last_attempt: None,
+                consecutive_failures: 0,
+                unknown_kids: HashMap::new(),
+                budget: FetchBudget::full(&policy),
+            }),
             generation: watch::Sender::new(0),
             counters: JwksCounters::default(),
         })
@@ -159,21 +265,15 @@ impl RemoteKeys {
 
     /// Fetches once, now, reporting the outcome (used by `connect()`).
     pub(crate) async fn fetch_now(self: &Arc<Self>) -> Result<(), FetchError> {
-        {
-            let mut state = self.lock_state();
-            state.in_flight = true;
-            state.last_attempt = Some(Instant::now());
-        }
-        let result = self.fetch().await;
-        self.finish(&result);
-        result
+        let flight = Flight::take_off(self, &mut self.lock_state());
+        flight.run().await
     }
 
     /// Starts the background task that keeps the set fresh. It ends when the last
     /// `Authority` using this cache is dropped.
     pub(crate) fn spawn_maintenance(self: &Arc<Self>) {
         if self.current.load().is_none() {
-            self.start_refresh(false);
+            self.start_refresh(Trigger::Scheduled);
         }
         let weak = Arc::downgrade(self);
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
@@ -198,17 +298,18 @@ impl RemoteKeys {
     }
 
     fn within_max_stale(&self, snapshot: &Snapshot) -> bool {
-        Instant::now() <= snapshot.expires + self.policy.max_stale
+        snapshot.expires.checked_add(self.policy.max_stale).is_none_or(|until| Instant::now() <= until)
     }
 
-    /// No usable keys: nudge a refresh (within the cooldown) and tell the client to retry.
+    /// No usable keys: nudge a refresh (within the cooldown and the budget) and tell the
+    /// client to retry.
     fn unavailable(self: &Arc<Self>) -> Unavailable {
-        self.start_refresh(true);
+        self.start_refresh(Trigger::OnDemand);
         Unavailable { retry_after_secs: self.retry_after_secs() }
     }
 
     /// A token named a `kid` the current set lacks: refresh once (single flight, at most
-    /// once per cooldown) and return the newest set. When the cooldown forbids a fetch,
+    /// once per cooldown, within the fetch budget) and return the newest set. When the cooldown forbids a fetch,
     /// the current set is returned as is: a refresh that finished meanwhile may hold the
     /// kid, and a kid refused now is not blocked beyond the cooldown of the last fetch.
     pub(crate) async fn refresh_for_unknown_kid(self: &Arc<Self>, kid: &str) -> Option<Arc<KeySet>> {
@@ -218,10 +319,10 @@ impl RemoteKeys {
         }
         let mut done = self.generation.subscribe();
         let start = *done.borrow_and_update();
-        if !self.start_refresh(true) {
+        if !self.start_refresh(Trigger::OnDemand) {
             return current();
         }
-        let wait = self.client_total_timeout() + Duration::from_secs(1);
+        let wait = self.client_total_timeout().saturating_add(Duration::from_secs(1));
         let _ = tokio::time::timeout(wait, done.wait_for(|generation| *generation != start)).await;
         let keys = current()?;
         if !keys.has_kid(kid) {
@@ -259,45 +360,41 @@ impl RemoteKeys {
         state.unknown_kids.insert(kid.into(), seen);
     }
 
-    /// Starts a fetch task unless one is running (then `true`: wait for it) or the
-    /// cooldown forbids it (`false`).
-    fn start_refresh(self: &Arc<Self>, respect_cooldown: bool) -> bool {
+    /// Starts a fetch task unless one is running (then `true`: wait for it) or, for an
+    /// on-demand fetch, the cooldown or the budget forbids it (`false`).
+    fn start_refresh(self: &Arc<Self>, trigger: Trigger) -> bool {
         // Outside a Tokio runtime (a caller polling `Authority::verify` by hand) no task can
         // be spawned: answer from the current set rather than panic.
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return false;
         };
-        {
+        let flight = {
             let mut state = self.lock_state();
             if state.in_flight {
                 return true;
             }
-            if respect_cooldown && state.last_attempt.is_some_and(|last| last.elapsed() < self.policy.cooldown) {
-                return false;
+            if trigger == Trigger::OnDemand {
+                if state.last_attempt.is_some_and(|last| last.elapsed() < self.policy.cooldown) {
+                    return false;
+                }
+                if !state.budget.take(&self.policy, Instant::now()) {
+                    tracing::debug!(target: "scopegate", issuer = %self.issuer, "JWKS fetch budget exhausted; no on-demand fetch");
+                    return false;
+                }
             }
-            state.in_flight = true;
-            state.last_attempt = Some(Instant::now());
-        }
-        let this = Arc::clone(self);
+            Flight::take_off(self, &mut state)
+        };
+        // The flight moves into the task: if the task never runs or is dropped mid-fetch,
+        // dropping it clears `in_flight` and wakes the waiters.
         runtime.spawn(async move {
-            let result = this.fetch().await;
-            this.finish(&result);
+            let _ = flight.run().await;
         });
         true
     }
 
     /// Records a fetch's outcome and wakes everyone waiting for it.
     fn finish(&self, result: &Result<(), FetchError>) {
-        {
-            let mut state = self.lock_state();
-            state.in_flight = false;
-            match result {
-                Ok(()) => state.consecutive_failures = 0,
-                Err(_) => state.consecutive_failures = state.consecutive_failures.saturating_add(1),
-            }
-        }
         if let Err(error) = result {
-            self.counters.failures.fetch_add(1, Ordering::Relaxed);
             let stale = self.current.load().is_some();
             tracing::warn!(
                 target: "scopegate",
@@ -307,6 +404,20 @@ impl RemoteKeys {
                 keeping_last_good_keys = stale,
                 "JWKS fetch failed"
             );
+        }
+        self.land(result.is_ok());
+    }
+
+    /// Ends the flight: clears `in_flight`, counts the outcome and wakes every waiter.
+    /// Called from `Flight`'s drop too, so nothing here may panic.
+    fn land(&self, succeeded: bool) {
+        {
+            let mut state = self.lock_state();
+            state.in_flight = false;
+            state.consecutive_failures = if succeeded { 0 } else { state.consecutive_failures.saturating_add(1) };
+        }
+        if !succeeded {
+            self.counters.failures.fetch_add(1, Ordering::Relaxed);
         }
         self.generation.send_modify(|generation| *generation = generation.wrapping_add(1));
     }
@@ -357,8 +468,8 @@ impl RemoteKeys {
         }
         self.current.store(Some(Arc::new(Snapshot {
             keys: Arc::new(set),
-            refresh_at: now + ttl.mul_f64(0.8),
-            expires: now + ttl,
+            refresh_at: later(now, refresh_delay(ttl)),
+            expires: later(now, ttl),
         })));
         self.counters.stores.fetch_add(1, Ordering::Release);
         self.lock_state().unknown_kids.clear();
@@ -378,28 +489,51 @@ impl RemoteKeys {
     }
 }
 
+/// What asks for a fetch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Trigger {
+    /// The maintenance task (first load, retries, refresh before expiry): neither the
+    /// cooldown nor the budget applies.
+    Scheduled,
+    /// A request (an unknown kid, or no usable keys): one cooldown apart, within the budget.
+    OnDemand,
+}
+
+/// When, after a fetch, the next scheduled refresh is due: at 80 % of the TTL.
+fn refresh_delay(ttl: Duration) -> Duration {
+    ttl.saturating_sub(ttl / 5)
+}
+
 async fn maintain(weak: Weak<RemoteKeys>) {
     loop {
-        let Some(delay) = weak.upgrade().map(|keys| keys.next_maintenance_in()) else {
+        let Some((delay, generation)) = weak.upgrade().map(|keys| (keys.next_maintenance_in(), keys.generation()))
+        else {
             return;
         };
         tokio::time::sleep(delay).await;
         let Some(keys) = weak.upgrade() else {
             return;
         };
+        if keys.generation() != generation {
+            // A fetch succeeded meanwhile (an unknown kid's): the schedule starts from it.
+            continue;
+        }
         let mut done = keys.generation.subscribe();
         let start = *done.borrow_and_update();
-        if keys.start_refresh(false) {
+        if keys.start_refresh(Trigger::Scheduled) {
             let wait = keys.client_total_timeout().saturating_mul(3);
             let _ = tokio::time::timeout(wait, done.wait_for(|generation| *generation != start)).await;
         }
     }
 }
 
-/// The TTL a response asks for, clamped to the policy (security spec case 160).
-fn ttl(cache_control: Option<&str>, policy: &CachePolicy) -> Duration {
+/// The TTL a response asks for, clamped to the policy (security spec case 160). Any
+/// header value, however large or malformed its `max-age`, gives a TTL in the bounds.
+pub(crate) fn ttl(cache_control: Option<&str>, policy: &CachePolicy) -> Duration {
+    // `Duration::clamp` panics when min > max; the builder forbids that, and this cannot.
+    let clamp = |ttl: Duration| ttl.min(policy.max_ttl).max(policy.min_ttl);
     let Some(value) = cache_control else {
-        return DEFAULT_TTL.clamp(policy.min_ttl, policy.max_ttl);
+        return clamp(DEFAULT_TTL);
     };
     let mut max_age = None;
     for directive in value.split(',').map(str::trim) {
@@ -408,15 +542,128 @@ fn ttl(cache_control: Option<&str>, policy: &CachePolicy) -> Duration {
             return policy.min_ttl;
         }
         if let Some(seconds) = lower.strip_prefix("max-age=") {
-            max_age = seconds.trim_matches('"').parse::<u64>().ok().map(Duration::from_secs);
+            max_age = delta_seconds(seconds.trim_matches('"')).map(Duration::from_secs);
         }
     }
-    max_age.unwrap_or(DEFAULT_TTL).clamp(policy.min_ttl, policy.max_ttl)
+    clamp(max_age.unwrap_or(DEFAULT_TTL))
+}
+
+/// RFC 9111 §1.2.2 delta-seconds: digits only; a value too large to represent counts as
+/// the largest one (then clamped to the TTL bounds like any other).
+fn delta_seconds(value: &str) -> Option<u64> {
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(value.parse::<u64>().unwrap_or(u64::MAX))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::HttpLimits;
+
+    fn remote(policy: CachePolicy) -> Arc<RemoteKeys> {
+        let client = IssuerClient::new(HttpLimits::default()).unwrap();
+        // Nothing listens on port 9 (discard): a fetch fails at once.
+        let location = Location::Fixed(Url::parse("http://127.0.0.1:9/jwks").unwrap());
+        RemoteKeys::new(client, "http://127.0.0.1:9".into(), location, Algorithm::ASYMMETRIC.to_vec(), false, policy)
+    }
+
+    #[test]
+    fn huge_and_overflowing_max_ages_are_clamped_without_panicking() {
+        let policy = CachePolicy::default();
+        for value in [
+            "max-age=18446744073709551615",
+            "max-age=18446744073709551616",
+            "max-age=99999999999999999999999999999999",
+            "public, max-age=\"18446744073709551615\"",
+        ] {
+            assert_eq!(ttl(Some(value), &policy), DEFAULT_MAX_TTL, "{value}");
+        }
+        for value in ["max-age=-1", "max-age=", "max-age=1e9", "max-age= 60", "max-age=+60"] {
+            assert_eq!(ttl(Some(value), &policy), DEFAULT_TTL, "{value}");
+        }
+        // Bounds the builder would refuse still give a TTL, not a panic.
+        let inverted = CachePolicy { min_ttl: Duration::from_secs(600), max_ttl: Duration::from_secs(60), ..policy };
+        assert_eq!(ttl(Some("max-age=100"), &inverted), Duration::from_secs(600));
+        let widest = CachePolicy { min_ttl: Duration::ZERO, max_ttl: Duration::MAX, ..policy };
+        assert_eq!(ttl(Some("max-age=18446744073709551615"), &widest), Duration::from_secs(u64::MAX));
+    }
+
+    #[test]
+    fn instants_far_in_the_future_saturate_instead_of_panicking() {
+        let now = Instant::now();
+        assert!(later(now, Duration::MAX) > now);
+        assert!(later(now, Duration::from_secs(u64::MAX)) > now);
+        assert_eq!(later(now, Duration::from_secs(60)), now + Duration::from_secs(60));
+        assert_eq!(refresh_delay(Duration::MAX), Duration::MAX - Duration::MAX / 5);
+        assert_eq!(refresh_delay(Duration::from_secs(3600)), Duration::from_secs(2880));
+
+        // A set expiring at the far end with the widest staleness is still usable.
+        let keys = remote(CachePolicy { max_stale: Duration::MAX, ..CachePolicy::default() });
+        let snapshot =
+            Snapshot { keys: Arc::new(KeySet::default()), refresh_at: now, expires: later(now, Duration::MAX) };
+        assert!(keys.within_max_stale(&snapshot));
+        let expired = Snapshot { keys: Arc::new(KeySet::default()), refresh_at: now, expires: now };
+        assert!(keys.within_max_stale(&expired));
+        let strict = remote(CachePolicy { max_stale: Duration::ZERO, ..CachePolicy::default() });
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(!strict.within_max_stale(&expired));
+    }
+
+    #[tokio::test]
+    async fn a_fetch_that_panics_clears_in_flight_and_wakes_its_waiters() {
+        let keys = remote(CachePolicy::default());
+        let flight = Flight::take_off(&keys, &mut keys.lock_state());
+        let mut done = keys.generation.subscribe();
+        let start = *done.borrow_and_update();
+        let waiter = tokio::spawn(async move { done.wait_for(|generation| *generation != start).await.is_ok() });
+
+        let crashed = tokio::spawn(async move {
+            let _flight = flight;
+            panic!("a fetch that panics");
+        })
+        .await;
+        assert!(crashed.is_err_and(|error| error.is_panic()));
+
+        let woken = tokio::time::timeout(Duration::from_secs(1), waiter).await;
+        assert!(matches!(woken, Ok(Ok(true))), "the waiter returned: {woken:?}");
+        {
+            let state = keys.lock_state();
+            assert!(!state.in_flight);
+            assert_eq!(state.consecutive_failures, 1);
+        }
+        assert_eq!(keys.counters.failures.load(Ordering::Relaxed), 1);
+        // A later refresh runs.
+        assert!(keys.start_refresh(Trigger::Scheduled));
+        for _ in 0..100 {
+            if keys.counters.failures.load(Ordering::Relaxed) == 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(keys.counters.fetches.load(Ordering::Relaxed), 1, "the later fetch ran");
+        assert_eq!(keys.counters.failures.load(Ordering::Relaxed), 2, "and failed (nothing listens)");
+        assert!(!keys.lock_state().in_flight);
+    }
+
+    #[test]
+    fn the_fetch_budget_holds_burst_fetches_and_refills_per_hour() {
+        let policy = CachePolicy { budget_per_hour: 60, budget_burst: 3, ..CachePolicy::default() };
+        let start = Instant::now();
+        let mut budget = FetchBudget { tokens: 3.0, updated: start };
+        assert!((0..3).all(|_| budget.take(&policy, start)));
+        assert!(!budget.take(&policy, start));
+        assert!(!budget.take(&policy, start + Duration::from_secs(59)));
+        assert!(budget.take(&policy, start + Duration::from_secs(60)), "one a minute at 60 an hour");
+        assert!(!budget.take(&policy, start + Duration::from_secs(61)));
+        // Refills stop at the burst.
+        let much_later = start + Duration::from_secs(24 * 3600);
+        assert!((0..3).all(|_| budget.take(&policy, much_later)));
+        assert!(!budget.take(&policy, much_later));
+        // A clock that goes backwards refills nothing and does not panic.
+        assert!(!budget.take(&policy, start));
+    }
 
     #[test]
     fn ttl_is_clamped() {

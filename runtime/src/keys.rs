@@ -4,8 +4,8 @@
 //! Admission runs once per key set (not per request) and enforces section 4 of the
 //! security spec: `use` must be `sig`, `key_ops` must include `verify`, no symmetric or
 //! private key material, RSA moduli of 2048 to 8192 bits with a sane exponent, EC curves
-//! that match their coordinates, Ed25519 only for OKP, and a declared `alg` that fits the
-//! key. One bad key is skipped and reported; the rest of the set is still used.
+//! that match their coordinates with the point on the curve, Ed25519 only for OKP and
+//! never a small-order point, and a declared `alg` that fits the key. One bad key is skipped and reported; the rest of the set is still used.
 //!
 //! Every admitted key is parsed into an `aws_lc_rs` verifier once per algorithm it may be
 //! used with, so a request pays only for the signature check itself.
@@ -100,7 +100,8 @@ pub enum KeyRejection {
     /// The curve is unsupported or disagrees with the coordinates, or the point is not on
     /// the curve.
     InvalidCurve,
-    /// The key material could not be parsed.
+    /// The key material could not be parsed, or is an Ed25519 key that is a small-order
+    /// point or non-canonically encoded (such a key verifies forged signatures).
     InvalidKeyMaterial,
     /// The `kid` is longer than 256 bytes.
     KidTooLong,
@@ -341,11 +342,7 @@ pub(crate) fn admit_jwk(jwk: &Value, allowed: &[Algorithm]) -> Result<VerifyingK
             if get_str(jwk, "crv")? != Some("Ed25519") {
                 return Err(KeyRejection::InvalidCurve);
             }
-            let x = required_bytes(jwk, "x")?;
-            if x.len() != 32 {
-                return Err(KeyRejection::InvalidKeyMaterial);
-            }
-            KeyMaterial { family: Family::Ed25519, bytes: x }
+            KeyMaterial::ed25519(required_bytes(jwk, "x")?)?
         }
         _ => return Err(KeyRejection::UnsupportedKeyType),
     };
@@ -364,7 +361,12 @@ impl KeyMaterial {
     pub(crate) fn rsa(n: &[u8], e: &[u8]) -> Result<Self, KeyRejection> {
         let n = strip_leading_zeros(n);
         let e = strip_leading_zeros(e);
-        let bits = n.len() * 8 - n.first().map_or(8, |b| b.leading_zeros() as usize);
+        // The bit length of a magnitude without leading zeros; 0 for an empty (or
+        // all-zero) modulus, with no arithmetic that can underflow.
+        let bits = match n.first() {
+            None => 0,
+            Some(top) => (n.len() - 1).saturating_mul(8).saturating_add(8 - top.leading_zeros() as usize),
+        };
         if !(2048..=8192).contains(&bits) {
             return Err(KeyRejection::WeakRsaKey);
         }
@@ -375,6 +377,29 @@ impl KeyMaterial {
         let mut body = der_integer(n);
         body.extend(der_integer(e));
         Ok(Self { family: Family::Rsa, bytes: der_tlv(0x30, &body) })
+    }
+
+    /// A raw Ed25519 public key: 32 bytes, canonically encoded, not a small-order point.
+    ///
+    /// A small-order public key verifies forged signatures (with the identity point as the
+    /// key, `R` = identity and `S` = 0 is a valid signature of every message under the
+    /// cofactorless equation), so such keys are refused like libsodium's
+    /// `ge25519_has_small_order` does. The sign bit is ignored in the comparison, which
+    /// also catches `x = 0` encoded with the sign bit set; a `y` of `p` or more (the
+    /// non-canonical encodings of 0 and 1 among them) is refused as non-canonical.
+    pub(crate) fn ed25519(x: Vec<u8>) -> Result<Self, KeyRejection> {
+        let Ok(encoding) = <[u8; 32]>::try_from(x.as_slice()) else {
+            return Err(KeyRejection::InvalidKeyMaterial);
+        };
+        let y = |bytes: &[u8; 32]| {
+            let mut y = *bytes;
+            y[31] &= 0x7f;
+            y
+        };
+        if SMALL_ORDER_POINTS.iter().any(|point| y(point) == y(&encoding)) || !is_canonical_y(&y(&encoding)) {
+            return Err(KeyRejection::InvalidKeyMaterial);
+        }
+        Ok(Self { family: Family::Ed25519, bytes: x })
     }
 
     /// Parses the key once for every allowed algorithm it may be used with.
@@ -408,6 +433,59 @@ impl KeyMaterial {
         }
         Ok(VerifyingKey { kid, verifiers })
     }
+}
+
+/// The eight Ed25519 points of small order (1, 2, 4 and 8: the torsion subgroup of
+/// edwards25519), canonically encoded (RFC 8032 §5.1.2: little-endian `y`, the top bit
+/// the sign of `x`). They are the `ge25519_has_small_order` blocklist of libsodium
+/// (`crypto_core/ed25519/ref10/ed25519_ref10.c`) and the `EIGHT_TORSION` table of
+/// curve25519-dalek; each satisfies `[8]P = identity`.
+const SMALL_ORDER_POINTS: [[u8; 32]; 8] = [
+    // The identity (0, 1), order 1.
+    [
+        0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+    ],
+    // (0, -1), order 2: y = p - 1.
+    [
+        0xec, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f,
+    ],
+    // (±sqrt(-1), 0), order 4: y = 0, both signs of x.
+    [
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+    ],
+    [
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x80,
+    ],
+    // Order 8: two values of y, both signs of x each.
+    [
+        0x26, 0xe8, 0x95, 0x8f, 0xc2, 0xb2, 0x27, 0xb0, 0x45, 0xc3, 0xf4, 0x89, 0xf2, 0xef, 0x98, 0xf0, 0xd5, 0xdf,
+        0xac, 0x05, 0xd3, 0xc6, 0x33, 0x39, 0xb1, 0x38, 0x02, 0x88, 0x6d, 0x53, 0xfc, 0x05,
+    ],
+    [
+        0x26, 0xe8, 0x95, 0x8f, 0xc2, 0xb2, 0x27, 0xb0, 0x45, 0xc3, 0xf4, 0x89, 0xf2, 0xef, 0x98, 0xf0, 0xd5, 0xdf,
+        0xac, 0x05, 0xd3, 0xc6, 0x33, 0x39, 0xb1, 0x38, 0x02, 0x88, 0x6d, 0x53, 0xfc, 0x85,
+    ],
+    [
+        0xc7, 0x17, 0x6a, 0x70, 0x3d, 0x4d, 0xd8, 0x4f, 0xba, 0x3c, 0x0b, 0x76, 0x0d, 0x10, 0x67, 0x0f, 0x2a, 0x20,
+        0x53, 0xfa, 0x2c, 0x39, 0xcc, 0xc6, 0x4e, 0xc7, 0xfd, 0x77, 0x92, 0xac, 0x03, 0x7a,
+    ],
+    [
+        0xc7, 0x17, 0x6a, 0x70, 0x3d, 0x4d, 0xd8, 0x4f, 0xba, 0x3c, 0x0b, 0x76, 0x0d, 0x10, 0x67, 0x0f, 0x2a, 0x20,
+        0x53, 0xfa, 0x2c, 0x39, 0xcc, 0xc6, 0x4e, 0xc7, 0xfd, 0x77, 0x92, 0xac, 0x03, 0xfa,
+    ],
+];
+
+/// Whether a little-endian `y` (sign bit cleared) is below p = 2^255 - 19.
+fn is_canonical_y(y: &[u8; 32]) -> bool {
+    // y >= p exactly when the top byte is 0x7f, bytes 1..=30 are 0xff and the low byte is
+    // at least 0xed.
+    let (low, rest) = (y[0], &y[1..]);
+    let top_and_middle = rest.last() == Some(&0x7f) && rest.iter().rev().skip(1).all(|&b| b == 0xff);
+    !(top_and_middle && low >= 0xed)
 }
 
 /// A shared-secret key for one HMAC algorithm.
@@ -468,10 +546,7 @@ pub(crate) fn admit_pem(pem: &str, kid: Option<&str>, allowed: &[Algorithm]) -> 
         };
         KeyMaterial { family: Family::Ec(size), bytes: point }
     } else if let Some(raw) = contents(DecodingKey::from_ed_pem(bytes)) {
-        if raw.len() != 32 {
-            return Err(KeyRejection::InvalidKeyMaterial);
-        }
-        KeyMaterial { family: Family::Ed25519, bytes: raw }
+        KeyMaterial::ed25519(raw)?
     } else {
         return Err(KeyRejection::InvalidKeyMaterial);
     };
@@ -528,4 +603,106 @@ fn parse_rsa_public_key(der: &[u8]) -> Option<(&[u8], &[u8])> {
     let (n, rest) = read_tlv(seq, 0x02)?;
     let (e, rest) = read_tlv(rest, 0x02)?;
     (trailing.is_empty() && rest.is_empty()).then_some((n, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
+    use serde_json::json;
+
+    use super::*;
+
+    fn b64(bytes: &[u8]) -> String {
+        URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    fn rsa_jwk(n: &str) -> Value {
+        json!({"kty": "RSA", "kid": "r", "n": n, "e": "AQAB"})
+    }
+
+    #[test]
+    fn an_empty_or_all_zero_rsa_modulus_is_a_weak_key_not_a_panic() {
+        for n in ["", "AA", "AAAA", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"] {
+            let admitted = admit_jwk(&rsa_jwk(n), &Algorithm::ASYMMETRIC);
+            assert_eq!(admitted.err(), Some(KeyRejection::WeakRsaKey), "n = {n:?}");
+        }
+        assert_eq!(KeyMaterial::rsa(&[], &[1, 0, 1]).err(), Some(KeyRejection::WeakRsaKey));
+        assert_eq!(KeyMaterial::rsa(&[0; 300], &[1, 0, 1]).err(), Some(KeyRejection::WeakRsaKey));
+        // One bit short of 2048 and exactly 2048: the bit count is exact.
+        let mut n = vec![0xff; 256];
+        n[0] = 0x7f;
+        assert_eq!(KeyMaterial::rsa(&n, &[1, 0, 1]).err(), Some(KeyRejection::WeakRsaKey));
+        n[0] = 0x80;
+        assert!(KeyMaterial::rsa(&n, &[1, 0, 1]).is_ok());
+    }
+
+    #[test]
+    fn ed25519_small_order_points_are_refused() {
+        // The eight points of order 1, 2, 4 and 8, canonically encoded (computed
+        // independently of `SMALL_ORDER_POINTS`: [8]P is the identity for each).
+        let small_order = [
+            "AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+            "7P_______________________________________38",
+            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAIA",
+            "JuiVj8KyJ7BFw_SJ8u-Y8NXfrAXTxjM5sTgCiG1T_AU",
+            "JuiVj8KyJ7BFw_SJ8u-Y8NXfrAXTxjM5sTgCiG1T_IU",
+            "xxdqcD1N2E-6PAt2DRBnDyogU_osOczGTsf9d5KsA3o",
+            "xxdqcD1N2E-6PAt2DRBnDyogU_osOczGTsf9d5KsA_o",
+            // Non-canonical encodings of small-order points: y = p, y = p + 1 (with and
+            // without the sign bit), and x = 0 with the sign bit set.
+            "7f_______________________________________38",
+            "7f________________________________________8",
+            "7v_______________________________________38",
+            "7v________________________________________8",
+            "AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAIA",
+            "7P________________________________________8",
+        ];
+        for x in small_order {
+            let jwk = json!({"kty": "OKP", "crv": "Ed25519", "kid": "e", "x": x});
+            assert_eq!(admit_jwk(&jwk, &Algorithm::ASYMMETRIC).err(), Some(KeyRejection::InvalidKeyMaterial), "{x}");
+        }
+        // The identity as a PEM key is refused the same way.
+        let pem = "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAAQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n-----END PUBLIC KEY-----\n";
+        assert_eq!(admit_pem(pem, None, &Algorithm::ASYMMETRIC).err(), Some(KeyRejection::InvalidKeyMaterial));
+        // RFC 8032 §7.1 test 1: a real key is admitted.
+        let good = json!({"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"});
+        assert!(admit_jwk(&good, &Algorithm::ASYMMETRIC).is_ok());
+    }
+
+    fn ec_jwk(crv: &str, x: &[u8], y: &[u8]) -> Value {
+        json!({"kty": "EC", "crv": crv, "kid": "c", "x": b64(x), "y": b64(y)})
+    }
+
+    #[test]
+    fn ec_points_off_the_curve_are_refused() {
+        use aws_lc_rs::{
+            rand::SystemRandom,
+            signature::{ECDSA_P256_SHA256_FIXED_SIGNING, ECDSA_P384_SHA384_FIXED_SIGNING, EcdsaKeyPair, KeyPair},
+        };
+        let rng = SystemRandom::new();
+        for (crv, signing, size) in
+            [("P-256", &ECDSA_P256_SHA256_FIXED_SIGNING, 32), ("P-384", &ECDSA_P384_SHA384_FIXED_SIGNING, 48)]
+        {
+            let pair = EcdsaKeyPair::from_pkcs8(signing, EcdsaKeyPair::generate_pkcs8(signing, &rng).unwrap().as_ref())
+                .unwrap();
+            let point = pair.public_key().as_ref();
+            let (x, y) = (&point[1..=size], &point[size + 1..]);
+            assert!(admit_jwk(&ec_jwk(crv, x, y), &Algorithm::ASYMMETRIC).is_ok(), "{crv}: the real point");
+            let mut off = y.to_vec();
+            off[size - 1] ^= 1;
+            let mut one = vec![0u8; size];
+            one[size - 1] = 1;
+            let zero = vec![0u8; size];
+            for (what, x, y) in [
+                ("y + 1", x, off.as_slice()),
+                ("(1, 1)", one.as_slice(), one.as_slice()),
+                ("(0, 0)", zero.as_slice(), zero.as_slice()),
+                ("x and y swapped", y, x),
+            ] {
+                let admitted = admit_jwk(&ec_jwk(crv, x, y), &Algorithm::ASYMMETRIC);
+                assert_eq!(admitted.err(), Some(KeyRejection::InvalidCurve), "{crv}: {what}");
+            }
+        }
+    }
 }

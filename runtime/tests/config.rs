@@ -106,6 +106,53 @@ async fn remote_key_settings_have_bounds() {
     remote().jwks_uri("https://10.0.0.8/jwks").allow_private_networks(true).build().unwrap();
 }
 
+#[tokio::test]
+async fn a_max_stale_above_7_days_is_refused() {
+    let remote = || Authority::builder().issuer("https://issuer.example/").audience(AUD);
+    refused(remote().jwks_max_stale(Duration::MAX), "jwks_max_stale", "at most 7 days");
+    refused(remote().jwks_max_stale(Duration::from_secs(7 * 86_400 + 1)), "jwks_max_stale", "at most 7 days");
+    remote().jwks_max_stale(Duration::from_secs(7 * 86_400)).build().unwrap();
+    remote().jwks_max_stale(Duration::ZERO).build().unwrap();
+}
+
+#[tokio::test]
+async fn a_ttl_upper_bound_above_7_days_is_refused() {
+    let remote = || Authority::builder().issuer("https://issuer.example/").audience(AUD);
+    let second = Duration::from_secs(1);
+    refused(remote().jwks_ttl_bounds(second, Duration::MAX), "jwks_ttl_bounds", "at most 7 days");
+    refused(remote().jwks_ttl_bounds(second, Duration::from_secs(7 * 86_400 + 1)), "jwks_ttl_bounds", "at most 7 days");
+    refused(remote().jwks_ttl_bounds(Duration::ZERO, second), "jwks_ttl_bounds", "1 s <= min <= max");
+    remote().jwks_ttl_bounds(second, Duration::from_secs(7 * 86_400)).build().unwrap();
+}
+
+#[tokio::test]
+async fn a_refresh_cooldown_above_1_hour_is_refused() {
+    let remote = || Authority::builder().issuer("https://issuer.example/").audience(AUD);
+    refused(remote().jwks_refresh_cooldown(Duration::MAX), "jwks_refresh_cooldown", "at most 1 hour");
+    refused(remote().jwks_refresh_cooldown(Duration::from_secs(3601)), "jwks_refresh_cooldown", "at most 1 hour");
+    remote().jwks_refresh_cooldown(Duration::from_secs(3600)).build().unwrap();
+}
+
+#[tokio::test]
+async fn http_timeouts_of_any_size_are_refused_without_overflow() {
+    let remote = || Authority::builder().issuer("https://issuer.example/").audience(AUD);
+    refused(remote().http_timeouts(Duration::MAX, Duration::MAX), "http_timeouts", "at most 60 seconds");
+    refused(remote().http_timeouts(Duration::from_secs(5), Duration::ZERO), "http_timeouts", "positive");
+    remote().http_timeouts(Duration::from_secs(60), Duration::from_secs(60)).build().unwrap();
+}
+
+#[tokio::test]
+async fn a_fetch_budget_outside_its_bounds_is_refused() {
+    let remote = || Authority::builder().issuer("https://issuer.example/").audience(AUD);
+    let says = "1 to 3600 fetches an hour and a burst of 1 to 100";
+    refused(remote().jwks_fetch_budget(0, 5), "jwks_fetch_budget", says);
+    refused(remote().jwks_fetch_budget(3601, 5), "jwks_fetch_budget", says);
+    refused(remote().jwks_fetch_budget(60, 0), "jwks_fetch_budget", says);
+    refused(remote().jwks_fetch_budget(60, 101), "jwks_fetch_budget", says);
+    remote().jwks_fetch_budget(1, 1).build().unwrap();
+    remote().jwks_fetch_budget(3600, 100).build().unwrap();
+}
+
 #[test]
 fn the_compatible_profile_builds_with_a_warning() {
     valid().profile(Profile::Compatible).build().unwrap();

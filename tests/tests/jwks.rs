@@ -308,24 +308,30 @@ async fn case_151_unknown_kid_again_within_the_cooldown_is_refused_without_a_fet
 #[tokio::test]
 async fn case_151_a_kid_refused_during_the_cooldown_is_accepted_at_the_first_fetch_after_it() {
     let (server, issuer) = serving_test_keys().await;
-    let authority = builder(&server).jwks_refresh_cooldown(Duration::from_secs(2)).connect().await.unwrap();
+    // The cooldown runs from the start of the startup fetch, somewhere between these two
+    // instants; the times below are taken from the safe end of each, so a slow machine
+    // cannot move a request across the cooldown's end.
+    let before_connect = Instant::now();
+    let authority = builder(&server).jwks_refresh_cooldown(Duration::from_secs(3)).connect().await.unwrap();
+    let after_connect = Instant::now();
     let (new_key, signer) = rotated_key(&server, "rsa-2");
     server.set_jwks(jwks_with(&issuer, &[new_key]));
     let token = signer.access_token().kid("rsa-2").sign();
     // Late inside the cooldown of the startup fetch: refused without a fetch.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    tokio::time::sleep_until((before_connect + Duration::from_millis(2000)).into()).await;
     let outcome = call(&authority, &token).await;
+    assert!(before_connect.elapsed() < Duration::from_secs(3), "too slow to test: {:?}", before_connect.elapsed());
     assert_eq!((outcome.status, outcome.reason.as_str()), (401, "unknown_key"));
     assert_eq!(server.hits(), 1);
     // The cooldown of the startup fetch is over (not a cooldown from the refusal): the
     // next request fetches and is accepted.
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    tokio::time::sleep_until((after_connect + Duration::from_millis(3100)).into()).await;
     assert_eq!(call(&authority, &token).await.status, 200);
     assert_eq!(server.hits(), 2);
 }
 
 #[tokio::test]
-async fn case_152_and_167_a_flood_of_random_kids_is_rate_limited_per_cooldown() {
+async fn case_152_a_flood_of_random_kids_is_rate_limited_per_cooldown() {
     let (server, issuer) = serving_test_keys().await;
     let authority = builder(&server).connect().await.unwrap();
     let other = KeyServer::start(issuer.with_issuer("unused").jwks()).await;
@@ -354,6 +360,60 @@ async fn case_152_and_167_a_flood_of_random_kids_is_rate_limited_per_cooldown() 
     // Another issuer's cache is unaffected.
     assert_eq!(other.hits(), 1);
     assert_eq!(call(&other_authority, &other_issuer.access_token().sign()).await.status, 200);
+}
+
+/// Sends tokens with never-seen kids, 5 at a time every 50 ms (light enough not to slow
+/// the timing of the tests running beside it), until `until` has passed since `started`;
+/// each must be refused as `unknown_key`.
+async fn flood_of_unknown_kids(authority: &Authority, issuer: &TestIssuer, started: Instant, until: Duration) {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    while started.elapsed() < until {
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..5 {
+            let kid = format!("flood-{}", N.fetch_add(1, Ordering::Relaxed));
+            let (authority, token) = (authority.clone(), issuer.access_token().kid(&kid).sign());
+            tasks.spawn(async move { call(&authority, &token).await });
+        }
+        for outcome in tasks.join_all().await {
+            assert_eq!((outcome.status, outcome.reason.as_str()), (401, "unknown_key"));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn case_167_the_fetch_budget_bounds_a_flood_of_unknown_kids_and_the_scheduled_refresh_still_sees_a_new_key() {
+    let (server, issuer) = serving_test_keys().await;
+    // A TTL of 5 s: the scheduled refresh runs 4 s after the last successful fetch.
+    *server.state.cache_control.lock().unwrap() = Some("max-age=5".to_owned());
+    let authority = builder(&server)
+        .jwks_ttl_bounds(Duration::from_secs(1), Duration::from_secs(60))
+        .jwks_fetch_budget(3, 3)
+        .connect()
+        .await
+        .unwrap();
+    let started = Instant::now();
+    // Six cooldown windows of unknown kids: the cooldown alone would allow six fetches;
+    // the budget allows its burst of 3 (at 1 s, 2 s and 3 s), and the scheduled refresh
+    // is not due before 7 s.
+    flood_of_unknown_kids(&authority, &issuer, started, Duration::from_secs(6)).await;
+    assert_eq!(server.hits(), 1 + 3, "the startup fetch and the burst, in {:?}", started.elapsed());
+
+    // The issuer rotates while the flood goes on: the scheduled refresh, outside the
+    // budget, picks the new key up.
+    let (new_key, signer) = rotated_key(&server, "rsa-2");
+    server.set_jwks(jwks_with(&issuer, &[new_key]));
+    let published = Instant::now();
+    let rotated = signer.access_token().kid("rsa-2").sign();
+    loop {
+        flood_of_unknown_kids(&authority, &issuer, Instant::now(), Duration::from_millis(200)).await;
+        if call(&authority, &rotated).await.status == 200 {
+            break;
+        }
+        assert!(published.elapsed() < Duration::from_secs(6), "the new key was not picked up");
+    }
+    assert_eq!(server.hits(), 1 + 3 + 1, "one scheduled refresh, no on-demand fetch");
+    assert!(published.elapsed() <= Duration::from_secs(5), "seen {:?} after publication", published.elapsed());
 }
 
 #[tokio::test]
@@ -700,4 +760,40 @@ fn verify_outside_a_runtime_answers_from_the_current_keys_without_panicking() {
     assert_eq!(poll_once(issuer.access_token().sign()), Ok("user-123".to_owned()));
     assert_eq!(poll_once(issuer.access_token().kid("rotated").sign()), Err("unknown_key"));
     drop(runtime);
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap()
+}
+
+#[test]
+fn a_refresh_cancelled_with_its_runtime_does_not_wedge_later_refreshes() {
+    // The key server runs on a runtime of its own, which outlives the authority's first one.
+    let servers = runtime();
+    let (server, issuer) = servers.block_on(serving_test_keys());
+    let first = runtime();
+    let authority = first
+        .block_on(builder(&server).http_timeouts(Duration::from_secs(5), Duration::from_secs(10)).connect())
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1100)); // past the cooldown of the startup fetch
+    server.set_mode(Mode::Hang);
+    first.block_on(async {
+        let (authority, token) = (authority.clone(), issuer.access_token().kid("rotated").sign());
+        tokio::spawn(async move { call(&authority, &token).await });
+        eventually("the refresh to hang in flight", Duration::from_secs(3), async || server.hits() == 2).await;
+    });
+    // Shutting the runtime down drops the hanging refresh task mid-fetch.
+    drop(first);
+    std::thread::sleep(Duration::from_millis(1100)); // past the cooldown of the cancelled fetch
+
+    let (new_key, signer) = rotated_key(&server, "rsa-2");
+    server.set_jwks(jwks_with(&issuer, &[new_key]));
+    server.set_mode(Mode::Serve);
+    let second = runtime();
+    let started = Instant::now();
+    let outcome = second.block_on(call(&authority, &signer.access_token().kid("rsa-2").sign()));
+    assert_eq!((outcome.status, outcome.reason.as_str()), (200, ""));
+    assert!(started.elapsed() < Duration::from_secs(3), "waited {:?} for a refresh", started.elapsed());
+    assert_eq!(server.hits(), 3, "the startup fetch, the cancelled one, and a new one");
+    assert_eq!(second.block_on(async { authority.stats() }).jwks_fetch_failures, 1, "the cancelled fetch is a failure");
 }
