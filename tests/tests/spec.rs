@@ -42,6 +42,10 @@ mod confusion;
 #[path = "spec/scopes.rs"]
 mod scopes;
 
+/// Sections 6 and 8 again, through a warm verified-token cache.
+#[path = "spec/cache.rs"]
+mod cache;
+
 /// Section 9: error-response and logging hygiene.
 #[path = "spec/hygiene.rs"]
 mod hygiene;
