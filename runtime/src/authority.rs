@@ -13,6 +13,7 @@ use std::{
 use crate::{
     algorithm::Algorithm,
     cache::{DEFAULT_TOKEN_CACHE_CAPACITY, DEFAULT_TOKEN_CACHE_MAX_AGE, DEFAULT_TOKEN_CACHE_MAX_BYTES, TokenCache},
+    clock::Clock,
     http::{HttpLimits, IssuerClient, check_url},
     jwks::{
         CachePolicy, Location, MAX_FETCH_BUDGET_BURST, MAX_FETCH_BUDGET_PER_HOUR, MAX_JWKS_DURATION,
@@ -126,6 +127,8 @@ pub(crate) struct Config {
     pub(crate) reject_id_token_claims: bool,
     pub(crate) require_single_audience: bool,
     pub(crate) challenge: ChallengeConfig,
+    /// The wall clock, or a test's (feature `testing`).
+    pub(crate) clock: Clock,
 }
 
 pub(crate) struct Inner {
@@ -374,6 +377,7 @@ pub struct AuthorityBuilder {
     token_cache_capacity: Option<usize>,
     token_cache_max_bytes: Option<usize>,
     token_cache_max_age: Option<Duration>,
+    clock: Clock,
 }
 
 impl AuthorityBuilder {
@@ -593,6 +597,14 @@ impl AuthorityBuilder {
     /// that, requests get 503 with `Retry-After`.
     pub fn jwks_max_stale(mut self, max_stale: Duration) -> Self {
         self.cache.max_stale = max_stale;
+        self
+    }
+
+    /// Judges token times by `clock` instead of the wall clock (feature `testing`): for
+    /// tests that need `exp` exactly equal to now, or a token that ages while cached.
+    #[cfg(feature = "testing")]
+    pub fn clock(mut self, clock: &crate::testing::TestClock) -> Self {
+        self.clock = Clock::Test(clock.clone());
         self
     }
 
@@ -818,6 +830,7 @@ impl AuthorityBuilder {
             reject_id_token_claims: self.reject_id_token_claims.unwrap_or(true),
             require_single_audience: self.require_single_audience,
             challenge: ChallengeConfig { realm: realm.into(), describe: self.error_descriptions.unwrap_or(true) },
+            clock: self.clock,
         };
         let (source, remote) = match keys {
             Keys::Fixed(set) => (KeySource::fixed(set), None),
@@ -911,11 +924,13 @@ fn is_quoted_string_safe(value: &str) -> bool {
     value.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
 }
 
+/// The outcome of the crypto self-test, once it has run.
+static SELF_TEST: OnceLock<bool> = OnceLock::new();
+
 /// Proves once per process that the crypto backend verifies a good signature and refuses
 /// a bad one (security spec case 179).
 fn crypto_self_test() -> Result<(), ConfigError> {
-    static RESULT: OnceLock<bool> = OnceLock::new();
-    let ok = *RESULT.get_or_init(|| {
+    let ok = *SELF_TEST.get_or_init(|| {
         use aws_lc_rs::hmac;
         let key = hmac::Key::new(hmac::HMAC_SHA256, b"scopegate crypto self-test key, 32+ bytes");
         let tag = hmac::sign(&key, b"message");
@@ -925,6 +940,15 @@ fn crypto_self_test() -> Result<(), ConfigError> {
         good && bad && ed
     });
     if ok { Ok(()) } else { Err(ConfigError::new("crypto", "the aws-lc-rs crypto backend failed its self-test")) }
+}
+
+/// Whether the crypto self-test has run in this process, and passed (feature `testing`):
+/// `None` until the first authority is built. Lets a test see that building one ran it.
+#[cfg(feature = "testing")]
+#[doc(hidden)]
+#[must_use]
+pub fn crypto_self_test_result() -> Option<bool> {
+    SELF_TEST.get().copied()
 }
 
 fn ed25519_self_test() -> bool {

@@ -147,6 +147,7 @@ mod algorithm;
 mod authority;
 mod cache;
 mod claims;
+mod clock;
 mod credentials;
 mod discovery;
 mod env;

@@ -37,6 +37,9 @@ use aws_lc_rs::{
 };
 use serde_json::{Map, Value, json};
 
+#[doc(hidden)]
+pub use crate::authority::crypto_self_test_result;
+pub use crate::clock::TestClock;
 use crate::{
     algorithm::Algorithm,
     authority::{Authority, AuthorityBuilder},

@@ -9,7 +9,6 @@
 use std::{
     fmt,
     sync::{Arc, atomic::Ordering},
-    time::{SystemTime, UNIX_EPOCH},
 };
 
 use crate::{
@@ -36,7 +35,7 @@ impl Authority {
             return self.verify_uncached(token, audience).await.map(Arc::new);
         };
         let generation = self.inner.keys.generation();
-        let now = now();
+        let now = config.clock.now();
         if let Some(claims) = cache.get(token, generation, now).filter(|c| within_max_age(c, config, now)) {
             // A hit needs no key, but keys must still be usable (a stale set past its
             // limit refuses everything). A miss learns this from the key snapshot.
@@ -101,7 +100,7 @@ impl Authority {
             .and_then(|bytes| String::from_utf8(bytes).ok())
             .ok_or_else(|| refuse(TokenError::Malformed))?;
         let raw = RawClaims::read(&payload).map_err(refuse)?;
-        let checked = claims::validate(&payload, &raw, header.typ, config, audience, now())
+        let checked = claims::validate(&payload, &raw, header.typ, config, audience, config.clock.now())
             .map_err(|e| refused(e, kid, Some((raw.iss(), raw.jti()))))?;
         drop(raw);
         Ok(checked.with_payload(payload))
@@ -139,11 +138,6 @@ impl fmt::Display for LogValue<'_> {
 /// A cached token must still be young enough for `max_token_age`.
 fn within_max_age(claims: &VerifiedClaims, config: &Config, now: f64) -> bool {
     config.max_age.is_none_or(|max| now - claims.issued_at <= max.as_secs_f64())
-}
-
-/// The wall clock in seconds since the Unix epoch (token times are wall-clock times).
-fn now() -> f64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
 }
 
 impl From<Unavailable> for RejectionKind {

@@ -6,8 +6,10 @@
 
 mod support;
 
+use std::time::Duration;
+
 use axum::{Router, routing::get};
-use scopegate::testing::TestIssuer;
+use scopegate::testing::{TestClock, TestIssuer};
 use support::{call, me};
 
 #[tokio::test]
@@ -52,6 +54,34 @@ async fn a_cached_token_is_never_accepted_past_its_exp() {
     assert_eq!(status, 401);
     assert!(body.contains("\"reason\":\"token_expired\""), "{body}");
     assert_eq!(authority.stats().token_cache_hits, 0);
+}
+
+#[tokio::test]
+async fn a_cached_token_past_max_token_age_is_not_served_from_the_cache() {
+    let issuer = TestIssuer::new();
+    let start = 1_800_000_000.0;
+    let clock = TestClock::at(start);
+    let authority = issuer
+        .authority_builder("https://api.example.test")
+        .max_token_age(Duration::from_secs(600))
+        .clock(&clock)
+        .build()
+        .unwrap();
+    let app = Router::new().route("/me", get(me)).with_state(authority.clone());
+    let token = issuer.access_token().claim("iat", start - 500.0).claim("exp", start + 3600.0).sign();
+    let token = format!("Bearer {token}");
+    assert_eq!(call(&app, Some(&token), "/me").await.0, 200);
+    // 550 s old: still young enough, served from the cache.
+    clock.advance(Duration::from_secs(50));
+    assert_eq!(call(&app, Some(&token), "/me").await.0, 200);
+    assert_eq!((authority.stats().signatures_checked, authority.stats().token_cache_hits), (1, 1));
+    // 700 s old: the cache entry (verified 200 s ago, well inside the cache's own 5 min)
+    // must not serve it; the full check refuses it.
+    clock.advance(Duration::from_secs(150));
+    let (status, _, body) = call(&app, Some(&token), "/me").await;
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("\"reason\":\"lifetime_exceeded\""), "{body}");
+    assert_eq!((authority.stats().signatures_checked, authority.stats().token_cache_hits), (2, 1));
 }
 
 #[tokio::test]

@@ -2,7 +2,10 @@
 
 use std::{net::TcpListener, time::Duration};
 
-use scopegate::{Authority, TokenError, testing::TestIssuer};
+use scopegate::{
+    Authority, TokenError,
+    testing::{TestClock, TestIssuer},
+};
 use serde_json::{Value, json};
 
 use crate::harness::*;
@@ -229,11 +232,18 @@ async fn case_097_expired_beyond_the_leeway_is_refused() {
 
 #[tokio::test]
 async fn case_098_exp_equal_to_now_is_expired_with_zero_leeway() {
-    let authority = issuer().authority_builder(AUD).leeway(Duration::ZERO).build().expect("zero leeway");
+    // The verifier's clock stands exactly at `exp` (a whole second, then a fraction).
+    let at = now() as f64;
+    let clock = TestClock::at(at);
+    let authority = issuer().authority_builder(AUD).leeway(Duration::ZERO).clock(&clock).build().expect("zero leeway");
     let app = app_for(authority);
-    expect_badtok(&app, &issuer().access_token().expires_in(0).sign(), TokenError::Expired).await;
-    expect_badtok(&app, &issuer().access_token().expires_in(-1).sign(), TokenError::Expired).await;
-    expect_accept(&app, &issuer().access_token().expires_in(30).sign()).await;
+    let expiring = |exp: f64| issuer().access_token().claim("iat", at - 10.0).claim("exp", exp).sign();
+    expect_badtok(&app, &expiring(at), TokenError::Expired).await;
+    expect_badtok(&app, &expiring(at - 1.0), TokenError::Expired).await;
+    expect_accept(&app, &expiring(at + 1.0)).await;
+    clock.set(at + 0.5);
+    expect_badtok(&app, &expiring(at + 0.5), TokenError::Expired).await;
+    expect_accept(&app, &expiring(at + 0.75)).await;
 }
 
 #[tokio::test]

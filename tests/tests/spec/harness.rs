@@ -33,6 +33,8 @@ pub(crate) const REALM: &str = AUD;
 pub(crate) const ISS: &str = testing::DEFAULT_ISSUER;
 /// The scope `/appointments` requires.
 pub(crate) const READ: &str = "read:appointments";
+/// The audience `/reports` names with `aud = …` instead of the configured one.
+pub(crate) const REPORTS_AUD: &str = "https://reports.example.test";
 
 // ---------------------------------------------------------------------------------------
 // Issuers and authorities
@@ -97,6 +99,11 @@ async fn a_and_b(token: AccessToken) -> Json<Value> {
     Json(facts("ab", &token))
 }
 
+#[requires_scope("read:appointments", aud = "https://reports.example.test")]
+async fn reports(token: AccessToken) -> Json<Value> {
+    Json(facts("reports", &token))
+}
+
 async fn optional(token: Option<AccessToken>) -> Json<Value> {
     Json(json!({ "handler": "optional", "sub": token.as_ref().map(AccessToken::subject) }))
 }
@@ -105,12 +112,14 @@ async fn optional(token: Option<AccessToken>) -> Json<Value> {
 /// - `GET /me`: any valid access token (`AccessToken`);
 /// - `GET /appointments`: `#[requires_scope("read:appointments")]`;
 /// - `GET /ab`: `#[requires_scope("a", "b")]` (all of);
+/// - `GET /reports`: `#[requires_scope("read:appointments", aud = REPORTS_AUD)]`;
 /// - `GET /optional`: `Option<AccessToken>`.
 pub(crate) fn app_for(authority: Authority) -> Router {
     Router::new()
         .route("/me", get(me))
         .route("/appointments", get(appointments))
         .route("/ab", get(a_and_b))
+        .route("/reports", get(reports))
         .route("/optional", get(optional))
         .with_state(authority)
 }
@@ -182,6 +191,14 @@ pub(crate) async fn expect_noauth(app: &Router, authorization: &[u8]) {
 /// `GET /appointments` (requires `read:appointments`) with this token: NOSCOPE expected.
 pub(crate) async fn expect_noscope(app: &Router, token: &str) {
     with_token(app, "/appointments", token).await.noscope(READ);
+}
+
+/// Sends `token` to `/me`, which must accept it, so that the verified-token cache of the
+/// app's authority holds it: the request the test sends next is decided by a cache hit
+/// (or by the full path again, if the cache must not serve it). A fresh authority per
+/// test otherwise never hits the cache.
+pub(crate) async fn warm_cache(app: &Router, token: &str) {
+    call(app, token).await.labelled("GET /me, warming the verified-token cache").accept();
 }
 
 fn shorten(text: &str) -> String {

@@ -65,9 +65,13 @@ async fn case_178_the_handler_receives_the_verified_claims() {
 #[tokio::test]
 async fn case_179_the_crypto_backend_self_test_runs_when_an_authority_is_built() {
     // `build()` refuses to return an authority if the aws-lc-rs self-test (an RFC 8032
-    // vector and an HMAC round trip) fails; a signature check then works at once.
+    // vector and an HMAC round trip) fails; a signature check then works at once. The
+    // self-test runs once per process, on the first build: whichever test builds first,
+    // once an authority exists it has run and passed.
+    let app = default_app();
+    assert_eq!(scopegate::testing::crypto_self_test_result(), Some(true), "building an authority ran the self-test");
     let token = issuer().access_token().scope(READ).sign();
-    crate::harness::expect_accept(&default_app(), &token).await;
+    crate::harness::expect_accept(&app, &token).await;
 }
 
 #[tokio::test]

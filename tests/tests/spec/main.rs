@@ -33,6 +33,10 @@ mod confusion;
 /// Section 8: scope authorization.
 mod scopes;
 
+/// Sections 6 and 8 again, through a warm verified-token cache.
+#[path = "spec/cache.rs"]
+mod cache;
+
 /// Section 9: error-response and logging hygiene.
 mod hygiene;
 
