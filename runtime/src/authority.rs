@@ -139,7 +139,7 @@ pub(crate) struct Inner {
 }
 
 /// Every rejection reason code, for the per-reason counters.
-const REASONS: [&str; 26] = [
+pub(crate) const REASONS: [&str; 26] = [
     "missing_credentials",
     "empty_token",
     "malformed_credentials",

@@ -57,6 +57,39 @@
 //! is logged as a `tracing` event (target `scopegate`) with its reason code, never the
 //! token, and counted ([`Authority::rejections_by_reason`], [`Authority::stats`]).
 //!
+//! ### Reason codes and descriptions
+//! Every refusal has a stable `reason` (in the JSON body, the logs and
+//! [`Authority::rejections_by_reason`]) and a fixed `error_description`:
+//!
+//! | `reason` | status and `error` | `error_description` |
+//! |---|---|---|
+//! | `missing_credentials` | 401, no `error` | The request carries no bearer access token (body only; the challenge has no description) |
+//! | `empty_token` | 400 `invalid_request` | The Authorization header names the Bearer scheme but carries no token |
+//! | `malformed_credentials` | 400 `invalid_request` | The Authorization header is not of the form: Bearer &lt;token&gt; |
+//! | `non_ascii_header` | 400 `invalid_request` | The Authorization header contains bytes that are not visible ASCII |
+//! | `multiple_authorization_headers` | 400 `invalid_request` | The request carries more than one Authorization header |
+//! | `multiple_methods` | 400 `invalid_request` | The request carries an access token in more than one place |
+//! | `token_too_large` | 401 `invalid_token` | The access token is too large |
+//! | `malformed_token` | 401 `invalid_token` | The access token is malformed |
+//! | `algorithm_not_allowed` | 401 `invalid_token` | The access token is signed with an algorithm this API does not accept |
+//! | `not_an_access_token` | 401 `invalid_token` | The token is not an access token (typ must be at+jwt) |
+//! | `id_token` | 401 `invalid_token` | An ID token was presented; this API accepts access tokens only |
+//! | `unsupported_header` | 401 `invalid_token` | The access token uses a header parameter this API does not accept |
+//! | `unknown_key` | 401 `invalid_token` | The access token is signed with an unknown key |
+//! | `invalid_signature` | 401 `invalid_token` | The access token signature is invalid |
+//! | `invalid_issuer` | 401 `invalid_token` | The access token was not issued by the trusted issuer |
+//! | `invalid_audience` | 401 `invalid_token` | The access token is not meant for this API |
+//! | `token_expired` | 401 `invalid_token` | The access token expired |
+//! | `token_not_yet_valid` | 401 `invalid_token` | The access token is not valid yet |
+//! | `issued_in_future` | 401 `invalid_token` | The access token is issued in the future |
+//! | `lifetime_exceeded` | 401 `invalid_token` | The access token lifetime exceeds the allowed maximum |
+//! | `invalid_claim` | 401 `invalid_token` | The access token lacks a required claim or has a malformed one |
+//! | `invalid_scope_claim` | 401 `invalid_token` | The access token scope claim is malformed |
+//! | `client_not_allowed` | 401 `invalid_token` | The access token was issued to a client this API does not accept |
+//! | `sender_constrained` | 401 `invalid_token` | The access token is sender-constrained and cannot be used as a bearer token |
+//! | `insufficient_scope` | 403 `insufficient_scope` | The access token lacks a scope this route requires (body only) |
+//! | `keys_unavailable` | 503, no challenge | The issuer's signing keys are unavailable; retry later (body only) |
+//!
 //! ## Configuration from the environment
 //! [`Authority::from_env`] (or [`AuthorityBuilder::from_env`], to add settings before
 //! building) reads the settings of most deployments; each error names the variable:
@@ -198,4 +231,15 @@ pub mod __private {
         extract::{Guard, Requirement},
         scope::ScopeExpr,
     };
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_reason_code_is_in_the_crate_docs_table() {
+        let docs = include_str!("lib.rs");
+        for code in crate::authority::REASONS {
+            assert!(docs.contains(&format!("//! | `{code}` |")), "`{code}` is missing from the reason table");
+        }
+    }
 }

@@ -59,7 +59,7 @@ async fn run() -> Result<(), String> {
 
     let store = Store::open(config.database_path.as_deref())
         .map_err(|e| format!("invalid DATABASE_PATH: cannot open the database: {e}"))?;
-    let listener = TcpListener::bind(config.bind).await.map_err(|e| format!("invalid BIND: {}: {e}", config.bind))?;
+    let listener = TcpListener::bind(config.bind).await.map_err(|e| bind_error(config.bind, &e))?;
     let address = listener.local_addr().map_err(|e| format!("invalid BIND: {e}"))?;
 
     // No ISSUER: start the development issuer, then trust it like any other issuer.
@@ -112,6 +112,23 @@ async fn authority(config: &Config, dev_issuer: Option<&DevIssuer>) -> Result<Au
     // `.build()` instead of `.connect()` would start at once, without waiting for the
     // issuer, and answer 503 until its keys arrive.
     builder.connect().await.map_err(|e| format!("cannot use the issuer {issuer} ({setting}): {e}"))
+}
+
+/// Why `BIND` could not be listened on: a value that parsed is a valid address, so the
+/// usual causes are the machine's, said as such.
+fn bind_error(bind: std::net::SocketAddr, error: &std::io::Error) -> String {
+    match error.kind() {
+        std::io::ErrorKind::AddrInUse => format!(
+            "cannot listen on {bind} (BIND): the address is already in use by another process; stop it, or set BIND to another port"
+        ),
+        std::io::ErrorKind::AddrNotAvailable => {
+            format!("cannot listen on {bind} (BIND): no network interface of this machine has that address")
+        }
+        std::io::ErrorKind::PermissionDenied => {
+            format!("cannot listen on {bind} (BIND): permission denied (ports below 1024 need privileges)")
+        }
+        _ => format!("cannot listen on {bind} (BIND): {error}"),
+    }
 }
 
 /// The log, on stderr (stdout carries the banner and the `listening on` line).

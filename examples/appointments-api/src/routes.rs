@@ -20,7 +20,7 @@ use axum::{
     Json, Router,
     body::Body,
     extract::{DefaultBodyLimit, FromRef, State},
-    http::{Request, Response, StatusCode},
+    http::{Request, Response, StatusCode, header},
     routing::{delete, get},
 };
 use scopegate::{AccessToken, Authority, requires_scope};
@@ -131,9 +131,12 @@ async fn create_appointment(
     token: AccessToken,
     State(store): State<Store>,
     ApiJson(body): ApiJson<CreateAppointment>,
-) -> Result<(StatusCode, Json<Appointment>), ApiError> {
+) -> Result<(StatusCode, [(header::HeaderName, String); 1], Json<Appointment>), ApiError> {
     let new = body.validate()?;
-    Ok((StatusCode::CREATED, Json(store.create(token.subject(), new).await?)))
+    let created = store.create(token.subject(), new).await?;
+    // RFC 9110 §15.3.2: a 201 names the created resource.
+    let location = format!("/api/appointments/{}", created.id);
+    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(created)))
 }
 
 /// Deletes one of the caller's appointments. An administrator, or a client holding both

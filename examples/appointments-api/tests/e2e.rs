@@ -305,6 +305,8 @@ async fn token_then_list_create_and_list_again() {
     assert_eq!(created["starts_at"], "2030-01-31T08:30:00Z");
     assert_eq!(created["notes"], "bring the forms");
     assert!(created["id"].is_i64());
+    let location = reply.headers.get("location").and_then(|v| v.to_str().ok());
+    assert_eq!(location, Some(format!("/api/appointments/{}", created["id"])).as_deref(), "201 names what it created");
 
     let reply = call(&service, Method::GET, "/api/appointments", Some(&token), None).await;
     assert_eq!((reply.status, reply.json()), (StatusCode::OK, json!([created])));
@@ -659,9 +661,10 @@ fn a_bad_configuration_exits_non_zero_with_one_line() {
     let taken = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
     let taken: SocketAddr = taken.local_addr().unwrap();
     let taken = taken.to_string();
+    let in_use = format!("cannot listen on {taken} (BIND): the address is already in use");
     let cases: &[(&[(&str, &str)], &str)] = &[
         (&[("BIND", "localhost:3000")], "invalid BIND"),
-        (&[("BIND", &taken)], "invalid BIND"),
+        (&[("BIND", &taken)], &in_use),
         (&[("TOKEN_PROFILE", "strict")], "invalid TOKEN_PROFILE"),
         (&[("AUDIENCE", "")], "invalid AUDIENCE"),
         (&[("ISSUER", "")], "invalid ISSUER"),

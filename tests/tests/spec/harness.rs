@@ -324,13 +324,22 @@ impl Outcome {
         self.noscope_in(REALM, required);
     }
 
+    /// The harness's guarded routes require all of their scopes, so `required` (the
+    /// challenge's set) also spells the whole requirement of the body.
     pub(crate) fn noscope_in(&self, realm: &str, required: &str) {
+        let scopes: Vec<String> = required.split(' ').map(|s| format!("\"{s}\"")).collect();
+        let requirement = match scopes.as_slice() {
+            [one] => one.clone(),
+            all => format!("all({})", all.join(", ")),
+        };
         self.rejected(
             StatusCode::FORBIDDEN,
             &format!("Bearer realm=\"{realm}\", error=\"insufficient_scope\", scope=\"{required}\""),
             &json!({
                 "error": "insufficient_scope",
                 "error_description": "The access token lacks a scope this route requires",
+                "scope": required,
+                "requirement": requirement,
                 "reason": "insufficient_scope",
             }),
         );

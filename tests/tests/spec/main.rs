@@ -34,7 +34,6 @@ mod confusion;
 mod scopes;
 
 /// Sections 6 and 8 again, through a warm verified-token cache.
-#[path = "spec/cache.rs"]
 mod cache;
 
 /// Section 9: error-response and logging hygiene.
