@@ -133,6 +133,8 @@ mod json;
 mod jwks;
 mod jws;
 mod keys;
+#[cfg(test)]
+mod network_input_tests;
 mod rejection;
 mod scope;
 mod source;
