@@ -45,7 +45,7 @@ pub(crate) async fn jwks_uri(
     Err(last_error)
 }
 
-fn read_document(body: &[u8], issuer: &str, allow_private: bool) -> Result<Url, FetchError> {
+pub(crate) fn read_document(body: &[u8], issuer: &str, allow_private: bool) -> Result<Url, FetchError> {
     let doc = crate::json::parse_object(body).map_err(|_| FetchError::NotJson)?;
     match doc.get("issuer") {
         Some(Value::String(found)) if found == issuer => {}

@@ -132,23 +132,58 @@
 //!   for a fetch, even while the issuer hangs.
 //! - **A token with an unknown `kid`** (the issuer rotated) triggers one refresh, shared by
 //!   every concurrent request with that kid, and at most one per cooldown (default 30 s,
-//!   [`AuthorityBuilder::jwks_refresh_cooldown`]); if the kid is still unknown the token
-//!   gets 401 `unknown_key`, and that kid is answered from a bounded negative cache
-//!   until the cooldown passes. New keys are therefore accepted as soon as the issuer
-//!   publishes them, at most one cooldown after the previous fetch.
+//!   1 s to 1 h, [`AuthorityBuilder::jwks_refresh_cooldown`]); if the kid is still unknown
+//!   the token gets 401 `unknown_key`, and that kid is answered from a bounded negative
+//!   cache until the cooldown passes. New keys are therefore accepted as soon as the
+//!   issuer publishes them, at most one cooldown after the previous fetch (while the
+//!   budget below lasts).
+//! - **The fetch budget**: fetches triggered by requests (unknown kids, and requests that
+//!   found no usable keys) also draw on a token bucket per issuer: a burst of 5, refilled
+//!   at 60 an hour ([`AuthorityBuilder::jwks_fetch_budget`]), so over any `h` hours at
+//!   most `burst + per_hour × h` of them run, however many tokens with invented kids
+//!   arrive. When it is spent, such tokens get 401 `unknown_key` at once, without a fetch.
+//!   The scheduled fetches (the first load and its retries, the refresh before expiry)
+//!   never draw on it.
+//! - **The longest a new key goes unseen under a flood**: every fetch loads the whole
+//!   set, so a key is seen by the first fetch that starts after the issuer publishes it.
+//!   The scheduled refresh starts at 80 % of the TTL of the last fetched set, counted
+//!   from the end of the last successful fetch, whatever the flood did to the budget. A
+//!   fetch that began just before the key was published can end up to one request
+//!   timeout after it and restart that schedule, and the scheduled fetch itself takes up
+//!   to one more. So while the issuer answers, a newly published key is accepted at most
+//!   **0.8 × TTL + 2 × the total request timeout** after it is published (TTL of the last
+//!   fetched set; the timeout is 10 s by default): 48 min 20 s for an issuer that sends no
+//!   `Cache-Control`, and at most 19 h 12 min 20 s with the default bounds (0.8 × 24 h,
+//!   for an issuer that asks for a day or more). While
+//!   tokens with unknown kids keep arriving (the flood itself, or tokens signed with the
+//!   new key), a spent budget still allows one fetch every `max(cooldown, 3600 s /
+//!   per_hour)`, one a minute by default, which picks the key up sooner.
 //! - **Freshness**: each fetched set lives for its `Cache-Control: max-age`, clamped to
-//!   [5 min, 24 h] (1 h when absent, 5 min for `no-store`/`no-cache`;
-//!   [`AuthorityBuilder::jwks_ttl_bounds`]); a background task refetches at 80 % of that.
+//!   [5 min, 24 h] (1 h when absent, 5 min for `no-store`/`no-cache`, the upper bound
+//!   for a value too large to represent; [`AuthorityBuilder::jwks_ttl_bounds`], the
+//!   upper bound at most 7 days); a background task refetches at 80 % of that after the
+//!   last successful fetch.
 //! - **A removed key** stops working at the next successful fetch: the new set replaces
 //!   the old one whole, with no grace period.
 //! - **Outages**: a failed fetch (timeout — connect 5 s, total 10 s —, HTTP error, a body
 //!   over 256 KiB, HTML, JSON without usable keys) keeps the last good set and is logged
 //!   and counted; retries back off from the cooldown up to 5 min. The last good set is
-//!   used for up to 24 h past its expiry ([`AuthorityBuilder::jwks_max_stale`]); after
-//!   that requests get **503** with `Retry-After` until a fetch succeeds.
-//! - **Safety**: only https URLs (http for loopback hosts, for development), no redirects
-//!   except one to https on the same host, no private, link-local or metadata addresses
-//!   unless allowed, and nothing from a token (`jku`, `x5u`, `kid`) ever reaches a URL.
+//!   used for up to 24 h past its expiry ([`AuthorityBuilder::jwks_max_stale`], at most
+//!   7 days); after that requests get **503** with `Retry-After` until a fetch succeeds. A
+//!   fetch whose task panics or is cancelled (its runtime shut down) counts as a failed
+//!   fetch: it never blocks the next one.
+//! - **Safety**: only https URLs. Plain http is allowed for development only to a
+//!   loopback host named in the configuration (the issuer or `jwks_uri`); a `jwks_uri`
+//!   discovered from an https issuer must be https. At most one redirect, to https on
+//!   the same host and port. No address outside the public internet unless
+//!   [`AuthorityBuilder::allow_private_networks`]: every range of the IANA IPv4 and IPv6
+//!   special-purpose registries that is not globally reachable (private, shared, link
+//!   local and cloud metadata, benchmarking, documentation, reserved, `192.0.0.0/24`,
+//!   `2001::/23`, unique local, …), multicast, and the translation prefixes that carry an
+//!   IPv4 address (NAT64 `64:ff9b::/96`, 6to4 `2002::/16`, IPv4-compatible `::/96`;
+//!   an IPv4-mapped address is judged by its IPv4 address), checked on URL literals and on
+//!   every DNS answer; loopback is allowed. Nothing from a token (`jku`, `x5u`, `kid`) ever
+//!   reaches a URL.
 //!
 //! ## The verified-token cache
 //! A token seen before is accepted without a second signature check
@@ -190,6 +225,8 @@ mod json;
 mod jwks;
 mod jws;
 mod keys;
+#[cfg(test)]
+mod network_input_tests;
 mod rejection;
 mod scope;
 mod source;
