@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Mutation testing of the modules that decide (see .cargo/mutants.toml): every mutant of a
+# check must be caught by a test, or be listed there with the reason it is equivalent.
+#
+#   bash scripts/mutants.sh                        # every deciding module (hours on 2 cores)
+#   bash scripts/mutants.sh runtime/src/scope.rs   # only these files
+#   bash scripts/mutants.sh --in-diff [BASE]       # only code the change since BASE touched
+#                                                  #   (default: main)
+#
+# Bounded in time: the whole run stops after MUTANTS_BUDGET seconds (default 3600); one
+# mutant's tests after MUTANTS_TEST_TIMEOUT (default 120) and its build after 600. The
+# report is in target/mutants/mutants.out (missed.txt, caught.txt, timeout.txt,
+# unviable.txt). Exits non-zero when a mutant was missed or the budget ran out.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+if ! command -v cargo-mutants >/dev/null; then
+  echo "cargo-mutants is not installed: cargo install --locked cargo-mutants" >&2
+  exit 2
+fi
+
+BUDGET="${MUTANTS_BUDGET:-3600}"
+TEST_TIMEOUT="${MUTANTS_TEST_TIMEOUT:-120}"
+args=(--timeout "$TEST_TIMEOUT" --minimum-test-timeout 60 --build-timeout 600 --output target -p scopegate)
+
+if [[ "${1:-}" == "--in-diff" ]]; then
+  base="${2:-main}"
+  mkdir -p target
+  git diff "$base" -- runtime/src >target/mutants.diff
+  if [[ ! -s target/mutants.diff ]]; then
+    echo "no change to runtime/src since $base: nothing to mutate"
+    exit 0
+  fi
+  args+=(--in-diff target/mutants.diff)
+else
+  # The modules that decide whether a request is let through.
+  files=("$@")
+  if [[ ${#files[@]} -eq 0 ]]; then
+    files=(credentials jws json keys claims scope cache verify jwks)
+    files=("${files[@]/#/runtime/src/}")
+    files=("${files[@]/%/.rs}")
+  fi
+  for file in "${files[@]}"; do
+    args+=(--file "$file")
+  done
+fi
+
+# `--exact --skip ui` leaves out the trybuild suite only (a plain `--skip ui` would also
+# skip every test whose name contains "ui", such as `…_builds`).
+exec timeout --signal=INT --kill-after=30 "$BUDGET" cargo mutants "${args[@]}" -- --exact --skip ui
