@@ -228,6 +228,25 @@ async fn eventually(what: &str, timeout: Duration, mut check: impl AsyncFnMut() 
 }
 
 #[tokio::test]
+async fn case_057_kid_over_256_bytes_triggers_no_jwks_refresh() {
+    // Security spec section 3 with keys over HTTP, where a refresh can be observed: a kid
+    // too long to be one is malformed, refused before key lookup, and fetches nothing.
+    let (server, issuer) = serving_test_keys().await;
+    let authority = builder(&server).connect().await.unwrap();
+    assert_eq!(server.hits(), 1);
+    tokio::time::sleep(Duration::from_millis(1100)).await; // past the 1 s cooldown: a refresh would be allowed
+    for kid in ["k".repeat(257), "é".repeat(129), "k".repeat(1_000)] {
+        let outcome = call(&authority, &issuer.access_token().kid(&kid).sign()).await;
+        assert_eq!((outcome.status, outcome.reason.as_str()), (401, "malformed_token"), "{} bytes", kid.len());
+    }
+    assert_eq!(server.hits(), 1, "no JWKS fetch for an oversized kid");
+    // The control: an unknown kid of 256 bytes does trigger the refresh.
+    let outcome = call(&authority, &issuer.access_token().kid(&"k".repeat(256)).sign()).await;
+    assert_eq!((outcome.status, outcome.reason.as_str()), (401, "unknown_key"));
+    assert_eq!(server.hits(), 2, "one refresh for an unknown kid of legal length");
+}
+
+#[tokio::test]
 async fn case_149_connect_fails_at_startup_when_the_issuer_is_down() {
     // Bind and drop a listener: nothing answers on that port.
     let port = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap().port();
