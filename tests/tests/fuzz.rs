@@ -9,7 +9,10 @@
 //!   place, or with a random claim set.
 //!
 //! The property: no input panics, every answer is one of the spec's outcomes, and only the
-//! untouched valid token is accepted (status 200). 2 000 cases in all.
+//! untouched valid token is accepted (status 200). Random headers are signed with the key
+//! they name, so they reach key lookup and the signature, and each gets exactly the
+//! answer (accept or reason code) the pipeline's order of checks gives it. 2 000 cases in
+//! all.
 
 // The harness helpers panic on purpose: a failed expectation is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
