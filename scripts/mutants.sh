@@ -9,7 +9,7 @@
 #
 # Bounded in time: the whole run stops after MUTANTS_BUDGET seconds (default 3600); one
 # mutant's tests after MUTANTS_TEST_TIMEOUT (default 120) and its build after 600. The
-# report is in target/mutants/mutants.out (missed.txt, caught.txt, timeout.txt,
+# report is in target/mutants.out/ (missed.txt, caught.txt, timeout.txt,
 # unviable.txt). Exits non-zero when a mutant was missed or the budget ran out.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -23,7 +23,7 @@ BUDGET="${MUTANTS_BUDGET:-3600}"
 TEST_TIMEOUT="${MUTANTS_TEST_TIMEOUT:-120}"
 # No `-p scopegate`: it would also narrow the test packages to the runtime alone (the
 # files examined are all in runtime/src anyway).
-args=(--timeout "$TEST_TIMEOUT" --minimum-test-timeout 60 --build-timeout 600 --output target)
+args=(--timeout "$TEST_TIMEOUT" --minimum-test-timeout 60 --build-timeout 600)
 
 if [[ "${1:-}" == "--in-diff" ]]; then
   base="${2:-main}"
@@ -33,7 +33,7 @@ if [[ "${1:-}" == "--in-diff" ]]; then
     echo "no change to runtime/src since $base: nothing to mutate"
     exit 0
   fi
-  args+=(--in-diff target/mutants.diff)
+  args+=(--in-diff "$PWD/target/mutants.diff")
 else
   # The modules that decide whether a request is let through.
   files=("$@")
@@ -47,5 +47,21 @@ else
   done
 fi
 
+# cargo-mutants' own copy of the tree does not keep file times, and cargo then rebuilds
+# every dependency (minutes on two cores). So the tree, target/ included, is copied here
+# with `cp -a` (times kept: only the runtime is rebuilt) and mutated in place in the copy.
+root="$PWD"
+work="$(mktemp -d "${TMPDIR:-/tmp}/scopegate-mutants.XXXXXX")"
+trap 'rm -rf "$work"' EXIT
+cp -a . "$work/"
+rm -rf "$work/target/mutants.out"
+args+=(--in-place --output "$root/target")
+
 # Which tests judge a mutant (and the trybuild suite left out) is in .cargo/mutants.toml.
-exec timeout --signal=INT --kill-after=30 "$BUDGET" cargo mutants "${args[@]}"
+cd "$work"
+status=0
+timeout --signal=INT --kill-after=30 "$BUDGET" cargo mutants "${args[@]}" || status=$?
+if [[ $status -eq 124 ]]; then
+  echo "scripts/mutants.sh: stopped after the budget of ${BUDGET}s; the report covers the mutants tested" >&2
+fi
+exit "$status"
