@@ -378,6 +378,7 @@ pub struct AuthorityBuilder {
     token_cache_max_bytes: Option<usize>,
     token_cache_max_age: Option<Duration>,
     clock: Clock,
+    tls_roots: Vec<Vec<u8>>,
 }
 
 impl AuthorityBuilder {
@@ -608,6 +609,15 @@ impl AuthorityBuilder {
         self
     }
 
+    /// Trusts only this CA certificate (DER) for https fetches of discovery and keys,
+    /// instead of the system's CAs (feature `testing`): for tests that serve keys over
+    /// TLS with a certificate they made. Call it again to trust several.
+    #[cfg(feature = "testing")]
+    pub fn tls_root_certificate(mut self, der: impl Into<Vec<u8>>) -> Self {
+        self.tls_roots.push(der.into());
+        self
+    }
+
     /// Builds the authority without waiting for the issuer.
     ///
     /// With static keys (`static_jwks`, `public_key_pem`, `shared_secret`) everything is
@@ -757,7 +767,14 @@ impl AuthorityBuilder {
                     ));
                 }
                 if self.jwks.is_empty() && self.pems.is_empty() {
-                    let remote = remote_keys(&issuer, self.jwks_uri.as_deref(), &algorithms, self.http, self.cache)?;
+                    let remote = remote_keys(
+                        &issuer,
+                        self.jwks_uri.as_deref(),
+                        &algorithms,
+                        self.http,
+                        self.cache,
+                        &self.tls_roots,
+                    )?;
                     (algorithms, Keys::Remote(remote))
                 } else {
                     if self.jwks_uri.is_some() {
@@ -862,6 +879,7 @@ fn remote_keys(
     algorithms: &[Algorithm],
     http: HttpLimits,
     cache: CachePolicy,
+    tls_roots: &[Vec<u8>],
 ) -> Result<Arc<RemoteKeys>, ConfigError> {
     let max_timeout = Duration::from_secs(60);
     if http.connect_timeout.is_zero()
@@ -910,7 +928,7 @@ fn remote_keys(
             )
         })?),
     };
-    let client = IssuerClient::new(http)?;
+    let client = IssuerClient::new(http, tls_roots)?;
     Ok(RemoteKeys::new(client, issuer.into(), location, algorithms.to_vec(), http.allow_private_networks, cache))
 }
 

@@ -124,14 +124,24 @@ pub(crate) struct IssuerClient {
 }
 
 impl IssuerClient {
-    pub(crate) fn new(limits: HttpLimits) -> Result<Self, ConfigError> {
-        let client = Client::builder()
+    /// The client, trusting the system's CAs, or only `roots` (DER certificates) when
+    /// given (settable with the `testing` feature only, for TLS servers a test starts).
+    pub(crate) fn new(limits: HttpLimits, roots: &[Vec<u8>]) -> Result<Self, ConfigError> {
+        let mut builder = Client::builder()
             .user_agent(concat!("scopegate/", env!("CARGO_PKG_VERSION"), " (JWKS fetcher)"))
             .connect_timeout(limits.connect_timeout)
             .timeout(limits.total_timeout)
             .redirect(redirect::Policy::custom(same_host_https_once))
             .no_proxy()
-            .dns_resolver(FilteringResolver { allow_private: limits.allow_private_networks })
+            .dns_resolver(FilteringResolver { allow_private: limits.allow_private_networks });
+        if !roots.is_empty() {
+            let certificates =
+                roots.iter().map(|der| reqwest::Certificate::from_der(der)).collect::<Result<Vec<_>, _>>();
+            let certificates = certificates
+                .map_err(|e| ConfigError::new("tls_root_certificate", format!("not a DER certificate: {e}")))?;
+            builder = builder.tls_certs_only(certificates);
+        }
+        let client = builder
             .build()
             .map_err(|e| ConfigError::new("http", format!("the HTTP client could not be built: {e}")))?;
         Ok(Self { client, limits })

@@ -200,7 +200,7 @@
 //! ## Feature flags
 //! | feature | default | what it adds |
 //! |---|---|---|
-//! | `testing` | no | [`testing::TestIssuer`], an in-memory issuer for tests. Never enable it in production. |
+//! | `testing` | no | [`testing::TestIssuer`], an in-memory issuer for tests, and [`testing::TestClock`] with [`AuthorityBuilder::clock`]. Never enable it in production. |
 //!
 //! ## Crypto backend
 //! Signatures are verified with `aws-lc-rs` (the backend of jsonwebtoken's `aws_lc_rs`

@@ -4,7 +4,10 @@
 // Test helpers fail loudly: a panic is the assertion.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::time::Duration;
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use scopegate::{Algorithm, Authority, AuthorityBuilder, Profile, testing::TestIssuer};
 
@@ -153,9 +156,52 @@ async fn a_fetch_budget_outside_its_bounds_is_refused() {
     remote().jwks_fetch_budget(3600, 100).build().unwrap();
 }
 
+/// The events a build logs: (level, target, message and fields as `name=value`).
+#[derive(Default)]
+struct Events(Mutex<Vec<(tracing::Level, String, String)>>);
+
+impl tracing::Subscriber for Events {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        struct Text(String);
+        impl tracing::field::Visit for Text {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                use std::fmt::Write as _;
+                let _ = write!(self.0, " {}={value:?}", field.name());
+            }
+        }
+        let mut text = Text(String::new());
+        event.record(&mut text);
+        let meta = event.metadata();
+        self.0.lock().unwrap().push((*meta.level(), meta.target().to_owned(), text.0));
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+/// The events logged while `f` runs on this thread.
+fn logged(f: impl FnOnce()) -> Vec<(tracing::Level, String, String)> {
+    let events = Arc::new(Events::default());
+    tracing::subscriber::with_default(Arc::clone(&events), f);
+    std::mem::take(&mut *events.0.lock().unwrap())
+}
+
 #[test]
 fn the_compatible_profile_builds_with_a_warning() {
-    valid().profile(Profile::Compatible).build().unwrap();
+    let issuer = scopegate::testing::DEFAULT_ISSUER;
+    let events = logged(|| drop(valid().profile(Profile::Compatible).build().unwrap()));
+    let message = "compatible token profile enabled: tokens typed `JWT` or untyped are accepted when they look \
+                   like access tokens (RFC 9068 strict mode is off)";
+    assert_eq!(events, [(tracing::Level::WARN, "scopegate".to_owned(), format!(" message={message} issuer={issuer}"))],);
+    // The strict profile builds without a word.
+    assert_eq!(logged(|| drop(valid().build().unwrap())), []);
 }
 
 #[test]

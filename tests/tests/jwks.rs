@@ -228,6 +228,25 @@ async fn eventually(what: &str, timeout: Duration, mut check: impl AsyncFnMut() 
 }
 
 #[tokio::test]
+async fn case_057_kid_over_256_bytes_triggers_no_jwks_refresh() {
+    // Security spec section 3 with keys over HTTP, where a refresh can be observed: a kid
+    // too long to be one is malformed, refused before key lookup, and fetches nothing.
+    let (server, issuer) = serving_test_keys().await;
+    let authority = builder(&server).connect().await.unwrap();
+    assert_eq!(server.hits(), 1);
+    tokio::time::sleep(Duration::from_millis(1100)).await; // past the 1 s cooldown: a refresh would be allowed
+    for kid in ["k".repeat(257), "é".repeat(129), "k".repeat(1_000)] {
+        let outcome = call(&authority, &issuer.access_token().kid(&kid).sign()).await;
+        assert_eq!((outcome.status, outcome.reason.as_str()), (401, "malformed_token"), "{} bytes", kid.len());
+    }
+    assert_eq!(server.hits(), 1, "no JWKS fetch for an oversized kid");
+    // The control: an unknown kid of 256 bytes does trigger the refresh.
+    let outcome = call(&authority, &issuer.access_token().kid(&"k".repeat(256)).sign()).await;
+    assert_eq!((outcome.status, outcome.reason.as_str()), (401, "unknown_key"));
+    assert_eq!(server.hits(), 2, "one refresh for an unknown kid of legal length");
+}
+
+#[tokio::test]
 async fn case_149_connect_fails_at_startup_when_the_issuer_is_down() {
     // Bind and drop a listener: nothing answers on that port.
     let port = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap().port();
@@ -628,20 +647,186 @@ async fn case_161_http_jwks_uri_off_loopback_is_a_configuration_error() {
     assert_eq!(error.setting(), "issuer");
 }
 
-#[tokio::test]
-async fn case_162_a_tls_failure_is_a_fetch_failure() {
-    // The key server speaks plain HTTP: an https URL to it fails the TLS handshake.
-    let server = KeyServer::start(json!({"keys": []})).await;
-    let error = Authority::builder()
-        .issuer(server.url())
+/// A test CA and the certificates it (or nobody) vouches for.
+struct TestCa {
+    der: Vec<u8>,
+    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+}
+
+impl TestCa {
+    fn new() -> Self {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.distinguished_name.push(rcgen::DnType::CommonName, "scopegate test CA");
+        let key = rcgen::KeyPair::generate().unwrap();
+        let der = params.self_signed(&key).unwrap().der().to_vec();
+        Self { der, issuer: rcgen::Issuer::new(params, key) }
+    }
+
+    /// A server certificate for `name` (an IP address or a DNS name) signed by this CA,
+    /// with its private key.
+    fn certificate(&self, name: &str) -> (Vec<u8>, Vec<u8>) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec![name.to_owned()]).unwrap().signed_by(&key, &self.issuer).unwrap();
+        (cert.der().to_vec(), key.serialize_der())
+    }
+}
+
+/// A certificate for `name` signed by its own key, with that key.
+fn self_signed(name: &str) -> (Vec<u8>, Vec<u8>) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec![name.to_owned()]).unwrap().self_signed(&key).unwrap();
+    (cert.der().to_vec(), key.serialize_der())
+}
+
+/// A key server over TLS on 127.0.0.1 (rustls, aws-lc-rs provider). It answers every
+/// request with `jwks` (HTTP/1.1, one request per connection) using the certificate it
+/// holds, which the test can swap; it counts failed handshakes and answered requests.
+struct TlsKeyServer {
+    addr: SocketAddr,
+    config: Arc<Mutex<Arc<tokio_rustls::rustls::ServerConfig>>>,
+    failed_handshakes: Arc<AtomicUsize>,
+    answered: Arc<AtomicUsize>,
+}
+
+fn tls_config((cert, key): (Vec<u8>, Vec<u8>)) -> Arc<tokio_rustls::rustls::ServerConfig> {
+    use tokio_rustls::rustls::{
+        ServerConfig,
+        crypto::aws_lc_rs,
+        pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer},
+    };
+    let config = ServerConfig::builder_with_provider(Arc::new(aws_lc_rs::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![CertificateDer::from(cert)], PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key)))
+        .unwrap();
+    Arc::new(config)
+}
+
+impl TlsKeyServer {
+    async fn start(certificate: (Vec<u8>, Vec<u8>), jwks: Value) -> Self {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let config = Arc::new(Mutex::new(tls_config(certificate)));
+        let failed_handshakes = Arc::new(AtomicUsize::new(0));
+        let answered = Arc::new(AtomicUsize::new(0));
+        let (shared, failed, served) = (Arc::clone(&config), Arc::clone(&failed_handshakes), Arc::clone(&answered));
+        let body = jwks.to_string();
+        tokio::spawn(async move {
+            loop {
+                let (stream, _) = listener.accept().await.unwrap();
+                let acceptor = tokio_rustls::TlsAcceptor::from(Arc::clone(&*shared.lock().unwrap()));
+                let (failed, served, body) = (Arc::clone(&failed), Arc::clone(&served), body.clone());
+                tokio::spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(stream).await else {
+                        failed.fetch_add(1, Ordering::SeqCst);
+                        return;
+                    };
+                    let mut request = Vec::new();
+                    let mut buffer = [0u8; 1024];
+                    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match tls.read(&mut buffer).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => request.extend_from_slice(&buffer[..n]),
+                        }
+                    }
+                    let response = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    served.fetch_add(1, Ordering::SeqCst);
+                    let _ = tls.write_all(response.as_bytes()).await;
+                    let _ = tls.shutdown().await;
+                });
+            }
+        });
+        Self { addr, config, failed_handshakes, answered }
+    }
+
+    fn jwks_uri(&self) -> String {
+        format!("https://{}/jwks", self.addr)
+    }
+
+    fn set_certificate(&self, certificate: (Vec<u8>, Vec<u8>)) {
+        *self.config.lock().unwrap() = tls_config(certificate);
+    }
+
+    fn counts(&self) -> (usize, usize) {
+        (self.failed_handshakes.load(Ordering::SeqCst), self.answered.load(Ordering::SeqCst))
+    }
+}
+
+const TLS_ISSUER: &str = "https://issuer.tls.test/";
+
+/// An authority fetching its keys from `server`, trusting only `ca`.
+fn tls_builder(server: &TlsKeyServer, ca: &TestCa) -> AuthorityBuilder {
+    Authority::builder()
+        .issuer(TLS_ISSUER)
         .audience(AUD)
-        .jwks_uri(format!("https://{}/jwks", server.addr))
+        .jwks_uri(server.jwks_uri())
+        .tls_root_certificate(ca.der.clone())
+        .jwks_refresh_cooldown(Duration::from_secs(1))
         .http_timeouts(Duration::from_secs(1), Duration::from_secs(2))
-        .connect()
-        .await
-        .unwrap_err();
+}
+
+#[tokio::test]
+async fn case_162_keys_over_tls_from_a_certificate_the_trusted_ca_signed_for_this_host_are_fetched() {
+    // The control for the two refusals below: the same server, the right certificate.
+    let ca = TestCa::new();
+    let issuer = TestIssuer::new().with_issuer(TLS_ISSUER);
+    let server = TlsKeyServer::start(ca.certificate("127.0.0.1"), issuer.jwks()).await;
+    let authority = tls_builder(&server, &ca).connect().await.unwrap();
+    assert_eq!(server.counts(), (0, 1));
+    assert_eq!(call(&authority, &issuer.access_token().sign()).await.status, 200);
+}
+
+#[tokio::test]
+async fn case_162_a_self_signed_certificate_fails_the_fetch_at_the_handshake() {
+    let ca = TestCa::new();
+    let server = TlsKeyServer::start(self_signed("127.0.0.1"), TestIssuer::new().jwks()).await;
+    let error = tls_builder(&server, &ca).connect().await.unwrap_err();
     assert_eq!(error.setting(), "jwks_uri");
-    assert!(error.to_string().contains("connection failed"), "{error}");
+    assert!(error.to_string().ends_with("could not load the issuer's keys: the connection failed"), "{error}");
+    // The server sees the handshake fail (the client's alert) a moment later.
+    eventually("the server to see the handshake fail", Duration::from_secs(2), async || server.counts().0 >= 1).await;
+    assert_eq!(server.counts().1, 0, "no request was sent over an unverified connection");
+}
+
+#[tokio::test]
+async fn case_162_a_certificate_for_another_name_fails_the_fetch_at_the_handshake() {
+    // Signed by the trusted CA, but for another host: only the name check refuses it.
+    let ca = TestCa::new();
+    let server = TlsKeyServer::start(ca.certificate("keys.example.test"), TestIssuer::new().jwks()).await;
+    let error = tls_builder(&server, &ca).connect().await.unwrap_err();
+    assert_eq!(error.setting(), "jwks_uri");
+    assert!(error.to_string().ends_with("could not load the issuer's keys: the connection failed"), "{error}");
+    // The server sees the handshake fail (the client's alert) a moment later.
+    eventually("the server to see the handshake fail", Duration::from_secs(2), async || server.counts().0 >= 1).await;
+    assert_eq!(server.counts().1, 0, "no request was sent over an unverified connection");
+}
+
+#[tokio::test]
+async fn case_162_a_certificate_failure_at_a_refresh_keeps_the_last_good_keys() {
+    let ca = TestCa::new();
+    let issuer = TestIssuer::new().with_issuer(TLS_ISSUER);
+    let server = TlsKeyServer::start(ca.certificate("127.0.0.1"), issuer.jwks()).await;
+    let authority = tls_builder(&server, &ca).connect().await.unwrap();
+    for (round, certificate) in [self_signed("127.0.0.1"), ca.certificate("keys.example.test")].into_iter().enumerate()
+    {
+        server.set_certificate(certificate);
+        tokio::time::sleep(Duration::from_millis(1100)).await; // past the cooldown
+        // An unknown kid asks for a refresh, which fails at the handshake.
+        let outcome = call(&authority, &issuer.access_token().kid("rotated").sign()).await;
+        assert_eq!((outcome.status, outcome.reason.as_str()), (401, "unknown_key"));
+        let stats = authority.stats();
+        assert_eq!((stats.jwks_fetches, stats.jwks_fetch_failures), (2 + round as u64, 1 + round as u64));
+        assert_eq!(server.counts().1, 1, "nothing answered after the first fetch");
+        // The keys fetched over the good connection still verify.
+        assert_eq!(call(&authority, &issuer.access_token().sign()).await.status, 200);
+    }
 }
 
 #[tokio::test]

@@ -1,11 +1,18 @@
 //! Compile-time behaviour of `#[requires_scope]`: every file in `ui/pass` compiles and
 //! runs, every file in `ui/fail` fails with exactly the blessed `.stderr` next to it.
 //!
-//! Compiler messages change between releases, so the suite is pinned to one toolchain and
-//! skipped (loudly) on any other. To re-bless after a deliberate change:
+//! Compiler messages change between releases, so the `.stderr` files are blessed with one
+//! toolchain ([`PINNED`], also named in the README). On another toolchain the suite cannot
+//! judge anything:
+//! - under CI (the `CI` environment variable set, and not `false` or `0`) the test FAILS,
+//!   saying which toolchain it needs: a CI that passed it would have checked nothing;
+//! - elsewhere it is skipped, with a notice written straight to the terminal (libtest
+//!   captures `eprintln!` of passing tests, not writes to the stderr handle).
+//!
+//! To re-bless after a deliberate change, with the pinned toolchain:
 //! `TRYBUILD=overwrite cargo test -p scopegate-tests --test ui`, then review every diff.
 
-use std::process::Command;
+use std::{io::Write as _, process::Command};
 
 /// The toolchain the `.stderr` files were blessed with.
 const PINNED: &str = "rustc 1.95.";
@@ -16,13 +23,16 @@ fn ui() {
     let version = Command::new(&rustc)
         .arg("--version")
         .output()
-        .map(|output| String::from_utf8_lossy(&output.stdout).into_owned())
+        .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_owned())
         .unwrap_or_default();
     if !version.starts_with(PINNED) {
-        eprintln!(
-            "SKIPPED: the ui tests are blessed for `{PINNED}x` and this is `{}`; run them with that toolchain",
-            version.trim()
+        let why = format!(
+            "the ui tests are blessed for `{PINNED}x` and this is `{version}`: run them with that toolchain \
+             (`rustup run 1.95 cargo test -p scopegate-tests --test ui`)"
         );
+        let in_ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
+        assert!(!in_ci, "CI must run the ui suite, but {why}");
+        let _ = writeln!(std::io::stderr(), "\nSKIPPED ui: {why}\n");
         return;
     }
     let cases = trybuild::TestCases::new();

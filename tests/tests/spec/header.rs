@@ -391,8 +391,8 @@ async fn case_057_kid_over_256_bytes_is_refused_before_any_key_work() {
     assert_eq!(authority.stats().signatures_checked, before, "no signature was checked");
     // 256 bytes is still a kid (that no key has).
     expect_badtok(&app, &issuer().access_token().kid(&"k".repeat(256)).sign(), TokenError::UnknownKey).await;
-    // Without a key set refresh there is nothing more to observe here; the JWKS source
-    // (spec section 10) must not refresh for such a kid.
+    // That no JWKS refresh follows is observed with keys over HTTP, in the jwks suite
+    // (`case_057_kid_over_256_bytes_triggers_no_jwks_refresh`).
 }
 
 #[tokio::test]
