@@ -563,7 +563,7 @@ mod tests {
     use crate::http::HttpLimits;
 
     fn remote(policy: CachePolicy) -> Arc<RemoteKeys> {
-        let client = IssuerClient::new(HttpLimits::default()).unwrap();
+        let client = IssuerClient::new(HttpLimits::default(), &[]).unwrap();
         // Nothing listens on port 9 (discard): a fetch fails at once.
         let location = Location::Fixed(Url::parse("http://127.0.0.1:9/jwks").unwrap());
         RemoteKeys::new(client, "http://127.0.0.1:9".into(), location, Algorithm::ASYMMETRIC.to_vec(), false, policy)
