@@ -1,4 +1,5 @@
-//! OpenID Connect Discovery 1.0 §4 and RFC 8414 §3: finding the issuer's `jwks_uri`.
+//! OpenID Connect Discovery 1.0 §4 and RFC 8414 §3: the issuer's metadata (`jwks_uri`,
+//! and the `introspection_endpoint` and `userinfo_endpoint` when it has them).
 //!
 //! The OIDC location (`{issuer}/.well-known/openid-configuration`) is tried first, then
 //! RFC 8414's (`/.well-known/oauth-authorization-server` inserted before the issuer's
@@ -25,13 +26,24 @@ pub(crate) fn discovery_urls(issuer: &Url) -> Vec<Url> {
     urls
 }
 
-/// Fetches the discovery document and returns its checked `jwks_uri`.
-pub(crate) async fn jwks_uri(
+/// What scopegate uses of an issuer's metadata, each URL checked against the URL policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Metadata {
+    /// `jwks_uri` (required).
+    pub(crate) jwks_uri: Url,
+    /// `introspection_endpoint` (RFC 8414 §2, RFC 7662), when advertised and allowed.
+    pub(crate) introspection_endpoint: Option<Url>,
+    /// `userinfo_endpoint` (OIDC Discovery §3), when advertised and allowed.
+    pub(crate) userinfo_endpoint: Option<Url>,
+}
+
+/// Fetches the discovery document and returns its checked metadata.
+pub(crate) async fn fetch(
     client: &IssuerClient,
     issuer: &str,
     issuer_url: &Url,
     allow_private: bool,
-) -> Result<Url, FetchError> {
+) -> Result<Metadata, FetchError> {
     let mut last_error = FetchError::Status(404);
     for url in discovery_urls(issuer_url) {
         match client.get(&url).await {
@@ -45,7 +57,7 @@ pub(crate) async fn jwks_uri(
     Err(last_error)
 }
 
-pub(crate) fn read_document(body: &[u8], issuer: &str, allow_private: bool) -> Result<Url, FetchError> {
+pub(crate) fn read_document(body: &[u8], issuer: &str, allow_private: bool) -> Result<Metadata, FetchError> {
     let doc = crate::json::parse_object(body).map_err(|_| FetchError::NotJson)?;
     match doc.get("issuer") {
         Some(Value::String(found)) if found == issuer => {}
@@ -57,7 +69,28 @@ pub(crate) fn read_document(body: &[u8], issuer: &str, allow_private: bool) -> R
     // Plain http only under a plain-http issuer (which the configuration allowed only on
     // loopback): an https issuer's document cannot move key fetches to http.
     let plain_http_issuer = Url::parse(issuer).is_ok_and(|url| url.scheme() == "http");
-    check_url(jwks_uri, allow_private, plain_http_issuer).map_err(FetchError::BadJwksUri)
+    let jwks_uri = check_url(jwks_uri, allow_private, plain_http_issuer).map_err(FetchError::BadJwksUri)?;
+    // An optional endpoint that is malformed or breaks the URL policy is left out (and
+    // logged): it must not cost the issuer its keys.
+    let endpoint = |name: &str| match doc.get(name) {
+        None => None,
+        Some(Value::String(url)) => match check_url(url, allow_private, plain_http_issuer) {
+            Ok(url) => Some(url),
+            Err(why) => {
+                tracing::warn!(target: "scopegate", issuer, endpoint = name, why, "discovered endpoint not used");
+                None
+            }
+        },
+        Some(_) => {
+            tracing::warn!(target: "scopegate", issuer, endpoint = name, "discovered endpoint is not a string");
+            None
+        }
+    };
+    Ok(Metadata {
+        jwks_uri,
+        introspection_endpoint: endpoint("introspection_endpoint"),
+        userinfo_endpoint: endpoint("userinfo_endpoint"),
+    })
 }
 
 #[cfg(test)]
@@ -92,5 +125,22 @@ mod tests {
                 other => panic!("{jwks_uri}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn optional_endpoints_are_kept_when_they_pass_the_url_policy() {
+        let doc = br#"{"issuer":"https://issuer.example/","jwks_uri":"https://issuer.example/jwks",
+            "introspection_endpoint":"https://issuer.example/introspect","userinfo_endpoint":"http://issuer.example/me"}"#;
+        let metadata = read_document(doc, "https://issuer.example/", false).unwrap();
+        assert_eq!(metadata.jwks_uri.as_str(), "https://issuer.example/jwks");
+        assert_eq!(
+            metadata.introspection_endpoint.as_ref().map(Url::as_str),
+            Some("https://issuer.example/introspect")
+        );
+        assert_eq!(metadata.userinfo_endpoint, None, "plain http under an https issuer is refused");
+        let bare =
+            br#"{"issuer":"https://issuer.example/","jwks_uri":"https://issuer.example/jwks","userinfo_endpoint":5}"#;
+        let metadata = read_document(bare, "https://issuer.example/", false).unwrap();
+        assert_eq!((metadata.introspection_endpoint, metadata.userinfo_endpoint), (None, None));
     }
 }

@@ -209,7 +209,7 @@ pub(crate) struct RemoteKeys {
     client: IssuerClient,
     issuer: Box<str>,
     location: Location,
-    discovered: ArcSwapOption<Url>,
+    discovered: ArcSwapOption<discovery::Metadata>,
     allowed: Vec<Algorithm>,
     allow_private: bool,
     policy: CachePolicy,
@@ -422,19 +422,27 @@ impl RemoteKeys {
         self.generation.send_modify(|generation| *generation = generation.wrapping_add(1));
     }
 
-    async fn jwks_url(&self) -> Result<Arc<Url>, FetchError> {
+    async fn jwks_url(&self) -> Result<Url, FetchError> {
         match &self.location {
-            Location::Fixed(url) => Ok(Arc::new(url.clone())),
-            Location::Discover(issuer_url) => {
-                if let Some(url) = self.discovered.load_full() {
-                    return Ok(url);
-                }
-                let url =
-                    Arc::new(discovery::jwks_uri(&self.client, &self.issuer, issuer_url, self.allow_private).await?);
-                self.discovered.store(Some(Arc::clone(&url)));
-                Ok(url)
-            }
+            Location::Fixed(url) => Ok(url.clone()),
+            Location::Discover(_) => Ok(self.metadata().await?.jwks_uri.clone()),
         }
+    }
+
+    /// The issuer's discovered metadata (fetched once, then remembered). With a configured
+    /// `jwks_uri` there is no discovery: `FetchError::BadJwksUri` says so.
+    pub(crate) async fn metadata(&self) -> Result<Arc<discovery::Metadata>, FetchError> {
+        let Location::Discover(issuer_url) = &self.location else {
+            return Err(FetchError::BadJwksUri(
+                "a jwks_uri is configured, so the issuer's metadata is not discovered".to_owned(),
+            ));
+        };
+        if let Some(metadata) = self.discovered.load_full() {
+            return Ok(metadata);
+        }
+        let metadata = Arc::new(discovery::fetch(&self.client, &self.issuer, issuer_url, self.allow_private).await?);
+        self.discovered.store(Some(Arc::clone(&metadata)));
+        Ok(metadata)
     }
 
     async fn fetch(&self) -> Result<(), FetchError> {

@@ -12,12 +12,11 @@ use proptest::{
     sample::select,
     test_runner::{Config, TestCaseError, TestRunner},
 };
-use reqwest::Url;
 use serde_json::{Map, Number, Value};
 
 use crate::{
     algorithm::Algorithm,
-    discovery::read_document,
+    discovery::{Metadata, read_document},
     http::{FetchError, is_blocked},
     jwks::{CachePolicy, ttl},
     keys::{KeyRejection, KeySet, KeySetError, MAX_KEYS, admit_jwk},
@@ -233,14 +232,21 @@ fn discovery_document() -> impl Strategy<Value = (Vec<u8>, &'static str)> {
     )
 }
 
-fn check_discovery(result: Result<Url, FetchError>, issuer: &str) -> Result<(), TestCaseError> {
+fn check_discovery(result: Result<Metadata, FetchError>, issuer: &str) -> Result<(), TestCaseError> {
     match result {
-        Ok(url) => {
+        Ok(metadata) => {
             let plain_http_issuer = issuer.starts_with("http://");
-            prop_assert!(url.scheme() == "https" || (url.scheme() == "http" && plain_http_issuer), "{url}");
-            prop_assert!(url.username().is_empty() && url.password().is_none(), "{url}");
-            if let Some(ip) = url.host_str().and_then(|h| h.trim_matches(['[', ']']).parse().ok()) {
-                prop_assert!(!is_blocked(ip), "{url}");
+            let urls = [
+                Some(&metadata.jwks_uri),
+                metadata.introspection_endpoint.as_ref(),
+                metadata.userinfo_endpoint.as_ref(),
+            ];
+            for url in urls.into_iter().flatten() {
+                prop_assert!(url.scheme() == "https" || (url.scheme() == "http" && plain_http_issuer), "{url}");
+                prop_assert!(url.username().is_empty() && url.password().is_none(), "{url}");
+                if let Some(ip) = url.host_str().and_then(|h| h.trim_matches(['[', ']']).parse().ok()) {
+                    prop_assert!(!is_blocked(ip), "{url}");
+                }
             }
         }
         Err(FetchError::NotJson | FetchError::IssuerMismatch | FetchError::BadJwksUri(_)) => {}
