@@ -309,9 +309,10 @@ impl RemoteKeys {
     }
 
     /// A token named a `kid` the current set lacks: refresh once (single flight, at most
-    /// once per cooldown, within the fetch budget) and return the newest set. When the cooldown forbids a fetch,
-    /// the current set is returned as is: a refresh that finished meanwhile may hold the
-    /// kid, and a kid refused now is not blocked beyond the cooldown of the last fetch.
+    /// once per cooldown, within the fetch budget) and return the newest set. When the
+    /// cooldown or the budget forbids a fetch, the current set is returned as is: a
+    /// refresh that finished meanwhile may hold the kid, and a kid refused now is not
+    /// blocked beyond the cooldown of the last fetch.
     pub(crate) async fn refresh_for_unknown_kid(self: &Arc<Self>, kid: &str) -> Option<Arc<KeySet>> {
         let current = || self.current.load_full().map(|snapshot| Arc::clone(&snapshot.keys));
         if self.lock_state().unknown_kids.get(kid).is_some_and(|seen| seen.elapsed() < self.policy.cooldown) {

@@ -625,6 +625,21 @@ async fn case_160_cache_control_sets_the_ttl_and_refresh_is_proactive() {
 }
 
 #[tokio::test]
+async fn case_160_a_max_age_of_u64_max_is_clamped_to_the_upper_bound_without_panicking() {
+    let (server, issuer) = serving_test_keys().await;
+    for max_age in ["18446744073709551615", "18446744073709551616", "99999999999999999999999999"] {
+        *server.state.cache_control.lock().unwrap() = Some(format!("max-age={max_age}"));
+        let authority = builder(&server)
+            .jwks_ttl_bounds(Duration::from_secs(1), scopegate::MAX_JWKS_DURATION)
+            .jwks_max_stale(scopegate::MAX_JWKS_DURATION)
+            .connect()
+            .await
+            .unwrap();
+        assert_eq!(call(&authority, &issuer.access_token().sign()).await.status, 200, "max-age={max_age}");
+    }
+}
+
+#[tokio::test]
 async fn case_160_no_store_means_the_minimum_ttl() {
     let (server, _issuer) = serving_test_keys().await;
     *server.state.cache_control.lock().unwrap() = Some("no-store".to_owned());
