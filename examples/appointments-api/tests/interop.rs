@@ -63,9 +63,13 @@ const BIN: &str = env!("CARGO_BIN_EXE_appointments-api");
 /// The fixture's API and the other API it issues tokens for.
 const AUDIENCE: &str = "https://api.example.test";
 const OTHER_AUDIENCE: &str = "https://other-api.example.test";
+/// The fixture's API whose access tokens are opaque (readable by introspection only).
+const OPAQUE_AUDIENCE: &str = "https://opaque-api.example.test";
 /// The fixture's clients.
 const M2M_CLIENT: (&str, &str) = ("m2m-client", "m2m-secret");
 const WEB_CLIENT: (&str, &str) = ("web-client", "web-secret");
+/// The fixture's resource-server client, allowed to introspect any token.
+const INTROSPECTOR: (&str, &str) = ("api-introspector", "api-introspector-secret");
 const BOTH_SCOPES: &str = "read:appointments write:appointments";
 
 /// The service's JWKS refresh cooldown, set through `JWKS_REFRESH_COOLDOWN_SECS` (the
@@ -1065,6 +1069,61 @@ async fn fixture_provider_outage_and_restart_with_new_keys() {
             let reply = service.get("/api/me", token).await;
             assert_eq!(reply.refusal(), expected, "{}", reply.body);
         }
+        true
+    })
+    .await;
+}
+
+/// What the planned features (introspection, DPoP, userinfo) will be tested against is
+/// there: an opaque token for `https://opaque-api.example.test` that the resource-server
+/// client can introspect (and no other client can), revocation, `/me` for a code-flow
+/// token, and DPoP advertised in discovery.
+#[tokio::test]
+async fn fixture_offers_opaque_tokens_introspection_revocation_userinfo_and_dpop() {
+    let test = "fixture_offers_opaque_tokens_introspection_revocation_userinfo_and_dpop";
+    let Some(dir) = fixture_dir(test) else { return };
+    bounded(test, async {
+        let idp = Idp::start(&dir, None).await;
+        let metadata = send(idp.http.get(format!("{}/.well-known/openid-configuration", idp.issuer))).await.json();
+        for (field, path) in [
+            ("introspection_endpoint", "/token/introspection"),
+            ("revocation_endpoint", "/token/revocation"),
+            ("userinfo_endpoint", "/me"),
+        ] {
+            assert_eq!(metadata[field], format!("{}{path}", idp.issuer), "{field}");
+        }
+        let dpop_algs = metadata["dpop_signing_alg_values_supported"]
+            .as_array()
+            .unwrap_or_else(|| panic!("DPoP is not advertised: {metadata}"));
+        assert!(dpop_algs.contains(&json!("ES256")), "{metadata}");
+
+        let reply = idp.client_credentials(Some(OPAQUE_AUDIENCE), "read:appointments").await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        let opaque = reply.json()["access_token"].as_str().unwrap().to_owned();
+        assert!(!opaque.contains('.'), "not opaque: {opaque}");
+
+        let introspect = |client: (&str, &str)| {
+            let request =
+                idp.http.post(format!("{}/token/introspection", idp.issuer)).basic_auth(client.0, Some(client.1));
+            send(request.form(&[("token", opaque.as_str())]))
+        };
+        let active = introspect(INTROSPECTOR).await.json();
+        assert_eq!(
+            (&active["active"], &active["aud"], &active["client_id"], &active["scope"]),
+            (&json!(true), &json!(OPAQUE_AUDIENCE), &json!(M2M_CLIENT.0), &json!("read:appointments")),
+            "{active}"
+        );
+        assert_eq!(introspect(WEB_CLIENT).await.json(), json!({"active": false}), "another client's token");
+
+        let revoke =
+            idp.http.post(format!("{}/token/revocation", idp.issuer)).basic_auth(M2M_CLIENT.0, Some(M2M_CLIENT.1));
+        assert_eq!(send(revoke.form(&[("token", opaque.as_str())])).await.status, StatusCode::OK);
+        assert_eq!(introspect(INTROSPECTOR).await.json(), json!({"active": false}), "revoked");
+
+        let tokens = idp.code_flow().await;
+        let userinfo = idp.http.get(format!("{}/me", idp.issuer)).bearer_auth(tokens["access_token"].as_str().unwrap());
+        let reply = send(userinfo).await;
+        assert_eq!((reply.status, reply.json()), (StatusCode::OK, json!({"sub": "test-user"})), "{}", reply.body);
         true
     })
     .await;
