@@ -43,8 +43,10 @@ use proc_macro2::{Span, TokenStream as TokenStream2};
 /// the order written, each once: for `any(…)` that is every alternative, so a client
 /// learns each scope that can satisfy the route.
 ///
-/// The token is verified once per request: a handler that also takes [`AccessToken`] gets
-/// the token the guard verified.
+/// The token is verified once per request and authority: a handler that also takes
+/// [`AccessToken`] gets the token the guard verified. The guard itself reuses only a
+/// verification of its own `Authority` for its own audience; one made by a middleware
+/// with another authority, or for another audience, is not trusted (see [`AccessToken`]).
 ///
 /// # Scopes
 ///
