@@ -124,7 +124,7 @@ pub(crate) struct Inner {
 }
 
 /// Every rejection reason code, for the per-reason counters.
-const REASONS: [&str; 26] = [
+pub(crate) const REASONS: [&str; 27] = [
     "missing_credentials",
     "empty_token",
     "malformed_credentials",
@@ -149,6 +149,7 @@ const REASONS: [&str; 26] = [
     "invalid_scope_claim",
     "client_not_allowed",
     "sender_constrained",
+    "empty_claim",
     "insufficient_scope",
     "keys_unavailable",
 ];
@@ -489,7 +490,8 @@ impl AuthorityBuilder {
 
     /// Whether `error_description` is sent with `invalid_token` and `invalid_request`
     /// errors (default `true`). Descriptions come from a fixed table and never echo token
-    /// content.
+    /// content. `false` also leaves the `reason` code out of every JSON body (it would
+    /// tell `unknown_key` from `invalid_signature`); it is still logged and counted.
     pub fn error_descriptions(mut self, send: bool) -> Self {
         self.error_descriptions = Some(send);
         self

@@ -55,7 +55,12 @@
 //!
 //! Descriptions come from a fixed table and never echo token content; every rejection
 //! is logged as a `tracing` event (target `scopegate`) with its reason code, never the
-//! token, and counted ([`Authority::rejections_by_reason`], [`Authority::stats`]).
+//! token, and counted ([`Authority::rejections_by_reason`], [`Authority::stats`]). The
+//! JSON body carries `error`, `error_description` and the `reason` code (for example
+//! `empty_claim` for a `sub`, `client_id` or `jti` that is an empty string); with
+//! [`AuthorityBuilder::error_descriptions`]`(false)` an `invalid_token` body is only
+//! `{"error":"invalid_token"}` and no body carries a `reason`, so a client cannot tell
+//! an unknown key from a bad signature (the logs and counters still can).
 //!
 //! ## HEAD, OPTIONS and CORS
 //! axum answers `HEAD` with the `GET` handler, so a `HEAD` to a guarded route is guarded
