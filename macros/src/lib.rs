@@ -48,8 +48,10 @@ use proc_macro2::{Span, TokenStream as TokenStream2};
 /// `any("admin", all("write:appointments", "delete:appointments"))`) and the challenge's
 /// set as `scope`.
 ///
-/// The token is verified once per request: a handler that also takes [`AccessToken`] gets
-/// the token the guard verified.
+/// The token is verified once per request and authority: a handler that also takes
+/// [`AccessToken`] gets the token the guard verified. The guard itself reuses only a
+/// verification of its own `Authority` for its own audience; one made by a middleware
+/// with another authority, or for another audience, is not trusted (see [`AccessToken`]).
 ///
 /// # Scopes
 ///

@@ -139,7 +139,7 @@ pub(crate) struct Inner {
 }
 
 /// Every rejection reason code, for the per-reason counters.
-pub(crate) const REASONS: [&str; 26] = [
+pub(crate) const REASONS: [&str; 27] = [
     "missing_credentials",
     "empty_token",
     "malformed_credentials",
@@ -164,6 +164,7 @@ pub(crate) const REASONS: [&str; 26] = [
     "invalid_scope_claim",
     "client_not_allowed",
     "sender_constrained",
+    "empty_claim",
     "insufficient_scope",
     "keys_unavailable",
 ];
@@ -506,7 +507,8 @@ impl AuthorityBuilder {
 
     /// Whether `error_description` is sent with `invalid_token` and `invalid_request`
     /// errors (default `true`). Descriptions come from a fixed table and never echo token
-    /// content.
+    /// content. `false` also leaves the `reason` code out of every JSON body (it would
+    /// tell `unknown_key` from `invalid_signature`); it is still logged and counted.
     pub fn error_descriptions(mut self, send: bool) -> Self {
         self.error_descriptions = Some(send);
         self

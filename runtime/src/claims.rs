@@ -282,13 +282,13 @@ pub(crate) fn validate(
         return Err(TokenError::LifetimeExceeded);
     }
 
-    let subject = string(claims.sub.as_ref())?.ok_or(TokenError::InvalidClaim)?;
+    let subject = identifier(claims.sub.as_ref())?.ok_or(TokenError::InvalidClaim)?;
     let client_id = match config.profile {
-        Profile::Rfc9068 => Some(string(claims.client_id.as_ref())?.ok_or(TokenError::InvalidClaim)?),
+        Profile::Rfc9068 => Some(identifier(claims.client_id.as_ref())?.ok_or(TokenError::InvalidClaim)?),
         Profile::Compatible => {
             let mut found = None;
             for claim in [&claims.client_id, &claims.azp, &claims.cid] {
-                if let Some(id) = string(claim.as_ref())? {
+                if let Some(id) = identifier(claim.as_ref())? {
                     found = Some(id);
                     break;
                 }
@@ -300,7 +300,7 @@ pub(crate) fn validate(
             found
         }
     };
-    let jti = match (string(claims.jti.as_ref())?, config.profile) {
+    let jti = match (identifier(claims.jti.as_ref())?, config.profile) {
         (None, Profile::Rfc9068) => return Err(TokenError::InvalidClaim),
         (jti, _) => jti,
     };
@@ -410,6 +410,15 @@ fn string<'a, 'p>(value: Option<&'a Member<'p>>) -> Result<Option<&'a Cow<'p, st
         None => Ok(None),
         Some(Member::Str(s)) => Ok(Some(s)),
         Some(_) => Err(TokenError::InvalidClaim),
+    }
+}
+
+/// An identifier claim (`sub`, `client_id`, `azp`, `cid`, `jti`): absent, or a non-empty
+/// string. An empty one identifies no one and is refused as such, not skipped.
+fn identifier<'a, 'p>(value: Option<&'a Member<'p>>) -> Result<Option<&'a Cow<'p, str>>, TokenError> {
+    match string(value)? {
+        Some(s) if s.is_empty() => Err(TokenError::EmptyClaim),
+        found => Ok(found),
     }
 }
 

@@ -2,11 +2,15 @@
 //! `#[requires_scope]` inserts in front of a handler's own arguments.
 //!
 //! All of them get the [`Authority`] from the router state through `FromRef`, verify the
-//! request's bearer token at most once per request (the result is kept in the request's
-//! extensions), and never read the body: they are `FromRequestParts` extractors, so they
-//! run before any body extractor.
+//! request's bearer token at most once per authority and audience check (the results are
+//! kept in the request's extensions, see [`AccessToken`]), and never read the body: they
+//! are `FromRequestParts` extractors, so they run before any body extractor.
 
-use std::{marker::PhantomData, sync::Arc, sync::atomic::Ordering, time::Duration, time::SystemTime};
+use std::{
+    marker::PhantomData,
+    sync::{Arc, Weak, atomic::Ordering},
+    time::{Duration, SystemTime},
+};
 
 use axum::{
     extract::{FromRef, FromRequestParts, OptionalFromRequestParts},
@@ -16,7 +20,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use crate::{
-    authority::Authority,
+    authority::{Authority, Inner},
     claims::{AudienceCheck, VerifiedClaims},
     credentials::{self, Credentials},
     rejection::{Rejection, RejectionKind},
@@ -52,10 +56,24 @@ where
 /// A verified access token: the extractor for "any valid access token for this API".
 ///
 /// It verifies the request's `Authorization: Bearer` token against the router state's
-/// [`Authority`] and its default audience (or reuses the verification a
-/// `#[requires_scope]` guard already made for this request). Take `Option<AccessToken>`
-/// for optional authentication: no credentials gives `None`, while a bad token is still
-/// refused.
+/// [`Authority`] and its default audience. Take `Option<AccessToken>` for optional
+/// authentication: no credentials gives `None`, while a bad token is still refused.
+///
+/// # Verified once per authority
+///
+/// A request's token is verified at most once per [`Authority`] and audience check; the
+/// results are kept in the request's extensions, each bound to the authority that made it
+/// (the same `Authority` or a clone of it, not another one built with the same settings):
+///
+/// - `AccessToken` and `Option<AccessToken>` reuse a result of **their own authority**,
+///   whatever audience it was checked for. This is how a `#[requires_scope]` handler's
+///   `AccessToken` argument gets the token its guard verified (also for `aud = "…"`).
+/// - A `#[requires_scope]` guard reuses only a result of its own authority **for its own
+///   audience check** (`aud = "…"`, or the authority's audiences): after a middleware's
+///   `AccessToken`, a guard with `aud = "…"` verifies again.
+/// - A result of another authority is never reused: a middleware that authenticates with
+///   one authority does not vouch for routes nested with another. Those verify again
+///   (the verified-token cache keeps that cheap).
 ///
 /// ```
 /// use axum::{Json, Router, routing::get};
@@ -163,34 +181,70 @@ impl AccessToken {
     }
 }
 
-/// The verification result kept in a request's extensions.
+/// The verification results kept in a request's extensions: one per authority and
+/// audience check, so that extractors of several authorities (an outer middleware's and a
+/// nested router's) or audiences each verify once, and none is handed another's result.
+#[derive(Clone, Default)]
+struct Verified(Vec<Outcome>);
+
+/// One successful verification of the request's token.
 #[derive(Clone)]
-struct Verified {
+struct Outcome {
+    /// The authority that verified it. A `Weak` keeps the allocation, so the address
+    /// cannot be reused by another authority while the request holds it.
+    authority: Weak<Inner>,
+    /// The audience checked: `None` for the authority's configured audiences.
     audience: Option<&'static str>,
     token: AccessToken,
 }
 
-/// Verifies the request's token for `audience` (`None`: the authority's configured
-/// audiences), at most once per request.
+/// Which earlier verification an extractor may reuse.
+#[derive(Clone, Copy)]
+enum Reuse {
+    /// A plain `AccessToken`: any verification by the same authority, whatever audience
+    /// it checked (a guarded handler's `AccessToken` argument gets the guard's token).
+    SameAuthority,
+    /// A guard: only a verification by the same authority for the same audience check.
+    SameAudience(Option<&'static str>),
+}
+
+impl Verified {
+    fn find(&self, authority: &Authority, reuse: Reuse) -> Option<&AccessToken> {
+        let by_authority = self.0.iter().filter(|o| std::ptr::eq(o.authority.as_ptr(), Arc::as_ptr(&authority.inner)));
+        match reuse {
+            Reuse::SameAuthority => by_authority.map(|o| &o.token).next(),
+            Reuse::SameAudience(audience) => by_authority.filter(|o| o.audience == audience).map(|o| &o.token).next(),
+        }
+    }
+}
+
+/// Verifies the request's token with `authority` for `audience` (`None`: the authority's
+/// configured audiences), reusing an earlier result only as `reuse` allows.
 async fn authenticate(
     parts: &mut Parts,
     authority: &Authority,
-    audience: Option<&'static str>,
+    reuse: Reuse,
 ) -> Result<Option<AccessToken>, Rejection> {
-    if let Some(verified) = parts.extensions.get::<Verified>() {
-        // A guard already verified this request; a plain `AccessToken` reuses that result
-        // whatever the guard's audience, a guard needs its own audience.
-        if audience.is_none() || verified.audience == audience {
-            return Ok(Some(verified.token.clone()));
-        }
+    if let Some(token) = parts.extensions.get::<Verified>().and_then(|v| v.find(authority, reuse)) {
+        return Ok(Some(token.clone()));
     }
     let token = match credentials::bearer_token(&parts.headers, &parts.uri) {
         Ok(Credentials::Bearer(token)) => token,
         Ok(Credentials::None) => return Ok(None),
         Err(error) => return Err(authority.reject(RejectionKind::InvalidRequest(error))),
     };
+    let audience = match reuse {
+        Reuse::SameAuthority => None,
+        Reuse::SameAudience(audience) => audience,
+    };
     let token = authority.verify_for(token, audience.map_or(AudienceCheck::Configured, AudienceCheck::Exact)).await?;
-    parts.extensions.insert(Verified { audience, token: token.clone() });
+    let outcome = Outcome { authority: Arc::downgrade(&authority.inner), audience, token: token.clone() };
+    match parts.extensions.get_mut::<Verified>() {
+        Some(verified) => verified.0.push(outcome),
+        None => {
+            parts.extensions.insert(Verified(vec![outcome]));
+        }
+    }
     Ok(Some(token))
 }
 
@@ -233,7 +287,7 @@ impl<S: AuthorityState> FromRequestParts<S> for AccessToken {
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Rejection> {
         let authority = state.authority();
-        authenticate(parts, &authority, None).await?.ok_or_else(|| missing_credentials(&authority))
+        authenticate(parts, &authority, Reuse::SameAuthority).await?.ok_or_else(|| missing_credentials(&authority))
     }
 }
 
@@ -241,7 +295,7 @@ impl<S: AuthorityState> OptionalFromRequestParts<S> for AccessToken {
     type Rejection = Rejection;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Option<Self>, Rejection> {
-        authenticate(parts, &state.authority(), None).await
+        authenticate(parts, &state.authority(), Reuse::SameAuthority).await
     }
 }
 
@@ -271,8 +325,9 @@ impl<S: AuthorityState, R: Requirement> FromRequestParts<S> for Guard<R> {
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Rejection> {
         let authority = state.authority();
-        let token =
-            authenticate(parts, &authority, R::AUDIENCE).await?.ok_or_else(|| missing_credentials(&authority))?;
+        let token = authenticate(parts, &authority, Reuse::SameAudience(R::AUDIENCE))
+            .await?
+            .ok_or_else(|| missing_credentials(&authority))?;
         if !R::SCOPES.is_satisfied_by(token.scopes()) {
             return Err(
                 authority.reject(RejectionKind::InsufficientScope { required: R::CHALLENGE, requirement: R::SCOPES })

@@ -55,7 +55,12 @@
 //!
 //! Descriptions come from a fixed table and never echo token content; every rejection
 //! is logged as a `tracing` event (target `scopegate`) with its reason code, never the
-//! token, and counted ([`Authority::rejections_by_reason`], [`Authority::stats`]).
+//! token, and counted ([`Authority::rejections_by_reason`], [`Authority::stats`]). The
+//! JSON body carries `error`, `error_description` and the `reason` code (for example
+//! `empty_claim` for a `sub`, `client_id` or `jti` that is an empty string); with
+//! [`AuthorityBuilder::error_descriptions`]`(false)` an `invalid_token` body is only
+//! `{"error":"invalid_token"}` and no body carries a `reason`, so a client cannot tell
+//! an unknown key from a bad signature (the logs and counters still can).
 //!
 //! ### Reason codes and descriptions
 //! Every refusal has a stable `reason` (in the JSON body, the logs and
@@ -87,6 +92,7 @@
 //! | `invalid_scope_claim` | 401 `invalid_token` | The access token scope claim is malformed |
 //! | `client_not_allowed` | 401 `invalid_token` | The access token was issued to a client this API does not accept |
 //! | `sender_constrained` | 401 `invalid_token` | The access token is sender-constrained and cannot be used as a bearer token |
+//! | `empty_claim` | 401 `invalid_token` | The access token has an empty sub, client_id or jti claim |
 //! | `insufficient_scope` | 403 `insufficient_scope` | The access token lacks a scope this route requires (body only) |
 //! | `keys_unavailable` | 503, no challenge | The issuer's signing keys are unavailable; retry later (body only) |
 //!

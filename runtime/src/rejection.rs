@@ -104,6 +104,9 @@ pub enum TokenError {
     ClientNotAllowed,
     /// A sender-constrained token (`cnf` claim: DPoP or mTLS) presented as a bearer token.
     SenderConstrained,
+    /// `sub`, `client_id` or `jti` (in the compatible profile also `azp` or `cid`) is
+    /// present but an empty string: it identifies no one.
+    EmptyClaim,
 }
 
 impl TokenError {
@@ -129,6 +132,7 @@ impl TokenError {
             Self::InvalidScopeClaim => "invalid_scope_claim",
             Self::ClientNotAllowed => "client_not_allowed",
             Self::SenderConstrained => "sender_constrained",
+            Self::EmptyClaim => "empty_claim",
         }
     }
 
@@ -154,6 +158,7 @@ impl TokenError {
             Self::InvalidScopeClaim => "The access token scope claim is malformed",
             Self::ClientNotAllowed => "The access token was issued to a client this API does not accept",
             Self::SenderConstrained => "The access token is sender-constrained and cannot be used as a bearer token",
+            Self::EmptyClaim => "The access token has an empty sub, client_id or jti claim",
         }
     }
 }
@@ -251,7 +256,8 @@ pub(crate) struct ChallengeConfig {
 /// A refused request: the one error type of scopegate's extractors.
 ///
 /// It implements [`IntoResponse`] with the RFC 6750 status, `WWW-Authenticate` challenge
-/// and a small JSON body (`{"error": …, "error_description": …, "reason": …}`). To use
+/// and a small JSON body (`{"error": …, "error_description": …, "reason": …}`; with
+/// `error_descriptions(false)`, no `reason`, and no description for `invalid_token`). To use
 /// your own error format, take `Result<AccessToken, Rejection>` in the handler, or map it
 /// in a middleware, reading [`Rejection::kind`] and [`Rejection::status`].
 #[derive(Debug, Clone)]
@@ -360,9 +366,14 @@ impl IntoResponse for Rejection {
             body.push_str(&text.replace('"', "\\\""));
             body.push('"');
         }
-        body.push_str(",\"reason\":\"");
-        body.push_str(self.kind.code());
-        body.push_str("\"}");
+        // The reason code tells more than the description (`unknown_key` from
+        // `invalid_signature`): without descriptions it stays in the logs and counters.
+        if self.challenge.describe {
+            body.push_str(",\"reason\":\"");
+            body.push_str(self.kind.code());
+            body.push('"');
+        }
+        body.push('}');
 
         let mut response = (self.status(), body).into_response();
         let headers = response.headers_mut();
@@ -379,5 +390,97 @@ impl IntoResponse for Rejection {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::authority::REASONS;
+
+    /// Every reason code a rejection can carry. The `match`es are exhaustive (inside the
+    /// crate `#[non_exhaustive]` does not apply), so a new variant fails to compile here
+    /// until it is listed.
+    fn every_kind() -> Vec<RejectionKind> {
+        use RequestError as Q;
+        use TokenError as T;
+        let requests = [
+            Q::EmptyToken,
+            Q::MalformedCredentials,
+            Q::NonAsciiHeader,
+            Q::MultipleAuthorizationHeaders,
+            Q::MultipleMethods,
+        ];
+        let tokens = [
+            T::TooLarge,
+            T::Malformed,
+            T::AlgorithmNotAllowed,
+            T::NotAnAccessToken,
+            T::IdToken,
+            T::UnsupportedHeader,
+            T::UnknownKey,
+            T::InvalidSignature,
+            T::InvalidIssuer,
+            T::InvalidAudience,
+            T::Expired,
+            T::NotYetValid,
+            T::IssuedInFuture,
+            T::LifetimeExceeded,
+            T::InvalidClaim,
+            T::InvalidScopeClaim,
+            T::ClientNotAllowed,
+            T::SenderConstrained,
+            T::EmptyClaim,
+        ];
+        for error in requests {
+            match error {
+                Q::EmptyToken
+                | Q::MalformedCredentials
+                | Q::NonAsciiHeader
+                | Q::MultipleAuthorizationHeaders
+                | Q::MultipleMethods => {}
+            }
+        }
+        for error in tokens {
+            match error {
+                T::TooLarge
+                | T::Malformed
+                | T::AlgorithmNotAllowed
+                | T::NotAnAccessToken
+                | T::IdToken
+                | T::UnsupportedHeader
+                | T::UnknownKey
+                | T::InvalidSignature
+                | T::InvalidIssuer
+                | T::InvalidAudience
+                | T::Expired
+                | T::NotYetValid
+                | T::IssuedInFuture
+                | T::LifetimeExceeded
+                | T::InvalidClaim
+                | T::InvalidScopeClaim
+                | T::ClientNotAllowed
+                | T::SenderConstrained
+                | T::EmptyClaim => {}
+            }
+        }
+        let mut kinds = vec![
+            RejectionKind::MissingCredentials,
+            RejectionKind::InsufficientScope { required: "s", requirement: ScopeExpr::Scope("s") },
+            RejectionKind::KeysUnavailable { retry_after_secs: 1 },
+        ];
+        kinds.extend(requests.map(RejectionKind::InvalidRequest));
+        kinds.extend(tokens.map(RejectionKind::InvalidToken));
+        kinds
+    }
+
+    #[test]
+    fn every_reason_code_has_its_own_counter() {
+        let kinds = every_kind();
+        for kind in &kinds {
+            assert!(REASONS.contains(&kind.code()), "{} has no counter in authority::REASONS", kind.code());
+        }
+        // `misconfigured` never reaches the counters (it is not an `Authority`'s rejection).
+        assert_eq!(REASONS.len(), kinds.len(), "authority::REASONS lists a code no rejection carries");
     }
 }

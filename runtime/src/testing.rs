@@ -1,7 +1,8 @@
 //! An in-memory issuer for tests (feature `testing`).
 //!
 //! [`TestIssuer`] holds an RSA-2048 key (`kid` `rsa-1`, for RS256/384/512 and
-//! PS256/384/512), a P-256 key (`ec-1`, ES256) and an Ed25519 key (`ed-1`, EdDSA). It mints
+//! PS256/384/512), a P-256 key (`ec-1`, ES256), a P-384 key (`ec-384`, ES384) and an
+//! Ed25519 key (`ed-1`, EdDSA). It mints
 //! access tokens and ID tokens through [`TokenBuilder`], where every header member and
 //! claim can be set, replaced or removed, and hands out an [`Authority`] that trusts it.
 //!
@@ -58,6 +59,7 @@ pub const DEFAULT_SUBJECT: &str = "user-123";
 struct Keys {
     rsa: RsaKeyPair,
     ec: EcdsaKeyPair,
+    ec384: EcdsaKeyPair,
     ed: Ed25519KeyPair,
 }
 
@@ -66,6 +68,7 @@ impl Keys {
         Self {
             rsa: RsaKeyPair::generate(KeySize::Rsa2048).expect("RSA key generation"),
             ec: EcdsaKeyPair::generate(&sig::ECDSA_P256_SHA256_FIXED_SIGNING).expect("P-256 key generation"),
+            ec384: EcdsaKeyPair::generate(&sig::ECDSA_P384_SHA384_FIXED_SIGNING).expect("P-384 key generation"),
             ed: Ed25519KeyPair::generate().expect("Ed25519 key generation"),
         }
     }
@@ -118,7 +121,7 @@ impl TestIssuer {
         &self.issuer
     }
 
-    /// The public key of `kid` (`rsa-1`, `ec-1` or `ed-1`) as a JWK, with `use: sig`.
+    /// The public key of `kid` (`rsa-1`, `ec-1`, `ec-384` or `ed-1`) as a JWK, with `use: sig`.
     #[must_use]
     pub fn jwk(&self, kid: &str) -> Value {
         let mut jwk = match kid {
@@ -126,6 +129,11 @@ impl TestIssuer {
                 let point = self.keys.ec.public_key().as_ref();
                 let (x, y) = point.get(1..).unwrap_or_default().split_at(32);
                 json!({"kty": "EC", "crv": "P-256", "x": b64url_encode(x), "y": b64url_encode(y)})
+            }
+            "ec-384" => {
+                let point = self.keys.ec384.public_key().as_ref();
+                let (x, y) = point.get(1..).unwrap_or_default().split_at(48);
+                json!({"kty": "EC", "crv": "P-384", "x": b64url_encode(x), "y": b64url_encode(y)})
             }
             "ed-1" => json!({"kty": "OKP", "crv": "Ed25519", "x": b64url_encode(self.keys.ed.public_key().as_ref())}),
             _ => {
@@ -142,10 +150,10 @@ impl TestIssuer {
         jwk
     }
 
-    /// The public JWK set with all three keys.
+    /// The public JWK set with all four keys.
     #[must_use]
     pub fn jwks(&self) -> Value {
-        json!({"keys": [self.jwk("rsa-1"), self.jwk("ec-1"), self.jwk("ed-1")]})
+        json!({"keys": [self.jwk("rsa-1"), self.jwk("ec-1"), self.jwk("ec-384"), self.jwk("ed-1")]})
     }
 
     /// The public key of `kid` as a PEM `PUBLIC KEY` (SubjectPublicKeyInfo).
@@ -153,6 +161,7 @@ impl TestIssuer {
     pub fn public_key_pem(&self, kid: &str) -> String {
         let der: Vec<u8> = match kid {
             "ec-1" => self.keys.ec.public_key().as_der().expect("EC SPKI").as_ref().to_vec(),
+            "ec-384" => self.keys.ec384.public_key().as_der().expect("EC SPKI").as_ref().to_vec(),
             "ed-1" => self.keys.ed.public_key().as_der().expect("Ed25519 SPKI").as_ref().to_vec(),
             _ => self.keys.rsa.public_key().as_der().expect("RSA SPKI").as_ref().to_vec(),
         };
@@ -250,13 +259,14 @@ impl TokenBuilder {
     }
 
     /// Signs with `alg` and the matching key of the issuer (RS*/PS* → `rsa-1`, ES256 →
-    /// `ec-1`, EdDSA → `ed-1`; HS* needs [`hmac_secret`](Self::hmac_secret)). Sets the
-    /// header's `alg` and `kid` accordingly.
+    /// `ec-1`, ES384 → `ec-384`, EdDSA → `ed-1`; HS* needs
+    /// [`hmac_secret`](Self::hmac_secret)). Sets the header's `alg` and `kid` accordingly.
     pub fn algorithm(mut self, alg: Algorithm) -> Self {
         self.alg = alg;
         self.header.insert("alg".into(), alg.as_str().into());
         let kid = match alg {
-            Algorithm::ES256 | Algorithm::ES384 => Some("ec-1"),
+            Algorithm::ES256 => Some("ec-1"),
+            Algorithm::ES384 => Some("ec-384"),
             Algorithm::EdDSA => Some("ed-1"),
             Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => None,
             _ => Some("rsa-1"),
@@ -384,9 +394,8 @@ impl TokenBuilder {
             Algorithm::PS256 => rsa(&sig::RSA_PSS_SHA256),
             Algorithm::PS384 => rsa(&sig::RSA_PSS_SHA384),
             Algorithm::PS512 => rsa(&sig::RSA_PSS_SHA512),
-            Algorithm::ES256 | Algorithm::ES384 => {
-                keys.ec.sign(&rng, message).expect("ECDSA signing").as_ref().to_vec()
-            }
+            Algorithm::ES256 => keys.ec.sign(&rng, message).expect("ECDSA signing").as_ref().to_vec(),
+            Algorithm::ES384 => keys.ec384.sign(&rng, message).expect("ECDSA signing").as_ref().to_vec(),
             Algorithm::EdDSA => keys.ed.sign(message).as_ref().to_vec(),
             Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => {
                 let algorithm = match self.alg {

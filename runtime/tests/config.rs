@@ -87,7 +87,7 @@ fn limits_have_bounds() {
 #[test]
 fn pem_keys_are_accepted_for_every_key_type() {
     let issuer = TestIssuer::new();
-    for kid in ["rsa-1", "ec-1", "ed-1"] {
+    for kid in ["rsa-1", "ec-1", "ec-384", "ed-1"] {
         Authority::builder()
             .issuer(issuer.issuer())
             .audience(AUD)

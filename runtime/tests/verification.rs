@@ -25,7 +25,7 @@ fn app(issuer: &TestIssuer) -> Router {
 async fn every_algorithm_of_the_test_issuer_is_accepted() {
     let issuer = TestIssuer::new();
     let app = app(&issuer);
-    for alg in Algorithm::ASYMMETRIC.into_iter().filter(|a| *a != Algorithm::ES384) {
+    for alg in Algorithm::ASYMMETRIC {
         let token = issuer.access_token().algorithm(alg).scope("b a").sign();
         let (status, _, body) = call(&app, Some(&format!("Bearer {token}")), "/me").await;
         assert_eq!((status, body.as_str()), (200, "user-123 a,b"), "{alg}");

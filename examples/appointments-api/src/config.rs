@@ -6,7 +6,7 @@
 //! | `AUDIENCE` | `https://api.example.test` | this API's identifier: what the issuer puts in `aud` |
 //! | `JWKS_URI` | from discovery | the issuer's JWK set URL, to skip discovery (needs `ISSUER`) |
 //! | `TOKEN_PROFILE` | `rfc9068` | `rfc9068` (strict `at+jwt` access tokens) or `compatible` (tokens typed `JWT`, as Auth0, Okta, Entra ID and Keycloak issue them; scopes from `scope` or `scp`) |
-//! | `BIND` | `127.0.0.1:3000` | the address to listen on (`0.0.0.0:3000` in a container) |
+//! | `BIND` | `127.0.0.1:3000` | the address to listen on (`0.0.0.0:3000` in a container); without `ISSUER` it must be a loopback address |
 //! | `DATABASE_PATH` | in memory | the SQLite file |
 //! | `RUST_LOG` | `info` | log filter (logs go to stderr) |
 //! | `JWKS_REFRESH_COOLDOWN_SECS` | `30` | the least time between two key fetches caused by tokens with an unknown `kid` (1 to 3600) |
@@ -134,6 +134,17 @@ impl Config {
                     "needs ISSUER: set ISSUER to the issuer these keys belong to, or unset JWKS_URI",
                 ));
             }
+            // The development issuer hands a token to whoever reaches its API: only this
+            // machine may. Any other BIND (`0.0.0.0`, `[::]`, a public address, an
+            // IPv4-mapped one) needs ISSUER.
+            None if !bind.ip().is_loopback() => {
+                return Err(ConfigError::new(
+                    "BIND",
+                    format!(
+                        "{bind} is not a loopback address, and without ISSUER the development issuer would be reachable from other machines: set ISSUER to your issuer, or bind to 127.0.0.1"
+                    ),
+                ));
+            }
             None => IssuerConfig::Development,
         };
 
@@ -203,6 +214,35 @@ mod tests {
         );
         assert_eq!(config.profile, Profile::Compatible);
         assert_eq!(config.audience, "my-api");
+    }
+
+    #[test]
+    fn without_an_issuer_only_a_loopback_bind_is_accepted() {
+        for bind in ["127.0.0.1:3000", "127.0.0.2:8080", "[::1]:3000", "127.0.0.1:0"] {
+            let config = config(&[("BIND", bind)]).unwrap_or_else(|e| panic!("{bind}: {e}"));
+            assert_eq!(config.issuer, IssuerConfig::Development, "{bind}");
+        }
+        for bind in [
+            "0.0.0.0:3000",
+            "[::]:3000",
+            "192.0.2.10:3000",
+            "10.0.0.1:3000",
+            "[2001:db8::1]:3000",
+            "[::ffff:127.0.0.1]:3000",
+        ] {
+            let error = config(&[("BIND", bind)]).unwrap_err().to_string();
+            let shown: SocketAddr = bind.parse().unwrap();
+            assert_eq!(
+                error,
+                format!(
+                    "invalid BIND: {shown} is not a loopback address, and without ISSUER the development issuer would be reachable from other machines: set ISSUER to your issuer, or bind to 127.0.0.1"
+                ),
+                "{bind}"
+            );
+        }
+        // With ISSUER the development issuer never starts, so any address will do.
+        let config = config(&[("BIND", "0.0.0.0:3000"), ("ISSUER", "https://tenant.example/")]).unwrap();
+        assert_eq!(config.bind, "0.0.0.0:3000".parse().unwrap());
     }
 
     #[test]

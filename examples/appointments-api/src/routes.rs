@@ -31,7 +31,7 @@ use tracing::Span;
 
 use crate::{
     error::{ApiError, ApiJson, ApiPath},
-    store::{Appointment, NewAppointment, Store},
+    store::{Appointment, NewAppointment, Owner, Store},
 };
 
 /// COPY: every scope your routes name. The development issuer grants only these; keep
@@ -84,7 +84,13 @@ async fn health() -> Json<serde_json::Value> {
 /// The caller's appointments, soonest first.
 #[requires_scope("read:appointments")]
 async fn list_appointments(token: AccessToken, State(store): State<Store>) -> Result<Json<Vec<Appointment>>, ApiError> {
-    Ok(Json(store.list(token.subject()).await?))
+    Ok(Json(store.list(owner(&token)).await?))
+}
+
+/// The caller's appointments are those of the token's issuer and subject: a `sub` names a
+/// user only within its issuer.
+fn owner(token: &AccessToken) -> Owner<'_> {
+    Owner { issuer: token.issuer(), subject: token.subject() }
 }
 
 /// The body of `POST /api/appointments`. Unknown fields are refused, so a typo
@@ -133,7 +139,7 @@ async fn create_appointment(
     ApiJson(body): ApiJson<CreateAppointment>,
 ) -> Result<(StatusCode, [(header::HeaderName, String); 1], Json<Appointment>), ApiError> {
     let new = body.validate()?;
-    let created = store.create(token.subject(), new).await?;
+    let created = store.create(owner(&token), new).await?;
     // RFC 9110 §15.3.2: a 201 names the created resource.
     let location = format!("/api/appointments/{}", created.id);
     Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(created)))
@@ -149,7 +155,7 @@ async fn delete_appointment(
     State(store): State<Store>,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<StatusCode, ApiError> {
-    if store.delete(token.subject(), id).await? {
+    if store.delete(owner(&token), id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found(format!("no appointment {id}")))

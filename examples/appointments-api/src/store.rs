@@ -16,18 +16,37 @@ use serde::Serialize;
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 
 /// `starts_at` (RFC 3339, normalised to UTC) is what the API returns; `starts_at_unix`
-/// orders the rows. `owner` is the token's subject: within one issuer, the user.
+/// orders the rows. The owner is the pair (`owner_issuer`, `owner`): the token's `iss`
+/// and `sub`. A subject names a user only within its issuer, so two issuers may use the
+/// same `sub` for different people.
 const SCHEMA: &str = "
     CREATE TABLE IF NOT EXISTS appointments (
         id             INTEGER PRIMARY KEY AUTOINCREMENT,
+        owner_issuer   TEXT    NOT NULL,
         owner          TEXT    NOT NULL,
         title          TEXT    NOT NULL,
         starts_at      TEXT    NOT NULL,
         starts_at_unix INTEGER NOT NULL,
         notes          TEXT
     );
-    CREATE INDEX IF NOT EXISTS appointments_by_owner ON appointments (owner, starts_at_unix);
 ";
+
+/// A database written before appointments were owned by (`iss`, `sub`) gets the column;
+/// its rows get an empty issuer, which no token carries: they stay unreachable rather
+/// than being handed to whichever issuer uses the same `sub`.
+const ADD_OWNER_ISSUER: &str = "ALTER TABLE appointments ADD COLUMN owner_issuer TEXT NOT NULL DEFAULT ''";
+
+const INDEX: &str =
+    "CREATE INDEX IF NOT EXISTS appointments_by_owner ON appointments (owner_issuer, owner, starts_at_unix)";
+
+/// Whose appointments: the verified token's issuer and subject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Owner<'a> {
+    /// `iss`.
+    pub(crate) issuer: &'a str,
+    /// `sub`: the user, within that issuer.
+    pub(crate) subject: &'a str,
+}
 
 /// An appointment as the API returns it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -86,20 +105,31 @@ impl Store {
         }?;
         connection.busy_timeout(std::time::Duration::from_secs(5))?;
         connection.execute_batch(SCHEMA)?;
+        let has_owner_issuer: bool = connection
+            .query_row(
+                "SELECT COUNT(*) FROM pragma_table_info('appointments') WHERE name = 'owner_issuer'",
+                [],
+                |row| row.get::<_, i64>(0),
+            )
+            .map(|n| n > 0)?;
+        if !has_owner_issuer {
+            connection.execute_batch(ADD_OWNER_ISSUER)?;
+        }
+        connection.execute_batch(INDEX)?;
         Ok(Self { connection: Arc::new(Mutex::new(connection)) })
     }
 
     /// The owner's appointments, soonest first.
     ///
     /// COPY: add pagination (`LIMIT`/`OFFSET` or a cursor) before lists can grow large.
-    pub(crate) async fn list(&self, owner: &str) -> Result<Vec<Appointment>, StoreError> {
-        let owner = owner.to_owned();
+    pub(crate) async fn list(&self, owner: Owner<'_>) -> Result<Vec<Appointment>, StoreError> {
+        let (issuer, subject) = (owner.issuer.to_owned(), owner.subject.to_owned());
         self.run(move |db| {
             let mut statement = db.prepare_cached(
                 "SELECT id, title, starts_at, notes FROM appointments
-                 WHERE owner = ?1 ORDER BY starts_at_unix, id",
+                 WHERE owner_issuer = ?1 AND owner = ?2 ORDER BY starts_at_unix, id",
             )?;
-            let rows = statement.query_map(params![owner], |row| {
+            let rows = statement.query_map(params![issuer, subject], |row| {
                 Ok(Appointment { id: row.get(0)?, title: row.get(1)?, starts_at: row.get(2)?, notes: row.get(3)? })
             })?;
             rows.collect()
@@ -108,16 +138,17 @@ impl Store {
     }
 
     /// Inserts an appointment owned by `owner`.
-    pub(crate) async fn create(&self, owner: &str, new: NewAppointment) -> Result<Appointment, StoreError> {
-        let owner = owner.to_owned();
+    pub(crate) async fn create(&self, owner: Owner<'_>, new: NewAppointment) -> Result<Appointment, StoreError> {
+        let (issuer, subject) = (owner.issuer.to_owned(), owner.subject.to_owned());
         let starts_at_utc = new.starts_at.to_offset(time::UtcOffset::UTC);
         let starts_at = starts_at_utc.format(&Rfc3339).map_err(|e| StoreError(format!("formatting starts_at: {e}")))?;
         let unix = starts_at_utc.unix_timestamp();
         self.run(move |db| {
             db.prepare_cached(
-                "INSERT INTO appointments (owner, title, starts_at, starts_at_unix, notes) VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT INTO appointments (owner_issuer, owner, title, starts_at, starts_at_unix, notes)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?
-            .execute(params![owner, new.title, starts_at, unix, new.notes])?;
+            .execute(params![issuer, subject, new.title, starts_at, unix, new.notes])?;
             Ok(Appointment { id: db.last_insert_rowid(), title: new.title, starts_at, notes: new.notes })
         })
         .await
@@ -125,12 +156,12 @@ impl Store {
 
     /// Deletes the owner's appointment `id`; `false` when the owner has none with that id
     /// (someone else's appointment is indistinguishable from a missing one).
-    pub(crate) async fn delete(&self, owner: &str, id: i64) -> Result<bool, StoreError> {
-        let owner = owner.to_owned();
+    pub(crate) async fn delete(&self, owner: Owner<'_>, id: i64) -> Result<bool, StoreError> {
+        let (issuer, subject) = (owner.issuer.to_owned(), owner.subject.to_owned());
         self.run(move |db| {
             let deleted = db
-                .prepare_cached("DELETE FROM appointments WHERE id = ?1 AND owner = ?2")?
-                .execute(params![id, owner])?;
+                .prepare_cached("DELETE FROM appointments WHERE id = ?1 AND owner_issuer = ?2 AND owner = ?3")?
+                .execute(params![id, issuer, subject])?;
             Ok(deleted > 0)
         })
         .await
@@ -163,28 +194,82 @@ mod tests {
         OffsetDateTime::parse(text, &Rfc3339).unwrap()
     }
 
+    const ISSUER: &str = "https://issuer.example.test/";
+
+    /// `sub` at the test issuer.
+    fn user(subject: &str) -> Owner<'_> {
+        Owner { issuer: ISSUER, subject }
+    }
+
+    fn titled(title: &str) -> NewAppointment {
+        NewAppointment { title: title.into(), starts_at: at("2030-01-01T00:00:00Z"), notes: None }
+    }
+
     #[tokio::test]
     async fn each_owner_sees_and_deletes_only_their_own() {
         let store = Store::open(None).unwrap();
         let late = NewAppointment { title: "late".into(), starts_at: at("2030-01-02T10:00:00+02:00"), notes: None };
         let early =
             NewAppointment { title: "early".into(), starts_at: at("2030-01-01T09:30:00Z"), notes: Some("n".into()) };
-        let late = store.create("alice", late).await.unwrap();
-        let early = store.create("alice", early).await.unwrap();
+        let late = store.create(user("alice"), late).await.unwrap();
+        let early = store.create(user("alice"), early).await.unwrap();
         let bobs = store
-            .create("bob", NewAppointment { title: "b".into(), starts_at: at("2030-01-01T00:00:00Z"), notes: None })
+            .create(
+                user("bob"),
+                NewAppointment { title: "b".into(), starts_at: at("2030-01-01T00:00:00Z"), notes: None },
+            )
             .await
             .unwrap();
 
         assert_eq!(late.starts_at, "2030-01-02T08:00:00Z", "normalised to UTC");
-        assert_eq!(store.list("alice").await.unwrap(), vec![early.clone(), late.clone()]);
-        assert_eq!(store.list("bob").await.unwrap(), vec![bobs.clone()]);
+        assert_eq!(store.list(user("alice")).await.unwrap(), vec![early.clone(), late.clone()]);
+        assert_eq!(store.list(user("bob")).await.unwrap(), vec![bobs.clone()]);
 
-        assert!(!store.delete("alice", bobs.id).await.unwrap(), "not alice's");
-        assert!(store.delete("alice", early.id).await.unwrap());
-        assert!(!store.delete("alice", early.id).await.unwrap(), "already gone");
-        assert_eq!(store.list("alice").await.unwrap(), vec![late]);
-        assert_eq!(store.list("bob").await.unwrap(), vec![bobs]);
+        assert!(!store.delete(user("alice"), bobs.id).await.unwrap(), "not alice's");
+        assert!(store.delete(user("alice"), early.id).await.unwrap());
+        assert!(!store.delete(user("alice"), early.id).await.unwrap(), "already gone");
+        assert_eq!(store.list(user("alice")).await.unwrap(), vec![late]);
+        assert_eq!(store.list(user("bob")).await.unwrap(), vec![bobs]);
+    }
+
+    #[tokio::test]
+    async fn the_same_subject_at_two_issuers_owns_separate_appointments() {
+        let store = Store::open(None).unwrap();
+        let partner = Owner { issuer: "https://partners.example/", subject: "alice" };
+        let staff = Owner { issuer: "https://staff.example/", subject: "alice" };
+        let partners = store.create(partner, titled("partner alice")).await.unwrap();
+        let staffs = store.create(staff, titled("staff alice")).await.unwrap();
+
+        assert_eq!(store.list(partner).await.unwrap(), vec![partners.clone()]);
+        assert_eq!(store.list(staff).await.unwrap(), vec![staffs.clone()]);
+        assert!(!store.delete(partner, staffs.id).await.unwrap(), "another issuer's alice");
+        assert!(!store.delete(staff, partners.id).await.unwrap(), "another issuer's alice");
+        assert_eq!(store.list(staff).await.unwrap(), vec![staffs.clone()]);
+        assert!(store.delete(staff, staffs.id).await.unwrap());
+        assert_eq!(store.list(partner).await.unwrap(), vec![partners]);
+    }
+
+    #[test]
+    fn a_database_from_before_issuer_ownership_keeps_its_rows_out_of_reach() {
+        let dir = std::env::temp_dir().join(format!("appointments-api-store-old-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("db.sqlite");
+        let old = Connection::open(&path).unwrap();
+        old.execute_batch(
+            "CREATE TABLE appointments (id INTEGER PRIMARY KEY AUTOINCREMENT, owner TEXT NOT NULL,
+                 title TEXT NOT NULL, starts_at TEXT NOT NULL, starts_at_unix INTEGER NOT NULL, notes TEXT);
+             INSERT INTO appointments (owner, title, starts_at, starts_at_unix) VALUES ('alice', 'old', '2030-01-01T00:00:00Z', 1893456000);",
+        )
+        .unwrap();
+        drop(old);
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        runtime.block_on(async {
+            let store = Store::open(Some(&path)).unwrap();
+            assert_eq!(store.list(user("alice")).await.unwrap(), vec![], "no issuer owns the old row");
+            let new = store.create(user("alice"), titled("new")).await.unwrap();
+            assert_eq!(store.list(user("alice")).await.unwrap(), vec![new]);
+        });
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -196,11 +281,11 @@ mod tests {
         runtime.block_on(async {
             let store = Store::open(Some(&path)).unwrap();
             let new = NewAppointment { title: "t".into(), starts_at: at("2030-01-01T00:00:00Z"), notes: None };
-            store.create("alice", new).await.unwrap();
+            store.create(user("alice"), new).await.unwrap();
         });
         runtime.block_on(async {
             let store = Store::open(Some(&path)).unwrap();
-            assert_eq!(store.list("alice").await.unwrap().len(), 1);
+            assert_eq!(store.list(user("alice")).await.unwrap().len(), 1);
         });
         std::fs::remove_dir_all(&dir).unwrap();
     }

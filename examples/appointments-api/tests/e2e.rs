@@ -495,18 +495,26 @@ async fn database_path_keeps_appointments_across_restarts() {
     std::fs::create_dir_all(&dir).unwrap();
     let db = dir.join("appointments.sqlite");
     let db = db.to_str().unwrap();
+    let keys = KeyServer::start().await;
     let body = r#"{"title":"Persisted","starts_at":"2030-03-01T08:00:00Z"}"#;
     {
-        let service = Service::start(&[("DATABASE_PATH", db)]).await;
-        let token = service.dev_client().token("write:appointments", Some("alice")).await;
+        let service = Service::start(&[("DATABASE_PATH", db), ("ISSUER", &keys.url)]).await;
+        let token = keys.issuer.access_token().scope("write:appointments").subject("alice").sign();
         let reply = call(&service, Method::POST, "/api/appointments", Some(&token), Some(body)).await;
         assert_eq!(reply.status, StatusCode::CREATED);
     }
-    // A new process, a new development key and client: the same subject sees the same rows.
+    // A new process trusting the same issuer: the same subject sees the same rows.
+    let service = Service::start(&[("DATABASE_PATH", db), ("ISSUER", &keys.url)]).await;
+    let token = keys.issuer.access_token().scope("read:appointments").subject("alice").sign();
+    let reply = call(&service, Method::GET, "/api/appointments", Some(&token), None).await;
+    assert_eq!(reply.json()[0]["title"], "Persisted");
+    drop(service);
+    // Appointments belong to (`iss`, `sub`): an `alice` of the development issuer (another
+    // `iss`) owns none of them.
     let service = Service::start(&[("DATABASE_PATH", db)]).await;
     let token = service.dev_client().token("read:appointments", Some("alice")).await;
     let reply = call(&service, Method::GET, "/api/appointments", Some(&token), None).await;
-    assert_eq!(reply.json()[0]["title"], "Persisted");
+    assert_eq!((reply.status, reply.json()), (StatusCode::OK, json!([])));
     drop(service);
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -681,5 +689,21 @@ fn a_bad_configuration_exits_non_zero_with_one_line() {
         assert!(stderr[0].starts_with("appointments-api: "), "{env:?}: {}", stderr[0]);
         assert!(stderr[0].contains(expected), "{env:?}: expected {expected:?} in {}", stderr[0]);
         assert!(stdout.is_empty(), "{env:?}: nothing on stdout, got {stdout:#?}");
+    }
+}
+
+#[test]
+fn without_an_issuer_a_bind_beyond_loopback_refuses_to_start() {
+    for bind in ["0.0.0.0:3000", "[::]:3000", "192.0.2.10:3000"] {
+        let (status, stdout, stderr) = spawn(&[("BIND", bind)]).wait_for_exit();
+        assert_eq!(status.code(), Some(1), "{bind}: {stderr:?}");
+        assert_eq!(
+            stderr,
+            vec![format!(
+                "appointments-api: invalid BIND: {bind} is not a loopback address, and without ISSUER the development issuer would be reachable from other machines: set ISSUER to your issuer, or bind to 127.0.0.1"
+            )],
+            "{bind}"
+        );
+        assert!(stdout.is_empty(), "{bind}: no banner, no `listening on`: {stdout:#?}");
     }
 }

@@ -185,7 +185,7 @@ async fn case_068_ec_curve_must_match_coordinates_and_the_point_must_be_on_it() 
     // A P-256 key declared for ES384 fits no algorithm.
     assert_not_admitted(with(ec.clone(), "alg", "ES384"), &ec_token(), KeyRejection::AlgorithmMismatch).await;
     // And an ES384 header naming the P-256 key finds no usable key.
-    let es384 = issuer().access_token().algorithm(Algorithm::ES384).sign();
+    let es384 = issuer().access_token().algorithm(Algorithm::ES384).kid("ec-1").sign();
     expect_badtok(&default_app(), &es384, TokenError::UnknownKey).await;
 }
 

@@ -3,7 +3,7 @@
 use std::{net::TcpListener, time::Duration};
 
 use scopegate::{
-    Authority, TokenError,
+    Authority, Profile, TokenError,
     testing::{TestClock, TestIssuer},
 };
 use serde_json::{Value, json};
@@ -470,4 +470,106 @@ async fn case_118_a_fully_valid_token_is_accepted_with_its_facts() {
             "scopes": ["openid", "read:appointments"],
         })
     );
+}
+
+// --- Empty identifiers and the client allowlist -----------------------------------------
+
+#[tokio::test]
+async fn an_empty_sub_client_id_or_jti_is_refused_as_an_empty_claim() {
+    let authority = authority();
+    let app = app_for(authority.clone());
+    for claim in ["sub", "client_id", "jti"] {
+        let token = issuer().access_token().claim(claim, "").scope(READ).sign();
+        call(&app, &token).await.labelled(format!("{claim}: \"\"")).badtok(TokenError::EmptyClaim);
+        with_token(&app, "/appointments", &token)
+            .await
+            .labelled(format!("{claim}: \"\""))
+            .badtok(TokenError::EmptyClaim);
+    }
+    assert_eq!(authority.rejections_by_reason(), vec![("empty_claim", 6)]);
+    // One character is enough.
+    let short = issuer().access_token().subject("u").client_id("c").claim("jti", "j").sign();
+    let body = expect_accept(&app, &short).await;
+    assert_eq!((&body["sub"], &body["client_id"], &body["jti"]), (&json!("u"), &json!("c"), &json!("j")));
+}
+
+#[tokio::test]
+async fn in_the_compatible_profile_an_empty_client_claim_is_refused_as_an_empty_claim() {
+    let app = app_for(issuer().authority_builder(AUD).profile(Profile::Compatible).build().expect("compatible"));
+    for claim in ["azp", "cid"] {
+        for typ in ["at+jwt", "JWT"] {
+            let token = issuer().access_token().typ(typ).without_claim("client_id").claim(claim, "").sign();
+            call(&app, &token).await.labelled(format!("{typ}, {claim}: \"\"")).badtok(TokenError::EmptyClaim);
+        }
+    }
+    // An empty `client_id` is not skipped for the `azp` behind it.
+    let token = issuer().access_token().typ("JWT").client_id("").claim("azp", "test-client").sign();
+    expect_badtok(&app, &token, TokenError::EmptyClaim).await;
+    // `sub` and `jti` (optional here) as well.
+    for claim in ["sub", "jti"] {
+        let token = issuer().access_token().typ("JWT").claim(claim, "").sign();
+        call(&app, &token).await.labelled(format!("JWT, {claim}: \"\"")).badtok(TokenError::EmptyClaim);
+    }
+    // Control: a non-empty `azp` names the client.
+    let token = issuer().access_token().typ("JWT").without_claim("client_id").claim("azp", "spa").sign();
+    assert_eq!(expect_accept(&app, &token).await["client_id"], "spa");
+}
+
+/// The exact 401 of a token issued to a client outside the allowlist.
+fn assert_client_not_allowed(outcome: &Outcome) {
+    outcome.rejected(
+        axum::http::StatusCode::UNAUTHORIZED,
+        &format!(
+            "Bearer realm=\"{REALM}\", error=\"invalid_token\", error_description=\"The access token was issued to a client this API does not accept\""
+        ),
+        &json!({
+            "error": "invalid_token",
+            "error_description": "The access token was issued to a client this API does not accept",
+            "reason": "client_not_allowed",
+        }),
+    );
+}
+
+#[tokio::test]
+async fn allowed_clients_refuses_a_token_issued_to_another_client() {
+    let authority =
+        issuer().authority_builder(AUD).allowed_clients(["test-client", "mobile-app"]).build().expect("allowlist");
+    let app = app_for(authority.clone());
+    let intruder = issuer().access_token().client_id("intruder").scope(READ).sign();
+    assert_client_not_allowed(&call(&app, &intruder).await);
+    assert_client_not_allowed(&with_token(&app, "/appointments", &intruder).await);
+    // Byte for byte: no case folding or prefix match.
+    for near in ["Test-Client", "test-client ", "test-clien", "mobile-app-2"] {
+        let token = issuer().access_token().client_id(near).sign();
+        assert_client_not_allowed(&call(&app, &token).await.labelled(near));
+    }
+    assert_eq!(authority.rejections_by_reason(), vec![("client_not_allowed", 6)]);
+
+    // Each allowed client is accepted.
+    for client in ["test-client", "mobile-app"] {
+        let token = issuer().access_token().client_id(client).scope(READ).sign();
+        assert_eq!(with_token(&app, "/appointments", &token).await.accept()["client_id"], client);
+    }
+}
+
+#[tokio::test]
+async fn allowed_clients_reads_azp_and_cid_in_the_compatible_profile() {
+    let authority = issuer()
+        .authority_builder(AUD)
+        .profile(Profile::Compatible)
+        .allowed_clients(["spa-client"])
+        .build()
+        .expect("allowlist");
+    let app = app_for(authority);
+    let by = |claim: &str, client: &str| {
+        issuer().access_token().typ("JWT").without_claim("client_id").claim(claim, client).scope(READ).sign()
+    };
+    for claim in ["azp", "cid"] {
+        assert_eq!(call(&app, &by(claim, "spa-client")).await.labelled(claim).accept()["client_id"], "spa-client");
+        assert_client_not_allowed(&call(&app, &by(claim, "other-spa")).await.labelled(claim));
+        assert_client_not_allowed(&with_token(&app, "/appointments", &by(claim, "other-spa")).await.labelled(claim));
+    }
+    // `client_id` comes first: an allowed `azp` behind another `client_id` does not help.
+    let token = issuer().access_token().typ("JWT").client_id("other-spa").claim("azp", "spa-client").sign();
+    assert_client_not_allowed(&call(&app, &token).await);
 }

@@ -5,14 +5,14 @@ use axum::{
     body::Body,
     http::{StatusCode, header},
 };
-use scopegate::{RequestError, TokenError};
+use scopegate::{Authority, RequestError, TokenError};
 use serde_json::json;
 
 use crate::harness::*;
 
 /// Every `TokenError` and `RequestError` variant (both enums are `#[non_exhaustive]`, so
 /// this list is kept by hand).
-const TOKEN_ERRORS: [TokenError; 18] = [
+const TOKEN_ERRORS: [TokenError; 19] = [
     TokenError::TooLarge,
     TokenError::Malformed,
     TokenError::AlgorithmNotAllowed,
@@ -31,6 +31,7 @@ const TOKEN_ERRORS: [TokenError; 18] = [
     TokenError::InvalidScopeClaim,
     TokenError::ClientNotAllowed,
     TokenError::SenderConstrained,
+    TokenError::EmptyClaim,
 ];
 const REQUEST_ERRORS: [RequestError; 5] = [
     RequestError::EmptyToken,
@@ -101,13 +102,13 @@ async fn case_146_error_descriptions_are_fixed_and_header_safe() {
     outcome.badtok(TokenError::InvalidClaim);
     assert!(!outcome.body.contains("Set-Cookie"));
 
-    // Descriptions can be switched off: then no error_description at all.
+    // Descriptions can be switched off: then no error_description at all, nor a reason.
     let quiet = app_quiet();
     let outcome = call(&quiet, &issuer().access_token().expires_in(-3600).sign()).await;
     outcome.rejected(
         StatusCode::UNAUTHORIZED,
         &format!("Bearer realm=\"{REALM}\", error=\"invalid_token\""),
-        &json!({"error": "invalid_token", "reason": "token_expired"}),
+        &json!({"error": "invalid_token"}),
     );
     let outcome = with_authorization(&quiet, "/me", b"Bearer").await;
     assert_eq!(
@@ -117,7 +118,56 @@ async fn case_146_error_descriptions_are_fixed_and_header_safe() {
 }
 
 fn app_quiet() -> Router {
-    app_for(issuer().authority_builder(AUD).error_descriptions(false).build().expect("quiet"))
+    app_for(quiet_authority())
+}
+
+fn quiet_authority() -> Authority {
+    issuer().authority_builder(AUD).error_descriptions(false).build().expect("quiet")
+}
+
+#[tokio::test]
+async fn without_descriptions_the_body_does_not_tell_an_unknown_key_from_a_bad_signature() {
+    let authority = quiet_authority();
+    let quiet = app_for(authority.clone());
+    let unknown_key = issuer().access_token().kid("no-such-key").sign();
+    let bad_signature = other_issuer().access_token().sign();
+
+    let (logs, guard) = capture_logs();
+    let outcomes = [call(&quiet, &unknown_key).await, call(&quiet, &bad_signature).await];
+    drop(guard);
+    for outcome in &outcomes {
+        assert_eq!(outcome.status, StatusCode::UNAUTHORIZED, "{}", outcome.body);
+        assert_eq!(
+            outcome.challenge().as_deref(),
+            Some(format!("Bearer realm=\"{REALM}\", error=\"invalid_token\"").as_str())
+        );
+        assert_eq!(outcome.body, r#"{"error":"invalid_token"}"#);
+    }
+    assert_eq!(outcomes[0].headers, outcomes[1].headers, "the responses are identical");
+    // The reason stays in the counters and the logs.
+    assert_eq!(authority.rejections_by_reason(), vec![("unknown_key", 1), ("invalid_signature", 1)]);
+    let text = logs.text();
+    assert!(text.contains("reason=\"unknown_key\""), "{text}");
+    assert!(text.contains("reason=\"invalid_signature\""), "{text}");
+
+    // The other outcomes carry no reason either.
+    let reader = issuer().access_token().scope(READ).sign();
+    let without_scope = with_token(&quiet, "/ab", &reader).await;
+    assert_eq!(without_scope.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        without_scope.json(),
+        json!({"error": "insufficient_scope", "error_description": "The access token lacks a scope this route requires"})
+    );
+    let anonymous = call_without_credentials(&quiet, "/me").await;
+    assert_eq!(
+        anonymous.json(),
+        json!({"error": "unauthorized", "error_description": "The request carries no bearer access token"})
+    );
+
+    // With descriptions (the default) the body keeps its reason.
+    let app = default_app();
+    call(&app, &unknown_key).await.badtok(TokenError::UnknownKey);
+    call(&app, &bad_signature).await.badtok(TokenError::InvalidSignature);
 }
 
 #[tokio::test]

@@ -23,7 +23,7 @@ fn fixed(value: &BigUint, len: usize) -> Vec<u8> {
 #[tokio::test]
 async fn case_073_only_a_valid_signature_with_the_admitted_key_passes() {
     let app = default_app();
-    for alg in [Algorithm::RS256, Algorithm::PS256, Algorithm::ES256, Algorithm::EdDSA] {
+    for alg in [Algorithm::RS256, Algorithm::PS256, Algorithm::ES256, Algorithm::ES384, Algorithm::EdDSA] {
         let builder = issuer().access_token().algorithm(alg);
         call(&app, &builder.sign()).await.labelled(alg.as_str()).accept();
         // One flipped bit anywhere in the signature.
@@ -203,4 +203,35 @@ async fn case_078_claims_are_parsed_only_after_the_signature_verifies() {
     }
     // A malformed header is reported first.
     expect_badtok(&app, &format!("{}.a.{bad}", b64("{")), TokenError::Malformed).await;
+}
+
+#[tokio::test]
+async fn es384_tokens_are_signed_with_the_p384_key_and_accepted() {
+    let jwk = issuer().jwk("ec-384");
+    assert_eq!((&jwk["kty"], &jwk["crv"], &jwk["kid"]), (&json!("EC"), &json!("P-384"), &json!("ec-384")));
+    assert_eq!((unb64(jwk["x"].as_str().expect("x")).len(), unb64(jwk["y"].as_str().expect("y")).len()), (48, 48));
+    assert!(issuer().jwks()["keys"].as_array().expect("keys").contains(&jwk), "the JWK set has the P-384 key");
+
+    let app = default_app();
+    let builder = issuer().access_token().algorithm(Algorithm::ES384).scope(READ);
+    let token = builder.sign();
+    let header: serde_json::Value = serde_json::from_slice(&unb64(&segments(&token)[0])).expect("a JSON header");
+    assert_eq!((&header["alg"], &header["kid"]), (&json!("ES384"), &json!("ec-384")));
+    assert_eq!(builder.sign_parts().1.len(), 96, "a P-384 signature is r || s of 48 bytes each");
+    call(&app, &token).await.accept();
+    with_token(&app, "/appointments", &token).await.accept();
+    // The PEM form of the key verifies the same token.
+    let pem = scopegate::Authority::builder()
+        .issuer(ISS)
+        .audience(AUD)
+        .public_key_pem_with_kid("ec-384", issuer().public_key_pem("ec-384"))
+        .build()
+        .expect("a P-384 PEM key");
+    call(&app_for(pem), &token).await.accept();
+
+    // An ES384 header signed with the P-256 key: refused with the P-384 key named, and no
+    // P-256 key serves ES384.
+    let with_p256 = issuer().access_token().algorithm(Algorithm::ES256).header("alg", "ES384");
+    call(&app, &with_p256.clone().kid("ec-384").sign()).await.badtok(TokenError::InvalidSignature);
+    call(&app, &with_p256.kid("ec-1").sign()).await.badtok(TokenError::UnknownKey);
 }
