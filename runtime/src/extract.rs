@@ -218,8 +218,9 @@ impl Verified {
     }
 }
 
-/// Verifies the request's token with `authority` for `audience` (`None`: the authority's
-/// configured audiences), reusing an earlier result only as `reuse` allows.
+/// Verifies the request's token with `authority`, for a guard's audience (a plain
+/// `AccessToken`, or a guard without `aud`: the authority's configured audiences),
+/// reusing an earlier result only as `reuse` allows.
 async fn authenticate(
     parts: &mut Parts,
     authority: &Authority,
