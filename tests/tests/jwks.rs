@@ -327,24 +327,25 @@ async fn case_151_unknown_kid_again_within_the_cooldown_is_refused_without_a_fet
 #[tokio::test]
 async fn case_151_a_kid_refused_during_the_cooldown_is_accepted_at_the_first_fetch_after_it() {
     let (server, issuer) = serving_test_keys().await;
+    // The slow part (an RSA key) before the clock starts.
+    let (new_key, signer) = rotated_key(&server, "rsa-2");
+    let token = signer.access_token().kid("rsa-2").sign();
     // The cooldown runs from the start of the startup fetch, somewhere between these two
     // instants; the times below are taken from the safe end of each, so a slow machine
     // cannot move a request across the cooldown's end.
     let before_connect = Instant::now();
-    let authority = builder(&server).jwks_refresh_cooldown(Duration::from_secs(3)).connect().await.unwrap();
+    let authority = builder(&server).jwks_refresh_cooldown(Duration::from_secs(5)).connect().await.unwrap();
     let after_connect = Instant::now();
-    let (new_key, signer) = rotated_key(&server, "rsa-2");
     server.set_jwks(jwks_with(&issuer, &[new_key]));
-    let token = signer.access_token().kid("rsa-2").sign();
-    // Late inside the cooldown of the startup fetch: refused without a fetch.
+    // Inside the cooldown of the startup fetch: refused without a fetch.
     tokio::time::sleep_until((before_connect + Duration::from_millis(2000)).into()).await;
     let outcome = call(&authority, &token).await;
-    assert!(before_connect.elapsed() < Duration::from_secs(3), "too slow to test: {:?}", before_connect.elapsed());
+    assert!(before_connect.elapsed() < Duration::from_secs(5), "too slow to test: {:?}", before_connect.elapsed());
     assert_eq!((outcome.status, outcome.reason.as_str()), (401, "unknown_key"));
     assert_eq!(server.hits(), 1);
     // The cooldown of the startup fetch is over (not a cooldown from the refusal): the
     // next request fetches and is accepted.
-    tokio::time::sleep_until((after_connect + Duration::from_millis(3100)).into()).await;
+    tokio::time::sleep_until((after_connect + Duration::from_millis(5100)).into()).await;
     assert_eq!(call(&authority, &token).await.status, 200);
     assert_eq!(server.hits(), 2);
 }

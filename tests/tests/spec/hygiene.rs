@@ -156,7 +156,12 @@ async fn without_descriptions_the_body_does_not_tell_an_unknown_key_from_a_bad_s
     assert_eq!(without_scope.status, StatusCode::FORBIDDEN);
     assert_eq!(
         without_scope.json(),
-        json!({"error": "insufficient_scope", "error_description": "The access token lacks a scope this route requires"})
+        json!({
+            "error": "insufficient_scope",
+            "error_description": "The access token lacks a scope this route requires",
+            "scope": "a b",
+            "requirement": "all(\"a\", \"b\")",
+        })
     );
     let anonymous = call_without_credentials(&quiet, "/me").await;
     assert_eq!(
