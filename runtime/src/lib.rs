@@ -54,8 +54,8 @@
 //! | the issuer's keys cannot be obtained | 503 | none; `Retry-After` |
 //!
 //! Descriptions come from a fixed table and never echo token content; every rejection
-//! is logged as a `tracing` event (target `scopegate`) with its reason code, never the
-//! token, and counted ([`Authority::rejections_by_reason`], [`Authority::stats`]). The
+//! is logged once as a `tracing` event (target `scopegate`, level DEBUG; see "Logging")
+//! with its reason code, never the token, and counted ([`Authority::rejections_by_reason`], [`Authority::stats`]). The
 //! JSON body carries `error`, `error_description` and the `reason` code (for example
 //! `empty_claim` for a `sub`, `client_id` or `jti` that is an empty string); with
 //! [`AuthorityBuilder::error_descriptions`]`(false)` an `invalid_token` body is only
@@ -95,6 +95,21 @@
 //! | `empty_claim` | 401 `invalid_token` | The access token has an empty sub, client_id or jti claim |
 //! | `insufficient_scope` | 403 `insufficient_scope` | The access token lacks a scope this route requires (body only) |
 //! | `keys_unavailable` | 503, no challenge | The issuer's signing keys are unavailable; retry later (body only) |
+//!
+//! ## Logging
+//! scopegate logs through `tracing`, never a token or a header value:
+//!
+//! | level | target | event |
+//! |---|---|---|
+//! | ERROR | `scopegate` | the issuer publishes private key material in its JWKS; the verifier is not configured |
+//! | WARN | `scopegate` | a JWKS fetch failed (the last good keys are kept), a JWK was not admitted, the compatible profile is on, a request was refused because the keys are unavailable |
+//! | INFO | `scopegate` | a key set was loaded or changed |
+//! | DEBUG | `scopegate` | **one event per refused request**: `reason` (the code of the table above) and `status` |
+//! | TRACE | `scopegate::token` | what may be said of a refused token: `reason`, and its `kid`, `iss` and `jti`, escaped and cut to 64 characters |
+//!
+//! At the usual `info` level refusals are silent; `RUST_LOG=info,scopegate=debug` shows
+//! one line per refusal (the example service's default), `scopegate::token=trace` the
+//! token details as well.
 //!
 //! ## Configuration from the environment
 //! [`Authority::from_env`] (or [`AuthorityBuilder::from_env`], to add settings before

@@ -110,8 +110,10 @@ impl Authority {
 /// Logs a refused token and turns the error into the rejection kind.
 fn refused(error: TokenError, kid: Option<&str>, claims: Option<(Option<&str>, Option<&str>)>) -> RejectionKind {
     let (iss, jti) = claims.unwrap_or_default();
-    tracing::debug!(
-        target: "scopegate",
+    // TRACE, under its own target: the one line per refused request is the `Rejection`'s
+    // (DEBUG, target `scopegate`); this adds what may be said of the token.
+    tracing::trace!(
+        target: "scopegate::token",
         reason = error.code(),
         kid = kid.map(|v| tracing::field::display(LogValue(v))),
         iss = iss.map(|v| tracing::field::display(LogValue(v))),

@@ -8,7 +8,7 @@
 //! | `TOKEN_PROFILE` | `rfc9068` | `rfc9068` (strict `at+jwt` access tokens) or `compatible` (tokens typed `JWT`, as Auth0, Okta, Entra ID and Keycloak issue them; scopes from `scope` or `scp`) |
 //! | `BIND` | `127.0.0.1:3000` | the address to listen on (`0.0.0.0:3000` in a container); without `ISSUER` it must be a loopback address |
 //! | `DATABASE_PATH` | in memory | the SQLite file |
-//! | `RUST_LOG` | `info` | log filter (logs go to stderr) |
+//! | `RUST_LOG` | `info,scopegate=debug` | log filter (logs go to stderr; the default logs one line per refused request, with its reason, never the token) |
 //! | `JWKS_REFRESH_COOLDOWN_SECS` | `30` | the least time between two key fetches caused by tokens with an unknown `kid` (1 to 3600) |
 //!
 //! Every error names the variable to fix, in one line.

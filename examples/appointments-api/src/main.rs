@@ -137,7 +137,9 @@ struct Logging(Option<tracing_subscriber::EnvFilter>);
 impl Logging {
     /// Checks `RUST_LOG` (default `info`).
     fn parse(filter: Option<&str>) -> Result<Self, String> {
-        let filter = filter.unwrap_or("info");
+        // One line per refused request (scopegate's DEBUG event, never the token) besides
+        // the request log.
+        let filter = filter.unwrap_or("info,scopegate=debug");
         let parsed = tracing_subscriber::EnvFilter::builder().parse(filter);
         parsed.map(|filter| Self(Some(filter))).map_err(|e| format!("invalid RUST_LOG: `{filter}`: {e}"))
     }

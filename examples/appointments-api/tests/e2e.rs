@@ -479,6 +479,33 @@ async fn the_log_never_contains_a_token() {
 }
 
 #[tokio::test]
+async fn at_the_default_log_filter_each_refusal_is_one_line_with_its_reason() {
+    let service = Service::start(&[]).await;
+    let token = service.dev_client().token("read:appointments", None).await;
+    let mut tampered = token.clone();
+    tampered.insert(tampered.len() - 5, 'x');
+    for (path, auth) in [("/api/me", Some(tampered.as_str())), ("/api/me", None), ("/api/appointments", Some(&*token))]
+    {
+        let mut request = client().get(service.url(path));
+        if let Some(auth) = auth {
+            request = request.bearer_auth(auth);
+        }
+        send(request).await;
+    }
+    let refusals = || service.stderr().into_iter().filter(|l| l.contains("request refused")).collect::<Vec<_>>();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while refusals().len() < 2 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let lines = refusals();
+    assert_eq!(lines.len(), 2, "one line per refused request:\n{lines:#?}");
+    assert!(lines[0].contains("reason=\"invalid_signature\"") && lines[0].contains("status=401"), "{}", lines[0]);
+    assert!(lines[1].contains("reason=\"missing_credentials\""), "{}", lines[1]);
+    let log = service.stderr().join("\n");
+    assert!(!log.contains(&token) && !log.contains(&tampered), "the log contains a token:\n{log}");
+}
+
+#[tokio::test]
 async fn sigterm_shuts_down_gracefully() {
     let service = Service::start(&[]).await;
     let pid = service.child.id().to_string();
