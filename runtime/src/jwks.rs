@@ -656,6 +656,47 @@ mod tests {
         assert!(!keys.lock_state().in_flight);
     }
 
+    /// Waits until no fetch is in flight and moves the last attempt out of the cooldown.
+    async fn settle(keys: &RemoteKeys) {
+        for _ in 0..200 {
+            if !keys.lock_state().in_flight {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let mut state = keys.lock_state();
+        assert!(!state.in_flight, "the fetch ended");
+        state.last_attempt = Instant::now().checked_sub(Duration::from_secs(2));
+    }
+
+    #[tokio::test]
+    async fn requests_without_usable_keys_draw_on_the_budget_and_scheduled_fetches_do_not() {
+        let policy = CachePolicy {
+            cooldown: Duration::from_secs(1),
+            budget_per_hour: 1,
+            budget_burst: 2,
+            ..CachePolicy::default()
+        };
+        let keys = remote(policy);
+        let fetches = || keys.counters.fetches.load(Ordering::Relaxed);
+        for _ in 0..5 {
+            settle(&keys).await;
+            // No keys at all: every request is refused with 503 and nudges a fetch.
+            assert_eq!(keys.snapshot().err(), Some(Unavailable { retry_after_secs: 1 }));
+            tokio::task::yield_now().await;
+        }
+        settle(&keys).await;
+        assert_eq!(fetches(), 2, "the burst of 2, then none: every nudge was past the cooldown");
+        // An unknown kid draws on the same budget.
+        assert!(!keys.start_refresh(Trigger::OnDemand));
+        // The maintenance task's fetches do not.
+        for expected in 3..=5 {
+            assert!(keys.start_refresh(Trigger::Scheduled));
+            settle(&keys).await;
+            assert_eq!(fetches(), expected);
+        }
+    }
+
     #[test]
     fn the_fetch_budget_holds_burst_fetches_and_refills_per_hour() {
         let policy = CachePolicy { budget_per_hour: 60, budget_burst: 3, ..CachePolicy::default() };

@@ -175,10 +175,10 @@
 //!   **0.8 × TTL + 2 × the total request timeout** after it is published (TTL of the last
 //!   fetched set; the timeout is 10 s by default): 48 min 20 s for an issuer that sends no
 //!   `Cache-Control`, and at most 19 h 12 min 20 s with the default bounds (0.8 × 24 h,
-//!   for an issuer that asks for a day or more). While
-//!   tokens with unknown kids keep arriving (the flood itself, or tokens signed with the
-//!   new key), a spent budget still allows one fetch every `max(cooldown, 3600 s /
-//!   per_hour)`, one a minute by default, which picks the key up sooner.
+//!   for an issuer that asks for a day or more). While tokens with unknown kids keep
+//!   arriving (the flood itself, or tokens signed with the new key), a spent budget still
+//!   allows one fetch every `max(cooldown, 3600 s / per_hour)`, one a minute by default,
+//!   which picks the key up sooner.
 //! - **Freshness**: each fetched set lives for its `Cache-Control: max-age`, clamped to
 //!   [5 min, 24 h] (1 h when absent, 5 min for `no-store`/`no-cache`, the upper bound
 //!   for a value too large to represent; [`AuthorityBuilder::jwks_ttl_bounds`], the
