@@ -327,8 +327,10 @@ async fn case_151_unknown_kid_again_within_the_cooldown_is_refused_without_a_fet
 #[tokio::test]
 async fn case_151_a_kid_refused_during_the_cooldown_is_accepted_at_the_first_fetch_after_it() {
     let (server, issuer) = serving_test_keys().await;
-    let authority = builder(&server).jwks_refresh_cooldown(Duration::from_secs(2)).connect().await.unwrap();
+    // The new RSA key is generated before the cooldown starts (on a loaded machine its
+    // generation alone can outlast the sleep below).
     let (new_key, signer) = rotated_key(&server, "rsa-2");
+    let authority = builder(&server).jwks_refresh_cooldown(Duration::from_secs(2)).connect().await.unwrap();
     server.set_jwks(jwks_with(&issuer, &[new_key]));
     let token = signer.access_token().kid("rsa-2").sign();
     // Late inside the cooldown of the startup fetch: refused without a fetch.
