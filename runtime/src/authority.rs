@@ -14,122 +14,19 @@ use crate::{
     algorithm::Algorithm,
     cache::{DEFAULT_TOKEN_CACHE_CAPACITY, DEFAULT_TOKEN_CACHE_MAX_AGE, DEFAULT_TOKEN_CACHE_MAX_BYTES, TokenCache},
     clock::Clock,
+    config::{
+        Config, ConfigError, DEFAULT_LEEWAY, DEFAULT_MAX_LIFETIME, DEFAULT_MAX_TOKEN_SIZE, MAX_LEEWAY,
+        MAX_TOKEN_SIZE_LIMIT, Profile, ScopeClaim,
+    },
     http::{HttpLimits, IssuerClient, check_url},
     jwks::{
         CachePolicy, Location, MAX_FETCH_BUDGET_BURST, MAX_FETCH_BUDGET_PER_HOUR, MAX_JWKS_DURATION,
         MAX_REFRESH_COOLDOWN, RemoteKeys,
     },
     keys::{self, KeySet, VerifyingKey},
-    rejection::ChallengeConfig,
+    rejection::{ChallengeConfig, REASONS},
     source::KeySource,
 };
-
-/// The default clock-skew allowance for `exp`, `nbf` and `iat`.
-pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
-/// The largest leeway [`AuthorityBuilder::leeway`] accepts.
-pub const MAX_LEEWAY: Duration = Duration::from_secs(300);
-/// The default maximum token size in bytes.
-pub const DEFAULT_MAX_TOKEN_SIZE: usize = 8 * 1024;
-/// The hard cap on [`AuthorityBuilder::max_token_size`].
-pub const MAX_TOKEN_SIZE_LIMIT: usize = 64 * 1024;
-/// The default maximum token lifetime (`exp` may be at most this far past `iat` and now).
-pub const DEFAULT_MAX_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
-
-/// Which tokens count as access tokens.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum Profile {
-    /// Strict RFC 9068 (the default): `typ` must be `at+jwt`, and `client_id`, `jti`,
-    /// `sub`, `iat`, `exp`, `iss` and `aud` are required.
-    #[default]
-    Rfc9068,
-    /// For issuers that mint access tokens typed `JWT` or untyped (Auth0's default token
-    /// profile, Okta, Entra ID). Such a token is accepted only if its audience matches,
-    /// it names its client (`client_id`, `azp` or `cid`), it carries none of the ID-token
-    /// claims `nonce`, `at_hash`, `c_hash`, and no vendor type claim marks it as an ID
-    /// token; `jti` becomes optional. Enabling it logs a warning at startup.
-    Compatible,
-}
-
-/// A claim scopes are read from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum ScopeClaim {
-    /// `scope`: a space-delimited string (RFC 9068 §2.2.3). The default.
-    Scope,
-    /// `scp`: a string or an array of strings (Okta, Entra ID).
-    Scp,
-    /// `permissions`: an array of strings (Auth0 RBAC).
-    Permissions,
-}
-
-impl ScopeClaim {
-    /// The claim's name.
-    #[must_use]
-    pub const fn name(self) -> &'static str {
-        match self {
-            Self::Scope => "scope",
-            Self::Scp => "scp",
-            Self::Permissions => "permissions",
-        }
-    }
-}
-
-/// A configuration the builder refused, naming the setting to change.
-///
-/// Its `Debug` form reads like its `Display` form, so that `main() -> Result<(), Box<dyn
-/// Error>>` prints a sentence rather than a struct.
-#[derive(Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    setting: &'static str,
-    message: String,
-}
-
-impl ConfigError {
-    pub(crate) fn new(setting: &'static str, message: impl Into<String>) -> Self {
-        Self { setting, message: message.into() }
-    }
-
-    /// The builder setting to change (for example `"audience"`).
-    #[must_use]
-    pub fn setting(&self) -> &'static str {
-        self.setting
-    }
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "scopegate: invalid `{}` setting: {}", self.setting, self.message)
-    }
-}
-
-impl fmt::Debug for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self, f)
-    }
-}
-
-impl std::error::Error for ConfigError {}
-
-/// The verifier's settings, fixed at build time.
-#[derive(Debug)]
-pub(crate) struct Config {
-    pub(crate) issuer: Box<str>,
-    pub(crate) audiences: Vec<Box<str>>,
-    pub(crate) algorithms: Vec<Algorithm>,
-    pub(crate) leeway: Duration,
-    pub(crate) max_lifetime: Duration,
-    pub(crate) max_age: Option<Duration>,
-    pub(crate) max_token_size: usize,
-    pub(crate) profile: Profile,
-    pub(crate) scope_claims: Vec<ScopeClaim>,
-    pub(crate) allowed_clients: Option<Vec<Box<str>>>,
-    pub(crate) reject_id_token_claims: bool,
-    pub(crate) require_single_audience: bool,
-    pub(crate) challenge: ChallengeConfig,
-    /// The wall clock, or a test's (feature `testing`).
-    pub(crate) clock: Clock,
-}
 
 pub(crate) struct Inner {
     pub(crate) config: Config,
@@ -137,37 +34,6 @@ pub(crate) struct Inner {
     pub(crate) stats: Counters,
     pub(crate) token_cache: Option<TokenCache>,
 }
-
-/// Every rejection reason code, for the per-reason counters.
-pub(crate) const REASONS: [&str; 27] = [
-    "missing_credentials",
-    "empty_token",
-    "malformed_credentials",
-    "non_ascii_header",
-    "multiple_authorization_headers",
-    "multiple_methods",
-    "token_too_large",
-    "malformed_token",
-    "algorithm_not_allowed",
-    "not_an_access_token",
-    "id_token",
-    "unsupported_header",
-    "unknown_key",
-    "invalid_signature",
-    "invalid_issuer",
-    "invalid_audience",
-    "token_expired",
-    "token_not_yet_valid",
-    "issued_in_future",
-    "lifetime_exceeded",
-    "invalid_claim",
-    "invalid_scope_claim",
-    "client_not_allowed",
-    "sender_constrained",
-    "empty_claim",
-    "insufficient_scope",
-    "keys_unavailable",
-];
 
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
@@ -606,7 +472,7 @@ impl AuthorityBuilder {
     /// Judges token times by `clock` instead of the wall clock (feature `testing`): for
     /// tests that need `exp` exactly equal to now, or a token that ages while cached.
     #[cfg(feature = "testing")]
-    pub fn clock(mut self, clock: &crate::testing::TestClock) -> Self {
+    pub fn clock(mut self, clock: &crate::clock::TestClock) -> Self {
         self.clock = Clock::Test(clock.clone());
         self
     }

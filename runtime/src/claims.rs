@@ -15,7 +15,7 @@ use std::{borrow::Cow, ops::Range, sync::OnceLock};
 use serde_json::{Map, Value};
 
 use crate::{
-    authority::{Config, Profile, ScopeClaim},
+    config::{Config, Profile, ScopeClaim},
     json::{self, Member, Sink},
     jws::Typ,
     rejection::TokenError,

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use crate::{
     algorithm::Algorithm,
-    authority::{Authority, AuthorityBuilder, ConfigError, Profile, ScopeClaim},
+    authority::{Authority, AuthorityBuilder},
+    config::{ConfigError, Profile, ScopeClaim},
 };
 
 impl AuthorityBuilder {

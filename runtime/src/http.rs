@@ -20,7 +20,7 @@ use reqwest::{
     redirect,
 };
 
-use crate::authority::ConfigError;
+use crate::config::ConfigError;
 
 /// Limits on every request to the issuer.
 #[derive(Debug, Clone, Copy)]

@@ -40,8 +40,7 @@ use crate::{
     algorithm::Algorithm,
     discovery,
     http::{FetchError, IssuerClient},
-    keys::{KeyRejection, KeySet, KeySetError},
-    source::Unavailable,
+    keys::{KeyRejection, KeySet, KeySetError, Unavailable},
 };
 
 /// The default minimum interval between fetches triggered by unknown kids.

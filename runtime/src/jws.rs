@@ -5,41 +5,19 @@
 //! base64url, and the header is a small strict JSON object whose `alg` is allowed and
 //! which carries none of the parameters scopegate refuses.
 
-use base64::{
-    Engine as _, alphabet,
-    engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig},
-};
+use base64::Engine as _;
 use std::borrow::Cow;
 
 use crate::{
     algorithm::Algorithm,
+    b64::B64URL,
+    config::MAX_KID_LEN,
     json::{Member, Sink},
-    keys::MAX_KID_LEN,
     rejection::TokenError,
 };
 
 /// The longest header segment accepted (security spec case 22).
 pub(crate) const MAX_HEADER_SEGMENT: usize = 2048;
-
-/// Strict base64url: URL-safe alphabet, no padding, canonical trailing bits.
-const B64URL: GeneralPurpose = GeneralPurpose::new(
-    &alphabet::URL_SAFE,
-    GeneralPurposeConfig::new()
-        .with_encode_padding(false)
-        .with_decode_padding_mode(DecodePaddingMode::RequireNone)
-        .with_decode_allow_trailing_bits(false),
-);
-
-/// Decodes strict base64url (RFC 7515 §2), or `None`.
-pub(crate) fn b64url_decode(input: &[u8]) -> Option<Vec<u8>> {
-    B64URL.decode(input).ok()
-}
-
-/// Encodes bytes as unpadded base64url.
-#[cfg_attr(not(feature = "testing"), allow(dead_code))]
-pub(crate) fn b64url_encode(input: &[u8]) -> String {
-    B64URL.encode(input)
-}
 
 /// The three segments of a compact JWS.
 #[derive(Debug, Clone, Copy)]
@@ -188,6 +166,7 @@ fn classify_typ(typ: &str) -> Typ {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::b64::{b64url_decode, b64url_encode};
 
     fn header(json: &str) -> Result<Header<'_>, TokenError> {
         parse_header(json.as_bytes(), &Algorithm::ASYMMETRIC)

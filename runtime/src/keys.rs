@@ -20,13 +20,19 @@ use serde_json::{Map, Value};
 
 use crate::{
     algorithm::{Algorithm, Family},
-    jws::b64url_decode,
+    b64::b64url_decode,
+    config::MAX_KID_LEN,
 };
 
 /// The most keys one key set may hold.
 pub(crate) const MAX_KEYS: usize = 100;
-/// The longest `kid` accepted, in bytes (in a key set and in a token header).
-pub(crate) const MAX_KID_LEN: usize = 256;
+
+/// Why no key set can be offered right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Unavailable {
+    /// Seconds the client should wait.
+    pub(crate) retry_after_secs: u32,
+}
 
 /// A key the verifier may use, with one ready verifier per permitted algorithm.
 pub(crate) struct VerifyingKey {

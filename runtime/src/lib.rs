@@ -234,9 +234,11 @@
 
 mod algorithm;
 mod authority;
+mod b64;
 mod cache;
 mod claims;
 mod clock;
+mod config;
 mod credentials;
 mod discovery;
 mod env;
@@ -257,11 +259,12 @@ mod verify;
 pub mod testing;
 
 pub use algorithm::Algorithm;
-pub use authority::{
-    Authority, AuthorityBuilder, ConfigError, DEFAULT_LEEWAY, DEFAULT_MAX_LIFETIME, DEFAULT_MAX_TOKEN_SIZE, MAX_LEEWAY,
-    MAX_TOKEN_SIZE_LIMIT, Profile, ScopeClaim, Stats,
-};
+pub use authority::{Authority, AuthorityBuilder, Stats};
 pub use cache::{DEFAULT_TOKEN_CACHE_CAPACITY, DEFAULT_TOKEN_CACHE_MAX_AGE, DEFAULT_TOKEN_CACHE_MAX_BYTES};
+pub use config::{
+    ConfigError, DEFAULT_LEEWAY, DEFAULT_MAX_LIFETIME, DEFAULT_MAX_TOKEN_SIZE, MAX_LEEWAY, MAX_TOKEN_SIZE_LIMIT,
+    Profile, ScopeClaim,
+};
 pub use extract::{AccessToken, AuthorityState};
 pub use http::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_DOCUMENT_SIZE, DEFAULT_TOTAL_TIMEOUT, FetchError};
 pub use jwks::{
@@ -296,7 +299,7 @@ mod tests {
     #[test]
     fn every_reason_code_is_in_the_crate_docs_table() {
         let docs = include_str!("lib.rs");
-        for code in crate::authority::REASONS {
+        for code in crate::rejection::REASONS {
             assert!(docs.contains(&format!("//! | `{code}` |")), "`{code}` is missing from the reason table");
         }
     }

@@ -7,14 +7,10 @@
 
 use std::sync::Arc;
 
-use crate::{jwks::RemoteKeys, keys::KeySet};
-
-/// Why no key set can be offered right now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Unavailable {
-    /// Seconds the client should wait.
-    pub(crate) retry_after_secs: u32,
-}
+use crate::{
+    jwks::RemoteKeys,
+    keys::{KeySet, Unavailable},
+};
 
 /// A source of verification keys.
 #[derive(Debug)]

@@ -44,7 +44,7 @@ pub use crate::clock::TestClock;
 use crate::{
     algorithm::Algorithm,
     authority::{Authority, AuthorityBuilder},
-    jws::b64url_encode,
+    b64::b64url_encode,
 };
 
 /// The issuer identifier [`TestIssuer::new`] uses.
@@ -376,7 +376,7 @@ impl TokenBuilder {
     pub fn sign_parts(&self) -> (String, Vec<u8>) {
         let token = self.sign();
         let (input, signature) = token.rsplit_once('.').unwrap_or_default();
-        (input.to_owned(), crate::jws::b64url_decode(signature.as_bytes()).unwrap_or_default())
+        (input.to_owned(), crate::b64::b64url_decode(signature.as_bytes()).unwrap_or_default())
     }
 
     fn signature(&self, message: &[u8]) -> Vec<u8> {

@@ -12,12 +12,13 @@ use std::{
 };
 
 use crate::{
-    authority::{Authority, Config},
+    authority::Authority,
+    b64::b64url_decode,
     claims::{self, AudienceCheck, RawClaims, VerifiedClaims},
-    jws::{self, MAX_HEADER_BYTES, MAX_SIGNATURE_BYTES, Typ, b64url_decode},
-    keys::KeyLookup,
+    config::Config,
+    jws::{self, MAX_HEADER_BYTES, MAX_SIGNATURE_BYTES, Typ},
+    keys::{KeyLookup, Unavailable},
     rejection::{RejectionKind, TokenError},
-    source::Unavailable,
 };
 
 impl Authority {

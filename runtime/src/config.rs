@@ -1,0 +1,117 @@
+//! The verifier's configuration and its limits: the bottom layer every other module may
+//! use. [`AuthorityBuilder`](crate::AuthorityBuilder) fills it in and checks it; it never
+//! changes afterwards.
+
+use std::{fmt, time::Duration};
+
+use crate::{algorithm::Algorithm, clock::Clock, rejection::ChallengeConfig};
+
+/// The longest `kid` accepted, in bytes (in a key set and in a token header).
+pub(crate) const MAX_KID_LEN: usize = 256;
+
+/// The default clock-skew allowance for `exp`, `nbf` and `iat`.
+pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
+/// The largest leeway [`AuthorityBuilder::leeway`](crate::AuthorityBuilder::leeway) accepts.
+pub const MAX_LEEWAY: Duration = Duration::from_secs(300);
+/// The default maximum token size in bytes.
+pub const DEFAULT_MAX_TOKEN_SIZE: usize = 8 * 1024;
+/// The hard cap on [`AuthorityBuilder::max_token_size`](crate::AuthorityBuilder::max_token_size).
+pub const MAX_TOKEN_SIZE_LIMIT: usize = 64 * 1024;
+/// The default maximum token lifetime (`exp` may be at most this far past `iat` and now).
+pub const DEFAULT_MAX_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// Which tokens count as access tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Profile {
+    /// Strict RFC 9068 (the default): `typ` must be `at+jwt`, and `client_id`, `jti`,
+    /// `sub`, `iat`, `exp`, `iss` and `aud` are required.
+    #[default]
+    Rfc9068,
+    /// For issuers that mint access tokens typed `JWT` or untyped (Auth0's default token
+    /// profile, Okta, Entra ID). Such a token is accepted only if its audience matches,
+    /// it names its client (`client_id`, `azp` or `cid`), it carries none of the ID-token
+    /// claims `nonce`, `at_hash`, `c_hash`, and no vendor type claim marks it as an ID
+    /// token; `jti` becomes optional. Enabling it logs a warning at startup.
+    Compatible,
+}
+
+/// A claim scopes are read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ScopeClaim {
+    /// `scope`: a space-delimited string (RFC 9068 §2.2.3). The default.
+    Scope,
+    /// `scp`: a string or an array of strings (Okta, Entra ID).
+    Scp,
+    /// `permissions`: an array of strings (Auth0 RBAC).
+    Permissions,
+}
+
+impl ScopeClaim {
+    /// The claim's name.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Scope => "scope",
+            Self::Scp => "scp",
+            Self::Permissions => "permissions",
+        }
+    }
+}
+
+/// A configuration the builder refused, naming the setting to change.
+///
+/// Its `Debug` form reads like its `Display` form, so that `main() -> Result<(), Box<dyn
+/// Error>>` prints a sentence rather than a struct.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    setting: &'static str,
+    message: String,
+}
+
+impl ConfigError {
+    pub(crate) fn new(setting: &'static str, message: impl Into<String>) -> Self {
+        Self { setting, message: message.into() }
+    }
+
+    /// The builder setting to change (for example `"audience"`).
+    #[must_use]
+    pub fn setting(&self) -> &'static str {
+        self.setting
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "scopegate: invalid `{}` setting: {}", self.setting, self.message)
+    }
+}
+
+impl fmt::Debug for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The verifier's settings, fixed at build time.
+#[derive(Debug)]
+pub(crate) struct Config {
+    pub(crate) issuer: Box<str>,
+    pub(crate) audiences: Vec<Box<str>>,
+    pub(crate) algorithms: Vec<Algorithm>,
+    pub(crate) leeway: Duration,
+    pub(crate) max_lifetime: Duration,
+    pub(crate) max_age: Option<Duration>,
+    pub(crate) max_token_size: usize,
+    pub(crate) profile: Profile,
+    pub(crate) scope_claims: Vec<ScopeClaim>,
+    pub(crate) allowed_clients: Option<Vec<Box<str>>>,
+    pub(crate) reject_id_token_claims: bool,
+    pub(crate) require_single_audience: bool,
+    pub(crate) challenge: ChallengeConfig,
+    /// The wall clock, or a test's (feature `testing`).
+    pub(crate) clock: Clock,
+}
