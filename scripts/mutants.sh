@@ -49,18 +49,34 @@ fi
 
 # cargo-mutants' own copy of the tree does not keep file times, and cargo then rebuilds
 # every dependency (minutes on two cores). So the tree, target/ included, is copied here
-# with `cp -a` (times kept: only the runtime is rebuilt) and mutated in place in the copy.
+# with `cp -a` (times kept: only the runtime is rebuilt) and mutated in place in the copy,
+# which needs free space for the whole tree, target/ included (checked first).
 root="$PWD"
-work="$(mktemp -d "${TMPDIR:-/tmp}/scopegate-mutants.XXXXXX")"
+tmp="${TMPDIR:-/tmp}"
+need_kb=$(( $(du -sk . | cut -f1) + 2 * 1024 * 1024 ))
+free_kb=$(df -Pk "$tmp" | awk 'NR == 2 { print $4 }')
+if (( free_kb < need_kb )); then
+  echo "scripts/mutants.sh: the copy needs $(( need_kb / 1024 )) MiB free in $tmp, which has $(( free_kb / 1024 )) MiB" >&2
+  exit 2
+fi
+work="$(mktemp -d "$tmp/scopegate-mutants.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
 cp -a . "$work/"
 rm -rf "$work/target/mutants.out"
 args+=(--in-place --output "$root/target")
 
 # Which tests judge a mutant (and the trybuild suite left out) is in .cargo/mutants.toml.
+# cargo-mutants runs as a child this script waits for, so that an interrupt stops it
+# before the copy it works in is removed.
 cd "$work"
 status=0
-timeout --signal=INT --kill-after=30 "$BUDGET" cargo mutants "${args[@]}" || status=$?
+timeout --signal=INT --kill-after=30 "$BUDGET" cargo mutants "${args[@]}" &
+child=$!
+trap 'kill -TERM "$child" 2>/dev/null' INT TERM
+wait "$child" || status=$?
+while kill -0 "$child" 2>/dev/null; do
+  wait "$child" || status=$?
+done
 if [[ $status -eq 124 ]]; then
   echo "scripts/mutants.sh: stopped after the budget of ${BUDGET}s; the report covers the mutants tested" >&2
 fi
