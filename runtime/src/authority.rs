@@ -522,10 +522,14 @@ impl AuthorityBuilder {
         let setting = if self.jwks_uri.is_some() { "jwks_uri" } else { "issuer" };
         let (authority, remote) = self.assemble()?;
         if let Some(remote) = remote {
-            remote
-                .fetch_now()
-                .await
-                .map_err(|error| ConfigError::new(setting, format!("could not load the issuer's keys: {error}")))?;
+            if let Err(error) = remote.fetch_now().await {
+                let at = remote.last_failed_url().map(|url| format!(" (GET {url})")).unwrap_or_default();
+                return Err(if error.is_unreachable() {
+                    ConfigError::unreachable(setting, format!("could not load the issuer's keys{at}: {error}"))
+                } else {
+                    ConfigError::new(setting, format!("could not load the issuer's keys{at}: {error}"))
+                });
+            }
             remote.spawn_maintenance();
         }
         Ok(authority)

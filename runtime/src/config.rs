@@ -68,11 +68,27 @@ impl ScopeClaim {
 pub struct ConfigError {
     setting: &'static str,
     message: String,
+    /// The setting may be right: the issuer could not be reached at all.
+    unreachable: bool,
 }
 
 impl ConfigError {
     pub(crate) fn new(setting: &'static str, message: impl Into<String>) -> Self {
-        Self { setting, message: message.into() }
+        Self { setting, message: message.into(), unreachable: false }
+    }
+
+    /// The issuer named by `setting` could not be reached (the setting may well be right).
+    pub(crate) fn unreachable(setting: &'static str, message: impl Into<String>) -> Self {
+        Self { setting, message: message.into(), unreachable: true }
+    }
+
+    /// Whether the issuer could not be reached at all (DNS, connection, TLS, timeout) at
+    /// [`connect`](crate::AuthorityBuilder::connect), as opposed to a setting that is
+    /// wrong or an issuer that answered with something unusable. An unreachable issuer
+    /// may be worth a retry; an invalid setting is not.
+    #[must_use]
+    pub fn is_unreachable(&self) -> bool {
+        self.unreachable
     }
 
     /// The builder setting to change (for example `"audience"`).
@@ -84,7 +100,11 @@ impl ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "scopegate: invalid `{}` setting: {}", self.setting, self.message)
+        if self.unreachable {
+            write!(f, "scopegate: cannot reach the issuer of the `{}` setting: {}", self.setting, self.message)
+        } else {
+            write!(f, "scopegate: invalid `{}` setting: {}", self.setting, self.message)
+        }
     }
 }
 

@@ -55,8 +55,13 @@ impl Default for HttpLimits {
 pub enum FetchError {
     /// Connecting or the whole request took longer than its timeout.
     Timeout,
-    /// The connection failed (refused, reset, TLS handshake or certificate failure, DNS).
+    /// The host name could not be resolved, or resolves only to blocked addresses.
+    Dns,
+    /// The connection was refused or reset.
     Connect,
+    /// The TLS handshake failed: an untrusted certificate, a certificate for another
+    /// name, or no common protocol.
+    Tls,
     /// The server answered with a non-success status.
     Status(u16),
     /// A redirect to another host, to `http:`, or more than one.
@@ -79,7 +84,9 @@ impl FetchError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::Timeout => "timeout",
+            Self::Dns => "dns",
             Self::Connect => "connect",
+            Self::Tls => "tls",
             Self::Status(_) => "http_status",
             Self::Redirect => "redirect",
             Self::TooLarge => "too_large",
@@ -95,7 +102,9 @@ impl fmt::Display for FetchError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Timeout => f.write_str("the request timed out"),
-            Self::Connect => f.write_str("the connection failed"),
+            Self::Dns => f.write_str("the host name could not be resolved to an allowed address"),
+            Self::Connect => f.write_str("the connection was refused or reset"),
+            Self::Tls => f.write_str("the TLS handshake failed (certificate not trusted, or issued for another name)"),
             Self::Status(code) => write!(f, "the server answered HTTP {code}"),
             Self::Redirect => f.write_str("the server redirected to another host, to http, or more than once"),
             Self::TooLarge => f.write_str("the document exceeds the size limit"),
@@ -104,6 +113,15 @@ impl fmt::Display for FetchError {
             Self::IssuerMismatch => f.write_str("the discovery document names another issuer"),
             Self::BadJwksUri(why) => write!(f, "the discovery document's jwks_uri is unusable: {why}"),
         }
+    }
+}
+
+impl FetchError {
+    /// Whether the issuer could not be reached at all (timeout, DNS, connection, TLS), as
+    /// opposed to answering with something unusable.
+    #[must_use]
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, Self::Timeout | Self::Dns | Self::Connect | Self::Tls)
     }
 }
 
@@ -121,6 +139,8 @@ pub(crate) struct Fetched {
 pub(crate) struct IssuerClient {
     client: Client,
     limits: HttpLimits,
+    /// The URL of the last request that failed, for error messages at startup.
+    last_failure: std::sync::Arc<std::sync::Mutex<Option<Url>>>,
 }
 
 impl IssuerClient {
@@ -144,7 +164,7 @@ impl IssuerClient {
         let client = builder
             .build()
             .map_err(|e| ConfigError::new("http", format!("the HTTP client could not be built: {e}")))?;
-        Ok(Self { client, limits })
+        Ok(Self { client, limits, last_failure: std::sync::Arc::default() })
     }
 
     pub(crate) fn total_timeout(&self) -> Duration {
@@ -153,6 +173,19 @@ impl IssuerClient {
 
     /// GETs a JSON document with the size cap enforced while streaming.
     pub(crate) async fn get(&self, url: &Url) -> Result<Fetched, FetchError> {
+        let result = self.get_unrecorded(url).await;
+        if result.is_err() {
+            *self.last_failure.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(url.clone());
+        }
+        result
+    }
+
+    /// The URL of the last `get` that failed, if any.
+    pub(crate) fn last_failed_url(&self) -> Option<Url> {
+        self.last_failure.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    async fn get_unrecorded(&self, url: &Url) -> Result<Fetched, FetchError> {
         let mut response = self
             .client
             .get(url.clone())
@@ -181,15 +214,53 @@ impl IssuerClient {
     }
 }
 
+/// Tells the cause of a failed request from the error chain: our resolver's own error
+/// type for DNS, the TLS library's wording for handshake failures (reqwest does not type
+/// them), a connection failure otherwise. The answer only words the error; every cause
+/// fails the fetch the same way.
 fn classify(error: &reqwest::Error) -> FetchError {
     if error.is_timeout() {
-        FetchError::Timeout
-    } else if error.is_redirect() {
-        FetchError::Redirect
-    } else {
-        FetchError::Connect
+        return FetchError::Timeout;
+    }
+    if error.is_redirect() {
+        return FetchError::Redirect;
+    }
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(current) = cause {
+        if current.is::<ResolveFailure>() {
+            return FetchError::Dns;
+        }
+        let text = current.to_string().to_ascii_lowercase();
+        if text.contains("certificate") || text.contains("handshake") || text.contains("tls") {
+            return FetchError::Tls;
+        }
+        // `io::Error::source` skips the error it wraps: look at that one too.
+        cause = match current.downcast_ref::<std::io::Error>().and_then(std::io::Error::get_ref) {
+            Some(inner) => {
+                let text = inner.to_string().to_ascii_lowercase();
+                if text.contains("certificate") || text.contains("handshake") || text.contains("tls") {
+                    return FetchError::Tls;
+                }
+                inner.source()
+            }
+            None => current.source(),
+        };
+    }
+    FetchError::Connect
+}
+
+/// Why the filtering resolver gave no address (typed, so that [`classify`] can tell a DNS
+/// failure from a refused connection).
+#[derive(Debug)]
+struct ResolveFailure(String);
+
+impl fmt::Display for ResolveFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
     }
 }
+
+impl std::error::Error for ResolveFailure {}
 
 /// Follows at most one redirect, and only to https on the same host and port
 /// (security spec 163).
@@ -351,11 +422,12 @@ impl Resolve for FilteringResolver {
         let host = name.as_str().to_owned();
         Box::pin(async move {
             let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
-                .await?
+                .await
+                .map_err(|e| ResolveFailure(format!("{host} could not be resolved: {e}")))?
                 .filter(|addr| allow_private || !is_blocked(addr.ip()))
                 .collect();
             if addrs.is_empty() {
-                return Err(format!("{host} resolves only to blocked addresses").into());
+                return Err(ResolveFailure(format!("{host} resolves only to blocked addresses")).into());
             }
             Ok(Box::new(addrs.into_iter()) as Addrs)
         })

@@ -332,6 +332,11 @@ impl RemoteKeys {
         Some(keys)
     }
 
+    /// The URL of the last discovery or JWKS request that failed.
+    pub(crate) fn last_failed_url(&self) -> Option<Url> {
+        self.client.last_failed_url()
+    }
+
     fn client_total_timeout(&self) -> Duration {
         self.client.total_timeout()
     }

@@ -256,7 +256,7 @@ fn object() -> impl Strategy<Value = Map<String, Value>> {
 }
 
 /// The algorithms the test issuer signs with, and the `kid` of the key for each.
-const SIGNABLE: [(Algorithm, &str); 8] = [
+const SIGNABLE: [(Algorithm, &str); 9] = [
     (Algorithm::RS256, "rsa-1"),
     (Algorithm::RS384, "rsa-1"),
     (Algorithm::RS512, "rsa-1"),
@@ -264,6 +264,7 @@ const SIGNABLE: [(Algorithm, &str); 8] = [
     (Algorithm::PS384, "rsa-1"),
     (Algorithm::PS512, "rsa-1"),
     (Algorithm::ES256, "ec-1"),
+    (Algorithm::ES384, "ec-384"),
     (Algorithm::EdDSA, "ed-1"),
 ];
 

@@ -262,6 +262,40 @@ async fn case_149_connect_fails_at_startup_when_the_issuer_is_down() {
 }
 
 #[tokio::test]
+async fn an_unreachable_issuer_is_reported_as_such_with_the_url_and_the_cause() {
+    let port = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap().port();
+    let error = Authority::builder()
+        .issuer(format!("http://127.0.0.1:{port}"))
+        .audience(AUD)
+        .http_timeouts(Duration::from_secs(1), Duration::from_secs(2))
+        .connect()
+        .await
+        .unwrap_err();
+    assert!(error.is_unreachable(), "{error}");
+    // The last location discovery tried, and why it failed; `Debug` reads the same.
+    let expected = format!(
+        "scopegate: cannot reach the issuer of the `issuer` setting: could not load the issuer's keys (GET http://127.0.0.1:{port}/.well-known/oauth-authorization-server): the connection was refused or reset"
+    );
+    assert_eq!(error.to_string(), expected);
+    assert_eq!(format!("{error:?}"), expected);
+}
+
+#[tokio::test]
+async fn an_issuer_that_answers_with_an_error_status_is_invalid_not_unreachable() {
+    let (server, _) = serving_test_keys().await;
+    server.set_mode(Mode::Status(404));
+    let error = builder(&server).connect().await.unwrap_err();
+    assert!(!error.is_unreachable(), "{error}");
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "scopegate: invalid `issuer` setting: could not load the issuer's keys (GET {}): the server answered HTTP 404",
+            server.jwks_uri()
+        )
+    );
+}
+
+#[tokio::test]
 async fn case_149_lazy_start_answers_503_until_keys_arrive_then_accepts() {
     let issuer = TestIssuer::new();
     let server = KeyServer::start(json!({"keys": []})).await;
@@ -805,7 +839,12 @@ async fn case_162_a_self_signed_certificate_fails_the_fetch_at_the_handshake() {
     let server = TlsKeyServer::start(self_signed("127.0.0.1"), TestIssuer::new().jwks()).await;
     let error = tls_builder(&server, &ca).connect().await.unwrap_err();
     assert_eq!(error.setting(), "jwks_uri");
-    assert!(error.to_string().ends_with("could not load the issuer's keys: the connection failed"), "{error}");
+    assert!(error.is_unreachable(), "{error}");
+    let expected = format!(
+        "scopegate: cannot reach the issuer of the `jwks_uri` setting: could not load the issuer's keys (GET {}): the TLS handshake failed (certificate not trusted, or issued for another name)",
+        server.jwks_uri()
+    );
+    assert_eq!(error.to_string(), expected);
     // The server sees the handshake fail (the client's alert) a moment later.
     eventually("the server to see the handshake fail", Duration::from_secs(2), async || server.counts().0 >= 1).await;
     assert_eq!(server.counts().1, 0, "no request was sent over an unverified connection");
@@ -818,7 +857,12 @@ async fn case_162_a_certificate_for_another_name_fails_the_fetch_at_the_handshak
     let server = TlsKeyServer::start(ca.certificate("keys.example.test"), TestIssuer::new().jwks()).await;
     let error = tls_builder(&server, &ca).connect().await.unwrap_err();
     assert_eq!(error.setting(), "jwks_uri");
-    assert!(error.to_string().ends_with("could not load the issuer's keys: the connection failed"), "{error}");
+    assert!(error.is_unreachable(), "{error}");
+    let expected = format!(
+        "scopegate: cannot reach the issuer of the `jwks_uri` setting: could not load the issuer's keys (GET {}): the TLS handshake failed (certificate not trusted, or issued for another name)",
+        server.jwks_uri()
+    );
+    assert_eq!(error.to_string(), expected);
     // The server sees the handshake fail (the client's alert) a moment later.
     eventually("the server to see the handshake fail", Duration::from_secs(2), async || server.counts().0 >= 1).await;
     assert_eq!(server.counts().1, 0, "no request was sent over an unverified connection");
