@@ -33,6 +33,7 @@ pub(crate) struct Inner {
     pub(crate) keys: KeySource,
     pub(crate) stats: Counters,
     pub(crate) token_cache: Option<TokenCache>,
+    pub(crate) userinfo: crate::userinfo::Userinfo,
 }
 
 #[derive(Debug, Default)]
@@ -246,6 +247,7 @@ pub struct AuthorityBuilder {
     token_cache_max_age: Option<Duration>,
     clock: Clock,
     tls_roots: Vec<Vec<u8>>,
+    userinfo: crate::userinfo::Settings,
 }
 
 impl AuthorityBuilder {
@@ -466,6 +468,36 @@ impl AuthorityBuilder {
     /// that, requests get 503 with `Retry-After`.
     pub fn jwks_max_stale(mut self, max_stale: Duration) -> Self {
         self.cache.max_stale = max_stale;
+        self
+    }
+
+    /// The issuer's OpenID Connect userinfo endpoint, for the [`UserInfo`](crate::UserInfo)
+    /// extractor (default: the `userinfo_endpoint` of the discovery document, when keys
+    /// are discovered). The same URL policy as [`jwks_uri`](Self::jwks_uri); the same
+    /// timeouts and body cap as key fetches.
+    pub fn userinfo_endpoint(mut self, url: impl Into<String>) -> Self {
+        self.userinfo.endpoint = Some(url.into());
+        self
+    }
+
+    /// The longest a userinfo answer is reused for the same token (default 60 s, at most
+    /// 1 hour; never past the token's `exp` either).
+    pub fn userinfo_cache_ttl(mut self, ttl: Duration) -> Self {
+        self.userinfo.ttl = Some(ttl);
+        self
+    }
+
+    /// How many userinfo answers are kept (default 1 000; `0` turns the cache off, while
+    /// concurrent requests with one token still share one call).
+    pub fn userinfo_cache_capacity(mut self, entries: usize) -> Self {
+        self.userinfo.capacity = Some(entries);
+        self
+    }
+
+    /// The memory budget of the userinfo cache: tokens and answer texts, plus 256 bytes
+    /// per entry (default 4 MiB, at least 64 KiB).
+    pub fn userinfo_cache_max_bytes(mut self, bytes: usize) -> Self {
+        self.userinfo.max_bytes = Some(bytes);
         self
     }
 
@@ -733,8 +765,10 @@ impl AuthorityBuilder {
                 token_cache_max_age,
             )),
         };
-        let authority =
-            Authority { inner: Arc::new(Inner { config, keys: source, stats: Counters::default(), token_cache }) };
+        let userinfo = self.userinfo.build(self.http, &self.tls_roots)?;
+        let authority = Authority {
+            inner: Arc::new(Inner { config, keys: source, stats: Counters::default(), token_cache, userinfo }),
+        };
         Ok((authority, remote))
     }
 }

@@ -273,10 +273,17 @@ impl Authority {
     }
 
     /// Counts a rejection and builds its response.
-    fn reject(&self, kind: RejectionKind) -> Rejection {
+    pub(crate) fn reject(&self, kind: RejectionKind) -> Rejection {
         self.inner.stats.count_rejection(kind.code());
         Rejection::new(kind, self.inner.config.challenge.clone())
     }
+}
+
+/// The request's token, verified for the authority's configured audiences exactly as by
+/// [`AccessToken`] (reusing a verification already made for this request): for the
+/// extractors of other modules ([`UserInfo`](crate::UserInfo)).
+pub(crate) async fn verified_token(parts: &mut Parts, authority: &Authority) -> Result<AccessToken, Rejection> {
+    authenticate(parts, authority, Reuse::SameAuthority).await?.ok_or_else(|| missing_credentials(authority))
 }
 
 fn missing_credentials(authority: &Authority) -> Rejection {

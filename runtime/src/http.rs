@@ -214,6 +214,54 @@ impl IssuerClient {
     }
 }
 
+/// An answer to an authorized GET: any status, with the body read (capped) only for 200.
+#[derive(Debug)]
+pub(crate) struct Answered {
+    pub(crate) status: u16,
+    /// The media type of `Content-Type`, lowercased, without parameters.
+    pub(crate) media_type: Option<String>,
+    pub(crate) body: Vec<u8>,
+}
+
+impl IssuerClient {
+    /// GETs `url` presenting `token` as `Authorization: Bearer` (the `/userinfo` call),
+    /// accepting `accept`. Unlike [`get`](Self::get), a non-200 status is an answer, not
+    /// an error (the caller tells a refusal from an outage); the body of a 200 is read with
+    /// the size cap enforced while streaming, other bodies are not read.
+    pub(crate) async fn get_authorized(&self, url: &Url, token: &str, accept: &str) -> Result<Answered, FetchError> {
+        let mut response = self
+            .client
+            .get(url.clone())
+            .header(ACCEPT, accept)
+            .bearer_auth(token)
+            .send()
+            .await
+            .map_err(|e| classify(&e))?;
+        let status = response.status().as_u16();
+        let media_type = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.split(';').next().unwrap_or_default().trim().to_ascii_lowercase());
+        if status != 200 {
+            return Ok(Answered { status, media_type, body: Vec::new() });
+        }
+        let declared =
+            response.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|len| len > self.limits.max_body as u64) {
+            return Err(FetchError::TooLarge);
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| classify(&e))? {
+            if body.len().saturating_add(chunk.len()) > self.limits.max_body {
+                return Err(FetchError::TooLarge);
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(Answered { status, media_type, body })
+    }
+}
+
 /// Tells the cause of a failed request from the error chain: our resolver's own error
 /// type for DNS, the TLS library's wording for handshake failures (reqwest does not type
 /// them), a connection failure otherwise. The answer only words the error; every cause

@@ -95,6 +95,10 @@
 //! | `empty_claim` | 401 `invalid_token` | The access token has an empty sub, client_id or jti claim |
 //! | `insufficient_scope` | 403 `insufficient_scope` | The access token lacks a scope this route requires (body only) |
 //! | `keys_unavailable` | 503, no challenge | The issuer's signing keys are unavailable; retry later (body only) |
+//! | `userinfo_refused` | 401 `invalid_token` | The issuer's userinfo endpoint refused the access token |
+//! | `userinfo_subject_mismatch` | 401 `invalid_token` | The issuer's userinfo answer is about another subject than the access token |
+//! | `userinfo_invalid` | 502, no challenge | The issuer's signed userinfo answer failed verification (body only) |
+//! | `userinfo_unavailable` | 503, no challenge | The issuer's userinfo endpoint is unavailable; retry later (body only; `Retry-After`) |
 //!
 //! ## Logging
 //! scopegate logs through `tracing`, never a token or a header value:
@@ -253,6 +257,7 @@ mod network_input_tests;
 mod rejection;
 mod scope;
 mod source;
+mod userinfo;
 mod verify;
 
 #[cfg(feature = "testing")]
@@ -275,6 +280,10 @@ pub use jwks::{
 pub use keys::{KeyRejection, KeySetError};
 pub use rejection::{Rejection, RejectionKind, RequestError, TokenError};
 pub use scope::{ScopeExpr, Scopes};
+pub use userinfo::{
+    DEFAULT_USERINFO_CACHE_CAPACITY, DEFAULT_USERINFO_CACHE_MAX_BYTES, DEFAULT_USERINFO_CACHE_TTL,
+    MAX_USERINFO_CACHE_TTL, USERINFO_RETRY_AFTER_SECS, UserInfo,
+};
 
 #[doc(inline)]
 pub use scopegate_macros::requires_scope;

@@ -107,6 +107,13 @@ pub enum TokenError {
     /// `sub`, `client_id` or `jti` (in the compatible profile also `azp` or `cid`) is
     /// present but an empty string: it identifies no one.
     EmptyClaim,
+    /// The issuer's userinfo endpoint answered 401 or 403 for the token (for example, the
+    /// token's audience does not include it). Only when the handler asks for
+    /// [`UserInfo`](crate::UserInfo).
+    UserinfoRefused,
+    /// The issuer's userinfo answer names another `sub` than the token (OpenID Connect
+    /// Core §5.3.2: the answer must not be used).
+    UserinfoSubjectMismatch,
 }
 
 impl TokenError {
@@ -133,6 +140,8 @@ impl TokenError {
             Self::ClientNotAllowed => "client_not_allowed",
             Self::SenderConstrained => "sender_constrained",
             Self::EmptyClaim => "empty_claim",
+            Self::UserinfoRefused => "userinfo_refused",
+            Self::UserinfoSubjectMismatch => "userinfo_subject_mismatch",
         }
     }
 
@@ -159,6 +168,10 @@ impl TokenError {
             Self::ClientNotAllowed => "The access token was issued to a client this API does not accept",
             Self::SenderConstrained => "The access token is sender-constrained and cannot be used as a bearer token",
             Self::EmptyClaim => "The access token has an empty sub, client_id or jti claim",
+            Self::UserinfoRefused => "The issuer's userinfo endpoint refused the access token",
+            Self::UserinfoSubjectMismatch => {
+                "The issuer's userinfo answer is about another subject than the access token"
+            }
         }
     }
 }
@@ -187,8 +200,19 @@ pub enum RejectionKind {
         retry_after_secs: u32,
     },
     /// The verifier is missing or misconfigured at runtime (HTTP 500). Never reaches the
-    /// handler.
+    /// handler. Also: a handler asks for [`UserInfo`](crate::UserInfo) but no userinfo
+    /// endpoint is configured or discovered.
     Misconfigured,
+    /// A signed (`application/jwt`) userinfo answer failed verification: malformed, an
+    /// unknown key, a bad signature, a `typ` other than `JWT`, or an `iss`/`aud` that is
+    /// not the issuer and the token's client (HTTP 502).
+    UserinfoInvalid,
+    /// The issuer's userinfo endpoint is down, slow, or answered something unusable (an
+    /// unexpected status, not JSON, too large) (HTTP 503 with `Retry-After`).
+    UserinfoUnavailable {
+        /// Seconds the client should wait before retrying.
+        retry_after_secs: u32,
+    },
 }
 
 impl RejectionKind {
@@ -203,6 +227,8 @@ impl RejectionKind {
             Self::InsufficientScope { .. } => "insufficient_scope",
             Self::KeysUnavailable { .. } => "keys_unavailable",
             Self::Misconfigured => "misconfigured",
+            Self::UserinfoInvalid => "userinfo_invalid",
+            Self::UserinfoUnavailable { .. } => "userinfo_unavailable",
         }
     }
 
@@ -213,8 +239,9 @@ impl RejectionKind {
             Self::MissingCredentials | Self::InvalidToken(_) => StatusCode::UNAUTHORIZED,
             Self::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             Self::InsufficientScope { .. } => StatusCode::FORBIDDEN,
-            Self::KeysUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::KeysUnavailable { .. } | Self::UserinfoUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Misconfigured => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::UserinfoInvalid => StatusCode::BAD_GATEWAY,
         }
     }
 
@@ -226,7 +253,10 @@ impl RejectionKind {
             Self::InvalidToken(_) => Some("invalid_token"),
             Self::InsufficientScope { .. } => Some("insufficient_scope"),
             Self::MissingCredentials => None,
-            Self::KeysUnavailable { .. } | Self::Misconfigured => Some("temporarily_unavailable"),
+            Self::KeysUnavailable { .. } | Self::Misconfigured | Self::UserinfoUnavailable { .. } => {
+                Some("temporarily_unavailable")
+            }
+            Self::UserinfoInvalid => Some("server_error"),
         }
     }
 
@@ -240,13 +270,15 @@ impl RejectionKind {
             Self::InsufficientScope { .. } => "The access token lacks a scope this route requires",
             Self::KeysUnavailable { .. } => "The issuer's signing keys are unavailable; retry later",
             Self::Misconfigured => "The API's token verifier is not configured",
+            Self::UserinfoInvalid => "The issuer's signed userinfo answer failed verification",
+            Self::UserinfoUnavailable { .. } => "The issuer's userinfo endpoint is unavailable; retry later",
         }
     }
 }
 
 /// Every reason code, in the order of the per-reason counters: each read from the `code()`
 /// tables above (a test checks that every variant is here).
-pub(crate) const REASONS: [&str; 27] = {
+pub(crate) const REASONS: [&str; 31] = {
     use RequestError as R;
     use TokenError as T;
     [
@@ -275,8 +307,12 @@ pub(crate) const REASONS: [&str; 27] = {
         T::ClientNotAllowed.code(),
         T::SenderConstrained.code(),
         T::EmptyClaim.code(),
+        T::UserinfoRefused.code(),
+        T::UserinfoSubjectMismatch.code(),
         RejectionKind::InsufficientScope { required: "", requirement: ScopeExpr::All(&[]) }.code(),
         RejectionKind::KeysUnavailable { retry_after_secs: 0 }.code(),
+        RejectionKind::UserinfoInvalid.code(),
+        RejectionKind::UserinfoUnavailable { retry_after_secs: 0 }.code(),
     ]
 };
 
@@ -331,7 +367,10 @@ impl Rejection {
     #[must_use]
     pub fn challenge(&self) -> Option<String> {
         let error = match &self.kind {
-            RejectionKind::KeysUnavailable { .. } | RejectionKind::Misconfigured => return None,
+            RejectionKind::KeysUnavailable { .. }
+            | RejectionKind::Misconfigured
+            | RejectionKind::UserinfoInvalid
+            | RejectionKind::UserinfoUnavailable { .. } => return None,
             RejectionKind::MissingCredentials => None,
             kind => kind.oauth_error(),
         };
@@ -422,7 +461,9 @@ impl IntoResponse for Rejection {
                 HeaderValue::from_str(&challenge).unwrap_or_else(|_| HeaderValue::from_static("Bearer realm=\"api\""));
             headers.insert(header::WWW_AUTHENTICATE, value);
         }
-        if let RejectionKind::KeysUnavailable { retry_after_secs } = self.kind {
+        if let RejectionKind::KeysUnavailable { retry_after_secs }
+        | RejectionKind::UserinfoUnavailable { retry_after_secs } = self.kind
+        {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
         }
         response
@@ -466,6 +507,8 @@ mod tests {
             T::ClientNotAllowed,
             T::SenderConstrained,
             T::EmptyClaim,
+            T::UserinfoRefused,
+            T::UserinfoSubjectMismatch,
         ];
         for error in requests {
             match error {
@@ -496,13 +539,17 @@ mod tests {
                 | T::InvalidScopeClaim
                 | T::ClientNotAllowed
                 | T::SenderConstrained
-                | T::EmptyClaim => {}
+                | T::EmptyClaim
+                | T::UserinfoRefused
+                | T::UserinfoSubjectMismatch => {}
             }
         }
         let mut kinds = vec![
             RejectionKind::MissingCredentials,
             RejectionKind::InsufficientScope { required: "s", requirement: ScopeExpr::Scope("s") },
             RejectionKind::KeysUnavailable { retry_after_secs: 1 },
+            RejectionKind::UserinfoInvalid,
+            RejectionKind::UserinfoUnavailable { retry_after_secs: 1 },
         ];
         kinds.extend(requests.map(RejectionKind::InvalidRequest));
         kinds.extend(tokens.map(RejectionKind::InvalidToken));

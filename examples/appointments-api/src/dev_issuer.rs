@@ -9,6 +9,10 @@
 //! with OpenID Connect discovery, a JWK set, and a token endpoint issuing RFC 9068 access
 //! tokens (`typ: at+jwt`, ES256, signed by a key generated at startup and never stored).
 //! One client, with an id and secret generated at startup and printed in the banner.
+//! It also serves an OpenID Connect `/userinfo` (advertised as `userinfo_endpoint`): a
+//! token requested with the `openid` scope carries both the API and that URL in `aud`
+//! (like the article's example token), and `/userinfo` accepts only tokens it signed
+//! whose `aud` contains its URL, answering `{"sub": …, "preferred_username": …}`.
 //!
 //! Where it listens: always `127.0.0.1`, on a port the OS picks, on a listener of its
 //! own. Not on the API's listener: `BIND` may be a public address (`0.0.0.0:3000` in a
@@ -40,7 +44,7 @@ use base64::{
     Engine,
     engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD},
 };
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
@@ -50,7 +54,9 @@ use crate::routes::API_SCOPES;
 /// How long issued access tokens live.
 const TOKEN_LIFETIME_SECS: u64 = 3600;
 /// The scopes the banner's curl line asks for.
-const BANNER_SCOPES: &str = "read:appointments write:appointments";
+const BANNER_SCOPES: &str = "openid read:appointments write:appointments";
+/// The OpenID Connect scope: the token's `aud` then also names this issuer's `/userinfo`.
+const OPENID: &str = "openid";
 
 /// A running development issuer.
 #[derive(Debug)]
@@ -68,7 +74,14 @@ struct Issuer {
     client_secret: String,
     kid: String,
     signing_key: EncodingKey,
+    verifying_key: DecodingKey,
     jwks: Value,
+}
+
+impl Issuer {
+    fn userinfo_url(&self) -> String {
+        format!("{}/userinfo", self.issuer)
+    }
 }
 
 impl DevIssuer {
@@ -88,6 +101,8 @@ impl DevIssuer {
         let point = key.public_key().as_ref();
         let (x, y) = point.get(1..).filter(|xy| xy.len() == 64).ok_or(KEY_ERROR)?.split_at(32);
         let kid = format!("dev-{}", random_b64url::<6>()?);
+        let verifying_key = DecodingKey::from_ec_components(&URL_SAFE_NO_PAD.encode(x), &URL_SAFE_NO_PAD.encode(y))
+            .map_err(|_| KEY_ERROR)?;
         let jwks = json!({"keys": [{
             "kty": "EC", "crv": "P-256", "use": "sig", "alg": "ES256", "kid": kid,
             "x": URL_SAFE_NO_PAD.encode(x), "y": URL_SAFE_NO_PAD.encode(y),
@@ -100,6 +115,7 @@ impl DevIssuer {
             client_secret: random_b64url::<32>()?,
             kid,
             signing_key: EncodingKey::from_ec_der(pkcs8.as_ref()),
+            verifying_key,
             jwks,
         });
         let running = Self { issuer, client_id: state.client_id.clone(), client_secret: state.client_secret.clone() };
@@ -109,6 +125,7 @@ impl DevIssuer {
             .route("/.well-known/oauth-authorization-server", get(discovery))
             .route("/jwks", get(jwk_set))
             .route("/token", post(token))
+            .route("/userinfo", get(userinfo))
             .with_state(state);
         // Serves until the process exits; the API's graceful shutdown ends the process.
         tokio::spawn(async move {
@@ -145,13 +162,15 @@ impl DevIssuer {
         println!("  issuer:        {issuer}  (listens on 127.0.0.1 only)");
         println!("  client_id:     {client_id}");
         println!("  client_secret: {client_secret}");
-        println!("  scopes:        {}", API_SCOPES.join(" "));
+        println!("  scopes:        {OPENID} {}", API_SCOPES.join(" "));
         println!("  Get a token (add  -d subject=alice  to act as a user):");
         println!(
             "    TOKEN=$(curl -sS -u '{client_id}:{client_secret}' -d grant_type=client_credentials --data-urlencode 'scope={BANNER_SCOPES}' {issuer}/token | sed -E 's/.*\"access_token\":\"([^\"]+)\".*/\\1/')"
         );
         println!("  Call the API:");
         println!("    curl -sS -H \"Authorization: Bearer $TOKEN\" http://{api}/api/appointments");
+        println!("  Your profile, from the issuer's /userinfo (the token needs the openid scope):");
+        println!("    curl -sS -H \"Authorization: Bearer $TOKEN\" http://{api}/api/profile");
         println!("{rule}");
     }
 }
@@ -178,13 +197,15 @@ fn unix_now() -> u64 {
 /// OpenID Connect Discovery 1.0 / RFC 8414 metadata, limited to what this issuer does.
 async fn discovery(State(issuer): State<Arc<Issuer>>) -> Json<Value> {
     let base = &issuer.issuer;
+    let scopes: Vec<&str> = [OPENID].into_iter().chain(API_SCOPES.iter().copied()).collect();
     Json(json!({
         "issuer": base,
         "jwks_uri": format!("{base}/jwks"),
         "token_endpoint": format!("{base}/token"),
+        "userinfo_endpoint": issuer.userinfo_url(),
         "grant_types_supported": ["client_credentials"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
-        "scopes_supported": API_SCOPES,
+        "scopes_supported": scopes,
     }))
 }
 
@@ -230,7 +251,8 @@ fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, &'
 struct AccessTokenClaims<'a> {
     iss: &'a str,
     sub: &'a str,
-    aud: &'a str,
+    /// The API; with the `openid` scope, the API and this issuer's `/userinfo`.
+    aud: Value,
     client_id: &'a str,
     iat: u64,
     exp: u64,
@@ -302,11 +324,11 @@ async fn token(
 
     let mut scopes: Vec<&str> = Vec::new();
     for scope in param("scope").unwrap_or_default().split(' ').filter(|s| !s.is_empty()) {
-        if !API_SCOPES.contains(&scope) {
+        if scope != OPENID && !API_SCOPES.contains(&scope) {
             return oauth_error(
                 StatusCode::BAD_REQUEST,
                 "invalid_scope",
-                &format!("request only these scopes: {}", API_SCOPES.join(" ")),
+                &format!("request only these scopes: {OPENID} {}", API_SCOPES.join(" ")),
             );
         }
         if !scopes.contains(&scope) {
@@ -331,7 +353,7 @@ async fn token(
     let claims = AccessTokenClaims {
         iss: &issuer.issuer,
         sub: subject,
-        aud: audience,
+        aud: if scopes.contains(&OPENID) { json!([audience, issuer.userinfo_url()]) } else { json!(audience) },
         client_id: &client_id,
         iat: now,
         exp: now + TOKEN_LIFETIME_SECS,
@@ -362,4 +384,48 @@ async fn token(
     let mut response = Json(body).into_response();
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
+}
+
+/// The claims `/userinfo` reads from a token it issued.
+#[derive(serde::Deserialize)]
+struct UserinfoClaims {
+    sub: String,
+}
+
+/// OpenID Connect Core §5.3: the profile of the token's subject. The token must be one
+/// this issuer signed, unexpired, with this endpoint in `aud` (requested with `openid`).
+async fn userinfo(State(issuer): State<Arc<Issuer>>, headers: HeaderMap) -> Response {
+    let refuse = |error: &'static str, description: &'static str| {
+        let challenge = format!("Bearer error=\"{error}\", error_description=\"{description}\"");
+        let mut response =
+            (StatusCode::UNAUTHORIZED, Json(json!({"error": error, "error_description": description}))).into_response();
+        if let Ok(value) = HeaderValue::from_str(&challenge) {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
+        }
+        response
+    };
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim());
+    let Some(token) = token else {
+        return refuse("invalid_request", "send the access token as Authorization: Bearer");
+    };
+    let mut validation = Validation::new(Algorithm::ES256);
+    validation.set_issuer(&[&issuer.issuer]);
+    validation.set_audience(&[issuer.userinfo_url()]);
+    match jsonwebtoken::decode::<UserinfoClaims>(token, &issuer.verifying_key, &validation) {
+        Ok(data) => {
+            let sub = data.claims.sub;
+            let mut response = Json(json!({"sub": sub, "preferred_username": sub})).into_response();
+            response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            response
+        }
+        Err(error) => {
+            tracing::info!(%error, "development issuer: userinfo refused a token");
+            refuse("invalid_token", "the token is not valid here (was it requested with the openid scope?)")
+        }
+    }
 }

@@ -23,7 +23,7 @@ use axum::{
     http::{Request, Response, StatusCode, header},
     routing::{delete, get},
 };
-use scopegate::{AccessToken, Authority, requires_scope};
+use scopegate::{AccessToken, Authority, UserInfo, requires_scope};
 use serde::{Deserialize, Serialize};
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 use tower_http::trace::TraceLayer;
@@ -58,6 +58,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/api/appointments", get(list_appointments).post(create_appointment))
         .route("/api/appointments/{id}", delete(delete_appointment))
         .route("/api/me", get(me))
+        .route("/api/profile", get(profile))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(
@@ -178,6 +179,12 @@ async fn me(token: AccessToken) -> Json<Me> {
         client_id: token.client_id().map(str::to_owned),
         scopes: token.scopes().iter().map(str::to_owned).collect(),
     })
+}
+
+/// Any valid access token for this API: the issuer's `/userinfo` answer for it (its `sub`
+/// is the token's; asked on demand, cached per token for a minute).
+async fn profile(user: UserInfo) -> Json<serde_json::Map<String, serde_json::Value>> {
+    Json(user.raw_claims().clone())
 }
 
 async fn not_found() -> ApiError {

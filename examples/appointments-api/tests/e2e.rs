@@ -197,12 +197,16 @@ async fn banner_prints_once_and_its_curl_lines_work() {
     assert!(call_line.ends_with(&service.url("/api/appointments")), "{call_line}");
 
     // Copy, paste, run: the two lines, as printed, in a shell.
-    let script = format!("set -e\n{token_line}\ntest -n \"$TOKEN\"\n{call_line}\n");
+    let profile_line = stdout.iter().find(|l| l.trim().ends_with("/api/profile")).unwrap().trim().to_owned();
+    assert!(profile_line.starts_with("curl -sS -H \"Authorization: Bearer $TOKEN\""), "{profile_line}");
+    let script = format!("set -e\n{token_line}\ntest -n \"$TOKEN\"\n{call_line}\necho\n{profile_line}\n");
     let mut shell = Command::new("sh");
     shell.arg("-c").arg(script).env("no_proxy", "*").env("NO_PROXY", "*");
     let (status, stdout, stderr) = tokio::task::spawn_blocking(move || run_bounded(shell)).await.unwrap();
     assert!(status.success(), "{stderr}");
-    assert_eq!(stdout, "[]");
+    // The banner's token is the client's own (sub = client_id), with the openid scope.
+    let profile = json!({"sub": dev.id, "preferred_username": dev.id}).to_string();
+    assert_eq!(stdout, format!("[]\n{profile}"));
 }
 
 /// Runs a command to completion within [`EXIT_TIMEOUT`] (killed after that).
@@ -235,6 +239,7 @@ async fn dev_issuer_publishes_discovery_and_issues_rfc9068_tokens() {
     assert_eq!(discovery["issuer"], dev.issuer.as_str());
     assert_eq!(discovery["jwks_uri"], format!("{}/jwks", dev.issuer));
     assert_eq!(discovery["token_endpoint"], format!("{}/token", dev.issuer));
+    assert_eq!(discovery["userinfo_endpoint"], format!("{}/userinfo", dev.issuer));
     let jwks = send(client().get(format!("{}/jwks", dev.issuer))).await.json();
     assert_eq!(jwks["keys"][0]["kty"], "EC");
     assert!(jwks["keys"][0].get("d").is_none(), "no private key material");
@@ -277,7 +282,7 @@ async fn dev_issuer_refuses_bad_token_requests() {
     let reply = wrong_secret.request_token(&[]).await;
     assert_eq!((reply.status, reply.json()["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid_client")));
 
-    let reply = dev.request_token(&[("scope", "read:appointments openid")]).await;
+    let reply = dev.request_token(&[("scope", "read:appointments email")]).await;
     assert_eq!((reply.status, reply.json()["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_scope")));
 
     let request = client().post(format!("{}/token", dev.issuer)).basic_auth(&dev.id, Some(&dev.secret));
@@ -400,6 +405,32 @@ async fn me_shows_subject_client_and_scopes() {
     let token = dev.token("", None).await;
     let reply = call(&service, Method::GET, "/api/me", Some(&token), None).await;
     assert_eq!(reply.json(), json!({"subject": dev.id, "client_id": dev.id, "scopes": []}));
+}
+
+#[tokio::test]
+async fn profile_returns_the_callers_userinfo_for_an_openid_token() {
+    let service = Service::start(&[]).await;
+    let dev = service.dev_client();
+    let token = dev.token("openid read:appointments", Some("alice")).await;
+    // The token names both the API and the issuer's /userinfo.
+    assert_eq!(jwt_part(&token, 1)["aud"], json!(["https://api.example.test", format!("{}/userinfo", dev.issuer)]));
+    let reply = call(&service, Method::GET, "/api/profile", Some(&token), None).await;
+    assert_eq!((reply.status, reply.json()), (StatusCode::OK, json!({"sub": "alice", "preferred_username": "alice"})));
+
+    let reply = call(&service, Method::GET, "/api/profile", None, None).await;
+    assert_eq!((reply.status, reply.challenge()), (StatusCode::UNAUTHORIZED, REALM));
+
+    // Without `openid` the token is for the API alone: the issuer's /userinfo refuses it.
+    let token = dev.token("read:appointments", Some("alice")).await;
+    let reply = call(&service, Method::GET, "/api/profile", Some(&token), None).await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(reply.json()["reason"], "userinfo_refused");
+    assert_eq!(
+        reply.challenge(),
+        format!(
+            "{REALM}, error=\"invalid_token\", error_description=\"The issuer's userinfo endpoint refused the access token\""
+        )
+    );
 }
 
 #[tokio::test]

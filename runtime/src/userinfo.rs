@@ -1,0 +1,581 @@
+//! The user's profile: the issuer's OpenID Connect `/userinfo` answer for the presented
+//! access token ([`UserInfo`]).
+//!
+//! - **On demand only.** The endpoint is called when a handler takes [`UserInfo`] (or the
+//!   application calls [`Authority::userinfo`]), after the token itself was verified,
+//!   never for other requests.
+//! - **Where.** [`AuthorityBuilder::userinfo_endpoint`](crate::AuthorityBuilder::userinfo_endpoint),
+//!   or the `userinfo_endpoint` of the issuer's discovery document; the same URL policy as
+//!   key fetches, the same timeouts and body cap ([`max_jwks_size`](crate::AuthorityBuilder::max_jwks_size)).
+//! - **Checked.** The answer's `sub` must equal the token's (OpenID Connect Core §5.3.2).
+//!   `application/json` is read with the strict JSON reader; `application/jwt` (a signed
+//!   answer) must verify with the issuer's keys (the authority's key source and
+//!   algorithms), be typed `JWT` or untyped, and its `iss` and `aud`, when present, must
+//!   be the issuer and contain the token's `client_id`.
+//! - **Cached** per token (the whole token string is the key, in a map with a per-process
+//!   random SipHash key) until the token's `exp` or the TTL (default 60 s), whichever comes
+//!   first; bounded in entries and bytes; only successful answers are kept.
+//! - **Single flight.** Concurrent requests with the same token share one call.
+
+use std::{
+    collections::HashMap,
+    fmt,
+    sync::{Arc, Mutex, OnceLock},
+    time::{Duration, Instant, SystemTime},
+};
+
+use axum::{extract::FromRequestParts, http::request::Parts};
+use reqwest::Url;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+use tokio::sync::OnceCell;
+
+use crate::{
+    authority::Authority,
+    b64::b64url_decode,
+    config::ConfigError,
+    credentials::{self, Credentials},
+    extract::{self, AccessToken, AuthorityState},
+    http::{FetchError, HttpLimits, IssuerClient},
+    jws::{self, MAX_HEADER_BYTES, MAX_SIGNATURE_BYTES, Typ},
+    keys::KeyLookup,
+    rejection::{Rejection, RejectionKind, TokenError},
+    source::KeySource,
+};
+
+/// The default longest time a `/userinfo` answer is reused for the same token.
+pub const DEFAULT_USERINFO_CACHE_TTL: Duration = Duration::from_secs(60);
+/// The default number of `/userinfo` answers kept.
+pub const DEFAULT_USERINFO_CACHE_CAPACITY: usize = 1_000;
+/// The default memory budget of the `/userinfo` cache: tokens and answer texts, plus 256
+/// bytes counted per entry.
+pub const DEFAULT_USERINFO_CACHE_MAX_BYTES: usize = 4 * 1024 * 1024;
+/// The longest [`AuthorityBuilder::userinfo_cache_ttl`](crate::AuthorityBuilder::userinfo_cache_ttl) accepted.
+pub const MAX_USERINFO_CACHE_TTL: Duration = Duration::from_secs(60 * 60);
+/// The `Retry-After` of a 503 `userinfo_unavailable`, in seconds.
+pub const USERINFO_RETRY_AFTER_SECS: u32 = 5;
+const ENTRY_OVERHEAD: usize = 256;
+const ACCEPT: &str = "application/json, application/jwt";
+
+/// The `/userinfo` settings of the builder.
+#[derive(Debug, Default)]
+pub(crate) struct Settings {
+    pub(crate) endpoint: Option<String>,
+    pub(crate) ttl: Option<Duration>,
+    pub(crate) capacity: Option<usize>,
+    pub(crate) max_bytes: Option<usize>,
+}
+
+impl Settings {
+    /// Checks the settings; the HTTP client is made on first use.
+    pub(crate) fn build(self, http: HttpLimits, tls_roots: &[Vec<u8>]) -> Result<Userinfo, ConfigError> {
+        let endpoint = match self.endpoint {
+            Some(url) => Some(
+                crate::http::check_url(&url, http.allow_private_networks, true)
+                    .map_err(|e| ConfigError::new("userinfo_endpoint", e))?,
+            ),
+            None => None,
+        };
+        let ttl = self.ttl.unwrap_or(DEFAULT_USERINFO_CACHE_TTL);
+        if ttl.is_zero() || ttl > MAX_USERINFO_CACHE_TTL {
+            return Err(ConfigError::new(
+                "userinfo_cache_ttl",
+                "the userinfo cache TTL must be positive and at most 1 hour",
+            ));
+        }
+        let capacity = self.capacity.unwrap_or(DEFAULT_USERINFO_CACHE_CAPACITY);
+        let max_bytes = self.max_bytes.unwrap_or(DEFAULT_USERINFO_CACHE_MAX_BYTES);
+        if capacity > 1_000_000 || max_bytes < 64 * 1024 {
+            return Err(ConfigError::new(
+                "userinfo_cache",
+                "the userinfo cache holds at most 1 000 000 entries (0 turns it off) and needs at least 64 KiB",
+            ));
+        }
+        Ok(Userinfo {
+            endpoint,
+            http,
+            tls_roots: tls_roots.to_vec(),
+            client: OnceLock::new(),
+            ttl,
+            capacity,
+            max_bytes,
+            cache: Mutex::new(Cache::default()),
+            in_flight: Mutex::new(HashMap::new()),
+        })
+    }
+}
+
+/// Why a `/userinfo` lookup failed, shared by every request of one flight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Failure {
+    Refused,
+    SubjectMismatch,
+    Invalid,
+    Unavailable,
+    NotConfigured,
+}
+
+impl From<Failure> for RejectionKind {
+    fn from(failure: Failure) -> Self {
+        match failure {
+            Failure::Refused => Self::InvalidToken(TokenError::UserinfoRefused),
+            Failure::SubjectMismatch => Self::InvalidToken(TokenError::UserinfoSubjectMismatch),
+            Failure::Invalid => Self::UserinfoInvalid,
+            Failure::Unavailable => Self::UserinfoUnavailable { retry_after_secs: USERINFO_RETRY_AFTER_SECS },
+            Failure::NotConfigured => Self::Misconfigured,
+        }
+    }
+}
+
+type Flight = Arc<OnceCell<Result<Arc<Profile>, Failure>>>;
+
+/// The `/userinfo` client of one authority: where, the HTTP client, the cache and the
+/// flights in progress.
+pub(crate) struct Userinfo {
+    endpoint: Option<Url>,
+    http: HttpLimits,
+    tls_roots: Vec<Vec<u8>>,
+    client: OnceLock<Option<IssuerClient>>,
+    ttl: Duration,
+    capacity: usize,
+    max_bytes: usize,
+    cache: Mutex<Cache>,
+    in_flight: Mutex<HashMap<Box<str>, Flight>>,
+}
+
+impl fmt::Debug for Userinfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Userinfo")
+            .field("endpoint", &self.endpoint.as_ref().map(Url::as_str))
+            .field("ttl", &self.ttl)
+            .field("capacity", &self.capacity)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Default)]
+struct Cache {
+    map: HashMap<Box<str>, Cached>,
+    bytes: usize,
+}
+
+struct Cached {
+    profile: Arc<Profile>,
+    /// The token's `exp`, seconds since the epoch (the authority's clock).
+    token_exp: f64,
+    inserted: Instant,
+}
+
+impl Cached {
+    fn cost(&self, token: &str) -> usize {
+        token.len() + self.profile.json.len() + ENTRY_OVERHEAD
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Plain maps: a panic while holding the lock cannot leave them inconsistent.
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Userinfo {
+    fn client(&self) -> Option<&IssuerClient> {
+        self.client
+            .get_or_init(|| match IssuerClient::new(self.http, &self.tls_roots) {
+                Ok(client) => Some(client),
+                Err(error) => {
+                    tracing::error!(target: "scopegate", %error, "the userinfo HTTP client could not be built");
+                    None
+                }
+            })
+            .as_ref()
+    }
+
+    fn cached(&self, token: &str, now: f64) -> Option<Arc<Profile>> {
+        let cache = lock(&self.cache);
+        let entry = cache.map.get(token)?;
+        (now < entry.token_exp && entry.inserted.elapsed() < self.ttl).then(|| Arc::clone(&entry.profile))
+    }
+
+    fn remember(&self, token: &str, profile: &Arc<Profile>, token_exp: f64) {
+        let entry = Cached { profile: Arc::clone(profile), token_exp, inserted: Instant::now() };
+        let needed = entry.cost(token);
+        if self.capacity == 0 || needed > self.max_bytes {
+            return;
+        }
+        let mut guard = lock(&self.cache);
+        let cache = &mut *guard;
+        if let Some((key, old)) = cache.map.remove_entry(token) {
+            cache.bytes = cache.bytes.saturating_sub(old.cost(&key));
+        }
+        let full = |c: &Cache| c.map.len() >= self.capacity || c.bytes + needed > self.max_bytes;
+        if full(cache) {
+            let ttl = self.ttl;
+            let mut freed = 0;
+            cache.map.retain(|key, e| {
+                let keep = e.inserted.elapsed() < ttl;
+                if !keep {
+                    freed += e.cost(key);
+                }
+                keep
+            });
+            cache.bytes = cache.bytes.saturating_sub(freed);
+        }
+        while full(cache) {
+            let Some(victim) = cache.map.keys().next().cloned() else {
+                break;
+            };
+            if let Some(old) = cache.map.remove(&victim) {
+                cache.bytes = cache.bytes.saturating_sub(old.cost(&victim));
+            }
+        }
+        cache.bytes += needed;
+        cache.map.insert(token.into(), entry);
+    }
+
+    /// The endpoint to call: configured, or discovered.
+    async fn endpoint(&self, authority: &Authority) -> Result<Url, Failure> {
+        if let Some(url) = &self.endpoint {
+            return Ok(url.clone());
+        }
+        let KeySource::Remote(remote) = &authority.inner.keys else {
+            tracing::error!(
+                target: "scopegate",
+                "UserInfo needs .userinfo_endpoint(url): with static keys there is no discovery document"
+            );
+            return Err(Failure::NotConfigured);
+        };
+        match remote.metadata().await {
+            Ok(metadata) => metadata.userinfo_endpoint.clone().ok_or_else(|| {
+                tracing::error!(target: "scopegate", "the issuer's discovery document has no usable userinfo_endpoint");
+                Failure::NotConfigured
+            }),
+            Err(FetchError::BadJwksUri(why)) => {
+                tracing::error!(target: "scopegate", why, "UserInfo needs .userinfo_endpoint(url) when jwks_uri is configured");
+                Err(Failure::NotConfigured)
+            }
+            Err(error) => {
+                tracing::warn!(target: "scopegate", error = error.code(), "discovery for the userinfo endpoint failed");
+                Err(Failure::Unavailable)
+            }
+        }
+    }
+}
+
+/// What the issuer said about the user.
+struct Profile {
+    claims: Map<String, Value>,
+    json: String,
+    signed: bool,
+}
+
+/// The issuer's `/userinfo` answer for the request's access token: the user's profile.
+///
+/// An extractor: it verifies the request's token exactly like [`AccessToken`] (reusing a
+/// verification already made for the request), then asks the issuer's `userinfo_endpoint`
+/// with that token, on demand only, through a cache. Its `sub` is the token's.
+///
+/// ```
+/// use axum::{Json, Router, routing::get};
+/// use scopegate::{Authority, UserInfo};
+///
+/// async fn profile(user: UserInfo) -> Json<serde_json::Value> {
+///     Json(serde_json::json!({ "sub": user.subject(), "name": user.name(), "email": user.email() }))
+/// }
+///
+/// fn app(authority: Authority) -> Router {
+///     Router::new().route("/profile", get(profile)).with_state(authority)
+/// }
+/// # let _ = app;
+/// ```
+///
+/// Refusals: those of [`AccessToken`]; 401 `userinfo_refused` when the endpoint answers
+/// 401 or 403 (for example, the token's audience does not include it); 401
+/// `userinfo_subject_mismatch` when the answer is about another subject; 502
+/// `userinfo_invalid` when a signed answer does not verify; 503 `userinfo_unavailable`
+/// (with `Retry-After`) when the issuer is down, slow, or answers anything else; 500
+/// `misconfigured` when no endpoint is configured or discovered.
+#[derive(Clone)]
+pub struct UserInfo {
+    profile: Arc<Profile>,
+}
+
+impl fmt::Debug for UserInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UserInfo").field("subject", &self.subject()).finish_non_exhaustive()
+    }
+}
+
+impl UserInfo {
+    fn string(&self, name: &str) -> Option<&str> {
+        self.profile.claims.get(name).and_then(Value::as_str)
+    }
+
+    /// `sub`: equal to the access token's subject (checked).
+    #[must_use]
+    pub fn subject(&self) -> &str {
+        self.string("sub").unwrap_or_default()
+    }
+
+    /// `name`: the full name.
+    #[must_use]
+    pub fn name(&self) -> Option<&str> {
+        self.string("name")
+    }
+
+    /// `given_name`.
+    #[must_use]
+    pub fn given_name(&self) -> Option<&str> {
+        self.string("given_name")
+    }
+
+    /// `family_name`.
+    #[must_use]
+    pub fn family_name(&self) -> Option<&str> {
+        self.string("family_name")
+    }
+
+    /// `nickname`.
+    #[must_use]
+    pub fn nickname(&self) -> Option<&str> {
+        self.string("nickname")
+    }
+
+    /// `preferred_username`.
+    #[must_use]
+    pub fn preferred_username(&self) -> Option<&str> {
+        self.string("preferred_username")
+    }
+
+    /// `email`.
+    #[must_use]
+    pub fn email(&self) -> Option<&str> {
+        self.string("email")
+    }
+
+    /// `email_verified`, when it is a boolean.
+    #[must_use]
+    pub fn email_verified(&self) -> Option<bool> {
+        self.profile.claims.get("email_verified").and_then(Value::as_bool)
+    }
+
+    /// `phone_number`.
+    #[must_use]
+    pub fn phone_number(&self) -> Option<&str> {
+        self.string("phone_number")
+    }
+
+    /// `picture`: a URL of the user's picture (not fetched, not checked).
+    #[must_use]
+    pub fn picture(&self) -> Option<&str> {
+        self.string("picture")
+    }
+
+    /// `locale`.
+    #[must_use]
+    pub fn locale(&self) -> Option<&str> {
+        self.string("locale")
+    }
+
+    /// `zoneinfo`.
+    #[must_use]
+    pub fn zoneinfo(&self) -> Option<&str> {
+        self.string("zoneinfo")
+    }
+
+    /// `updated_at`, seconds since the epoch, when it is a non-negative number.
+    #[must_use]
+    pub fn updated_at(&self) -> Option<SystemTime> {
+        let secs =
+            self.profile.claims.get("updated_at").and_then(Value::as_f64).filter(|s| s.is_finite() && *s >= 0.0)?;
+        SystemTime::UNIX_EPOCH.checked_add(Duration::try_from_secs_f64(secs).ok()?)
+    }
+
+    /// Whether the issuer answered with a signed JWT (`application/jwt`) rather than JSON.
+    #[must_use]
+    pub fn is_signed(&self) -> bool {
+        self.profile.signed
+    }
+
+    /// Every claim of the answer, as parsed (duplicate-free).
+    #[must_use]
+    pub fn raw_claims(&self) -> &Map<String, Value> {
+        &self.profile.claims
+    }
+
+    /// The answer's JSON text (for a signed answer, its verified payload).
+    #[must_use]
+    pub fn json(&self) -> &str {
+        &self.profile.json
+    }
+
+    /// Deserializes the answer into the application's own type.
+    ///
+    /// # Errors
+    /// When the claims do not fit `T`.
+    pub fn claims<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        // The text passed the strict reader (no duplicate members at any depth).
+        serde_json::from_str(&self.profile.json)
+    }
+}
+
+impl Authority {
+    /// The issuer's `/userinfo` answer for a bearer token (the credential after
+    /// `Bearer `), outside of an HTTP request. The token is verified first, as by
+    /// [`Authority::verify`].
+    ///
+    /// # Errors
+    /// A [`Rejection`]: the token's, or why the answer was refused (see [`UserInfo`]).
+    pub async fn userinfo(&self, token: &str) -> Result<UserInfo, Rejection> {
+        let verified = self.verify(token).await?;
+        self.userinfo_for(token, &verified).await
+    }
+
+    /// The `/userinfo` answer for `token`, already verified as `verified`.
+    async fn userinfo_for(&self, token: &str, verified: &AccessToken) -> Result<UserInfo, Rejection> {
+        let userinfo = &self.inner.userinfo;
+        let now = self.inner.config.clock.now();
+        if let Some(profile) = userinfo.cached(token, now) {
+            return Ok(UserInfo { profile });
+        }
+        let flight: Flight = Arc::clone(lock(&userinfo.in_flight).entry(token.into()).or_default());
+        let result = flight
+            .get_or_init(|| async {
+                let result = self.fetch_userinfo(token, verified).await;
+                if let Ok(profile) = &result {
+                    let exp =
+                        verified.expires_at().duration_since(SystemTime::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+                    userinfo.remember(token, profile, exp);
+                }
+                result
+            })
+            .await
+            .clone();
+        {
+            let mut in_flight = lock(&userinfo.in_flight);
+            if in_flight.get(token).is_some_and(|current| Arc::ptr_eq(current, &flight)) {
+                in_flight.remove(token);
+            }
+        }
+        result.map(|profile| UserInfo { profile }).map_err(|failure| self.reject(failure.into()))
+    }
+
+    /// One call to the endpoint, and the checks of its answer.
+    async fn fetch_userinfo(&self, token: &str, verified: &AccessToken) -> Result<Arc<Profile>, Failure> {
+        let userinfo = &self.inner.userinfo;
+        let url = userinfo.endpoint(self).await?;
+        let client = userinfo.client().ok_or(Failure::NotConfigured)?;
+        let answer = client.get_authorized(&url, token, ACCEPT).await.map_err(|error| {
+            tracing::warn!(target: "scopegate", error = error.code(), "the userinfo endpoint could not be reached");
+            Failure::Unavailable
+        })?;
+        match answer.status {
+            200 => {}
+            401 | 403 => {
+                tracing::debug!(target: "scopegate", status = answer.status, "the userinfo endpoint refused the token");
+                return Err(Failure::Refused);
+            }
+            status => {
+                tracing::warn!(target: "scopegate", status, "the userinfo endpoint answered an unexpected status");
+                return Err(Failure::Unavailable);
+            }
+        }
+        let (claims, json, signed) = match answer.media_type.as_deref() {
+            Some("application/json") => {
+                let claims = crate::json::parse_object(&answer.body).map_err(|_| garbage("not a JSON object"))?;
+                let json = String::from_utf8(answer.body).map_err(|_| garbage("not UTF-8"))?;
+                (claims, json, false)
+            }
+            Some("application/jwt") => {
+                let (claims, json) = self.verify_signed_userinfo(&answer.body, verified).await?;
+                (claims, json, true)
+            }
+            _ => return Err(garbage("neither application/json nor application/jwt")),
+        };
+        match claims.get("sub") {
+            Some(Value::String(sub)) if sub == verified.subject() => {}
+            _ => {
+                tracing::warn!(target: "scopegate", "the userinfo answer's sub is not the token's");
+                return Err(Failure::SubjectMismatch);
+            }
+        }
+        Ok(Arc::new(Profile { claims, json, signed }))
+    }
+
+    /// Verifies a signed userinfo answer (OIDC Core §5.3.2) with the authority's keys.
+    async fn verify_signed_userinfo(
+        &self,
+        body: &[u8],
+        verified: &AccessToken,
+    ) -> Result<(Map<String, Value>, String), Failure> {
+        let config = &self.inner.config;
+        let invalid = |why: &'static str| {
+            tracing::warn!(target: "scopegate", why, "signed userinfo answer refused");
+            Failure::Invalid
+        };
+        let text = std::str::from_utf8(body).map_err(|_| invalid("not UTF-8"))?.trim_ascii();
+        let compact = jws::split(text).map_err(|_| invalid("not a compact JWS"))?;
+        let mut header_buffer = [0u8; MAX_HEADER_BYTES];
+        let header = jws::decode_header(compact.header, &mut header_buffer)
+            .and_then(|json| jws::parse_header(json, &config.algorithms))
+            .map_err(|_| invalid("header refused"))?;
+        if !matches!(header.typ, Typ::Jwt | Typ::Absent) {
+            return Err(invalid("typ is neither JWT nor absent"));
+        }
+        let mut signature_buffer = [0u8; MAX_SIGNATURE_BYTES];
+        let signature =
+            jws::decode_signature(compact.signature, &mut signature_buffer).ok_or_else(|| invalid("bad signature"))?;
+        let kid = header.kid.as_deref();
+        let mut keys = self.inner.keys.snapshot().map_err(|_| Failure::Unavailable)?;
+        let mut lookup = keys.lookup(kid, header.alg);
+        if let (KeyLookup::UnknownKid, Some(kid)) = (&lookup, kid)
+            && let Some(newer) = self.inner.keys.refresh_for_unknown_kid(kid).await
+        {
+            keys = newer;
+            lookup = keys.lookup(Some(kid), header.alg);
+        }
+        let KeyLookup::Found(candidates) = lookup else {
+            return Err(invalid("unknown key"));
+        };
+        let message = compact.signing_input.as_bytes();
+        if !candidates.iter().flatten().any(|verifier| verifier.verify(message, signature)) {
+            return Err(invalid("invalid signature"));
+        }
+        let json = b64url_decode(compact.payload.as_bytes())
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+            .ok_or_else(|| invalid("payload is not base64url UTF-8"))?;
+        let claims = crate::json::parse_object(json.as_bytes()).map_err(|_| invalid("payload is not a JSON object"))?;
+        match claims.get("iss") {
+            None => {}
+            Some(Value::String(iss)) if **iss == *config.issuer => {}
+            Some(_) => return Err(invalid("iss is not the issuer")),
+        }
+        let client_id = verified.client_id();
+        let names_client = |value: &Value| value.as_str().is_some_and(|aud| Some(aud) == client_id);
+        match claims.get("aud") {
+            None => {}
+            Some(Value::Array(audiences)) if audiences.iter().any(names_client) => {}
+            Some(aud) if names_client(aud) => {}
+            Some(_) => return Err(invalid("aud does not contain the token's client_id")),
+        }
+        Ok((claims, json))
+    }
+}
+
+fn garbage(why: &'static str) -> Failure {
+    tracing::warn!(target: "scopegate", why, "the userinfo answer is unusable");
+    Failure::Unavailable
+}
+
+impl<S: AuthorityState> FromRequestParts<S> for UserInfo {
+    type Rejection = Rejection;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Rejection> {
+        let authority = state.authority();
+        let verified = extract::verified_token(parts, &authority).await?;
+        // The token was just read from this header, so it is there.
+        let Ok(Credentials::Bearer(token)) = credentials::bearer_token(&parts.headers, &parts.uri) else {
+            return Err(authority.reject(RejectionKind::MissingCredentials));
+        };
+        authority.userinfo_for(token, &verified).await
+    }
+}
