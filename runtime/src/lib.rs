@@ -87,8 +87,11 @@
 //! | `invalid_scope_claim` | 401 `invalid_token` | The access token scope claim is malformed |
 //! | `client_not_allowed` | 401 `invalid_token` | The access token was issued to a client this API does not accept |
 //! | `sender_constrained` | 401 `invalid_token` | The access token is sender-constrained and cannot be used as a bearer token |
+//! | `inactive_token` | 401 `invalid_token` | The access token is not active (introspection answered `active` other than `true`) |
+//! | `refresh_token` | 401 `invalid_token` | A refresh token was presented; this API accepts access tokens only (introspection's `token_type`) |
 //! | `insufficient_scope` | 403 `insufficient_scope` | The access token lacks a scope this route requires (body only) |
 //! | `keys_unavailable` | 503, no challenge | The issuer's signing keys are unavailable; retry later (body only) |
+//! | `introspection_unavailable` | 503, no challenge | The issuer's introspection endpoint is unavailable; retry later (body only) |
 //!
 //! ## Configuration from the environment
 //! [`Authority::from_env`] (or [`AuthorityBuilder::from_env`], to add settings before
@@ -221,6 +224,7 @@ mod discovery;
 mod env;
 mod extract;
 mod http;
+mod introspection;
 mod json;
 mod jwks;
 mod jws;
@@ -243,6 +247,10 @@ pub use authority::{
 pub use cache::{DEFAULT_TOKEN_CACHE_CAPACITY, DEFAULT_TOKEN_CACHE_MAX_AGE, DEFAULT_TOKEN_CACHE_MAX_BYTES};
 pub use extract::{AccessToken, AuthorityState};
 pub use http::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_DOCUMENT_SIZE, DEFAULT_TOTAL_TIMEOUT, FetchError};
+pub use introspection::{
+    ClientAuth, DEFAULT_INTROSPECTION_CACHE_CAPACITY, DEFAULT_INTROSPECTION_CACHE_MAX_BYTES,
+    DEFAULT_INTROSPECTION_CACHE_TTL, DEFAULT_INTROSPECTION_NEGATIVE_TTL, MAX_INTROSPECTION_CACHE_TTL, Verification,
+};
 pub use jwks::{
     DEFAULT_FETCH_BUDGET_BURST, DEFAULT_FETCH_BUDGET_PER_HOUR, DEFAULT_MAX_STALE, DEFAULT_MAX_TTL, DEFAULT_MIN_TTL,
     DEFAULT_REFRESH_COOLDOWN, DEFAULT_TTL, MAX_FETCH_BUDGET_BURST, MAX_FETCH_BUDGET_PER_HOUR, MAX_JWKS_DURATION,

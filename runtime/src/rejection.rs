@@ -104,6 +104,12 @@ pub enum TokenError {
     ClientNotAllowed,
     /// A sender-constrained token (`cnf` claim: DPoP or mTLS) presented as a bearer token.
     SenderConstrained,
+    /// The issuer's introspection endpoint answered that the token is not active
+    /// (`active` is not the boolean `true`: revoked, expired, or unknown to the issuer).
+    Inactive,
+    /// The issuer's introspection endpoint describes the token as a refresh token
+    /// (`token_type` is `refresh_token`).
+    RefreshToken,
 }
 
 impl TokenError {
@@ -129,6 +135,8 @@ impl TokenError {
             Self::InvalidScopeClaim => "invalid_scope_claim",
             Self::ClientNotAllowed => "client_not_allowed",
             Self::SenderConstrained => "sender_constrained",
+            Self::Inactive => "inactive_token",
+            Self::RefreshToken => "refresh_token",
         }
     }
 
@@ -154,6 +162,8 @@ impl TokenError {
             Self::InvalidScopeClaim => "The access token scope claim is malformed",
             Self::ClientNotAllowed => "The access token was issued to a client this API does not accept",
             Self::SenderConstrained => "The access token is sender-constrained and cannot be used as a bearer token",
+            Self::Inactive => "The access token is not active",
+            Self::RefreshToken => "A refresh token was presented; this API accepts access tokens only",
         }
     }
 }
@@ -181,6 +191,13 @@ pub enum RejectionKind {
         /// Seconds the client should wait before retrying.
         retry_after_secs: u32,
     },
+    /// The issuer's introspection endpoint could not give a usable answer right now:
+    /// down, slow, an error status (a 4xx means the API's own credentials are refused),
+    /// or a body that is not a JSON object (HTTP 503 with `Retry-After`).
+    IntrospectionUnavailable {
+        /// Seconds the client should wait before retrying.
+        retry_after_secs: u32,
+    },
     /// The verifier is missing or misconfigured at runtime (HTTP 500). Never reaches the
     /// handler.
     Misconfigured,
@@ -197,6 +214,7 @@ impl RejectionKind {
             Self::InvalidToken(e) => e.code(),
             Self::InsufficientScope { .. } => "insufficient_scope",
             Self::KeysUnavailable { .. } => "keys_unavailable",
+            Self::IntrospectionUnavailable { .. } => "introspection_unavailable",
             Self::Misconfigured => "misconfigured",
         }
     }
@@ -208,7 +226,7 @@ impl RejectionKind {
             Self::MissingCredentials | Self::InvalidToken(_) => StatusCode::UNAUTHORIZED,
             Self::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             Self::InsufficientScope { .. } => StatusCode::FORBIDDEN,
-            Self::KeysUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::KeysUnavailable { .. } | Self::IntrospectionUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Misconfigured => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -221,7 +239,9 @@ impl RejectionKind {
             Self::InvalidToken(_) => Some("invalid_token"),
             Self::InsufficientScope { .. } => Some("insufficient_scope"),
             Self::MissingCredentials => None,
-            Self::KeysUnavailable { .. } | Self::Misconfigured => Some("temporarily_unavailable"),
+            Self::KeysUnavailable { .. } | Self::IntrospectionUnavailable { .. } | Self::Misconfigured => {
+                Some("temporarily_unavailable")
+            }
         }
     }
 
@@ -234,6 +254,7 @@ impl RejectionKind {
             Self::InvalidToken(e) => e.description(),
             Self::InsufficientScope { .. } => "The access token lacks a scope this route requires",
             Self::KeysUnavailable { .. } => "The issuer's signing keys are unavailable; retry later",
+            Self::IntrospectionUnavailable { .. } => "The issuer's introspection endpoint is unavailable; retry later",
             Self::Misconfigured => "The API's token verifier is not configured",
         }
     }
@@ -289,7 +310,9 @@ impl Rejection {
     #[must_use]
     pub fn challenge(&self) -> Option<String> {
         let error = match &self.kind {
-            RejectionKind::KeysUnavailable { .. } | RejectionKind::Misconfigured => return None,
+            RejectionKind::KeysUnavailable { .. }
+            | RejectionKind::IntrospectionUnavailable { .. }
+            | RejectionKind::Misconfigured => return None,
             RejectionKind::MissingCredentials => None,
             kind => kind.oauth_error(),
         };
@@ -322,6 +345,9 @@ impl Rejection {
             }
             RejectionKind::KeysUnavailable { .. } => {
                 tracing::warn!(target: "scopegate", reason, "request refused: issuer keys unavailable");
+            }
+            RejectionKind::IntrospectionUnavailable { .. } => {
+                tracing::warn!(target: "scopegate", reason, "request refused: introspection endpoint unavailable");
             }
             _ => tracing::debug!(target: "scopegate", reason, status = self.kind.status().as_u16(), "request refused"),
         }
@@ -375,7 +401,9 @@ impl IntoResponse for Rejection {
                 HeaderValue::from_str(&challenge).unwrap_or_else(|_| HeaderValue::from_static("Bearer realm=\"api\""));
             headers.insert(header::WWW_AUTHENTICATE, value);
         }
-        if let RejectionKind::KeysUnavailable { retry_after_secs } = self.kind {
+        if let RejectionKind::KeysUnavailable { retry_after_secs }
+        | RejectionKind::IntrospectionUnavailable { retry_after_secs } = self.kind
+        {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
         }
         response

@@ -14,6 +14,7 @@ use std::{
 use crate::{
     authority::{Authority, Config},
     claims::{self, AudienceCheck, RawClaims, VerifiedClaims},
+    introspection::is_compact_jws,
     jws::{self, MAX_HEADER_BYTES, MAX_SIGNATURE_BYTES, Typ, b64url_decode},
     keys::KeyLookup,
     rejection::{RejectionKind, TokenError},
@@ -30,6 +31,14 @@ impl Authority {
         let config = &self.inner.config;
         if token.len() > config.max_token_size {
             return Err(TokenError::TooLarge.into());
+        }
+        // A compact JWS is verified locally unless the API asked to introspect JWTs too;
+        // any other token goes to the introspection endpoint when there is one, and is
+        // refused `malformed_token` below when there is not.
+        if let Some(introspector) = &self.inner.introspection
+            && (introspector.introspect_jwts || !is_compact_jws(token))
+        {
+            return introspector.verify(config, token, audience).await;
         }
         let Some(cache) = &self.inner.token_cache else {
             return self.verify_uncached(token, audience).await.map(Arc::new);
