@@ -200,6 +200,65 @@
 //! key empties it); the audience is re-checked on every hit; and the cache is bounded in
 //! entries and in bytes ([`AuthorityBuilder::token_cache_max_bytes`], default 32 MiB).
 //!
+//! ## Opaque tokens
+//! An issuer that hands out opaque access tokens (not JWTs) is asked about each of them
+//! through RFC 7662 introspection: [`AuthorityBuilder::introspection`] with the API's own
+//! client id and secret at the issuer, and the endpoint from the issuer's discovery
+//! document (`introspection_endpoint`, read only from a document whose `issuer` matches
+//! byte for byte) or [`AuthorityBuilder::introspection_endpoint`]. The same
+//! `#[requires_scope]` line and [`AccessToken`] serve both kinds;
+//! [`AccessToken::verified_by`] says which way a token was verified.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let authority = scopegate::Authority::builder()
+//!     .issuer("https://issuer.example.test/")
+//!     .audience("https://api.example.test")
+//!     .introspection("api-introspector", "its-secret") // client_secret_basic by default
+//!     .connect()
+//!     .await?;
+//! # let _ = authority; Ok(()) }
+//! ```
+//!
+//! - **Which path**: a compact JWS (three dot-separated segments) is verified locally as
+//!   always; every other token is introspected. Without introspection such a token is
+//!   refused `malformed_token`. [`AuthorityBuilder::introspect_jwts`] sends JWTs to the
+//!   endpoint too, *instead of* verifying them locally, for APIs that must see a
+//!   revocation at once (a signature stays valid until `exp`; only the issuer knows of a
+//!   revocation).
+//! - **Client authentication**: [`ClientAuth::ClientSecretBasic`] (HTTP Basic with the
+//!   form-urlencoded id and secret, RFC 6749 §2.3.1) or [`ClientAuth::ClientSecretPost`]
+//!   ([`AuthorityBuilder::introspection_client_auth`]). The requests obey the same URL
+//!   policy, timeouts and body cap as key fetches.
+//! - **The answer is checked as strictly as a JWT**: one strict JSON object; `active`
+//!   the boolean `true` (otherwise `inactive_token`); `iss`, when present, the issuer;
+//!   `aud` containing the audience, and an answer without `aud` refused unless
+//!   [`AuthorityBuilder::introspection_accepts_missing_audience`] (an issuer serving
+//!   several APIs says `active` for a token minted for any of them: only `aud` tells this
+//!   API's tokens apart); `exp` required, `exp`/`nbf`/`iat` with the same leeway and
+//!   maximum lifetime; `token_type` not `refresh_token` (`refresh_token`); `scope` the
+//!   space-delimited string. `sub`, `client_id`, `jti` are read like a JWT's claims, and
+//!   every member (`username` included) is in [`AccessToken::raw_claims`]. An answer
+//!   without `sub` (a client-credentials token at many providers) has its `client_id` as
+//!   [`AccessToken::subject`], so [`AccessToken::is_client_token`] is true; one without
+//!   either is refused `invalid_claim`. Without `iss`, [`AccessToken::issuer`] is the
+//!   configured issuer; without `iat`, [`AccessToken::issued_at`] is the time of the
+//!   answer.
+//! - **The cache**: positive answers are reused for
+//!   [`AuthorityBuilder::introspection_cache_ttl`] (default 60 s, at most 1 h, never past
+//!   `exp`: a revoked token keeps working for at most this long), negative ones (inactive
+//!   or refused) for [`AuthorityBuilder::introspection_negative_cache_ttl`] (default
+//!   10 s). Entries are found by a keyed hash of the token and compared with the whole
+//!   token; the cache is bounded in entries and bytes
+//!   ([`AuthorityBuilder::introspection_cache_size`], default 10 000 and 16 MiB). The
+//!   audience is checked per request, on hits too.
+//! - **Single flight**: concurrent requests with the same unknown token share one call;
+//!   the others wait for its answer (a waiter whose leader was cancelled calls itself).
+//! - **The endpoint failing** (down, a timeout, a 5xx, a 4xx — the API's own credentials
+//!   refused, logged as a configuration error —, a body over the cap, anything but a
+//!   JSON object) gives **503** with `Retry-After` (`introspection_unavailable`), never an
+//!   accept and never a 500; failures are not cached.
+//!
 //! ## Feature flags
 //! | feature | default | what it adds |
 //! |---|---|---|

@@ -252,7 +252,7 @@ async fn client_secret_post_sends_the_credentials_in_the_form() {
 }
 
 #[tokio::test]
-async fn every_refusal_reason_of_the_answer_is_a_401_with_its_reason() {
+async fn case_170_every_refusal_reason_of_the_introspection_answer_is_a_401_with_its_reason() {
     let endpoint = Endpoint::start(Value::Null).await;
     let issuer = endpoint.issuer();
     let now = now();
@@ -388,7 +388,7 @@ async fn an_introspected_token_without_the_scope_gets_403() {
 }
 
 #[tokio::test]
-async fn a_cached_answer_makes_no_second_call_and_expires_after_its_ttl() {
+async fn case_170_a_cached_answer_makes_no_second_call_and_expires_after_its_ttl() {
     let endpoint = Endpoint::start(Value::Null).await;
     endpoint.set_mode(Mode::Answer(active(&endpoint.issuer())));
     let authority = endpoint.builder().introspection_cache_ttl(Duration::from_millis(300)).build().unwrap();
@@ -539,4 +539,40 @@ async fn connect_fails_when_the_issuer_advertises_no_introspection_endpoint() {
         .await
         .unwrap_err();
     assert_eq!(error.setting(), "introspection_endpoint");
+}
+
+#[tokio::test]
+async fn case_170_a_cached_answer_is_never_used_past_the_tokens_exp() {
+    let endpoint = Endpoint::start(Value::Null).await;
+    let clock = scopegate::testing::TestClock::at(1_900_000_000.0);
+    let mut answer = active(&endpoint.issuer());
+    answer["iat"] = json!(1_900_000_000);
+    answer["exp"] = json!(1_900_000_010);
+    endpoint.set_mode(Mode::Answer(answer));
+    let router = app(endpoint
+        .builder()
+        .clock(&clock)
+        .leeway(Duration::ZERO)
+        .introspection_cache_ttl(Duration::from_secs(60))
+        .build()
+        .unwrap());
+    let first = call(&router, OPAQUE).await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.body);
+    clock.advance(Duration::from_secs(9));
+    assert_eq!(call(&router, OPAQUE).await.status, StatusCode::OK);
+    assert_eq!(endpoint.calls(), 1, "a hit before exp");
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(call(&router, OPAQUE).await.reason(), "token_expired");
+    assert_eq!(endpoint.calls(), 2, "the entry is not served at exp, well within its TTL");
+}
+
+#[tokio::test]
+async fn case_170_a_jwt_introspection_response_is_never_taken_as_an_access_token() {
+    let endpoint = Endpoint::start(Value::Null).await;
+    // A signed JWT (RFC 9701 shape) as the body, not a JSON object: the endpoint gave no
+    // usable answer, so 503, and the JWT is not read as the token's claims.
+    let jwt = TestIssuer::new().with_issuer(endpoint.issuer()).access_token().scope("read:appointments").sign();
+    endpoint.set_mode(Mode::Raw(Box::leak(jwt.into_boxed_str())));
+    let router = app(endpoint.builder().build().unwrap());
+    assert_unavailable(&router, OPAQUE, "a JWT response").await;
 }
