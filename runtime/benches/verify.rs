@@ -137,6 +137,48 @@ fn granted() -> Scopes {
     )
 }
 
+/// An authority whose introspection cache holds `OPAQUE`: one real introspection call
+/// against an endpoint on 127.0.0.1, served by the returned runtime.
+fn introspected() -> (Authority, tokio::runtime::Runtime) {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let authority = runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let issuer = format!("http://{}", listener.local_addr().unwrap());
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+        let answer = serde_json::json!({
+            "active": true, "iss": issuer, "sub": "user-7", "client_id": "web-app", "aud": AUD,
+            "scope": "read:appointments openid", "exp": now + 3 * 3600, "iat": now, "token_type": "Bearer"
+        })
+        .to_string();
+        let app = axum::Router::new().route(
+            "/introspect",
+            axum::routing::post(move || {
+                let answer = answer.clone();
+                async move { ([("content-type", "application/json")], answer) }
+            }),
+        );
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let authority = TestIssuer::new()
+            .with_issuer(issuer.clone())
+            .authority_builder(AUD)
+            .introspection("api", "secret")
+            .introspection_endpoint(format!("{issuer}/introspect"))
+            .introspection_cache_ttl(Duration::from_secs(3600))
+            .build()
+            .unwrap();
+        authority.verify(OPAQUE).await.unwrap();
+        authority
+    });
+    (authority, runtime)
+}
+
+/// An opaque token of a typical provider's size (43 characters, 256 bits).
+const OPAQUE: &str = "Xk2V9qL0mN3bR7tY5wZ1aC8dF4gH6jK2pQ9sU3vB1xE";
+
+fn introspection_cache_hit(authority: &Authority) {
+    ready(authority.verify(black_box(OPAQUE))).unwrap();
+}
+
 fn bench(c: &mut Criterion) {
     let cases = cases();
     for case in &cases {
@@ -147,6 +189,8 @@ fn bench(c: &mut Criterion) {
         group.finish();
     }
     c.bench_function("verify/cache hit (RS256)", |b| b.iter(|| scopegate_cache_hit(&cases[0])));
+    let (introspecting, _runtime) = introspected();
+    c.bench_function("verify/introspection cache hit (opaque)", |b| b.iter(|| introspection_cache_hit(&introspecting)));
     let scopes = granted();
     let mut group = c.benchmark_group("scopes");
     for (name, expr) in [("all", ALL), ("any", ANY), ("nested", NESTED)] {
@@ -201,6 +245,9 @@ fn summary() {
     let hit = median(|| scopegate_cache_hit(&cases[0]), 20_000, 31);
     println!("\n| verified-token cache hit (RS256 token, {} bytes) | {} |", cases[0].token.len(), fmt(hit));
     println!("|---|---|");
+    let (introspecting, _runtime) = introspected();
+    let hit = median(|| introspection_cache_hit(&introspecting), 20_000, 31);
+    println!("| introspection cache hit (opaque token, {} bytes) | {} |", OPAQUE.len(), fmt(hit));
     let scopes = granted();
     for (name, expr) in [("all", ALL), ("any", ANY), ("nested", NESTED)] {
         let t = median(

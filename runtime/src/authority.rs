@@ -19,6 +19,7 @@ use crate::{
         MAX_TOKEN_SIZE_LIMIT, Profile, ScopeClaim,
     },
     http::{HttpLimits, IssuerClient, check_url},
+    introspection::{self, ClientAuth, Endpoint, Introspector, MAX_INTROSPECTION_CACHE_TTL},
     jwks::{
         CachePolicy, Location, MAX_FETCH_BUDGET_BURST, MAX_FETCH_BUDGET_PER_HOUR, MAX_JWKS_DURATION,
         MAX_REFRESH_COOLDOWN, RemoteKeys,
@@ -34,15 +35,29 @@ pub(crate) struct Inner {
     pub(crate) stats: Counters,
     pub(crate) token_cache: Option<TokenCache>,
     pub(crate) userinfo: crate::userinfo::Userinfo,
+    pub(crate) introspection: Option<Introspector>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Counters {
     pub(crate) accepted: AtomicU64,
     pub(crate) signatures_checked: AtomicU64,
     pub(crate) cache_hits: AtomicU64,
     by_reason: [AtomicU64; REASONS.len()],
     other_reasons: AtomicU64,
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        // Arrays longer than 32 have no `Default`.
+        Self {
+            accepted: AtomicU64::new(0),
+            signatures_checked: AtomicU64::new(0),
+            cache_hits: AtomicU64::new(0),
+            by_reason: std::array::from_fn(|_| AtomicU64::new(0)),
+            other_reasons: AtomicU64::new(0),
+        }
+    }
 }
 
 impl Counters {
@@ -73,6 +88,8 @@ pub struct Stats {
     pub jwks_fetch_failures: u64,
     /// Fetches that changed the set of key ids (the first load counts).
     pub key_set_changes: u64,
+    /// Requests sent to the introspection endpoint (cache hits and shared calls excluded).
+    pub introspections: u64,
 }
 
 /// A trusted issuer and the policy for its access tokens. Cheap to clone (an `Arc`
@@ -205,6 +222,7 @@ impl Authority {
             rejected: c.by_reason.iter().chain([&c.other_reasons]).map(|n| n.load(Ordering::Relaxed)).sum(),
             signatures_checked: c.signatures_checked.load(Ordering::Relaxed),
             token_cache_hits: c.cache_hits.load(Ordering::Relaxed),
+            introspections: self.inner.introspection.as_ref().map_or(0, |i| i.calls.load(Ordering::Relaxed)),
             ..Stats::default()
         };
         if let KeySource::Remote(remote) = &self.inner.keys {
@@ -248,6 +266,7 @@ pub struct AuthorityBuilder {
     clock: Clock,
     tls_roots: Vec<Vec<u8>>,
     userinfo: crate::userinfo::Settings,
+    introspection: introspection::Settings,
 }
 
 impl AuthorityBuilder {
@@ -501,6 +520,70 @@ impl AuthorityBuilder {
         self
     }
 
+    /// Accepts opaque access tokens through RFC 7662 introspection at the issuer's
+    /// `introspection_endpoint` (from discovery, or [`introspection_endpoint`](Self::introspection_endpoint)),
+    /// authenticating as this client (the API's own credentials at the issuer). A compact
+    /// JWS is still verified locally (see [`introspect_jwts`](Self::introspect_jwts));
+    /// every other token is introspected. See "Opaque tokens" in the crate docs.
+    pub fn introspection(mut self, client_id: impl Into<String>, client_secret: impl Into<String>) -> Self {
+        self.introspection.credentials = Some((client_id.into(), client_secret.into()));
+        self
+    }
+
+    /// The introspection endpoint, instead of the issuer's discovered one. Must be https
+    /// (http is allowed for loopback hosts).
+    pub fn introspection_endpoint(mut self, url: impl Into<String>) -> Self {
+        self.introspection.endpoint = Some(url.into());
+        self
+    }
+
+    /// How the API authenticates to the introspection endpoint (default
+    /// [`ClientAuth::ClientSecretBasic`]).
+    pub fn introspection_client_auth(mut self, auth: ClientAuth) -> Self {
+        self.introspection.client_auth = auth;
+        self
+    }
+
+    /// Sends JWTs to the introspection endpoint too, *instead of* verifying them locally
+    /// (off by default). For APIs that must see a revocation at once: a JWT's signature
+    /// stays valid until `exp`, only the issuer knows it was revoked; verifying it locally
+    /// first would add nothing the issuer's answer does not already say.
+    pub fn introspect_jwts(mut self, introspect: bool) -> Self {
+        self.introspection.introspect_jwts = introspect;
+        self
+    }
+
+    /// Accepts an introspection answer that carries no `aud` (off by default). An issuer
+    /// serving several APIs answers `active: true` for a token minted for any of them;
+    /// without `aud` this API cannot tell its own tokens from the others', so turn this on
+    /// only for an issuer whose tokens are all meant for this API.
+    pub fn introspection_accepts_missing_audience(mut self, accept: bool) -> Self {
+        self.introspection.accepts_missing_audience = accept;
+        self
+    }
+
+    /// How long a positive introspection answer is reused (default 60 s, at most 1 h; never
+    /// past the token's `exp`). A revoked token keeps working for at most this long.
+    pub fn introspection_cache_ttl(mut self, ttl: Duration) -> Self {
+        self.introspection.cache_ttl = Some(ttl);
+        self
+    }
+
+    /// How long a negative introspection answer (inactive, refused) is reused (default
+    /// 10 s, at most the positive TTL).
+    pub fn introspection_negative_cache_ttl(mut self, ttl: Duration) -> Self {
+        self.introspection.negative_ttl = Some(ttl);
+        self
+    }
+
+    /// How many introspection answers are cached (default 10 000; `0` turns the cache
+    /// off) and their memory budget (default 16 MiB, at least 64 KiB).
+    pub fn introspection_cache_size(mut self, entries: usize, max_bytes: usize) -> Self {
+        self.introspection.cache_capacity = Some(entries);
+        self.introspection.cache_max_bytes = Some(max_bytes);
+        self
+    }
+
     /// Judges token times by `clock` instead of the wall clock (feature `testing`): for
     /// tests that need `exp` exactly equal to now, or a token that ages while cached.
     #[cfg(feature = "testing")]
@@ -561,6 +644,20 @@ impl AuthorityBuilder {
                 } else {
                     ConfigError::new(setting, format!("could not load the issuer's keys{at}: {error}"))
                 });
+            }
+            if authority.inner.introspection.as_ref().is_some_and(Introspector::discovers) {
+                let metadata = remote.metadata().await.map_err(|error| {
+                    ConfigError::new(
+                        "introspection_endpoint",
+                        format!("the issuer's metadata could not be read: {error}"),
+                    )
+                })?;
+                if metadata.introspection_endpoint.is_none() {
+                    return Err(ConfigError::new(
+                        "introspection_endpoint",
+                        "the issuer's discovery document advertises no usable introspection_endpoint: give it with .introspection_endpoint(url)",
+                    ));
+                }
             }
             remote.spawn_maintenance();
         }
@@ -757,6 +854,7 @@ impl AuthorityBuilder {
             Keys::Fixed(set) => (KeySource::fixed(set), None),
             Keys::Remote(remote) => (KeySource::Remote(Arc::clone(&remote)), Some(remote)),
         };
+        let introspection = introspector(self.introspection, remote.as_ref(), self.http, &self.tls_roots)?;
         let token_cache = match self.token_cache_capacity.unwrap_or(DEFAULT_TOKEN_CACHE_CAPACITY) {
             0 => None,
             capacity => Some(TokenCache::new(
@@ -767,7 +865,14 @@ impl AuthorityBuilder {
         };
         let userinfo = self.userinfo.build(self.http, &self.tls_roots)?;
         let authority = Authority {
-            inner: Arc::new(Inner { config, keys: source, stats: Counters::default(), token_cache, userinfo }),
+            inner: Arc::new(Inner {
+                config,
+                keys: source,
+                stats: Counters::default(),
+                token_cache,
+                userinfo,
+                introspection,
+            }),
         };
         Ok((authority, remote))
     }
@@ -778,15 +883,8 @@ enum Keys {
     Remote(Arc<RemoteKeys>),
 }
 
-/// Checks the remote-key settings and creates the (empty) JWKS cache.
-fn remote_keys(
-    issuer: &str,
-    jwks_uri: Option<&str>,
-    algorithms: &[Algorithm],
-    http: HttpLimits,
-    cache: CachePolicy,
-    tls_roots: &[Vec<u8>],
-) -> Result<Arc<RemoteKeys>, ConfigError> {
+/// The limits of every request to the issuer (keys, discovery, introspection).
+fn check_http_limits(http: HttpLimits) -> Result<(), ConfigError> {
     let max_timeout = Duration::from_secs(60);
     if http.connect_timeout.is_zero()
         || http.total_timeout.is_zero()
@@ -798,6 +896,19 @@ fn remote_keys(
     if !(1024..=4 * 1024 * 1024).contains(&http.max_body) {
         return Err(ConfigError::new("max_jwks_size", "the JWKS size limit must be between 1 KiB and 4 MiB"));
     }
+    Ok(())
+}
+
+/// Checks the remote-key settings and creates the (empty) JWKS cache.
+fn remote_keys(
+    issuer: &str,
+    jwks_uri: Option<&str>,
+    algorithms: &[Algorithm],
+    http: HttpLimits,
+    cache: CachePolicy,
+    tls_roots: &[Vec<u8>],
+) -> Result<Arc<RemoteKeys>, ConfigError> {
+    check_http_limits(http)?;
     if cache.cooldown < Duration::from_secs(1) || cache.cooldown > MAX_REFRESH_COOLDOWN {
         return Err(ConfigError::new(
             "jwks_refresh_cooldown",
@@ -836,6 +947,75 @@ fn remote_keys(
     };
     let client = IssuerClient::new(http, tls_roots)?;
     Ok(RemoteKeys::new(client, issuer.into(), location, algorithms.to_vec(), http.allow_private_networks, cache))
+}
+
+/// Checks the introspection settings and creates the introspection client.
+fn introspector(
+    settings: introspection::Settings,
+    remote: Option<&Arc<RemoteKeys>>,
+    http: HttpLimits,
+    tls_roots: &[Vec<u8>],
+) -> Result<Option<Introspector>, ConfigError> {
+    let Some((client_id, client_secret)) = settings.credentials.clone() else {
+        let orphan = settings.endpoint.is_some()
+            || settings.introspect_jwts
+            || settings.accepts_missing_audience
+            || settings.cache_ttl.is_some()
+            || settings.negative_ttl.is_some()
+            || settings.cache_capacity.is_some();
+        if orphan {
+            return Err(ConfigError::new(
+                "introspection",
+                "introspection settings are given but introspection is not enabled: call .introspection(client_id, client_secret)",
+            ));
+        }
+        return Ok(None);
+    };
+    let printable = |s: &str| !s.is_empty() && s.bytes().all(|b| (0x20..0x7f).contains(&b));
+    if !printable(&client_id) || !printable(&client_secret) {
+        return Err(ConfigError::new(
+            "introspection",
+            "the introspection client id and secret must be non-empty printable ASCII",
+        ));
+    }
+    let ttl = settings.cache_ttl.unwrap_or(introspection::DEFAULT_INTROSPECTION_CACHE_TTL);
+    if ttl.is_zero() || ttl > MAX_INTROSPECTION_CACHE_TTL {
+        return Err(ConfigError::new(
+            "introspection_cache_ttl",
+            "the introspection cache TTL must be positive and at most 1 hour",
+        ));
+    }
+    let negative = settings.negative_ttl.unwrap_or(introspection::DEFAULT_INTROSPECTION_NEGATIVE_TTL.min(ttl));
+    if negative.is_zero() || negative > ttl {
+        return Err(ConfigError::new(
+            "introspection_negative_cache_ttl",
+            "the negative introspection cache TTL must be positive and at most the positive TTL",
+        ));
+    }
+    if settings.cache_capacity.is_some_and(|c| c > 1_000_000) || settings.cache_max_bytes.is_some_and(|b| b < 64 * 1024)
+    {
+        return Err(ConfigError::new(
+            "introspection_cache_size",
+            "the introspection cache holds at most 1 000 000 entries (0 turns it off) in at least 64 KiB",
+        ));
+    }
+    let endpoint = match (&settings.endpoint, remote) {
+        (Some(url), _) => Endpoint::Fixed(
+            check_url(url, http.allow_private_networks, true)
+                .map_err(|e| ConfigError::new("introspection_endpoint", e))?,
+        ),
+        (None, Some(remote)) if remote.discovers() => Endpoint::Discovered(Arc::clone(remote)),
+        (None, _) => {
+            return Err(ConfigError::new(
+                "introspection_endpoint",
+                "the introspection endpoint is discovered from the issuer only when keys are too: with static keys or a jwks_uri, give it with .introspection_endpoint(url)",
+            ));
+        }
+    };
+    check_http_limits(http)?;
+    let client = IssuerClient::new(http, tls_roots)?;
+    let settings = introspection::Settings { negative_ttl: Some(negative), cache_ttl: Some(ttl), ..settings };
+    Ok(Some(Introspector::new(client, endpoint, client_id, client_secret, &settings)))
 }
 
 /// A host name given with or without a scheme or trailing slash.

@@ -22,6 +22,16 @@ use crate::{
     scope::Scopes,
 };
 
+/// How a verified [`AccessToken`](crate::AccessToken) was verified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Verification {
+    /// A JWT: its signature with the issuer's keys, then its claims.
+    Jwt,
+    /// The issuer's RFC 7662 introspection answer.
+    Introspection,
+}
+
 /// A string of the verified claims: a range of the payload, or a copy when the JSON
 /// string had escapes.
 #[derive(Debug, Clone)]
@@ -44,10 +54,42 @@ pub(crate) struct VerifiedClaims {
     pub(crate) expires_at: f64,
     pub(crate) issued_at: f64,
     pub(crate) scopes: Scopes,
+    /// How the token was verified: its signature, or the issuer's introspection answer.
+    pub(crate) verification: Verification,
     raw: OnceLock<Map<String, Value>>,
 }
 
 impl VerifiedClaims {
+    /// The facts of an introspection answer (RFC 7662 §2.2) that passed every check:
+    /// `payload` is the answer's JSON object, the strings are copied out of it.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn introspected(
+        payload: String,
+        subject: &str,
+        client_id: Option<&str>,
+        audiences: &[&str],
+        issuer: &str,
+        jti: Option<&str>,
+        expires_at: f64,
+        issued_at: f64,
+        scopes: Scopes,
+    ) -> Self {
+        let owned = |s: &str| Text::Owned(s.into());
+        Self {
+            payload,
+            subject: owned(subject),
+            client_id: client_id.map(owned),
+            audiences: audiences.iter().map(|a| owned(a)).collect(),
+            issuer: owned(issuer),
+            jti: jti.map(owned),
+            expires_at,
+            issued_at,
+            scopes,
+            verification: Verification::Introspection,
+            raw: OnceLock::new(),
+        }
+    }
+
     fn text<'a>(&'a self, text: &'a Text) -> &'a str {
         match text {
             Text::At(range) => self.payload.get(range.clone()).unwrap_or_default(),
@@ -102,6 +144,7 @@ impl VerifiedClaims {
             expires_at,
             issued_at: 0.0,
             scopes: Scopes::default(),
+            verification: Verification::Jwt,
             raw: OnceLock::new(),
         }
     }
@@ -352,6 +395,7 @@ impl Checked {
             expires_at,
             issued_at,
             scopes,
+            verification: Verification::Jwt,
             raw: OnceLock::new(),
         }
     }

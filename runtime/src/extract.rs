@@ -164,7 +164,15 @@ impl AccessToken {
         self.claims.jti()
     }
 
-    /// Every claim of the verified token, as parsed (duplicate-free).
+    /// How the token was verified: locally as a JWT, or by the issuer's introspection
+    /// endpoint (an opaque token, or any token with `introspect_jwts`).
+    #[must_use]
+    pub fn verified_by(&self) -> crate::Verification {
+        self.claims.verification
+    }
+
+    /// Every claim of the verified token, as parsed (duplicate-free); for an introspected
+    /// token, the members of the introspection answer.
     #[must_use]
     pub fn raw_claims(&self) -> &Map<String, Value> {
         self.claims.raw()

@@ -212,6 +212,40 @@ impl IssuerClient {
         }
         Ok(Fetched { body, cache_control })
     }
+    /// POSTs a form (`application/x-www-form-urlencoded`, already encoded) with an
+    /// optional `Authorization` value, and returns the status and the body, read with the
+    /// same size cap and timeouts as every other issuer request (RFC 7662 introspection).
+    pub(crate) async fn post_form(
+        &self,
+        url: &Url,
+        form: String,
+        authorization: Option<&str>,
+    ) -> Result<(u16, Vec<u8>), FetchError> {
+        let mut request = self
+            .client
+            .post(url.clone())
+            .header(ACCEPT, "application/json")
+            .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(form);
+        if let Some(authorization) = authorization {
+            request = request.header(reqwest::header::AUTHORIZATION, authorization);
+        }
+        let mut response = request.send().await.map_err(|e| classify(&e))?;
+        let status = response.status().as_u16();
+        let declared =
+            response.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|len| len > self.limits.max_body as u64) {
+            return Err(FetchError::TooLarge);
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| classify(&e))? {
+            if body.len().saturating_add(chunk.len()) > self.limits.max_body {
+                return Err(FetchError::TooLarge);
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok((status, body))
+    }
 }
 
 /// An answer to an authorized GET: any status, with the body read (capped) only for 200.

@@ -257,6 +257,11 @@ impl RemoteKeys {
         })
     }
 
+    /// Whether the issuer's metadata comes from discovery (no `jwks_uri` configured).
+    pub(crate) fn discovers(&self) -> bool {
+        matches!(self.location, Location::Discover(_))
+    }
+
     /// Bumped by every successful fetch.
     pub(crate) fn generation(&self) -> u64 {
         self.counters.stores.load(Ordering::Acquire)

@@ -93,8 +93,11 @@
 //! | `client_not_allowed` | 401 `invalid_token` | The access token was issued to a client this API does not accept |
 //! | `sender_constrained` | 401 `invalid_token` | The access token is sender-constrained and cannot be used as a bearer token |
 //! | `empty_claim` | 401 `invalid_token` | The access token has an empty sub, client_id or jti claim |
+//! | `inactive_token` | 401 `invalid_token` | The access token is not active (introspection answered `active` other than `true`) |
+//! | `refresh_token` | 401 `invalid_token` | A refresh token was presented; this API accepts access tokens only (introspection's `token_type`) |
 //! | `insufficient_scope` | 403 `insufficient_scope` | The access token lacks a scope this route requires (body only) |
 //! | `keys_unavailable` | 503, no challenge | The issuer's signing keys are unavailable; retry later (body only) |
+//! | `introspection_unavailable` | 503, no challenge | The issuer's introspection endpoint is unavailable; retry later (body only) |
 //! | `userinfo_refused` | 401 `invalid_token` | The issuer's userinfo endpoint refused the access token |
 //! | `userinfo_subject_mismatch` | 401 `invalid_token` | The issuer's userinfo answer is about another subject than the access token |
 //! | `userinfo_invalid` | 502, no challenge | The issuer's signed userinfo answer failed verification (body only) |
@@ -222,6 +225,65 @@
 //! key empties it); the audience is re-checked on every hit; and the cache is bounded in
 //! entries and in bytes ([`AuthorityBuilder::token_cache_max_bytes`], default 32 MiB).
 //!
+//! ## Opaque tokens
+//! An issuer that hands out opaque access tokens (not JWTs) is asked about each of them
+//! through RFC 7662 introspection: [`AuthorityBuilder::introspection`] with the API's own
+//! client id and secret at the issuer, and the endpoint from the issuer's discovery
+//! document (`introspection_endpoint`, read only from a document whose `issuer` matches
+//! byte for byte) or [`AuthorityBuilder::introspection_endpoint`]. The same
+//! `#[requires_scope]` line and [`AccessToken`] serve both kinds;
+//! [`AccessToken::verified_by`] says which way a token was verified.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let authority = scopegate::Authority::builder()
+//!     .issuer("https://issuer.example.test/")
+//!     .audience("https://api.example.test")
+//!     .introspection("api-introspector", "its-secret") // client_secret_basic by default
+//!     .connect()
+//!     .await?;
+//! # let _ = authority; Ok(()) }
+//! ```
+//!
+//! - **Which path**: a compact JWS (three dot-separated segments) is verified locally as
+//!   always; every other token is introspected. Without introspection such a token is
+//!   refused `malformed_token`. [`AuthorityBuilder::introspect_jwts`] sends JWTs to the
+//!   endpoint too, *instead of* verifying them locally, for APIs that must see a
+//!   revocation at once (a signature stays valid until `exp`; only the issuer knows of a
+//!   revocation).
+//! - **Client authentication**: [`ClientAuth::ClientSecretBasic`] (HTTP Basic with the
+//!   form-urlencoded id and secret, RFC 6749 §2.3.1) or [`ClientAuth::ClientSecretPost`]
+//!   ([`AuthorityBuilder::introspection_client_auth`]). The requests obey the same URL
+//!   policy, timeouts and body cap as key fetches.
+//! - **The answer is checked as strictly as a JWT**: one strict JSON object; `active`
+//!   the boolean `true` (otherwise `inactive_token`); `iss`, when present, the issuer;
+//!   `aud` containing the audience, and an answer without `aud` refused unless
+//!   [`AuthorityBuilder::introspection_accepts_missing_audience`] (an issuer serving
+//!   several APIs says `active` for a token minted for any of them: only `aud` tells this
+//!   API's tokens apart); `exp` required, `exp`/`nbf`/`iat` with the same leeway and
+//!   maximum lifetime; `token_type` not `refresh_token` (`refresh_token`); `scope` the
+//!   space-delimited string. `sub`, `client_id`, `jti` are read like a JWT's claims, and
+//!   every member (`username` included) is in [`AccessToken::raw_claims`]. An answer
+//!   without `sub` (a client-credentials token at many providers) has its `client_id` as
+//!   [`AccessToken::subject`], so [`AccessToken::is_client_token`] is true; one without
+//!   either is refused `invalid_claim`. Without `iss`, [`AccessToken::issuer`] is the
+//!   configured issuer; without `iat`, [`AccessToken::issued_at`] is the time of the
+//!   answer.
+//! - **The cache**: positive answers are reused for
+//!   [`AuthorityBuilder::introspection_cache_ttl`] (default 60 s, at most 1 h, never past
+//!   `exp`: a revoked token keeps working for at most this long), negative ones (inactive
+//!   or refused) for [`AuthorityBuilder::introspection_negative_cache_ttl`] (default
+//!   10 s). Entries are found by a keyed hash of the token and compared with the whole
+//!   token; the cache is bounded in entries and bytes
+//!   ([`AuthorityBuilder::introspection_cache_size`], default 10 000 and 16 MiB). The
+//!   audience is checked per request, on hits too.
+//! - **Single flight**: concurrent requests with the same unknown token share one call;
+//!   the others wait for its answer (a waiter whose leader was cancelled calls itself).
+//! - **The endpoint failing** (down, a timeout, a 5xx, a 4xx — the API's own credentials
+//!   refused, logged as a configuration error —, a body over the cap, anything but a
+//!   JSON object) gives **503** with `Retry-After` (`introspection_unavailable`), never an
+//!   accept and never a 500; failures are not cached.
+//!
 //! ## Feature flags
 //! | feature | default | what it adds |
 //! |---|---|---|
@@ -248,6 +310,7 @@ mod discovery;
 mod env;
 mod extract;
 mod http;
+mod introspection;
 mod json;
 mod jwks;
 mod jws;
@@ -266,12 +329,17 @@ pub mod testing;
 pub use algorithm::Algorithm;
 pub use authority::{Authority, AuthorityBuilder, Stats};
 pub use cache::{DEFAULT_TOKEN_CACHE_CAPACITY, DEFAULT_TOKEN_CACHE_MAX_AGE, DEFAULT_TOKEN_CACHE_MAX_BYTES};
+pub use claims::Verification;
 pub use config::{
     ConfigError, DEFAULT_LEEWAY, DEFAULT_MAX_LIFETIME, DEFAULT_MAX_TOKEN_SIZE, MAX_LEEWAY, MAX_TOKEN_SIZE_LIMIT,
     Profile, ScopeClaim,
 };
 pub use extract::{AccessToken, AuthorityState};
 pub use http::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_DOCUMENT_SIZE, DEFAULT_TOTAL_TIMEOUT, FetchError};
+pub use introspection::{
+    ClientAuth, DEFAULT_INTROSPECTION_CACHE_CAPACITY, DEFAULT_INTROSPECTION_CACHE_MAX_BYTES,
+    DEFAULT_INTROSPECTION_CACHE_TTL, DEFAULT_INTROSPECTION_NEGATIVE_TTL, MAX_INTROSPECTION_CACHE_TTL,
+};
 pub use jwks::{
     DEFAULT_FETCH_BUDGET_BURST, DEFAULT_FETCH_BUDGET_PER_HOUR, DEFAULT_MAX_STALE, DEFAULT_MAX_TTL, DEFAULT_MIN_TTL,
     DEFAULT_REFRESH_COOLDOWN, DEFAULT_TTL, MAX_FETCH_BUDGET_BURST, MAX_FETCH_BUDGET_PER_HOUR, MAX_JWKS_DURATION,

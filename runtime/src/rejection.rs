@@ -114,6 +114,12 @@ pub enum TokenError {
     /// The issuer's userinfo answer names another `sub` than the token (OpenID Connect
     /// Core §5.3.2: the answer must not be used).
     UserinfoSubjectMismatch,
+    /// The issuer's introspection endpoint answered that the token is not active
+    /// (`active` is not the boolean `true`: revoked, expired, or unknown to the issuer).
+    Inactive,
+    /// The issuer's introspection endpoint describes the token as a refresh token
+    /// (`token_type` is `refresh_token`).
+    RefreshToken,
 }
 
 impl TokenError {
@@ -142,6 +148,8 @@ impl TokenError {
             Self::EmptyClaim => "empty_claim",
             Self::UserinfoRefused => "userinfo_refused",
             Self::UserinfoSubjectMismatch => "userinfo_subject_mismatch",
+            Self::Inactive => "inactive_token",
+            Self::RefreshToken => "refresh_token",
         }
     }
 
@@ -172,6 +180,8 @@ impl TokenError {
             Self::UserinfoSubjectMismatch => {
                 "The issuer's userinfo answer is about another subject than the access token"
             }
+            Self::Inactive => "The access token is not active",
+            Self::RefreshToken => "A refresh token was presented; this API accepts access tokens only",
         }
     }
 }
@@ -196,6 +206,13 @@ pub enum RejectionKind {
     },
     /// The issuer's keys cannot be obtained right now (HTTP 503 with `Retry-After`).
     KeysUnavailable {
+        /// Seconds the client should wait before retrying.
+        retry_after_secs: u32,
+    },
+    /// The issuer's introspection endpoint could not give a usable answer right now:
+    /// down, slow, an error status (a 4xx means the API's own credentials are refused),
+    /// or a body that is not a JSON object (HTTP 503 with `Retry-After`).
+    IntrospectionUnavailable {
         /// Seconds the client should wait before retrying.
         retry_after_secs: u32,
     },
@@ -226,6 +243,7 @@ impl RejectionKind {
             Self::InvalidToken(e) => e.code(),
             Self::InsufficientScope { .. } => "insufficient_scope",
             Self::KeysUnavailable { .. } => "keys_unavailable",
+            Self::IntrospectionUnavailable { .. } => "introspection_unavailable",
             Self::Misconfigured => "misconfigured",
             Self::UserinfoInvalid => "userinfo_invalid",
             Self::UserinfoUnavailable { .. } => "userinfo_unavailable",
@@ -239,7 +257,9 @@ impl RejectionKind {
             Self::MissingCredentials | Self::InvalidToken(_) => StatusCode::UNAUTHORIZED,
             Self::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             Self::InsufficientScope { .. } => StatusCode::FORBIDDEN,
-            Self::KeysUnavailable { .. } | Self::UserinfoUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::KeysUnavailable { .. } | Self::IntrospectionUnavailable { .. } | Self::UserinfoUnavailable { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Misconfigured => StatusCode::INTERNAL_SERVER_ERROR,
             Self::UserinfoInvalid => StatusCode::BAD_GATEWAY,
         }
@@ -253,9 +273,10 @@ impl RejectionKind {
             Self::InvalidToken(_) => Some("invalid_token"),
             Self::InsufficientScope { .. } => Some("insufficient_scope"),
             Self::MissingCredentials => None,
-            Self::KeysUnavailable { .. } | Self::Misconfigured | Self::UserinfoUnavailable { .. } => {
-                Some("temporarily_unavailable")
-            }
+            Self::KeysUnavailable { .. }
+            | Self::IntrospectionUnavailable { .. }
+            | Self::Misconfigured
+            | Self::UserinfoUnavailable { .. } => Some("temporarily_unavailable"),
             Self::UserinfoInvalid => Some("server_error"),
         }
     }
@@ -269,6 +290,7 @@ impl RejectionKind {
             Self::InvalidToken(e) => e.description(),
             Self::InsufficientScope { .. } => "The access token lacks a scope this route requires",
             Self::KeysUnavailable { .. } => "The issuer's signing keys are unavailable; retry later",
+            Self::IntrospectionUnavailable { .. } => "The issuer's introspection endpoint is unavailable; retry later",
             Self::Misconfigured => "The API's token verifier is not configured",
             Self::UserinfoInvalid => "The issuer's signed userinfo answer failed verification",
             Self::UserinfoUnavailable { .. } => "The issuer's userinfo endpoint is unavailable; retry later",
@@ -278,7 +300,7 @@ impl RejectionKind {
 
 /// Every reason code, in the order of the per-reason counters: each read from the `code()`
 /// tables above (a test checks that every variant is here).
-pub(crate) const REASONS: [&str; 31] = {
+pub(crate) const REASONS: [&str; 34] = {
     use RequestError as R;
     use TokenError as T;
     [
@@ -309,10 +331,13 @@ pub(crate) const REASONS: [&str; 31] = {
         T::EmptyClaim.code(),
         T::UserinfoRefused.code(),
         T::UserinfoSubjectMismatch.code(),
+        T::Inactive.code(),
+        T::RefreshToken.code(),
         RejectionKind::InsufficientScope { required: "", requirement: ScopeExpr::All(&[]) }.code(),
         RejectionKind::KeysUnavailable { retry_after_secs: 0 }.code(),
         RejectionKind::UserinfoInvalid.code(),
         RejectionKind::UserinfoUnavailable { retry_after_secs: 0 }.code(),
+        RejectionKind::IntrospectionUnavailable { retry_after_secs: 0 }.code(),
     ]
 };
 
@@ -368,6 +393,7 @@ impl Rejection {
     pub fn challenge(&self) -> Option<String> {
         let error = match &self.kind {
             RejectionKind::KeysUnavailable { .. }
+            | RejectionKind::IntrospectionUnavailable { .. }
             | RejectionKind::Misconfigured
             | RejectionKind::UserinfoInvalid
             | RejectionKind::UserinfoUnavailable { .. } => return None,
@@ -403,6 +429,9 @@ impl Rejection {
             }
             RejectionKind::KeysUnavailable { .. } => {
                 tracing::warn!(target: "scopegate", reason, "request refused: issuer keys unavailable");
+            }
+            RejectionKind::IntrospectionUnavailable { .. } => {
+                tracing::warn!(target: "scopegate", reason, "request refused: introspection endpoint unavailable");
             }
             _ => tracing::debug!(target: "scopegate", reason, status = self.kind.status().as_u16(), "request refused"),
         }
@@ -462,6 +491,7 @@ impl IntoResponse for Rejection {
             headers.insert(header::WWW_AUTHENTICATE, value);
         }
         if let RejectionKind::KeysUnavailable { retry_after_secs }
+        | RejectionKind::IntrospectionUnavailable { retry_after_secs }
         | RejectionKind::UserinfoUnavailable { retry_after_secs } = self.kind
         {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
@@ -509,6 +539,8 @@ mod tests {
             T::EmptyClaim,
             T::UserinfoRefused,
             T::UserinfoSubjectMismatch,
+            T::Inactive,
+            T::RefreshToken,
         ];
         for error in requests {
             match error {
@@ -541,7 +573,9 @@ mod tests {
                 | T::SenderConstrained
                 | T::EmptyClaim
                 | T::UserinfoRefused
-                | T::UserinfoSubjectMismatch => {}
+                | T::UserinfoSubjectMismatch
+                | T::Inactive
+                | T::RefreshToken => {}
             }
         }
         let mut kinds = vec![
@@ -550,6 +584,7 @@ mod tests {
             RejectionKind::KeysUnavailable { retry_after_secs: 1 },
             RejectionKind::UserinfoInvalid,
             RejectionKind::UserinfoUnavailable { retry_after_secs: 1 },
+            RejectionKind::IntrospectionUnavailable { retry_after_secs: 1 },
         ];
         kinds.extend(requests.map(RejectionKind::InvalidRequest));
         kinds.extend(tokens.map(RejectionKind::InvalidToken));

@@ -16,6 +16,7 @@ use crate::{
     b64::b64url_decode,
     claims::{self, AudienceCheck, RawClaims, VerifiedClaims},
     config::Config,
+    introspection::is_compact_jws,
     jws::{self, MAX_HEADER_BYTES, MAX_SIGNATURE_BYTES, Typ},
     keys::{KeyLookup, Unavailable},
     rejection::{RejectionKind, TokenError},
@@ -31,6 +32,14 @@ impl Authority {
         let config = &self.inner.config;
         if token.len() > config.max_token_size {
             return Err(TokenError::TooLarge.into());
+        }
+        // A compact JWS is verified locally unless the API asked to introspect JWTs too;
+        // any other token goes to the introspection endpoint when there is one, and is
+        // refused `malformed_token` below when there is not.
+        if let Some(introspector) = &self.inner.introspection
+            && (introspector.introspect_jwts || !is_compact_jws(token))
+        {
+            return introspector.verify(config, token, audience).await;
         }
         let Some(cache) = &self.inner.token_cache else {
             return self.verify_uncached(token, audience).await.map(Arc::new);

@@ -214,3 +214,92 @@ fn a_config_error_debugs_like_it_displays() {
         "scopegate: invalid `issuer` setting: no issuer set: call .issuer(\"https://your-issuer/\")"
     );
 }
+
+fn introspecting() -> AuthorityBuilder {
+    valid().introspection("api", "secret").introspection_endpoint("https://issuer.example.test/introspect")
+}
+
+#[test]
+fn introspection_builds_with_an_explicit_endpoint() {
+    introspecting().build().unwrap();
+}
+
+#[test]
+fn introspection_settings_without_introspection_are_refused() {
+    refused(valid().introspection_endpoint("https://issuer.example.test/introspect"), "introspection", "not enabled");
+    refused(valid().introspect_jwts(true), "introspection", "not enabled");
+}
+
+#[test]
+fn introspection_credentials_must_be_printable() {
+    refused(
+        valid().introspection("", "secret").introspection_endpoint("https://i.example/x"),
+        "introspection",
+        "non-empty printable ASCII",
+    );
+    refused(
+        valid().introspection("api", "se\ncret").introspection_endpoint("https://i.example/x"),
+        "introspection",
+        "non-empty printable ASCII",
+    );
+}
+
+#[test]
+fn an_introspection_endpoint_over_plain_http_is_refused() {
+    refused(
+        introspecting().introspection_endpoint("http://issuer.example.test/introspect"),
+        "introspection_endpoint",
+        "must use https",
+    );
+}
+
+#[test]
+fn an_introspection_endpoint_at_a_private_address_is_refused() {
+    refused(
+        introspecting().introspection_endpoint("https://169.254.169.254/introspect"),
+        "introspection_endpoint",
+        "metadata address",
+    );
+}
+
+#[test]
+fn introspection_without_an_endpoint_needs_discovery() {
+    refused(
+        valid().introspection("api", "secret"),
+        "introspection_endpoint",
+        "give it with .introspection_endpoint(url)",
+    );
+}
+
+#[test]
+fn an_introspection_cache_ttl_outside_its_bounds_is_refused() {
+    refused(introspecting().introspection_cache_ttl(Duration::ZERO), "introspection_cache_ttl", "at most 1 hour");
+    refused(
+        introspecting().introspection_cache_ttl(Duration::from_secs(3601)),
+        "introspection_cache_ttl",
+        "at most 1 hour",
+    );
+}
+
+#[test]
+fn a_negative_introspection_ttl_above_the_positive_one_is_refused() {
+    refused(
+        introspecting()
+            .introspection_cache_ttl(Duration::from_secs(5))
+            .introspection_negative_cache_ttl(Duration::from_secs(6)),
+        "introspection_negative_cache_ttl",
+        "at most the positive TTL",
+    );
+}
+
+#[test]
+fn an_introspection_cache_size_outside_its_bounds_is_refused() {
+    refused(introspecting().introspection_cache_size(2_000_000, 1 << 20), "introspection_cache_size", "1 000 000");
+    refused(introspecting().introspection_cache_size(10, 1024), "introspection_cache_size", "64 KiB");
+}
+
+#[test]
+fn the_introspection_secret_never_shows_in_debug_output() {
+    let builder = introspecting().introspection("api", "very-secret-value");
+    assert!(!format!("{builder:?}").contains("very-secret-value"));
+}

@@ -10,6 +10,9 @@
 //! | `DATABASE_PATH` | in memory | the SQLite file |
 //! | `RUST_LOG` | `info,scopegate=debug` | log filter (logs go to stderr; the default logs one line per refused request, with its reason, never the token) |
 //! | `JWKS_REFRESH_COOLDOWN_SECS` | `30` | the least time between two key fetches caused by tokens with an unknown `kid` (1 to 3600) |
+//! | `INTROSPECTION_CLIENT_ID`, `INTROSPECTION_CLIENT_SECRET` | unset | this API's own credentials at the issuer (HTTP Basic): with both set, a token that is not a JWS (an opaque token) is introspected (RFC 7662), and the development issuer hands out opaque tokens on `-d token_format=opaque` |
+//! | `INTROSPECTION_URI` | from discovery | the issuer's introspection endpoint, to skip discovery's `introspection_endpoint` (needs the two above) |
+//! | `INTROSPECTION_CACHE_TTL_SECS` | `60` | how long an introspection answer is reused (1 to 3600): a revoked opaque token is refused at most this long after its revocation |
 //!
 //! Every error names the variable to fix, in one line.
 
@@ -49,6 +52,30 @@ pub(crate) struct Config {
     pub(crate) log_filter: Option<String>,
     /// `JWKS_REFRESH_COOLDOWN_SECS`, when set.
     pub(crate) refresh_cooldown: Option<Duration>,
+    /// The `INTROSPECTION_*` variables, when the client id and secret are set.
+    pub(crate) introspection: Option<Introspection>,
+}
+
+/// Opaque tokens through introspection at the issuer.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct Introspection {
+    pub(crate) client_id: String,
+    pub(crate) client_secret: String,
+    /// `INTROSPECTION_URI`, when discovery should be skipped.
+    pub(crate) uri: Option<String>,
+    /// `INTROSPECTION_CACHE_TTL_SECS`, when set.
+    pub(crate) cache_ttl: Option<Duration>,
+}
+
+impl fmt::Debug for Introspection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never the secret.
+        f.debug_struct("Introspection")
+            .field("client_id", &self.client_id)
+            .field("uri", &self.uri)
+            .field("cache_ttl", &self.cache_ttl)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A setting that cannot be used, with the variable to change.
@@ -170,8 +197,55 @@ impl Config {
             },
         };
 
-        Ok(Self { bind, audience, issuer, profile, database_path, log_filter, refresh_cooldown })
+        let introspection = introspection(&lookup)?;
+
+        Ok(Self { bind, audience, issuer, profile, database_path, log_filter, refresh_cooldown, introspection })
     }
+}
+
+/// The `INTROSPECTION_*` variables: the client id and secret together or not at all.
+fn introspection(lookup: &impl Fn(&str) -> Option<String>) -> Result<Option<Introspection>, ConfigError> {
+    let present = |name: &'static str| match lookup(name) {
+        Some(value) if value.trim().is_empty() => {
+            Err(ConfigError::new(name, "is set but empty: set it, or unset every INTROSPECTION_ variable"))
+        }
+        value => Ok(value),
+    };
+    let uri = present("INTROSPECTION_URI")?;
+    let ttl = present("INTROSPECTION_CACHE_TTL_SECS")?;
+    let (client_id, client_secret) =
+        match (present("INTROSPECTION_CLIENT_ID")?, present("INTROSPECTION_CLIENT_SECRET")?) {
+            (Some(id), Some(secret)) => (id, secret),
+            (None, None) => {
+                if uri.is_some() || ttl.is_some() {
+                    let variable = if uri.is_some() { "INTROSPECTION_URI" } else { "INTROSPECTION_CACHE_TTL_SECS" };
+                    return Err(ConfigError::new(
+                        variable,
+                        "needs INTROSPECTION_CLIENT_ID and INTROSPECTION_CLIENT_SECRET: set them, or unset it",
+                    ));
+                }
+                return Ok(None);
+            }
+            (Some(_), None) => {
+                return Err(ConfigError::new("INTROSPECTION_CLIENT_SECRET", "is needed with INTROSPECTION_CLIENT_ID"));
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::new("INTROSPECTION_CLIENT_ID", "is needed with INTROSPECTION_CLIENT_SECRET"));
+            }
+        };
+    let cache_ttl = match ttl {
+        None => None,
+        Some(text) => match text.trim().parse::<u64>() {
+            Ok(secs @ 1..=3600) => Some(Duration::from_secs(secs)),
+            _ => {
+                return Err(ConfigError::new(
+                    "INTROSPECTION_CACHE_TTL_SECS",
+                    format!("`{text}` is not a number of seconds from 1 to 3600"),
+                ));
+            }
+        },
+    };
+    Ok(Some(Introspection { client_id, client_secret, uri, cache_ttl }))
 }
 
 #[cfg(test)]
@@ -246,6 +320,21 @@ mod tests {
     }
 
     #[test]
+    fn introspection_needs_both_credentials_and_keeps_the_secret_out_of_debug() {
+        assert_eq!(config(&[]).unwrap().introspection, None);
+        let config = config(&[
+            ("INTROSPECTION_CLIENT_ID", "api-introspector"),
+            ("INTROSPECTION_CLIENT_SECRET", "hidden-secret"),
+            ("INTROSPECTION_CACHE_TTL_SECS", "2"),
+        ])
+        .unwrap();
+        let introspection = config.introspection.unwrap();
+        assert_eq!(introspection.client_id, "api-introspector");
+        assert_eq!(introspection.cache_ttl, Some(Duration::from_secs(2)));
+        assert!(!format!("{introspection:?}").contains("hidden-secret"));
+    }
+
+    #[test]
     fn each_error_names_its_variable() {
         let cases: &[(&[(&str, &str)], &str)] = &[
             (&[("BIND", "localhost")], "invalid BIND: `localhost` is not an IP address and port"),
@@ -259,6 +348,18 @@ mod tests {
             (&[("ISSUER", "tenant.example")], "invalid ISSUER: `tenant.example` is not an issuer URL"),
             (&[("JWKS_URI", "https://tenant.example/keys")], "invalid JWKS_URI: needs ISSUER"),
             (&[("DATABASE_PATH", "")], "invalid DATABASE_PATH"),
+            (&[("INTROSPECTION_CLIENT_ID", "api")], "invalid INTROSPECTION_CLIENT_SECRET: is needed"),
+            (&[("INTROSPECTION_CLIENT_SECRET", "s")], "invalid INTROSPECTION_CLIENT_ID: is needed"),
+            (&[("INTROSPECTION_URI", "https://i.example/introspect")], "invalid INTROSPECTION_URI: needs"),
+            (
+                &[
+                    ("INTROSPECTION_CLIENT_ID", "api"),
+                    ("INTROSPECTION_CLIENT_SECRET", "s"),
+                    ("INTROSPECTION_CACHE_TTL_SECS", "0"),
+                ],
+                "invalid INTROSPECTION_CACHE_TTL_SECS",
+            ),
+            (&[("INTROSPECTION_CLIENT_ID", " ")], "invalid INTROSPECTION_CLIENT_ID: is set but empty"),
         ];
         for (vars, expected) in cases {
             let error = config(vars).unwrap_err().to_string();

@@ -14,6 +14,12 @@
 //! (like the article's example token), and `/userinfo` accepts only tokens it signed
 //! whose `aud` contains its URL, answering `{"sub": …, "preferred_username": …}`.
 //!
+//! With `INTROSPECTION_CLIENT_ID`/`INTROSPECTION_CLIENT_SECRET` set, it also hands out
+//! opaque access tokens (`-d token_format=opaque`, kept in memory, at most
+//! [`MAX_OPAQUE_TOKENS`]) and answers RFC 7662 introspection for them at the
+//! `introspection_endpoint` it advertises, to the API authenticated with those credentials
+//! (HTTP Basic).
+//!
 //! Where it listens: always `127.0.0.1`, on a port the OS picks, on a listener of its
 //! own. Not on the API's listener: `BIND` may be a public address (`0.0.0.0:3000` in a
 //! container), and an issuer that hands out tokens to whoever knows a printed secret must
@@ -24,8 +30,9 @@
 //! memory, so `cargo run` exercises the same path as production.
 
 use std::{
+    collections::HashMap,
     net::{Ipv4Addr, SocketAddr},
-    sync::Arc,
+    sync::{Arc, Mutex},
     time::{SystemTime, UNIX_EPOCH},
 };
 
@@ -53,6 +60,9 @@ use crate::routes::API_SCOPES;
 
 /// How long issued access tokens live.
 const TOKEN_LIFETIME_SECS: u64 = 3600;
+/// The most opaque tokens kept at once (expired ones are dropped first).
+const MAX_OPAQUE_TOKENS: usize = 10_000;
+
 /// The scopes the banner's curl line asks for.
 const BANNER_SCOPES: &str = "openid read:appointments write:appointments";
 /// The OpenID Connect scope: the token's `aud` then also names this issuer's `/userinfo`.
@@ -76,6 +86,10 @@ struct Issuer {
     signing_key: EncodingKey,
     verifying_key: DecodingKey,
     jwks: Value,
+    /// The API's introspection credentials, when opaque tokens are enabled.
+    introspector: Option<(String, String)>,
+    /// Issued opaque tokens and their introspection answers.
+    opaque: Mutex<HashMap<String, Value>>,
 }
 
 impl Issuer {
@@ -87,7 +101,7 @@ impl Issuer {
 impl DevIssuer {
     /// Generates a key and a client, and starts serving on `127.0.0.1` (port chosen by the
     /// OS). Tokens are issued for `audience` unless a request names another.
-    pub(crate) async fn start(audience: &str) -> Result<Self, String> {
+    pub(crate) async fn start(audience: &str, introspector: Option<(String, String)>) -> Result<Self, String> {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
             .await
             .map_err(|e| format!("the development issuer cannot listen on 127.0.0.1: {e}"))?;
@@ -117,6 +131,8 @@ impl DevIssuer {
             signing_key: EncodingKey::from_ec_der(pkcs8.as_ref()),
             verifying_key,
             jwks,
+            introspector,
+            opaque: Mutex::new(HashMap::new()),
         });
         let running = Self { issuer, client_id: state.client_id.clone(), client_secret: state.client_secret.clone() };
 
@@ -126,6 +142,7 @@ impl DevIssuer {
             .route("/jwks", get(jwk_set))
             .route("/token", post(token))
             .route("/userinfo", get(userinfo))
+            .route("/introspect", post(introspect))
             .with_state(state);
         // Serves until the process exits; the API's graceful shutdown ends the process.
         tokio::spawn(async move {
@@ -198,7 +215,7 @@ fn unix_now() -> u64 {
 async fn discovery(State(issuer): State<Arc<Issuer>>) -> Json<Value> {
     let base = &issuer.issuer;
     let scopes: Vec<&str> = [OPENID].into_iter().chain(API_SCOPES.iter().copied()).collect();
-    Json(json!({
+    let mut doc = json!({
         "issuer": base,
         "jwks_uri": format!("{base}/jwks"),
         "token_endpoint": format!("{base}/token"),
@@ -206,7 +223,12 @@ async fn discovery(State(issuer): State<Arc<Issuer>>) -> Json<Value> {
         "grant_types_supported": ["client_credentials"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "scopes_supported": scopes,
-    }))
+    });
+    if let (Some(_), Some(map)) = (&issuer.introspector, doc.as_object_mut()) {
+        map.insert("introspection_endpoint".to_owned(), format!("{base}/introspect").into());
+        map.insert("introspection_endpoint_auth_methods_supported".to_owned(), json!(["client_secret_basic"]));
+    }
+    Json(doc)
 }
 
 async fn jwk_set(State(issuer): State<Arc<Issuer>>) -> impl IntoResponse {
@@ -350,6 +372,42 @@ async fn token(
     };
     let now = unix_now();
     let scope = (!scopes.is_empty()).then(|| scopes.join(" "));
+    match param("token_format") {
+        None | Some("jwt") => {}
+        Some("opaque") if issuer.introspector.is_some() => {
+            let answer = json!({
+                "active": true, "iss": issuer.issuer, "sub": subject, "aud": audience, "client_id": client_id,
+                "iat": now, "exp": now + TOKEN_LIFETIME_SECS, "jti": jti, "scope": scope.clone().unwrap_or_default(),
+                "token_type": "Bearer",
+            });
+            let access_token = match random_b64url::<32>() {
+                Ok(token) => token,
+                Err(error) => return oauth_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", &error),
+            };
+            {
+                let mut opaque = issuer.opaque.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                if opaque.len() >= MAX_OPAQUE_TOKENS {
+                    opaque.retain(|_, answer| answer["exp"].as_u64().is_some_and(|exp| exp > now));
+                }
+                if opaque.len() >= MAX_OPAQUE_TOKENS {
+                    return oauth_error(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "temporarily_unavailable",
+                        "too many opaque tokens",
+                    );
+                }
+                opaque.insert(access_token.clone(), answer);
+            }
+            tracing::info!(client_id, subject, audience, "development issuer: opaque access token issued");
+            return token_response(access_token, scope);
+        }
+        Some("opaque") => {
+            return invalid_request(
+                "opaque tokens need INTROSPECTION_CLIENT_ID and INTROSPECTION_CLIENT_SECRET set for the API",
+            );
+        }
+        Some(_) => return invalid_request("token_format must be jwt or opaque"),
+    }
     let claims = AccessTokenClaims {
         iss: &issuer.issuer,
         sub: subject,
@@ -372,7 +430,11 @@ async fn token(
     };
     let granted = scope.as_deref().unwrap_or("");
     tracing::info!(client_id, subject, audience, scope = granted, "development issuer: access token issued");
+    token_response(access_token, scope)
+}
 
+/// RFC 6749 §5.1: the token response.
+fn token_response(access_token: String, scope: Option<String>) -> Response {
     let mut body = json!({
         "access_token": access_token,
         "token_type": "Bearer",
@@ -428,4 +490,49 @@ async fn userinfo(State(issuer): State<Arc<Issuer>>, headers: HeaderMap) -> Resp
             refuse("invalid_token", "the token is not valid here (was it requested with the openid scope?)")
         }
     }
+}
+
+/// RFC 7662 introspection of the opaque tokens this issuer handed out, for the API
+/// authenticated with its introspection credentials (HTTP Basic). Any other token, or
+/// an expired one, is `{"active": false}`.
+async fn introspect(
+    State(issuer): State<Arc<Issuer>>,
+    headers: HeaderMap,
+    form: Result<Form<Vec<(String, String)>>, FormRejection>,
+) -> Response {
+    let Some((expected_id, expected_secret)) = &issuer.introspector else {
+        return oauth_error(StatusCode::NOT_FOUND, "invalid_request", "introspection is not enabled");
+    };
+    let authenticated = match basic_credentials(&headers) {
+        Ok(Some((id, secret))) => {
+            let id_ok = constant_time::verify_slices_are_equal(id.as_bytes(), expected_id.as_bytes()).is_ok();
+            let secret_ok =
+                constant_time::verify_slices_are_equal(secret.as_bytes(), expected_secret.as_bytes()).is_ok();
+            id_ok && secret_ok
+        }
+        _ => false,
+    };
+    if !authenticated {
+        tracing::warn!("development issuer: introspection client authentication failed");
+        return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "unknown client or wrong secret");
+    }
+    let Ok(Form(pairs)) = form else {
+        return invalid_request("send an application/x-www-form-urlencoded body");
+    };
+    let mut tokens = pairs.iter().filter(|(name, _)| name == "token");
+    let (Some((_, token)), None) = (tokens.next(), tokens.next()) else {
+        return invalid_request("send exactly one token parameter");
+    };
+    let now = unix_now();
+    let answer = issuer
+        .opaque
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .get(token)
+        .filter(|answer| answer["exp"].as_u64().is_some_and(|exp| exp > now))
+        .cloned()
+        .unwrap_or_else(|| json!({"active": false}));
+    let mut response = Json(answer).into_response();
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
 }

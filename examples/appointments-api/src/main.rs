@@ -64,7 +64,10 @@ async fn run() -> Result<(), String> {
 
     // No ISSUER: start the development issuer, then trust it like any other issuer.
     let dev_issuer = match &config.issuer {
-        IssuerConfig::Development => Some(DevIssuer::start(&config.audience).await?),
+        IssuerConfig::Development => {
+            let introspection = config.introspection.as_ref().map(|i| (i.client_id.clone(), i.client_secret.clone()));
+            Some(DevIssuer::start(&config.audience, introspection).await?)
+        }
         IssuerConfig::External { .. } => None,
     };
     let authority = authority(&config, dev_issuer.as_ref()).await?;
@@ -107,6 +110,16 @@ async fn authority(config: &Config, dev_issuer: Option<&DevIssuer>) -> Result<Au
     }
     if let Some(cooldown) = config.refresh_cooldown {
         builder = builder.jwks_refresh_cooldown(cooldown);
+    }
+    if let Some(introspection) = &config.introspection {
+        // Opaque tokens: introspected at the issuer with this API's own credentials.
+        builder = builder.introspection(&introspection.client_id, &introspection.client_secret);
+        if let Some(uri) = &introspection.uri {
+            builder = builder.introspection_endpoint(uri);
+        }
+        if let Some(ttl) = introspection.cache_ttl {
+            builder = builder.introspection_cache_ttl(ttl);
+        }
     }
     // COPY: other policies go here, e.g. `.allowed_clients([...])` or `.leeway(...)`.
     // `.build()` instead of `.connect()` would start at once, without waiting for the

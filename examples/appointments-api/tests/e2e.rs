@@ -434,6 +434,46 @@ async fn profile_returns_the_callers_userinfo_for_an_openid_token() {
 }
 
 #[tokio::test]
+async fn with_introspection_credentials_an_opaque_token_is_introspected() {
+    let service = Service::start(&[
+        ("INTROSPECTION_CLIENT_ID", "api-introspector"),
+        ("INTROSPECTION_CLIENT_SECRET", "intro-secret"),
+    ])
+    .await;
+    let dev = service.dev_client();
+    let discovery = send(client().get(format!("{}/.well-known/openid-configuration", dev.issuer))).await.json();
+    assert_eq!(discovery["introspection_endpoint"], json!(format!("{}/introspect", dev.issuer)));
+    let reply =
+        dev.request_token(&[("scope", "read:appointments"), ("subject", "alice"), ("token_format", "opaque")]).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let opaque = reply.json()["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(opaque.split('.').count(), 1, "{opaque}");
+    let reply = call(&service, Method::GET, "/api/appointments", Some(&opaque), None).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let reply = call(&service, Method::GET, "/api/me", Some(&opaque), None).await;
+    assert_eq!(reply.json(), json!({"subject": "alice", "client_id": dev.id, "scopes": ["read:appointments"]}));
+    // The same route still takes a JWT, verified locally.
+    let jwt = dev.token("read:appointments", None).await;
+    assert_eq!(call(&service, Method::GET, "/api/appointments", Some(&jwt), None).await.status, StatusCode::OK);
+    // An opaque token the issuer never issued is inactive.
+    let reply = call(&service, Method::GET, "/api/appointments", Some("not-issued-by-anyone"), None).await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(reply.json()["reason"], json!("inactive_token"));
+}
+
+#[tokio::test]
+async fn without_introspection_credentials_opaque_tokens_are_not_issued() {
+    let service = Service::start(&[]).await;
+    let dev = service.dev_client();
+    let reply = dev.request_token(&[("token_format", "opaque")]).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert_eq!(reply.json()["error"], json!("invalid_request"));
+    let reply = call(&service, Method::GET, "/api/appointments", Some("opaque-token"), None).await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(reply.json()["reason"], json!("malformed_token"));
+}
+
+#[tokio::test]
 async fn bad_input_gets_a_json_4xx() {
     let service = Service::start(&[]).await;
     let token = service.dev_client().token("write:appointments delete:appointments", None).await;

@@ -63,7 +63,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_appointments-api");
 /// The fixture's API and the other API it issues tokens for.
 const AUDIENCE: &str = "https://api.example.test";
 const OTHER_AUDIENCE: &str = "https://other-api.example.test";
-/// The fixture's API whose access tokens are opaque (readable by introspection only).
+/// The provider's resource whose access tokens are opaque (introspection only).
 const OPAQUE_AUDIENCE: &str = "https://opaque-api.example.test";
 /// The fixture's clients.
 const M2M_CLIENT: (&str, &str) = ("m2m-client", "m2m-secret");
@@ -562,6 +562,11 @@ struct Service {
 impl Service {
     /// Starts the service against `issuer` (discovery from it) and waits until it listens.
     async fn start(issuer: &str, audience: &str, profile: Option<&str>) -> Self {
+        Self::start_with(issuer, audience, profile, &[]).await
+    }
+
+    /// As [`start`](Self::start), with more environment variables.
+    async fn start_with(issuer: &str, audience: &str, profile: Option<&str>, extra: &[(&str, &str)]) -> Self {
         let mut command = Command::new(BIN);
         for name in [
             "ISSUER",
@@ -572,8 +577,15 @@ impl Service {
             "DATABASE_PATH",
             "RUST_LOG",
             "JWKS_REFRESH_COOLDOWN_SECS",
+            "INTROSPECTION_CLIENT_ID",
+            "INTROSPECTION_CLIENT_SECRET",
+            "INTROSPECTION_URI",
+            "INTROSPECTION_CACHE_TTL_SECS",
         ] {
             command.env_remove(name);
+        }
+        for (name, value) in extra {
+            command.env(name, value);
         }
         command
             .env("ISSUER", issuer)
@@ -934,6 +946,52 @@ async fn fixture_id_token_from_the_code_flow_gets_401() {
         assert_eq!(opaque.split('.').count(), 1, "{opaque}");
         let reply = service.get("/api/me", opaque).await;
         let expected = service.invalid_token("The access token is malformed", "malformed_token");
+        assert_eq!(reply.refusal(), expected, "{}", reply.body);
+        true
+    })
+    .await;
+}
+
+/// An opaque client-credentials token for the provider's opaque resource opens a guarded
+/// route through introspection (the endpoint from the provider's discovery, HTTP Basic as
+/// `api-introspector`), and is refused once revoked at `/token/revocation` (the service's
+/// introspection cache lives 1 s here).
+#[tokio::test]
+async fn fixture_opaque_token_is_introspected_and_refused_once_revoked() {
+    let test = "fixture_opaque_token_is_introspected_and_refused_once_revoked";
+    let Some(dir) = fixture_dir(test) else { return };
+    bounded(test, async {
+        let idp = Idp::start(&dir, None).await;
+        let introspection = [
+            ("INTROSPECTION_CLIENT_ID", INTROSPECTOR.0),
+            ("INTROSPECTION_CLIENT_SECRET", INTROSPECTOR.1),
+            ("INTROSPECTION_CACHE_TTL_SECS", "1"),
+        ];
+        let service = Service::start_with(&idp.issuer, OPAQUE_AUDIENCE, None, &introspection).await;
+        let reply = idp.client_credentials(Some(OPAQUE_AUDIENCE), "read:appointments").await;
+        assert_eq!(reply.status, StatusCode::OK, "token request: {}", reply.body);
+        let opaque = reply.json()["access_token"].as_str().unwrap().to_owned();
+        assert_eq!(opaque.split('.').count(), 1, "an opaque token: {opaque}");
+
+        let reply = service.get("/api/appointments", &opaque).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        let me = service.get("/api/me", &opaque).await;
+        assert_eq!(me.status, StatusCode::OK, "{}", me.body);
+        assert_eq!(me.json()["client_id"], json!(M2M_CLIENT.0), "{}", me.body);
+        let expected = service.insufficient_scope("write:appointments");
+        let reply = service.call(Method::POST, "/api/appointments", Some(&opaque), Some(json!({}))).await;
+        assert_eq!(reply.refusal(), expected, "{}", reply.body);
+
+        let revocation = idp
+            .http
+            .post(format!("{}/token/revocation", idp.issuer))
+            .basic_auth(M2M_CLIENT.0, Some(M2M_CLIENT.1))
+            .form(&[("token", opaque.as_str()), ("token_type_hint", "access_token")]);
+        let reply = send(revocation).await;
+        assert_eq!(reply.status, StatusCode::OK, "revocation: {}", reply.body);
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let reply = service.get("/api/appointments", &opaque).await;
+        let expected = service.invalid_token("The access token is not active", "inactive_token");
         assert_eq!(reply.refusal(), expected, "{}", reply.body);
         true
     })

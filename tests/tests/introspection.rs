@@ -1,0 +1,578 @@
+//! Opaque access tokens through RFC 7662 introspection, over real HTTP against an
+//! introspection endpoint each test starts on 127.0.0.1 and controls (answers, status,
+//! hangs, garbage, huge bodies, delays), counting the calls it receives.
+
+// Test helpers fail loudly: a panic is the assertion.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::{
+    net::SocketAddr,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use axum::{
+    Json, Router,
+    body::{Body, Bytes},
+    extract::State,
+    http::{HeaderMap, Request, StatusCode, header},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use http_body_util::BodyExt;
+use scopegate::{
+    AccessToken, Authority, AuthorityBuilder, ClientAuth, Verification, requires_scope, testing::TestIssuer,
+};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+const AUD: &str = "https://api.example.test";
+const CLIENT: &str = "api-introspector";
+const SECRET: &str = "s3cret:with/odd+chars";
+const OPAQUE: &str = "opaque-token-4f1c2a";
+
+/// What the endpoint answers.
+#[derive(Clone)]
+enum Mode {
+    Answer(Value),
+    Raw(&'static str),
+    Status(u16),
+    Hang,
+    Huge,
+}
+
+struct EndpointState {
+    issuer: Mutex<String>,
+    mode: Mutex<Mode>,
+    delay: Mutex<Duration>,
+    calls: AtomicUsize,
+    authorization: Mutex<Option<String>>,
+    form: Mutex<String>,
+    advertise: bool,
+}
+
+struct Endpoint {
+    addr: SocketAddr,
+    state: Arc<EndpointState>,
+}
+
+impl Endpoint {
+    async fn start(answer: Value) -> Self {
+        Self::start_with(answer, true).await
+    }
+
+    async fn start_with(answer: Value, advertise: bool) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = Arc::new(EndpointState {
+            issuer: Mutex::new(format!("http://{addr}")),
+            mode: Mutex::new(Mode::Answer(answer)),
+            delay: Mutex::new(Duration::ZERO),
+            calls: AtomicUsize::new(0),
+            authorization: Mutex::new(None),
+            form: Mutex::new(String::new()),
+            advertise,
+        });
+        let app = Router::new()
+            .route("/.well-known/openid-configuration", get(discovery))
+            .route("/jwks", get(jwks))
+            .route("/introspect", post(introspect))
+            .with_state(Arc::clone(&state));
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Self { addr, state }
+    }
+
+    fn issuer(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}/introspect", self.addr)
+    }
+
+    fn calls(&self) -> usize {
+        self.state.calls.load(Ordering::SeqCst)
+    }
+
+    fn set_mode(&self, mode: Mode) {
+        *self.state.mode.lock().unwrap() = mode;
+    }
+
+    fn set_delay(&self, delay: Duration) {
+        *self.state.delay.lock().unwrap() = delay;
+    }
+
+    /// A builder trusting the test issuer's keys (statically) with this endpoint configured.
+    fn builder(&self) -> AuthorityBuilder {
+        TestIssuer::new()
+            .with_issuer(self.issuer())
+            .authority_builder(AUD)
+            .introspection(CLIENT, SECRET)
+            .introspection_endpoint(self.url())
+    }
+}
+
+async fn discovery(State(state): State<Arc<EndpointState>>) -> Json<Value> {
+    let issuer = state.issuer.lock().unwrap().clone();
+    let mut doc = json!({"issuer": issuer, "jwks_uri": format!("{issuer}/jwks")});
+    if state.advertise {
+        doc["introspection_endpoint"] = format!("{issuer}/introspect").into();
+    }
+    Json(doc)
+}
+
+async fn jwks() -> Json<Value> {
+    Json(TestIssuer::new().jwks())
+}
+
+async fn introspect(State(state): State<Arc<EndpointState>>, headers: HeaderMap, body: Bytes) -> Response {
+    state.calls.fetch_add(1, Ordering::SeqCst);
+    *state.authorization.lock().unwrap() = headers.get(header::AUTHORIZATION).map(|v| v.to_str().unwrap().to_owned());
+    *state.form.lock().unwrap() = String::from_utf8(body.to_vec()).unwrap();
+    let delay = *state.delay.lock().unwrap();
+    tokio::time::sleep(delay).await;
+    let mode = state.mode.lock().unwrap().clone();
+    match mode {
+        Mode::Answer(answer) => Json(answer).into_response(),
+        Mode::Raw(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+        Mode::Status(code) => StatusCode::from_u16(code).unwrap().into_response(),
+        Mode::Hang => {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            StatusCode::OK.into_response()
+        }
+        Mode::Huge => ([(header::CONTENT_TYPE, "application/json")], " ".repeat(10 * 1024 * 1024)).into_response(),
+    }
+}
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+}
+
+/// A good answer for an opaque user token.
+fn active(issuer: &str) -> Value {
+    let now = now();
+    json!({
+        "active": true, "iss": issuer, "sub": "user-7", "client_id": "web-app", "aud": AUD,
+        "scope": "read:appointments openid", "exp": now + 300, "iat": now, "token_type": "Bearer",
+        "username": "jo", "jti": "j-1"
+    })
+}
+
+#[requires_scope("read:appointments")]
+async fn guarded(token: AccessToken) -> String {
+    format!(
+        "{} {:?} {:?} {}",
+        token.subject(),
+        token.client_id(),
+        token.verified_by(),
+        token.raw_claims().get("username").and_then(Value::as_str).unwrap_or("-")
+    )
+}
+
+#[requires_scope("write:appointments")]
+async fn writer() -> &'static str {
+    "written"
+}
+
+fn app(authority: Authority) -> Router {
+    Router::new().route("/guarded", get(guarded)).route("/write", get(writer)).with_state(authority)
+}
+
+struct Outcome {
+    status: StatusCode,
+    challenge: Option<String>,
+    retry_after: Option<String>,
+    body: String,
+}
+
+impl Outcome {
+    fn reason(&self) -> String {
+        serde_json::from_str::<Value>(&self.body)
+            .ok()
+            .and_then(|v| v.get("reason").and_then(Value::as_str).map(str::to_owned))
+            .unwrap_or_default()
+    }
+}
+
+async fn call_path(router: &Router, path: &str, token: &str) -> Outcome {
+    let request =
+        Request::get(path).header(header::AUTHORIZATION, format!("Bearer {token}")).body(Body::empty()).unwrap();
+    let response = router.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let (challenge, retry_after) = {
+        let text = |name| response.headers().get(name).map(|v: &header::HeaderValue| v.to_str().unwrap().to_owned());
+        (text(header::WWW_AUTHENTICATE), text(header::RETRY_AFTER))
+    };
+    let body = String::from_utf8(response.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
+    Outcome { status, challenge, retry_after, body }
+}
+
+async fn call(router: &Router, token: &str) -> Outcome {
+    call_path(router, "/guarded", token).await
+}
+
+fn invalid_token(description: &str) -> Option<String> {
+    Some(format!("Bearer realm=\"{AUD}\", error=\"invalid_token\", error_description=\"{description}\""))
+}
+
+#[tokio::test]
+async fn an_active_answer_opens_a_guarded_route_with_basic_credentials() {
+    let endpoint = Endpoint::start(Value::Null).await;
+    endpoint.set_mode(Mode::Answer(active(&endpoint.issuer())));
+    let router = app(endpoint.builder().build().unwrap());
+    let outcome = call(&router, OPAQUE).await;
+    assert_eq!(outcome.status, StatusCode::OK, "{}", outcome.body);
+    assert_eq!(outcome.body, "user-7 Some(\"web-app\") Introspection jo");
+    assert_eq!(endpoint.calls(), 1);
+    // RFC 6749 §2.3.1: id and secret form-urlencoded, then Basic.
+    let expected = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        "api-introspector:s3cret%3Awith%2Fodd%2Bchars",
+    );
+    assert_eq!(endpoint.state.authorization.lock().unwrap().as_deref(), Some(format!("Basic {expected}").as_str()));
+    assert_eq!(*endpoint.state.form.lock().unwrap(), format!("token={OPAQUE}&token_type_hint=access_token"));
+}
+
+#[tokio::test]
+async fn client_secret_post_sends_the_credentials_in_the_form() {
+    let endpoint = Endpoint::start(Value::Null).await;
+    endpoint.set_mode(Mode::Answer(active(&endpoint.issuer())));
+    let router = app(endpoint.builder().introspection_client_auth(ClientAuth::ClientSecretPost).build().unwrap());
+    assert_eq!(call(&router, OPAQUE).await.status, StatusCode::OK);
+    assert_eq!(*endpoint.state.authorization.lock().unwrap(), None);
+    assert_eq!(
+        *endpoint.state.form.lock().unwrap(),
+        format!(
+            "token={OPAQUE}&token_type_hint=access_token&client_id=api-introspector&client_secret=s3cret%3Awith%2Fodd%2Bchars"
+        )
+    );
+}
+
+#[tokio::test]
+async fn case_170_every_refusal_reason_of_the_introspection_answer_is_a_401_with_its_reason() {
+    let endpoint = Endpoint::start(Value::Null).await;
+    let issuer = endpoint.issuer();
+    let now = now();
+    let with = |name: &str, value: Value| {
+        let mut answer = active(&issuer);
+        answer[name] = value;
+        answer
+    };
+    let without = |name: &str| {
+        let mut answer = active(&issuer);
+        answer.as_object_mut().unwrap().remove(name);
+        answer
+    };
+    const INACTIVE: &str = "The access token is not active";
+    let cases: Vec<(&str, Value, &str, &str)> = vec![
+        ("active false", json!({"active": false}), "inactive_token", INACTIVE),
+        ("active as a string", with("active", json!("true")), "inactive_token", INACTIVE),
+        ("active as a number", with("active", json!(1)), "inactive_token", INACTIVE),
+        ("active missing", without("active"), "inactive_token", INACTIVE),
+        (
+            "another issuer",
+            with("iss", json!(format!("{issuer}/"))),
+            "invalid_issuer",
+            "The access token was not issued by the trusted issuer",
+        ),
+        (
+            "another audience",
+            with("aud", json!("https://other.example")),
+            "invalid_audience",
+            "The access token is not meant for this API",
+        ),
+        ("no audience", without("aud"), "invalid_audience", "The access token is not meant for this API"),
+        (
+            "an empty audience list",
+            with("aud", json!([])),
+            "invalid_audience",
+            "The access token is not meant for this API",
+        ),
+        ("expired", with("exp", json!(now - 120)), "token_expired", "The access token expired"),
+        ("no exp", without("exp"), "invalid_claim", "The access token lacks a required claim or has a malformed one"),
+        (
+            "exp as a string",
+            with("exp", json!((now + 300).to_string())),
+            "invalid_claim",
+            "The access token lacks a required claim or has a malformed one",
+        ),
+        ("nbf ahead", with("nbf", json!(now + 600)), "token_not_yet_valid", "The access token is not valid yet"),
+        ("iat ahead", with("iat", json!(now + 600)), "issued_in_future", "The access token is issued in the future"),
+        (
+            "a lifetime over 24 h",
+            with("exp", json!(now + 2 * 86_400)),
+            "lifetime_exceeded",
+            "The access token lifetime exceeds the allowed maximum",
+        ),
+        (
+            "a refresh token",
+            with("token_type", json!("refresh_token")),
+            "refresh_token",
+            "A refresh token was presented; this API accepts access tokens only",
+        ),
+        (
+            "scope as a list",
+            with("scope", json!(["read:appointments"])),
+            "invalid_scope_claim",
+            "The access token scope claim is malformed",
+        ),
+        (
+            "sub as a number",
+            with("sub", json!(7)),
+            "invalid_claim",
+            "The access token lacks a required claim or has a malformed one",
+        ),
+        (
+            "neither sub nor client_id",
+            {
+                let mut answer = without("sub");
+                answer.as_object_mut().unwrap().remove("client_id");
+                answer
+            },
+            "invalid_claim",
+            "The access token lacks a required claim or has a malformed one",
+        ),
+    ];
+    for (index, (name, answer, reason, description)) in cases.into_iter().enumerate() {
+        endpoint.set_mode(Mode::Answer(answer));
+        // A fresh authority per case, so no answer comes from the cache.
+        let router = app(endpoint.builder().build().unwrap());
+        let outcome = call(&router, &format!("{OPAQUE}-{index}")).await;
+        assert_eq!(outcome.status, StatusCode::UNAUTHORIZED, "{name}: {}", outcome.body);
+        assert_eq!(outcome.reason(), reason, "{name}");
+        assert_eq!(outcome.challenge, invalid_token(description), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn a_missing_audience_is_accepted_only_when_the_builder_says_so() {
+    let endpoint = Endpoint::start(Value::Null).await;
+    let mut answer = active(&endpoint.issuer());
+    answer.as_object_mut().unwrap().remove("aud");
+    endpoint.set_mode(Mode::Answer(answer));
+    let strict = app(endpoint.builder().build().unwrap());
+    assert_eq!(call(&strict, OPAQUE).await.reason(), "invalid_audience");
+    let lenient = app(endpoint.builder().introspection_accepts_missing_audience(true).build().unwrap());
+    assert_eq!(call(&lenient, OPAQUE).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_client_credentials_answer_without_sub_has_the_client_as_subject() {
+    let endpoint = Endpoint::start(Value::Null).await;
+    let mut answer = active(&endpoint.issuer());
+    answer.as_object_mut().unwrap().remove("sub");
+    answer.as_object_mut().unwrap().remove("iss");
+    endpoint.set_mode(Mode::Answer(answer));
+    let authority = endpoint.builder().build().unwrap();
+    let token = authority.verify(OPAQUE).await.unwrap();
+    assert_eq!(token.subject(), "web-app");
+    assert!(token.is_client_token());
+    assert_eq!(token.issuer(), endpoint.issuer(), "no iss: the configured issuer");
+    assert_eq!(token.verified_by(), Verification::Introspection);
+}
+
+#[tokio::test]
+async fn an_introspected_token_without_the_scope_gets_403() {
+    let endpoint = Endpoint::start(Value::Null).await;
+    endpoint.set_mode(Mode::Answer(active(&endpoint.issuer())));
+    let router = app(endpoint.builder().build().unwrap());
+    let outcome = call_path(&router, "/write", OPAQUE).await;
+    assert_eq!(outcome.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        outcome.challenge.as_deref(),
+        Some(format!("Bearer realm=\"{AUD}\", error=\"insufficient_scope\", scope=\"write:appointments\"").as_str())
+    );
+}
+
+#[tokio::test]
+async fn case_170_a_cached_answer_makes_no_second_call_and_expires_after_its_ttl() {
+    let endpoint = Endpoint::start(Value::Null).await;
+    endpoint.set_mode(Mode::Answer(active(&endpoint.issuer())));
+    let authority = endpoint.builder().introspection_cache_ttl(Duration::from_millis(300)).build().unwrap();
+    let router = app(authority.clone());
+    for _ in 0..5 {
+        assert_eq!(call(&router, OPAQUE).await.status, StatusCode::OK);
+    }
+    assert_eq!(endpoint.calls(), 1, "hits make no call");
+    assert_eq!(authority.stats().introspections, 1);
+    // The issuer revokes it; the cached answer serves until the TTL, then the new one counts.
+    endpoint.set_mode(Mode::Answer(json!({"active": false})));
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(call(&router, OPAQUE).await.reason(), "inactive_token");
+    assert_eq!(endpoint.calls(), 2);
+}
+
+#[tokio::test]
+async fn a_negative_answer_is_cached_for_the_negative_ttl() {
+    let endpoint = Endpoint::start(json!({"active": false})).await;
+    let router = app(endpoint
+        .builder()
+        .introspection_cache_ttl(Duration::from_secs(60))
+        .introspection_negative_cache_ttl(Duration::from_millis(300))
+        .build()
+        .unwrap());
+    for _ in 0..3 {
+        assert_eq!(call(&router, OPAQUE).await.reason(), "inactive_token");
+    }
+    assert_eq!(endpoint.calls(), 1);
+    endpoint.set_mode(Mode::Answer(active(&endpoint.issuer())));
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(call(&router, OPAQUE).await.status, StatusCode::OK);
+    assert_eq!(endpoint.calls(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_100_requests_with_one_unknown_token_makes_one_call() {
+    let endpoint = Endpoint::start(Value::Null).await;
+    endpoint.set_mode(Mode::Answer(active(&endpoint.issuer())));
+    endpoint.set_delay(Duration::from_millis(300));
+    let router = app(endpoint.builder().build().unwrap());
+    let mut tasks = Vec::new();
+    for _ in 0..100 {
+        let router = router.clone();
+        tasks.push(tokio::spawn(async move { call(&router, OPAQUE).await.status }));
+    }
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), StatusCode::OK);
+    }
+    assert_eq!(endpoint.calls(), 1, "introspection calls under a burst of 100");
+}
+
+async fn assert_unavailable(router: &Router, token: &str, what: &str) {
+    let outcome = call(router, token).await;
+    assert_eq!(outcome.status, StatusCode::SERVICE_UNAVAILABLE, "{what}: {}", outcome.body);
+    assert_eq!(outcome.reason(), "introspection_unavailable", "{what}");
+    assert_eq!(outcome.retry_after.as_deref(), Some("5"), "{what}");
+    assert_eq!(outcome.challenge, None, "{what}");
+}
+
+#[tokio::test]
+async fn an_endpoint_that_fails_gives_503_with_retry_after_never_an_accept() {
+    let endpoint = Endpoint::start(Value::Null).await;
+    let router =
+        app(endpoint.builder().http_timeouts(Duration::from_millis(500), Duration::from_millis(800)).build().unwrap());
+    let cases = [
+        ("5xx", Mode::Status(500)),
+        ("a 401 for the API's own credentials", Mode::Status(401)),
+        ("garbage", Mode::Raw("<html>oops</html>")),
+        ("a JSON array", Mode::Raw("[true]")),
+        ("duplicate members", Mode::Raw(r#"{"active":false,"active":true}"#)),
+        ("10 MB", Mode::Huge),
+        ("slow", Mode::Hang),
+    ];
+    for (index, (what, mode)) in cases.into_iter().enumerate() {
+        endpoint.set_mode(mode);
+        assert_unavailable(&router, &format!("{OPAQUE}-{index}"), what).await;
+    }
+    // Failures are not cached: the same token is accepted once the endpoint recovers.
+    endpoint.set_mode(Mode::Answer(active(&endpoint.issuer())));
+    assert_eq!(call(&router, &format!("{OPAQUE}-0")).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn an_endpoint_that_is_down_gives_503() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let router = app(TestIssuer::new()
+        .with_issuer(format!("http://{addr}"))
+        .authority_builder(AUD)
+        .introspection(CLIENT, SECRET)
+        .introspection_endpoint(format!("http://{addr}/introspect"))
+        .build()
+        .unwrap());
+    assert_unavailable(&router, OPAQUE, "down").await;
+}
+
+#[tokio::test]
+async fn a_jws_token_is_never_introspected_by_default() {
+    let endpoint = Endpoint::start(json!({"active": false})).await;
+    let issuer = TestIssuer::new().with_issuer(endpoint.issuer());
+    let jwt = issuer.access_token().audience(AUD).scope("read:appointments").sign();
+    let router = app(endpoint.builder().build().unwrap());
+    let outcome = call(&router, &jwt).await;
+    assert_eq!(outcome.status, StatusCode::OK, "{}", outcome.body);
+    assert!(outcome.body.ends_with(" Jwt -"), "{}", outcome.body);
+    assert_eq!(endpoint.calls(), 0);
+    // With introspect_jwts the issuer's answer decides, instead of the signature.
+    let router = app(endpoint.builder().introspect_jwts(true).build().unwrap());
+    assert_eq!(call(&router, &jwt).await.reason(), "inactive_token");
+    assert_eq!(endpoint.calls(), 1);
+}
+
+#[tokio::test]
+async fn an_opaque_token_is_malformed_without_introspection() {
+    let router = app(TestIssuer::new().authority(AUD));
+    let outcome = call(&router, OPAQUE).await;
+    assert_eq!(outcome.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(outcome.reason(), "malformed_token");
+    assert_eq!(outcome.challenge, invalid_token("The access token is malformed"));
+}
+
+#[tokio::test]
+async fn the_endpoint_is_discovered_from_the_issuer() {
+    let endpoint = Endpoint::start(Value::Null).await;
+    endpoint.set_mode(Mode::Answer(active(&endpoint.issuer())));
+    let authority = Authority::builder()
+        .issuer(endpoint.issuer())
+        .audience(AUD)
+        .introspection(CLIENT, SECRET)
+        .connect()
+        .await
+        .unwrap();
+    let router = app(authority);
+    assert_eq!(call(&router, OPAQUE).await.status, StatusCode::OK);
+    assert_eq!(endpoint.calls(), 1);
+}
+
+#[tokio::test]
+async fn connect_fails_when_the_issuer_advertises_no_introspection_endpoint() {
+    let endpoint = Endpoint::start_with(Value::Null, false).await;
+    let error = Authority::builder()
+        .issuer(endpoint.issuer())
+        .audience(AUD)
+        .introspection(CLIENT, SECRET)
+        .connect()
+        .await
+        .unwrap_err();
+    assert_eq!(error.setting(), "introspection_endpoint");
+}
+
+#[tokio::test]
+async fn case_170_a_cached_answer_is_never_used_past_the_tokens_exp() {
+    let endpoint = Endpoint::start(Value::Null).await;
+    let clock = scopegate::testing::TestClock::at(1_900_000_000.0);
+    let mut answer = active(&endpoint.issuer());
+    answer["iat"] = json!(1_900_000_000);
+    answer["exp"] = json!(1_900_000_010);
+    endpoint.set_mode(Mode::Answer(answer));
+    let router = app(endpoint
+        .builder()
+        .clock(&clock)
+        .leeway(Duration::ZERO)
+        .introspection_cache_ttl(Duration::from_secs(60))
+        .build()
+        .unwrap());
+    let first = call(&router, OPAQUE).await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.body);
+    clock.advance(Duration::from_secs(9));
+    assert_eq!(call(&router, OPAQUE).await.status, StatusCode::OK);
+    assert_eq!(endpoint.calls(), 1, "a hit before exp");
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(call(&router, OPAQUE).await.reason(), "token_expired");
+    assert_eq!(endpoint.calls(), 2, "the entry is not served at exp, well within its TTL");
+}
+
+#[tokio::test]
+async fn case_170_a_jwt_introspection_response_is_never_taken_as_an_access_token() {
+    let endpoint = Endpoint::start(Value::Null).await;
+    // A signed JWT (RFC 9701 shape) as the body, not a JSON object: the endpoint gave no
+    // usable answer, so 503, and the JWT is not read as the token's claims.
+    let jwt = TestIssuer::new().with_issuer(endpoint.issuer()).access_token().scope("read:appointments").sign();
+    endpoint.set_mode(Mode::Raw(Box::leak(jwt.into_boxed_str())));
+    let router = app(endpoint.builder().build().unwrap());
+    assert_unavailable(&router, OPAQUE, "a JWT response").await;
+}
