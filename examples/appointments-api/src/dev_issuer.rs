@@ -376,7 +376,7 @@ async fn token(
                 opaque.insert(access_token.clone(), answer);
             }
             tracing::info!(client_id, subject, audience, "development issuer: opaque access token issued");
-            return token_response(access_token, scope);
+            return token_response(&access_token, scope);
         }
         Some("opaque") => {
             return invalid_request(
@@ -407,11 +407,11 @@ async fn token(
     };
     let granted = scope.as_deref().unwrap_or("");
     tracing::info!(client_id, subject, audience, scope = granted, "development issuer: access token issued");
-    token_response(access_token, scope)
+    token_response(&access_token, scope)
 }
 
 /// RFC 6749 §5.1: the token response.
-fn token_response(access_token: String, scope: Option<String>) -> Response {
+fn token_response(access_token: &str, scope: Option<String>) -> Response {
     let mut body = json!({
         "access_token": access_token,
         "token_type": "Bearer",
