@@ -39,6 +39,8 @@
 //! - [`AccessToken`]: the verified token (subject, client, scopes, claims); also the
 //!   extractor for "any valid access token". `Option<AccessToken>` for optional
 //!   authentication (no credentials → `None`; a bad token is still refused).
+//! - [`UserInfo`]: the issuer's `/userinfo` answer for the request's token (the user's
+//!   profile), fetched on demand and cached.
 //! - [`Rejection`]: the one error type, with the RFC 6750 response and a stable reason
 //!   code ([`RejectionKind::code`]).
 //! - `testing` (feature): [`testing::TestIssuer`], an in-memory issuer that mints access
@@ -283,6 +285,44 @@
 //!   refused, logged as a configuration error —, a body over the cap, anything but a
 //!   JSON object) gives **503** with `Retry-After` (`introspection_unavailable`), never an
 //!   accept and never a 500; failures are not cached.
+//!
+//! ## The user's profile: /userinfo
+//! The same access token the API verified may be sent to the issuer's OpenID Connect
+//! `/userinfo`, which answers with the user's profile. Take [`UserInfo`] in a handler
+//! (or call [`Authority::userinfo`]) to get that answer; exactly what happens:
+//! - **After the token.** The token is verified first, exactly as for [`AccessToken`]
+//!   (a verification already made for the request is reused); a refused token never
+//!   reaches `/userinfo`.
+//! - **On demand only.** The endpoint is called only for requests whose handler asks for
+//!   `UserInfo`, with the presented token (`Authorization: Bearer …`, `Accept:
+//!   application/json, application/jwt`).
+//! - **Where.** [`AuthorityBuilder::userinfo_endpoint`], or the `userinfo_endpoint` of
+//!   the issuer's discovery document when keys are discovered; the same URL policy, the
+//!   same timeouts and body cap as key fetches. With neither, `UserInfo` answers 500
+//!   `misconfigured` (and logs why).
+//! - **Checked.** The answer's `sub` must equal the token's (OpenID Connect Core §5.3.2),
+//!   otherwise 401 `userinfo_subject_mismatch`. `application/json` is read with the
+//!   strict JSON reader (an object, no duplicate members). `application/jwt` must verify
+//!   with the authority's keys and algorithms (the same key source as tokens), be typed
+//!   `JWT` or untyped, and its `iss` must be the issuer and its `aud` contain the token's
+//!   `client_id` when they are present; otherwise 502 `userinfo_invalid`: the issuer (or
+//!   something in between) sent an answer that cannot be trusted, which a retry does not
+//!   fix and which is not the client's fault.
+//! - **Refused.** An endpoint answering 401 or 403 (typically: the token's audience does
+//!   not include the userinfo endpoint, or it lacks the `openid` scope) gives 401
+//!   `userinfo_refused`, `error="invalid_token"`: this token cannot fetch the profile.
+//! - **Unavailable.** The endpoint down, slower than the total timeout, answering another
+//!   status, another media type, something that is not a JSON object, or a body over the
+//!   cap (256 KiB by default): 503 `userinfo_unavailable` with `Retry-After: 5`, never an
+//!   accept and never a 500.
+//! - **Cached.** A successful answer is reused for the same token (the whole token string
+//!   is the key) until the token's `exp` or [`AuthorityBuilder::userinfo_cache_ttl`]
+//!   (default 60 s), whichever comes first; at most
+//!   [`AuthorityBuilder::userinfo_cache_capacity`] answers (default 1 000; `0` turns the
+//!   cache off) and [`AuthorityBuilder::userinfo_cache_max_bytes`] (default 4 MiB).
+//!   Failures are not cached.
+//! - **Single flight.** Concurrent requests with the same token share one call and its
+//!   outcome: 100 at once make one request to the issuer.
 //!
 //! ## Feature flags
 //! | feature | default | what it adds |
