@@ -233,6 +233,7 @@ mod jws;
 mod keys;
 #[cfg(test)]
 mod network_input_tests;
+pub mod policy;
 mod rejection;
 mod scope;
 mod source;
@@ -272,8 +273,10 @@ struct ReadmeDoctests;
 pub mod __private {
     pub use crate::{
         extract::{Guard, Requirement},
+        policy::Declaration,
         scope::ScopeExpr,
     };
+    pub use inventory;
 }
 
 #[cfg(test)]
