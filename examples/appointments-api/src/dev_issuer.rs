@@ -45,7 +45,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
-use crate::routes::API_SCOPES;
+use crate::routes::api_scopes;
 
 /// How long issued access tokens live.
 const TOKEN_LIFETIME_SECS: u64 = 3600;
@@ -145,7 +145,7 @@ impl DevIssuer {
         println!("  issuer:        {issuer}  (listens on 127.0.0.1 only)");
         println!("  client_id:     {client_id}");
         println!("  client_secret: {client_secret}");
-        println!("  scopes:        {}", API_SCOPES.join(" "));
+        println!("  scopes:        {}", api_scopes().join(" "));
         println!("  Get a token (add  -d subject=alice  to act as a user):");
         println!(
             "    TOKEN=$(curl -sS -u '{client_id}:{client_secret}' -d grant_type=client_credentials --data-urlencode 'scope={BANNER_SCOPES}' {issuer}/token | sed -E 's/.*\"access_token\":\"([^\"]+)\".*/\\1/')"
@@ -184,7 +184,7 @@ async fn discovery(State(issuer): State<Arc<Issuer>>) -> Json<Value> {
         "token_endpoint": format!("{base}/token"),
         "grant_types_supported": ["client_credentials"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
-        "scopes_supported": API_SCOPES,
+        "scopes_supported": api_scopes(),
     }))
 }
 
@@ -302,11 +302,11 @@ async fn token(
 
     let mut scopes: Vec<&str> = Vec::new();
     for scope in param("scope").unwrap_or_default().split(' ').filter(|s| !s.is_empty()) {
-        if !API_SCOPES.contains(&scope) {
+        if !api_scopes().contains(&scope) {
             return oauth_error(
                 StatusCode::BAD_REQUEST,
                 "invalid_scope",
-                &format!("request only these scopes: {}", API_SCOPES.join(" ")),
+                &format!("request only these scopes: {}", api_scopes().join(" ")),
             );
         }
         if !scopes.contains(&scope) {

@@ -30,6 +30,8 @@ const BIN: &str = env!("CARGO_BIN_EXE_appointments-api");
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 const EXIT_TIMEOUT: Duration = Duration::from_secs(15);
 const REALM: &str = "Bearer realm=\"https://api.example.test\"";
+/// RFC 9728 §5.1: every challenge names the metadata URL formed from the audience.
+const META: &str = "resource_metadata=\"https://api.example.test/.well-known/oauth-protected-resource\"";
 
 // ---------------------------------------------------------------------------------------
 // The service under test
@@ -315,24 +317,33 @@ async fn token_then_list_create_and_list_again() {
 #[tokio::test]
 async fn missing_token_and_missing_scope_get_the_rfc6750_challenges() {
     let service = Service::start(&[]).await;
+    // A guarded route's 401 names its scopes as well (the MCP authorization specification).
     let reply = call(&service, Method::GET, "/api/appointments", None, None).await;
-    assert_eq!((reply.status, reply.challenge()), (StatusCode::UNAUTHORIZED, REALM));
+    let challenge = format!("{REALM}, scope=\"read:appointments\", {META}");
+    assert_eq!((reply.status, reply.challenge()), (StatusCode::UNAUTHORIZED, challenge.as_str()));
     let reply = call(&service, Method::GET, "/api/me", None, None).await;
-    assert_eq!((reply.status, reply.challenge()), (StatusCode::UNAUTHORIZED, REALM));
+    assert_eq!((reply.status, reply.challenge()), (StatusCode::UNAUTHORIZED, format!("{REALM}, {META}").as_str()));
     // Unauthenticated before the body is even looked at.
     let reply = call(&service, Method::POST, "/api/appointments", None, Some("not json")).await;
-    assert_eq!((reply.status, reply.challenge()), (StatusCode::UNAUTHORIZED, REALM));
+    let challenge = format!("{REALM}, scope=\"write:appointments\", {META}");
+    assert_eq!((reply.status, reply.challenge()), (StatusCode::UNAUTHORIZED, challenge.as_str()));
 
     let write_only = service.dev_client().token("write:appointments", None).await;
     let reply = call(&service, Method::GET, "/api/appointments", Some(&write_only), None).await;
     assert_eq!(reply.status, StatusCode::FORBIDDEN);
-    assert_eq!(reply.challenge(), format!("{REALM}, error=\"insufficient_scope\", scope=\"read:appointments\""));
+    assert_eq!(
+        reply.challenge(),
+        format!("{REALM}, error=\"insufficient_scope\", scope=\"read:appointments\", {META}")
+    );
     assert_eq!(reply.json()["error"], "insufficient_scope");
 
     let read_only = service.dev_client().token("read:appointments", None).await;
     let reply = call(&service, Method::POST, "/api/appointments", Some(&read_only), Some("{}")).await;
     assert_eq!(reply.status, StatusCode::FORBIDDEN);
-    assert_eq!(reply.challenge(), format!("{REALM}, error=\"insufficient_scope\", scope=\"write:appointments\""));
+    assert_eq!(
+        reply.challenge(),
+        format!("{REALM}, error=\"insufficient_scope\", scope=\"write:appointments\", {META}")
+    );
 
     let mut tampered = write_only.clone();
     tampered.pop();
@@ -360,7 +371,7 @@ async fn delete_needs_admin_or_write_and_delete_and_owns_its_rows() {
 
     let reply = call(&service, Method::DELETE, &path(ids[0]), Some(&alice_write), None).await;
     assert_eq!(reply.status, StatusCode::FORBIDDEN);
-    assert_eq!(reply.challenge(), format!("{REALM}, error=\"insufficient_scope\", scope=\"admin\""));
+    assert_eq!(reply.challenge(), format!("{REALM}, error=\"insufficient_scope\", scope=\"admin\", {META}"));
 
     let alice_delete = dev.token("write:appointments delete:appointments", Some("alice")).await;
     let reply = call(&service, Method::DELETE, &path(ids[0]), Some(&alice_delete), None).await;
@@ -612,7 +623,10 @@ async fn an_issuer_is_trusted_through_discovery_and_the_dev_issuer_never_starts(
 
     let write_only = keys.issuer.access_token().scope("write:appointments").sign();
     let reply = call(&service, Method::GET, "/api/appointments", Some(&write_only), None).await;
-    assert_eq!(reply.challenge(), format!("{REALM}, error=\"insufficient_scope\", scope=\"read:appointments\""));
+    assert_eq!(
+        reply.challenge(),
+        format!("{REALM}, error=\"insufficient_scope\", scope=\"read:appointments\", {META}")
+    );
 }
 
 #[tokio::test]
