@@ -721,3 +721,46 @@ fn without_an_issuer_a_bind_beyond_loopback_refuses_to_start() {
         assert!(stdout.is_empty(), "{bind}: no banner, no `listening on`: {stdout:#?}");
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Policy as data: the metadata and the route table come from the attributes
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn the_service_serves_rfc9728_metadata_with_the_scopes_its_attributes_name() {
+    let service = Service::start(&[]).await;
+    let dev = service.dev_client();
+    let reply = call(&service, Method::GET, "/.well-known/oauth-protected-resource", None, None).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(
+        reply.json(),
+        json!({
+            "resource": "https://api.example.test",
+            "authorization_servers": [dev.issuer],
+            "scopes_supported": ["read:appointments", "write:appointments", "admin", "delete:appointments"],
+            "bearer_methods_supported": ["header"],
+            "resource_name": "Appointments API",
+        })
+    );
+    // The development issuer grants exactly the derived scopes.
+    let discovery = send(client().get(format!("{}/.well-known/openid-configuration", dev.issuer))).await.json();
+    assert_eq!(discovery["scopes_supported"], reply.json()["scopes_supported"]);
+}
+
+#[test]
+fn routes_prints_the_route_table_and_exits_0() {
+    let output = Command::new(BIN).env_clear().arg("--routes").stdin(Stdio::null()).output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    let aud = "https://api.example.test";
+    assert_eq!(
+        String::from_utf8(output.stdout).unwrap(),
+        format!(
+            "METHOD  PATH                    REQUIREMENT                                                     AUDIENCE                  HANDLER\n\
+             GET     /health                 public                                                          -                         appointments_api::routes::health\n\
+             GET     /api/appointments       \"read:appointments\"                                             {aud}  appointments_api::routes::list_appointments\n\
+             POST    /api/appointments       \"write:appointments\"                                            {aud}  appointments_api::routes::create_appointment\n\
+             DELETE  /api/appointments/{{id}}  any(\"admin\", all(\"write:appointments\", \"delete:appointments\"))  {aud}  appointments_api::routes::delete_appointment\n\
+             GET     /api/me                 any valid access token                                          {aud}  appointments_api::routes::me\n"
+        )
+    );
+}
