@@ -151,7 +151,7 @@ fn the_table_prints_aligned_columns() {
 }
 
 #[tokio::test]
-async fn the_metadata_document_names_the_resource_issuer_and_the_declared_scopes() {
+async fn case_171_the_metadata_document_names_the_resource_issuer_and_the_declared_scopes() {
     let issuer = TestIssuer::new();
     let app = app(issuer.authority(AUD), &policy());
     let (status, challenge, body) = call(&app, Method::GET, "/.well-known/oauth-protected-resource", None).await;
@@ -177,7 +177,7 @@ async fn a_resource_with_a_path_is_also_served_at_the_path_suffixed_metadata_url
 }
 
 #[tokio::test]
-async fn challenges_carry_resource_metadata_and_a_guarded_routes_scope_when_enabled() {
+async fn case_147_challenges_carry_resource_metadata_and_a_guarded_routes_scope_when_enabled() {
     let issuer = TestIssuer::new();
     let authority = issuer.authority_builder(AUD).protected_resource_metadata(true).build().unwrap();
     let app = app(authority, &policy());
