@@ -72,6 +72,7 @@ pub(crate) fn guarded_handler(requirement: &Requirement, handler: Handler) -> To
         #private::inventory::submit! {
             #private::Declaration {
                 handler: ::core::concat!(::core::module_path!(), "::", #fn_name),
+                name: #fn_name,
                 scopes: <#name as #private::Requirement>::SCOPES,
                 audience: <#name as #private::Requirement>::AUDIENCE,
                 file: ::core::file!(),

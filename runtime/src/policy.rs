@@ -62,6 +62,8 @@ pub struct Declaration {
     #[doc(hidden)]
     pub handler: &'static str,
     #[doc(hidden)]
+    pub name: &'static str,
+    #[doc(hidden)]
     pub scopes: ScopeExpr,
     #[doc(hidden)]
     pub audience: Option<&'static str>,
@@ -113,10 +115,21 @@ pub fn declarations() -> impl Iterator<Item = &'static Declaration> {
 /// The declaration of `handler` (a handler fn item), if it is guarded by `#[requires_scope]`.
 ///
 /// A fn item's type names its path (`crate::module::fn`), which is the path the attribute
-/// registered; the crate root of both is the crate's name.
+/// registered; the crate root of both is the crate's name. A handler declared inside a
+/// function body has that function in its type's path (`crate::module::main::fn`) but not
+/// in `module_path!()`, so it matches by its module and name: two handlers of one name in
+/// two function bodies of one module cannot be told apart (declare handlers in modules).
 pub fn declaration_of<H>(handler: &H) -> Option<&'static Declaration> {
-    let name = std::any::type_name_of_val(handler);
-    declarations().find(|d| d.handler == name)
+    let path = std::any::type_name_of_val(handler);
+    declarations().find(|d| d.handler == path).or_else(|| {
+        declarations().find(|d| {
+            let module = d.handler.strip_suffix(d.name).and_then(|m| m.strip_suffix("::"));
+            module.is_some_and(|module| {
+                path.strip_prefix(module).is_some_and(|rest| rest.starts_with("::"))
+                    && path.strip_suffix(d.name).is_some_and(|rest| rest.ends_with("::"))
+            })
+        })
+    })
 }
 
 /// What a route requires.

@@ -88,11 +88,13 @@ fn every_guarded_handler_is_declared_with_its_path_scopes_audience_and_location(
     assert_eq!(declaration.scopes().to_string(), r#"all("reports:read")"#);
     assert_eq!(declaration.audience(), Some("https://reports.example.test"));
     assert!(declaration.file().ends_with("policy.rs"), "{}", declaration.file());
-    assert_eq!(declaration.line(), 33);
+    let attribute =
+        include_str!("policy.rs").lines().position(|l| l.starts_with("#[requires_scope(\"reports:read\"")).unwrap();
+    assert_eq!(declaration.line() as usize, attribute + 1);
     assert!(policy::declaration_of(&health).is_none());
     let mut names: Vec<_> = policy::declarations().map(|d| d.handler()).collect();
     names.sort_unstable();
-    assert_eq!(names, ["policy::list", "policy::remove", "policy::reports"]);
+    assert_eq!(names, ["policy::list", "policy::local", "policy::remove", "policy::reports"]);
 }
 
 #[test]
@@ -246,4 +248,23 @@ fn metadata_without_a_url_to_form_it_from_is_a_configuration_error() {
     assert!(error.to_string().contains("`api://appointments` is not one: set `public_url`"), "{error}");
     let error = TestIssuer::new().authority_builder(AUD).public_url("https://a.test/\"x").build().unwrap_err();
     assert_eq!(error.setting(), "public_url");
+}
+
+#[test]
+fn a_handler_declared_inside_a_function_body_is_found_by_its_module_and_name() {
+    #[requires_scope("local:read")]
+    async fn local() -> &'static str {
+        "local"
+    }
+    let declaration = policy::declaration_of(&local).unwrap();
+    assert_eq!(
+        (declaration.handler(), declaration.scopes().to_string()),
+        ("policy::local", r#"all("local:read")"#.to_owned())
+    );
+    let policy = Policy::new(AUD).route(Method::GET, "/local", local);
+    assert_eq!(
+        policy.routes()[0].handler(),
+        "policy::a_handler_declared_inside_a_function_body_is_found_by_its_module_and_name::local"
+    );
+    assert!(policy.unprotected().is_empty());
 }
