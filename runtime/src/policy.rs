@@ -230,6 +230,10 @@ impl Policy {
 
     /// A route served by `handler`: guarded when `handler` has `#[requires_scope]`,
     /// otherwise listed as unprotected.
+    #[expect(
+        clippy::needless_pass_by_value,
+        reason = "handlers are passed by value as to axum's `get(handler)`; a fn item is zero-sized"
+    )]
     pub fn route<H>(self, method: Method, path: &str, handler: H) -> Self {
         let name = std::any::type_name_of_val(&handler);
         match declaration_of(&handler) {
@@ -255,6 +259,10 @@ impl Policy {
     }
 
     /// A route that is open on purpose.
+    #[expect(
+        clippy::needless_pass_by_value,
+        reason = "handlers are passed by value as to axum's `get(handler)`; a fn item is zero-sized"
+    )]
     pub fn public<H>(self, method: Method, path: &str, handler: H) -> Self {
         self.push(method, path, std::any::type_name_of_val(&handler), Requirement::Public)
     }
