@@ -254,6 +254,8 @@ pub struct AuthorityBuilder {
     require_single_audience: bool,
     realm: Option<String>,
     error_descriptions: Option<bool>,
+    resource_metadata: bool,
+    public_url: Option<String>,
     jwks: Vec<String>,
     pems: Vec<(Option<String>, String)>,
     secret: Option<(Algorithm, Vec<u8>)>,
@@ -382,6 +384,25 @@ impl AuthorityBuilder {
     /// for APIs that want tokens minted for them alone.
     pub fn require_single_audience(mut self, require: bool) -> Self {
         self.require_single_audience = require;
+        self
+    }
+
+    /// Whether every challenge carries `resource_metadata="…"` (RFC 9728 §5.1), and a 401
+    /// for a guarded route its `scope` (default `false`). The URL is formed from the
+    /// first audience (RFC 9728 §3.1, see [`crate::policy::metadata_url`]), or from
+    /// [`AuthorityBuilder::public_url`]; never from the request's `Host`. Serve the
+    /// document with [`crate::policy::ProtectedResource::router`].
+    pub fn protected_resource_metadata(mut self, enabled: bool) -> Self {
+        self.resource_metadata = enabled;
+        self
+    }
+
+    /// The public URL of the service (for example `https://api.example.test`), from which
+    /// the `resource_metadata` URL is formed when the audience is not one (say `api://…`).
+    /// Setting it turns [`AuthorityBuilder::protected_resource_metadata`] on.
+    pub fn public_url(mut self, url: impl Into<String>) -> Self {
+        self.public_url = Some(url.into());
+        self.resource_metadata = true;
         self
     }
 
@@ -817,6 +838,26 @@ impl AuthorityBuilder {
             }
         };
 
+        let resource_metadata = if self.resource_metadata {
+            let (setting, base) = match &self.public_url {
+                Some(url) => ("public_url", url.as_str()),
+                None => ("audience", self.audiences.first().map_or("", String::as_str)),
+            };
+            match crate::policy::metadata_url(base).filter(|url| is_quoted_string_safe(url)) {
+                Some(url) => Some(url.into()),
+                None => {
+                    return Err(ConfigError::new(
+                        setting,
+                        format!(
+                            "the resource metadata URL is formed from an http(s) URL with a host, no fragment and no `\"`, `\\` or whitespace; `{base}` is not one: set `public_url`"
+                        ),
+                    ));
+                }
+            }
+        } else {
+            None
+        };
+
         if let Some(clients) = &self.allowed_clients
             && let Some(aud) = self.audiences.iter().find(|a| clients.contains(a))
         {
@@ -847,7 +888,11 @@ impl AuthorityBuilder {
             allowed_clients: self.allowed_clients.map(|c| c.into_iter().map(Into::into).collect()),
             reject_id_token_claims: self.reject_id_token_claims.unwrap_or(true),
             require_single_audience: self.require_single_audience,
-            challenge: ChallengeConfig { realm: realm.into(), describe: self.error_descriptions.unwrap_or(true) },
+            challenge: ChallengeConfig {
+                realm: realm.into(),
+                describe: self.error_descriptions.unwrap_or(true),
+                resource_metadata,
+            },
             clock: self.clock,
         };
         let (source, remote) = match keys {

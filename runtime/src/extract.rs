@@ -342,8 +342,9 @@ impl<S: AuthorityState, R: Requirement> FromRequestParts<S> for Guard<R> {
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Rejection> {
         let authority = state.authority();
         let token = authenticate(parts, &authority, Reuse::SameAudience(R::AUDIENCE))
-            .await?
-            .ok_or_else(|| missing_credentials(&authority))?;
+            .await
+            .and_then(|token| token.ok_or_else(|| missing_credentials(&authority)))
+            .map_err(|rejection| rejection.for_route(R::CHALLENGE))?;
         if !R::SCOPES.is_satisfied_by(token.scopes()) {
             return Err(
                 authority.reject(RejectionKind::InsufficientScope { required: R::CHALLENGE, requirement: R::SCOPES })

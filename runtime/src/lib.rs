@@ -45,6 +45,44 @@
 //!   code ([`RejectionKind::code`]).
 //! - `testing` (feature): [`testing::TestIssuer`], an in-memory issuer that mints access
 //!   tokens and ID tokens for your own tests.
+//! - [`policy`]: policy as data. Every `#[requires_scope]` handler is known at run time;
+//!   [`policy::Policy`] is the route table (`unprotected()` finds routes open by accident)
+//!   and [`policy::ProtectedResource`] serves the RFC 9728 metadata.
+//!
+//! ## An MCP-style resource server
+//! A Model Context Protocol client discovers how to get a token from the resource server
+//! itself: its first request gets a 401 whose challenge names the RFC 9728 metadata
+//! (`resource_metadata`) and the scopes the route needs (`scope`); the metadata names the
+//! authorization server (`authorization_servers`) and every scope (`scopes_supported`,
+//! derived from the attributes). scopegate serves both from the declarations:
+//!
+//! ```
+//! use axum::{Router, http::Method, routing::post};
+//! use scopegate::{Authority, policy::{Policy, ProtectedResource}, requires_scope};
+//!
+//! const RESOURCE: &str = "https://mcp.example.test/mcp";
+//!
+//! #[requires_scope("mcp:tools")]
+//! async fn mcp(body: String) -> String {
+//!     body // a JSON-RPC endpoint
+//! }
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let authority = Authority::builder()
+//!     .issuer("https://issuer.example.test/")
+//!     .audience(RESOURCE)
+//!     .protected_resource_metadata(true) // every 401 names the metadata URL
+//!     .connect()
+//!     .await?;
+//! let policy = Policy::new(RESOURCE).route(Method::POST, "/mcp", mcp);
+//! assert!(policy.unprotected().is_empty());
+//! let metadata = ProtectedResource::new(RESOURCE, [authority.issuer()]).scopes(policy.scopes());
+//! // GET /.well-known/oauth-protected-resource/mcp (RFC 9728 §3.1) and the root form;
+//! // a 401 says: Bearer realm="https://mcp.example.test/mcp", scope="mcp:tools",
+//! //   resource_metadata="https://mcp.example.test/.well-known/oauth-protected-resource/mcp"
+//! let app: Router = Router::new().route("/mcp", post(mcp)).merge(metadata.router()).with_state(authority);
+//! # let _ = app; Ok(()) }
+//! ```
 //!
 //! ## What is refused, and how
 //! | outcome | status | `WWW-Authenticate` |
@@ -357,6 +395,7 @@ mod jws;
 mod keys;
 #[cfg(test)]
 mod network_input_tests;
+pub mod policy;
 mod rejection;
 mod scope;
 mod source;
@@ -407,8 +446,10 @@ struct ReadmeDoctests;
 pub mod __private {
     pub use crate::{
         extract::{Guard, Requirement},
+        policy::Declaration,
         scope::ScopeExpr,
     };
+    pub use inventory;
 }
 
 #[cfg(test)]

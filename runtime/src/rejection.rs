@@ -348,6 +348,9 @@ pub(crate) struct ChallengeConfig {
     pub(crate) realm: Arc<str>,
     /// Whether `error_description` is sent.
     pub(crate) describe: bool,
+    /// The RFC 9728 metadata URL sent as `resource_metadata`, already checked to be
+    /// header-safe; `None` when the metadata is off.
+    pub(crate) resource_metadata: Option<Arc<str>>,
 }
 
 /// A refused request: the one error type of scopegate's extractors.
@@ -361,13 +364,21 @@ pub(crate) struct ChallengeConfig {
 pub struct Rejection {
     kind: RejectionKind,
     challenge: ChallengeConfig,
+    /// The guarded route's challenge set, sent as `scope` in a 401 when the metadata is on.
+    route_scope: Option<&'static str>,
 }
 
 impl Rejection {
     pub(crate) fn new(kind: RejectionKind, challenge: ChallengeConfig) -> Self {
-        let rejection = Self { kind, challenge };
+        let rejection = Self { kind, challenge, route_scope: None };
         rejection.trace();
         rejection
+    }
+
+    /// The same rejection for a guarded route whose challenge set is `scope`.
+    pub(crate) fn for_route(mut self, scope: &'static str) -> Self {
+        self.route_scope = Some(scope);
+        self
     }
 
     /// What went wrong.
@@ -413,9 +424,23 @@ impl Rejection {
                 value.push('"');
             }
         }
-        if let RejectionKind::InsufficientScope { required, .. } = self.kind {
+        let scope = match self.kind {
+            RejectionKind::InsufficientScope { required, .. } => Some(required),
+            // RFC 9728 §5.1 and the MCP authorization specification: with the metadata on,
+            // a 401 for a guarded route names the scopes a client should ask for.
+            _ if self.challenge.resource_metadata.is_some() && self.status() == StatusCode::UNAUTHORIZED => {
+                self.route_scope
+            }
+            _ => None,
+        };
+        if let Some(scope) = scope.filter(|s| !s.is_empty()) {
             value.push_str(", scope=\"");
-            value.push_str(required);
+            value.push_str(scope);
+            value.push('"');
+        }
+        if let Some(url) = &self.challenge.resource_metadata {
+            value.push_str(", resource_metadata=\"");
+            value.push_str(url);
             value.push('"');
         }
         Some(value)

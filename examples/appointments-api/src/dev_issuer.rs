@@ -56,7 +56,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
-use crate::routes::API_SCOPES;
+use crate::routes::api_scopes;
 
 /// How long issued access tokens live.
 const TOKEN_LIFETIME_SECS: u64 = 3600;
@@ -179,7 +179,7 @@ impl DevIssuer {
         println!("  issuer:        {issuer}  (listens on 127.0.0.1 only)");
         println!("  client_id:     {client_id}");
         println!("  client_secret: {client_secret}");
-        println!("  scopes:        {OPENID} {}", API_SCOPES.join(" "));
+        println!("  scopes:        {OPENID} {}", api_scopes().join(" "));
         println!("  Get a token (add  -d subject=alice  to act as a user):");
         println!(
             "    TOKEN=$(curl -sS -u '{client_id}:{client_secret}' -d grant_type=client_credentials --data-urlencode 'scope={BANNER_SCOPES}' {issuer}/token | sed -E 's/.*\"access_token\":\"([^\"]+)\".*/\\1/')"
@@ -214,7 +214,7 @@ fn unix_now() -> u64 {
 /// OpenID Connect Discovery 1.0 / RFC 8414 metadata, limited to what this issuer does.
 async fn discovery(State(issuer): State<Arc<Issuer>>) -> Json<Value> {
     let base = &issuer.issuer;
-    let scopes: Vec<&str> = [OPENID].into_iter().chain(API_SCOPES.iter().copied()).collect();
+    let scopes: Vec<&str> = [OPENID].into_iter().chain(api_scopes()).collect();
     let mut doc = json!({
         "issuer": base,
         "jwks_uri": format!("{base}/jwks"),
@@ -346,11 +346,11 @@ async fn token(
 
     let mut scopes: Vec<&str> = Vec::new();
     for scope in param("scope").unwrap_or_default().split(' ').filter(|s| !s.is_empty()) {
-        if scope != OPENID && !API_SCOPES.contains(&scope) {
+        if scope != OPENID && !api_scopes().contains(&scope) {
             return oauth_error(
                 StatusCode::BAD_REQUEST,
                 "invalid_scope",
-                &format!("request only these scopes: {OPENID} {}", API_SCOPES.join(" ")),
+                &format!("request only these scopes: {OPENID} {}", api_scopes().join(" ")),
             );
         }
         if !scopes.contains(&scope) {

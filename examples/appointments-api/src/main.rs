@@ -49,6 +49,11 @@ async fn main() -> ExitCode {
 
 /// Configuration → state → router → serve.
 async fn run() -> Result<(), String> {
+    if std::env::args().nth(1).as_deref() == Some("--routes") {
+        let audience = std::env::var("AUDIENCE").unwrap_or_else(|_| config::DEFAULT_AUDIENCE.to_owned());
+        print_routes(&routes::policy(&audience));
+        return Ok(());
+    }
     let config = Config::from_env().map_err(|e| e.to_string())?;
     // A failed start is reported as one error line, so by default the log starts once the
     // service is configured; an explicit RUST_LOG logs the start too (to debug discovery).
@@ -101,6 +106,11 @@ async fn authority(config: &Config, dev_issuer: Option<&DevIssuer>) -> Result<Au
         (IssuerConfig::Development, None) => return Err("the development issuer did not start".to_owned()),
     };
     let mut builder = Authority::builder().issuer(issuer).audience(&config.audience).profile(config.profile);
+    // RFC 9728: every challenge names the metadata URL formed from the audience (when it is
+    // an https or http URL), never from the request's `Host`.
+    if scopegate::policy::metadata_url(&config.audience).is_some() {
+        builder = builder.protected_resource_metadata(true);
+    }
     if config.profile == Profile::Compatible {
         // Okta and Entra ID put the scopes in `scp`; Auth0 and Keycloak in `scope`.
         builder = builder.scope_claims([ScopeClaim::Scope, ScopeClaim::Scp]);
@@ -167,6 +177,11 @@ impl Logging {
 
 /// The one line tests and scripts wait for: the address actually bound (`BIND=…:0` picks
 /// a free port).
+#[allow(clippy::print_stdout, reason = "the route table is the output of `--routes`")]
+fn print_routes(policy: &scopegate::policy::Policy) {
+    print!("{policy}");
+}
+
 #[allow(clippy::print_stdout, reason = "a machine-readable line on stdout, independent of RUST_LOG")]
 fn announce(address: std::net::SocketAddr) {
     println!("listening on http://{address}");

@@ -20,10 +20,14 @@ use axum::{
     Json, Router,
     body::Body,
     extract::{DefaultBodyLimit, FromRef, State},
-    http::{Request, Response, StatusCode, header},
+    http::{Method, Request, Response, StatusCode, header},
     routing::{delete, get},
 };
-use scopegate::{AccessToken, Authority, UserInfo, requires_scope};
+use scopegate::{
+    AccessToken, Authority, UserInfo,
+    policy::{Policy, ProtectedResource},
+    requires_scope,
+};
 use serde::{Deserialize, Serialize};
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 use tower_http::trace::TraceLayer;
@@ -33,10 +37,6 @@ use crate::{
     error::{ApiError, ApiJson, ApiPath},
     store::{Appointment, NewAppointment, Owner, Store},
 };
-
-/// COPY: every scope your routes name. The development issuer grants only these; keep
-/// the list in step with the attributes below.
-pub(crate) const API_SCOPES: &[&str] = &["read:appointments", "write:appointments", "delete:appointments", "admin"];
 
 /// The largest request body accepted (appointments are small).
 const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -51,14 +51,37 @@ pub(crate) struct AppState {
     pub(crate) store: Store,
 }
 
-/// The application: routes, body limit, request logging.
+/// The route table: each route next to its handler, its requirement read from the
+/// handler's attribute (`cargo run -p appointments-api -- --routes` prints it).
+pub(crate) fn policy(audience: &str) -> Policy {
+    Policy::new(audience)
+        .public(Method::GET, "/health", health)
+        .route(Method::GET, "/api/appointments", list_appointments)
+        .route(Method::POST, "/api/appointments", create_appointment)
+        .route(Method::DELETE, "/api/appointments/{id}", delete_appointment)
+        .authenticated(Method::GET, "/api/me", me)
+        .authenticated(Method::GET, "/api/profile", profile)
+}
+
+/// Every scope the routes name, derived from their attributes: the development issuer
+/// grants these, and the RFC 9728 metadata lists them.
+pub(crate) fn api_scopes() -> Vec<&'static str> {
+    policy("").scopes()
+}
+
+/// The application: routes, the RFC 9728 metadata, body limit, request logging.
 pub(crate) fn router(state: AppState) -> Router {
+    let audience = state.authority.audiences().next().unwrap_or_default().to_owned();
+    let metadata = ProtectedResource::new(audience.clone(), [state.authority.issuer()])
+        .scopes(policy(&audience).scopes())
+        .resource_name("Appointments API");
     Router::new()
         .route("/health", get(health))
         .route("/api/appointments", get(list_appointments).post(create_appointment))
         .route("/api/appointments/{id}", delete(delete_appointment))
         .route("/api/me", get(me))
         .route("/api/profile", get(profile))
+        .merge(metadata.router())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(

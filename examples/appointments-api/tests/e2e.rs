@@ -30,6 +30,8 @@ const BIN: &str = env!("CARGO_BIN_EXE_appointments-api");
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 const EXIT_TIMEOUT: Duration = Duration::from_secs(15);
 const REALM: &str = "Bearer realm=\"https://api.example.test\"";
+/// RFC 9728 §5.1: every challenge names the metadata URL formed from the audience.
+const META: &str = "resource_metadata=\"https://api.example.test/.well-known/oauth-protected-resource\"";
 
 // ---------------------------------------------------------------------------------------
 // The service under test
@@ -320,24 +322,33 @@ async fn token_then_list_create_and_list_again() {
 #[tokio::test]
 async fn missing_token_and_missing_scope_get_the_rfc6750_challenges() {
     let service = Service::start(&[]).await;
+    // A guarded route's 401 names its scopes as well (the MCP authorization specification).
     let reply = call(&service, Method::GET, "/api/appointments", None, None).await;
-    assert_eq!((reply.status, reply.challenge()), (StatusCode::UNAUTHORIZED, REALM));
+    let challenge = format!("{REALM}, scope=\"read:appointments\", {META}");
+    assert_eq!((reply.status, reply.challenge()), (StatusCode::UNAUTHORIZED, challenge.as_str()));
     let reply = call(&service, Method::GET, "/api/me", None, None).await;
-    assert_eq!((reply.status, reply.challenge()), (StatusCode::UNAUTHORIZED, REALM));
+    assert_eq!((reply.status, reply.challenge()), (StatusCode::UNAUTHORIZED, format!("{REALM}, {META}").as_str()));
     // Unauthenticated before the body is even looked at.
     let reply = call(&service, Method::POST, "/api/appointments", None, Some("not json")).await;
-    assert_eq!((reply.status, reply.challenge()), (StatusCode::UNAUTHORIZED, REALM));
+    let challenge = format!("{REALM}, scope=\"write:appointments\", {META}");
+    assert_eq!((reply.status, reply.challenge()), (StatusCode::UNAUTHORIZED, challenge.as_str()));
 
     let write_only = service.dev_client().token("write:appointments", None).await;
     let reply = call(&service, Method::GET, "/api/appointments", Some(&write_only), None).await;
     assert_eq!(reply.status, StatusCode::FORBIDDEN);
-    assert_eq!(reply.challenge(), format!("{REALM}, error=\"insufficient_scope\", scope=\"read:appointments\""));
+    assert_eq!(
+        reply.challenge(),
+        format!("{REALM}, error=\"insufficient_scope\", scope=\"read:appointments\", {META}")
+    );
     assert_eq!(reply.json()["error"], "insufficient_scope");
 
     let read_only = service.dev_client().token("read:appointments", None).await;
     let reply = call(&service, Method::POST, "/api/appointments", Some(&read_only), Some("{}")).await;
     assert_eq!(reply.status, StatusCode::FORBIDDEN);
-    assert_eq!(reply.challenge(), format!("{REALM}, error=\"insufficient_scope\", scope=\"write:appointments\""));
+    assert_eq!(
+        reply.challenge(),
+        format!("{REALM}, error=\"insufficient_scope\", scope=\"write:appointments\", {META}")
+    );
 
     let mut tampered = write_only.clone();
     tampered.pop();
@@ -365,7 +376,7 @@ async fn delete_needs_admin_or_write_and_delete_and_owns_its_rows() {
 
     let reply = call(&service, Method::DELETE, &path(ids[0]), Some(&alice_write), None).await;
     assert_eq!(reply.status, StatusCode::FORBIDDEN);
-    assert_eq!(reply.challenge(), format!("{REALM}, error=\"insufficient_scope\", scope=\"admin\""));
+    assert_eq!(reply.challenge(), format!("{REALM}, error=\"insufficient_scope\", scope=\"admin\", {META}"));
 
     let alice_delete = dev.token("write:appointments delete:appointments", Some("alice")).await;
     let reply = call(&service, Method::DELETE, &path(ids[0]), Some(&alice_delete), None).await;
@@ -710,7 +721,10 @@ async fn an_issuer_is_trusted_through_discovery_and_the_dev_issuer_never_starts(
 
     let write_only = keys.issuer.access_token().scope("write:appointments").sign();
     let reply = call(&service, Method::GET, "/api/appointments", Some(&write_only), None).await;
-    assert_eq!(reply.challenge(), format!("{REALM}, error=\"insufficient_scope\", scope=\"read:appointments\""));
+    assert_eq!(
+        reply.challenge(),
+        format!("{REALM}, error=\"insufficient_scope\", scope=\"read:appointments\", {META}")
+    );
 }
 
 #[tokio::test]
@@ -804,4 +818,47 @@ fn without_an_issuer_a_bind_beyond_loopback_refuses_to_start() {
         );
         assert!(stdout.is_empty(), "{bind}: no banner, no `listening on`: {stdout:#?}");
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Policy as data: the metadata and the route table come from the attributes
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn the_service_serves_rfc9728_metadata_with_the_scopes_its_attributes_name() {
+    let service = Service::start(&[]).await;
+    let dev = service.dev_client();
+    let reply = call(&service, Method::GET, "/.well-known/oauth-protected-resource", None, None).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(
+        reply.json(),
+        json!({
+            "resource": "https://api.example.test",
+            "authorization_servers": [dev.issuer],
+            "scopes_supported": ["read:appointments", "write:appointments", "admin", "delete:appointments"],
+            "bearer_methods_supported": ["header"],
+            "resource_name": "Appointments API",
+        })
+    );
+    // The development issuer grants exactly the derived scopes.
+    let discovery = send(client().get(format!("{}/.well-known/openid-configuration", dev.issuer))).await.json();
+    assert_eq!(discovery["scopes_supported"], reply.json()["scopes_supported"]);
+}
+
+#[test]
+fn routes_prints_the_route_table_and_exits_0() {
+    let output = Command::new(BIN).env_clear().arg("--routes").stdin(Stdio::null()).output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    let aud = "https://api.example.test";
+    assert_eq!(
+        String::from_utf8(output.stdout).unwrap(),
+        format!(
+            "METHOD  PATH                    REQUIREMENT                                                     AUDIENCE                  HANDLER\n\
+             GET     /health                 public                                                          -                         appointments_api::routes::health\n\
+             GET     /api/appointments       \"read:appointments\"                                             {aud}  appointments_api::routes::list_appointments\n\
+             POST    /api/appointments       \"write:appointments\"                                            {aud}  appointments_api::routes::create_appointment\n\
+             DELETE  /api/appointments/{{id}}  any(\"admin\", all(\"write:appointments\", \"delete:appointments\"))  {aud}  appointments_api::routes::delete_appointment\n\
+             GET     /api/me                 any valid access token                                          {aud}  appointments_api::routes::me\n"
+        )
+    );
 }

@@ -635,15 +635,42 @@ impl Service {
         format!("Bearer realm=\"{}\"", self.audience)
     }
 
-    /// The exact 401 for a token that fails verification.
-    fn invalid_token(&self, description: &str, reason: &str) -> (StatusCode, String, Value) {
-        let challenge = format!("{}, error=\"invalid_token\", error_description=\"{description}\"", self.realm());
+    /// `, resource_metadata="…"` (RFC 9728 §5.1), which every challenge ends with when
+    /// the audience is a URL the metadata URL is formed from.
+    fn metadata(&self) -> String {
+        scopegate::policy::metadata_url(&self.audience)
+            .map_or_else(String::new, |url| format!(", resource_metadata=\"{url}\""))
+    }
+
+    /// The exact 401 of a guarded route (`scope`: its challenge set) without a token.
+    fn missing_token(&self, scope: &str) -> String {
+        let scope = if self.metadata().is_empty() { String::new() } else { format!(", scope=\"{scope}\"") };
+        format!("{}{scope}{}", self.realm(), self.metadata())
+    }
+
+    /// The exact 401 for a token that fails verification at `path` (`/api/me`, or the
+    /// `GET /api/appointments` guarded by `read:appointments`).
+    fn invalid_token_at(&self, path: &str, description: &str, reason: &str) -> (StatusCode, String, Value) {
+        let scope = match path {
+            "/api/appointments" if !self.metadata().is_empty() => ", scope=\"read:appointments\"",
+            _ => "",
+        };
+        let challenge = format!(
+            "{}, error=\"invalid_token\", error_description=\"{description}\"{scope}{}",
+            self.realm(),
+            self.metadata()
+        );
         (StatusCode::UNAUTHORIZED, challenge, json!(reason))
+    }
+
+    /// The exact 401 at `/api/me` for a token that fails verification.
+    fn invalid_token(&self, description: &str, reason: &str) -> (StatusCode, String, Value) {
+        self.invalid_token_at("/api/me", description, reason)
     }
 
     /// The exact 403 for a valid token without the route's scopes.
     fn insufficient_scope(&self, scope: &str) -> (StatusCode, String, Value) {
-        let challenge = format!("{}, error=\"insufficient_scope\", scope=\"{scope}\"", self.realm());
+        let challenge = format!("{}, error=\"insufficient_scope\", scope=\"{scope}\"{}", self.realm(), self.metadata());
         (StatusCode::FORBIDDEN, challenge, json!("insufficient_scope"))
     }
 
@@ -809,7 +836,7 @@ async fn any_issuer_client_credentials_token_works_where_its_scopes_allow() {
         }
 
         let anonymous = service.call(Method::GET, "/api/appointments", None, None).await;
-        assert_eq!((anonymous.status, anonymous.challenge()), (StatusCode::UNAUTHORIZED, service.realm().as_str()));
+        assert_eq!((anonymous.status, anonymous.challenge()), (StatusCode::UNAUTHORIZED, service.missing_token("read:appointments").as_str()));
 
         let reply = service.get("/api/appointments", &token).await;
         assert_eq!((reply.status, reply.json()), (StatusCode::OK, json!([])), "{}", reply.body);
@@ -898,8 +925,9 @@ async fn any_issuer_token_for_another_api_gets_401() {
             assert_eq!((claims["aud"].as_str(), claims["scope"].as_str()), (Some(OTHER_AUDIENCE), Some(BOTH_SCOPES)));
             assert_eq!(jwt_part(&token, 0)["typ"], "at+jwt");
         }
-        let expected = service.invalid_token("The access token is not meant for this API", "invalid_audience");
         for path in ["/api/me", "/api/appointments"] {
+            let expected =
+                service.invalid_token_at(path, "The access token is not meant for this API", "invalid_audience");
             let reply = service.get(path, &token).await;
             assert_eq!(reply.refusal(), expected, "{path}: {}", reply.body);
         }
@@ -934,9 +962,12 @@ async fn fixture_id_token_from_the_code_flow_gets_401() {
         assert_eq!((claims["iss"].as_str(), claims["aud"].as_str()), (Some(idp.issuer.as_str()), Some(WEB_CLIENT.0)));
         assert_eq!((claims["sub"].as_str(), claims["nonce"].as_str()), (Some("test-user"), Some("interop-nonce")));
 
-        let expected =
-            service.invalid_token("An ID token was presented; this API accepts access tokens only", "id_token");
         for path in ["/api/me", "/api/appointments"] {
+            let expected = service.invalid_token_at(
+                path,
+                "An ID token was presented; this API accepts access tokens only",
+                "id_token",
+            );
             let reply = service.get(path, id_token).await;
             assert_eq!(reply.refusal(), expected, "{path}: {}", reply.body);
         }

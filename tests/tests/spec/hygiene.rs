@@ -176,9 +176,9 @@ async fn without_descriptions_the_body_does_not_tell_an_unknown_key_from_a_bad_s
 }
 
 #[tokio::test]
-async fn case_147_no_resource_metadata_while_rfc_9728_is_not_enabled() {
-    // Partial: RFC 9728 protected resource metadata is not implemented, so no challenge
-    // may point at a metadata document that does not exist.
+async fn case_147_no_resource_metadata_unless_enabled() {
+    // RFC 9728 metadata is off unless the builder enables it: no challenge may point at a
+    // metadata document the application does not serve.
     let app = default_app();
     for outcome in one_of_each(&app).await {
         let challenge = outcome.challenge().expect("a challenge");

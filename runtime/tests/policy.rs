@@ -1,0 +1,270 @@
+//! The route table built from the `#[requires_scope]` declarations, the RFC 9728
+//! protected resource metadata served from it, and the `resource_metadata` challenges.
+
+// Test helpers fail loudly: a panic is the assertion.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use axum::{
+    Router,
+    body::Body,
+    http::{Method, Request, header},
+    routing::{delete, get},
+};
+use http_body_util::BodyExt;
+use scopegate::{
+    AccessToken, Authority,
+    policy::{self, Policy, ProtectedResource, Requirement},
+    requires_scope,
+    testing::TestIssuer,
+};
+use tower::ServiceExt;
+
+const AUD: &str = "https://api.example.test";
+
+#[requires_scope("read:appointments")]
+async fn list() -> &'static str {
+    "[]"
+}
+
+#[requires_scope(any("admin", all("write:appointments", "delete:appointments")))]
+async fn remove() -> &'static str {
+    "gone"
+}
+
+#[requires_scope("reports:read", aud = "https://reports.example.test")]
+async fn reports() -> &'static str {
+    "reports"
+}
+
+async fn me(token: AccessToken) -> String {
+    token.subject().to_owned()
+}
+
+async fn health() -> &'static str {
+    "ok"
+}
+
+async fn forgotten() -> &'static str {
+    "open by accident"
+}
+
+fn policy() -> Policy {
+    Policy::new(AUD)
+        .route(Method::GET, "/appointments", list)
+        .route(Method::DELETE, "/appointments/{id}", remove)
+        .route(Method::GET, "/reports", reports)
+        .authenticated(Method::GET, "/me", me)
+        .public(Method::GET, "/health", health)
+}
+
+fn app(authority: Authority, policy: &Policy) -> Router {
+    let metadata = ProtectedResource::new(AUD, [TestIssuer::new().issuer()]).scopes(policy.scopes());
+    Router::new()
+        .route("/appointments", get(list))
+        .route("/appointments/{id}", delete(remove))
+        .route("/reports", get(reports))
+        .route("/me", get(me))
+        .route("/health", get(health))
+        .merge(metadata.router())
+        .with_state(authority)
+}
+
+async fn call(app: &Router, method: Method, path: &str, token: Option<&str>) -> (u16, Option<String>, String) {
+    let mut request = Request::builder().method(method).uri(path);
+    if let Some(token) = token {
+        request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    let response = app.clone().oneshot(request.body(Body::empty()).unwrap()).await.unwrap();
+    let status = response.status().as_u16();
+    let challenge = response.headers().get(header::WWW_AUTHENTICATE).map(|v| v.to_str().unwrap().to_owned());
+    let body = String::from_utf8(response.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
+    (status, challenge, body)
+}
+
+#[test]
+fn every_guarded_handler_is_declared_with_its_path_scopes_audience_and_location() {
+    let declaration = policy::declaration_of(&reports).unwrap();
+    assert_eq!(declaration.handler(), "policy::reports");
+    assert_eq!(declaration.scopes().to_string(), r#"all("reports:read")"#);
+    assert_eq!(declaration.audience(), Some("https://reports.example.test"));
+    assert!(declaration.file().ends_with("policy.rs"), "{}", declaration.file());
+    let attribute =
+        include_str!("policy.rs").lines().position(|l| l.starts_with("#[requires_scope(\"reports:read\"")).unwrap();
+    assert_eq!(declaration.line() as usize, attribute + 1);
+    assert!(policy::declaration_of(&health).is_none());
+    let mut names: Vec<_> = policy::declarations().map(|d| d.handler()).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["policy::list", "policy::local", "policy::remove", "policy::reports"]);
+}
+
+#[test]
+fn the_route_table_reads_each_requirement_from_the_handler() {
+    let policy = policy();
+    let rows: Vec<_> = policy
+        .routes()
+        .iter()
+        .map(|r| (r.method().as_str(), r.path(), r.requirement().to_string(), r.audience()))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("GET", "/appointments", r#""read:appointments""#.to_owned(), Some(AUD)),
+            (
+                "DELETE",
+                "/appointments/{id}",
+                r#"any("admin", all("write:appointments", "delete:appointments"))"#.to_owned(),
+                Some(AUD)
+            ),
+            ("GET", "/reports", r#""reports:read""#.to_owned(), Some("https://reports.example.test")),
+            ("GET", "/me", "any valid access token".to_owned(), Some(AUD)),
+            ("GET", "/health", "public".to_owned(), None),
+        ]
+    );
+    assert!(policy.unprotected().is_empty());
+    assert_eq!(
+        policy.scopes(),
+        ["read:appointments", "admin", "write:appointments", "delete:appointments", "reports:read"]
+    );
+}
+
+#[test]
+fn a_route_neither_guarded_nor_marked_is_listed_as_unprotected() {
+    let policy = policy().route(Method::GET, "/forgotten", forgotten).route(Method::GET, "/health2", health);
+    let open: Vec<_> = policy.unprotected().iter().map(|r| (r.path(), r.handler(), r.requirement())).collect();
+    assert_eq!(
+        open,
+        [
+            ("/forgotten", "policy::forgotten", Requirement::Unprotected),
+            ("/health2", "policy::health", Requirement::Unprotected)
+        ]
+    );
+}
+
+#[test]
+fn the_table_prints_aligned_columns() {
+    let table =
+        Policy::new(AUD).route(Method::GET, "/appointments", list).public(Method::GET, "/health", health).to_string();
+    assert_eq!(
+        table,
+        "METHOD  PATH           REQUIREMENT          AUDIENCE                  HANDLER\n\
+         GET     /appointments  \"read:appointments\"  https://api.example.test  policy::list\n\
+         GET     /health        public               -                         policy::health\n"
+    );
+}
+
+#[tokio::test]
+async fn case_171_the_metadata_document_names_the_resource_issuer_and_the_declared_scopes() {
+    let issuer = TestIssuer::new();
+    let app = app(issuer.authority(AUD), &policy());
+    let (status, challenge, body) = call(&app, Method::GET, "/.well-known/oauth-protected-resource", None).await;
+    assert_eq!((status, challenge), (200, None));
+    assert_eq!(
+        body,
+        format!(
+            r#"{{"authorization_servers":["{}"],"bearer_methods_supported":["header"],"resource":"https://api.example.test","scopes_supported":["read:appointments","admin","write:appointments","delete:appointments","reports:read"]}}"#,
+            issuer.issuer()
+        )
+    );
+}
+
+#[tokio::test]
+async fn a_resource_with_a_path_is_also_served_at_the_path_suffixed_metadata_url() {
+    let router: Router =
+        ProtectedResource::new("https://example.test/tenant/api", ["https://issuer.example.test/"]).router();
+    for path in ["/.well-known/oauth-protected-resource/tenant/api", "/.well-known/oauth-protected-resource"] {
+        let (status, _, body) = call(&router, Method::GET, path, None).await;
+        assert_eq!(status, 200, "{path}");
+        assert!(body.contains(r#""resource":"https://example.test/tenant/api""#), "{body}");
+    }
+}
+
+#[tokio::test]
+async fn case_147_challenges_carry_resource_metadata_and_a_guarded_routes_scope_when_enabled() {
+    let issuer = TestIssuer::new();
+    let authority = issuer.authority_builder(AUD).protected_resource_metadata(true).build().unwrap();
+    let app = app(authority, &policy());
+    let meta = r#"resource_metadata="https://api.example.test/.well-known/oauth-protected-resource""#;
+    let (status, challenge, _) = call(&app, Method::DELETE, "/appointments/7", None).await;
+    assert_eq!(
+        (status, challenge.as_deref()),
+        (401, Some(format!(r#"Bearer realm="{AUD}", scope="admin", {meta}"#).as_str()))
+    );
+    let (status, challenge, _) = call(&app, Method::GET, "/appointments", Some("not-a-jwt")).await;
+    assert_eq!(
+        (status, challenge.as_deref()),
+        (
+            401,
+            Some(
+                format!(
+                    r#"Bearer realm="{AUD}", error="invalid_token", error_description="The access token is malformed", scope="read:appointments", {meta}"#
+                )
+                .as_str()
+            )
+        )
+    );
+    let (status, challenge, _) = call(&app, Method::GET, "/me", None).await;
+    assert_eq!((status, challenge.as_deref()), (401, Some(format!(r#"Bearer realm="{AUD}", {meta}"#).as_str())));
+    let token = issuer.access_token().scope("write:appointments").sign();
+    let (status, challenge, _) = call(&app, Method::DELETE, "/appointments/7", Some(&token)).await;
+    assert_eq!(
+        (status, challenge.as_deref()),
+        (403, Some(format!(r#"Bearer realm="{AUD}", error="insufficient_scope", scope="admin", {meta}"#).as_str()))
+    );
+}
+
+#[tokio::test]
+async fn challenges_have_no_resource_metadata_unless_enabled() {
+    let app = app(TestIssuer::new().authority(AUD), &policy());
+    let (status, challenge, _) = call(&app, Method::DELETE, "/appointments/7", None).await;
+    assert_eq!((status, challenge.as_deref()), (401, Some(format!(r#"Bearer realm="{AUD}""#).as_str())));
+}
+
+#[tokio::test]
+async fn the_metadata_url_comes_from_the_public_url_never_from_the_host_header() {
+    let authority = TestIssuer::new()
+        .authority_builder("api://appointments")
+        .public_url("https://public.example.test/base")
+        .build()
+        .unwrap();
+    let app = Router::new().route("/me", get(me)).with_state(authority);
+    let response = app
+        .oneshot(Request::builder().uri("/me").header(header::HOST, "evil.example").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        response.headers()[header::WWW_AUTHENTICATE],
+        r#"Bearer realm="api://appointments", resource_metadata="https://public.example.test/.well-known/oauth-protected-resource/base""#
+    );
+}
+
+#[test]
+fn metadata_without_a_url_to_form_it_from_is_a_configuration_error() {
+    let error = TestIssuer::new()
+        .authority_builder("api://appointments")
+        .protected_resource_metadata(true)
+        .build()
+        .unwrap_err();
+    assert_eq!(error.setting(), "audience");
+    assert!(error.to_string().contains("`api://appointments` is not one: set `public_url`"), "{error}");
+    let error = TestIssuer::new().authority_builder(AUD).public_url("https://a.test/\"x").build().unwrap_err();
+    assert_eq!(error.setting(), "public_url");
+}
+
+#[test]
+fn a_handler_declared_inside_a_function_body_is_found_by_its_module_and_name() {
+    #[requires_scope("local:read")]
+    async fn local() -> &'static str {
+        "local"
+    }
+    let declaration = policy::declaration_of(&local).unwrap();
+    assert_eq!(
+        (declaration.handler(), declaration.scopes().to_string()),
+        ("policy::local", r#"all("local:read")"#.to_owned())
+    );
+    let policy = Policy::new(AUD).route(Method::GET, "/local", local);
+    assert_eq!(
+        policy.routes()[0].handler(),
+        "policy::a_handler_declared_inside_a_function_body_is_found_by_its_module_and_name::local"
+    );
+    assert!(policy.unprotected().is_empty());
+}
