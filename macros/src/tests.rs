@@ -57,6 +57,17 @@ fn expands_to_the_documented_shape() {
             const CHALLENGE: &'static str = "read:appointments";
         }
 
+        ::scopegate::__private::inventory::submit! {
+            ::scopegate::__private::Declaration {
+                handler: ::core::concat!(::core::module_path!(), "::", "list"),
+                name: "list",
+                scopes: <__scopegate_requirement_list as ::scopegate::__private::Requirement>::SCOPES,
+                audience: <__scopegate_requirement_list as ::scopegate::__private::Requirement>::AUDIENCE,
+                file: ::core::file!(),
+                line: ::core::line!(),
+            }
+        }
+
         pub async fn list(
             _: ::scopegate::__private::Guard<__scopegate_requirement_list>,
             token: AccessToken
