@@ -429,7 +429,7 @@ async fn profile_returns_the_callers_userinfo_for_an_openid_token() {
     assert_eq!((reply.status, reply.json()), (StatusCode::OK, json!({"sub": "alice", "preferred_username": "alice"})));
 
     let reply = call(&service, Method::GET, "/api/profile", None, None).await;
-    assert_eq!((reply.status, reply.challenge()), (StatusCode::UNAUTHORIZED, REALM));
+    assert_eq!((reply.status, reply.challenge()), (StatusCode::UNAUTHORIZED, format!("{REALM}, {META}").as_str()));
 
     // Without `openid` the token is for the API alone: the issuer's /userinfo refuses it.
     let token = dev.token("read:appointments", Some("alice")).await;
@@ -439,7 +439,7 @@ async fn profile_returns_the_callers_userinfo_for_an_openid_token() {
     assert_eq!(
         reply.challenge(),
         format!(
-            "{REALM}, error=\"invalid_token\", error_description=\"The issuer's userinfo endpoint refused the access token\""
+            "{REALM}, error=\"invalid_token\", error_description=\"The issuer's userinfo endpoint refused the access token\", {META}"
         )
     );
 }
@@ -840,9 +840,11 @@ async fn the_service_serves_rfc9728_metadata_with_the_scopes_its_attributes_name
             "resource_name": "Appointments API",
         })
     );
-    // The development issuer grants exactly the derived scopes.
+    // The development issuer grants exactly the derived scopes, and `openid` (for /userinfo).
     let discovery = send(client().get(format!("{}/.well-known/openid-configuration", dev.issuer))).await.json();
-    assert_eq!(discovery["scopes_supported"], reply.json()["scopes_supported"]);
+    let mut granted = vec![json!("openid")];
+    granted.extend(reply.json()["scopes_supported"].as_array().unwrap().iter().cloned());
+    assert_eq!(discovery["scopes_supported"], Value::Array(granted));
 }
 
 #[test]
@@ -858,7 +860,8 @@ fn routes_prints_the_route_table_and_exits_0() {
              GET     /api/appointments       \"read:appointments\"                                             {aud}  appointments_api::routes::list_appointments\n\
              POST    /api/appointments       \"write:appointments\"                                            {aud}  appointments_api::routes::create_appointment\n\
              DELETE  /api/appointments/{{id}}  any(\"admin\", all(\"write:appointments\", \"delete:appointments\"))  {aud}  appointments_api::routes::delete_appointment\n\
-             GET     /api/me                 any valid access token                                          {aud}  appointments_api::routes::me\n"
+             GET     /api/me                 any valid access token                                          {aud}  appointments_api::routes::me\n\
+             GET     /api/profile            any valid access token                                          {aud}  appointments_api::routes::profile\n"
         )
     );
 }

@@ -1028,7 +1028,8 @@ async fn fixture_opaque_token_is_introspected_and_refused_once_revoked() {
         assert_eq!(reply.status, StatusCode::OK, "revocation: {}", reply.body);
         tokio::time::sleep(Duration::from_millis(1500)).await;
         let reply = service.get("/api/appointments", &opaque).await;
-        let expected = service.invalid_token("The access token is not active", "inactive_token");
+        let expected =
+            service.invalid_token_at("/api/appointments", "The access token is not active", "inactive_token");
         assert_eq!(reply.refusal(), expected, "{}", reply.body);
         true
     })
