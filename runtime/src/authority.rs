@@ -34,7 +34,7 @@ pub(crate) struct Inner {
     pub(crate) keys: KeySource,
     pub(crate) stats: Counters,
     pub(crate) token_cache: Option<TokenCache>,
-    pub(crate) userinfo: crate::userinfo::Userinfo,
+    pub(crate) userinfo: crate::userinfo_client::Userinfo,
     pub(crate) introspection: Option<Introspector>,
 }
 
@@ -267,7 +267,7 @@ pub struct AuthorityBuilder {
     token_cache_max_age: Option<Duration>,
     clock: Clock,
     tls_roots: Vec<Vec<u8>>,
-    userinfo: crate::userinfo::Settings,
+    userinfo: crate::userinfo_client::Settings,
     introspection: introspection::Settings,
 }
 

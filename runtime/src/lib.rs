@@ -400,6 +400,7 @@ mod rejection;
 mod scope;
 mod source;
 mod userinfo;
+mod userinfo_client;
 mod verify;
 
 #[cfg(feature = "testing")]
@@ -427,9 +428,10 @@ pub use jwks::{
 pub use keys::{KeyRejection, KeySetError};
 pub use rejection::{Rejection, RejectionKind, RequestError, TokenError};
 pub use scope::{ScopeExpr, Scopes};
-pub use userinfo::{
+pub use userinfo::UserInfo;
+pub use userinfo_client::{
     DEFAULT_USERINFO_CACHE_CAPACITY, DEFAULT_USERINFO_CACHE_MAX_BYTES, DEFAULT_USERINFO_CACHE_TTL,
-    MAX_USERINFO_CACHE_TTL, USERINFO_RETRY_AFTER_SECS, UserInfo,
+    MAX_USERINFO_CACHE_TTL, USERINFO_RETRY_AFTER_SECS,
 };
 
 #[doc(inline)]

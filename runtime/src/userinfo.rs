@@ -18,255 +18,25 @@
 //! - **Single flight.** Concurrent requests with the same token share one call.
 
 use std::{
-    collections::HashMap,
     fmt,
-    sync::{Arc, Mutex, OnceLock},
-    time::{Duration, Instant, SystemTime},
+    sync::Arc,
+    time::{Duration, SystemTime},
 };
 
 use axum::{extract::FromRequestParts, http::request::Parts};
-use reqwest::Url;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
-use tokio::sync::OnceCell;
 
 use crate::{
     authority::Authority,
     b64::b64url_decode,
-    config::ConfigError,
     credentials::{self, Credentials},
     extract::{self, AccessToken, AuthorityState},
-    http::{FetchError, HttpLimits, IssuerClient},
     jws::{self, MAX_HEADER_BYTES, MAX_SIGNATURE_BYTES, Typ},
     keys::KeyLookup,
-    rejection::{Rejection, RejectionKind, TokenError},
-    source::KeySource,
+    rejection::{Rejection, RejectionKind},
+    userinfo_client::{ACCEPT, Failure, Flight, Profile, lock},
 };
-
-/// The default longest time a `/userinfo` answer is reused for the same token.
-pub const DEFAULT_USERINFO_CACHE_TTL: Duration = Duration::from_secs(60);
-/// The default number of `/userinfo` answers kept.
-pub const DEFAULT_USERINFO_CACHE_CAPACITY: usize = 1_000;
-/// The default memory budget of the `/userinfo` cache: tokens and answer texts, plus 256
-/// bytes counted per entry.
-pub const DEFAULT_USERINFO_CACHE_MAX_BYTES: usize = 4 * 1024 * 1024;
-/// The longest [`AuthorityBuilder::userinfo_cache_ttl`](crate::AuthorityBuilder::userinfo_cache_ttl) accepted.
-pub const MAX_USERINFO_CACHE_TTL: Duration = Duration::from_secs(60 * 60);
-/// The `Retry-After` of a 503 `userinfo_unavailable`, in seconds.
-pub const USERINFO_RETRY_AFTER_SECS: u32 = 5;
-const ENTRY_OVERHEAD: usize = 256;
-const ACCEPT: &str = "application/json, application/jwt";
-
-/// The `/userinfo` settings of the builder.
-#[derive(Debug, Default)]
-pub(crate) struct Settings {
-    pub(crate) endpoint: Option<String>,
-    pub(crate) ttl: Option<Duration>,
-    pub(crate) capacity: Option<usize>,
-    pub(crate) max_bytes: Option<usize>,
-}
-
-impl Settings {
-    /// Checks the settings; the HTTP client is made on first use.
-    pub(crate) fn build(self, http: HttpLimits, tls_roots: &[Vec<u8>]) -> Result<Userinfo, ConfigError> {
-        let endpoint = match self.endpoint {
-            Some(url) => Some(
-                crate::http::check_url(&url, http.allow_private_networks, true)
-                    .map_err(|e| ConfigError::new("userinfo_endpoint", e))?,
-            ),
-            None => None,
-        };
-        let ttl = self.ttl.unwrap_or(DEFAULT_USERINFO_CACHE_TTL);
-        if ttl.is_zero() || ttl > MAX_USERINFO_CACHE_TTL {
-            return Err(ConfigError::new(
-                "userinfo_cache_ttl",
-                "the userinfo cache TTL must be positive and at most 1 hour",
-            ));
-        }
-        let capacity = self.capacity.unwrap_or(DEFAULT_USERINFO_CACHE_CAPACITY);
-        let max_bytes = self.max_bytes.unwrap_or(DEFAULT_USERINFO_CACHE_MAX_BYTES);
-        if capacity > 1_000_000 || max_bytes < 64 * 1024 {
-            return Err(ConfigError::new(
-                "userinfo_cache",
-                "the userinfo cache holds at most 1 000 000 entries (0 turns it off) and needs at least 64 KiB",
-            ));
-        }
-        Ok(Userinfo {
-            endpoint,
-            http,
-            tls_roots: tls_roots.to_vec(),
-            client: OnceLock::new(),
-            ttl,
-            capacity,
-            max_bytes,
-            cache: Mutex::new(Cache::default()),
-            in_flight: Mutex::new(HashMap::new()),
-        })
-    }
-}
-
-/// Why a `/userinfo` lookup failed, shared by every request of one flight.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Failure {
-    Refused,
-    SubjectMismatch,
-    Invalid,
-    Unavailable,
-    NotConfigured,
-}
-
-impl From<Failure> for RejectionKind {
-    fn from(failure: Failure) -> Self {
-        match failure {
-            Failure::Refused => Self::InvalidToken(TokenError::UserinfoRefused),
-            Failure::SubjectMismatch => Self::InvalidToken(TokenError::UserinfoSubjectMismatch),
-            Failure::Invalid => Self::UserinfoInvalid,
-            Failure::Unavailable => Self::UserinfoUnavailable { retry_after_secs: USERINFO_RETRY_AFTER_SECS },
-            Failure::NotConfigured => Self::Misconfigured,
-        }
-    }
-}
-
-type Flight = Arc<OnceCell<Result<Arc<Profile>, Failure>>>;
-
-/// The `/userinfo` client of one authority: where, the HTTP client, the cache and the
-/// flights in progress.
-pub(crate) struct Userinfo {
-    endpoint: Option<Url>,
-    http: HttpLimits,
-    tls_roots: Vec<Vec<u8>>,
-    client: OnceLock<Option<IssuerClient>>,
-    ttl: Duration,
-    capacity: usize,
-    max_bytes: usize,
-    cache: Mutex<Cache>,
-    in_flight: Mutex<HashMap<Box<str>, Flight>>,
-}
-
-impl fmt::Debug for Userinfo {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Userinfo")
-            .field("endpoint", &self.endpoint.as_ref().map(Url::as_str))
-            .field("ttl", &self.ttl)
-            .field("capacity", &self.capacity)
-            .finish_non_exhaustive()
-    }
-}
-
-#[derive(Default)]
-struct Cache {
-    map: HashMap<Box<str>, Cached>,
-    bytes: usize,
-}
-
-struct Cached {
-    profile: Arc<Profile>,
-    /// The token's `exp`, seconds since the epoch (the authority's clock).
-    token_exp: f64,
-    inserted: Instant,
-}
-
-impl Cached {
-    fn cost(&self, token: &str) -> usize {
-        token.len() + self.profile.json.len() + ENTRY_OVERHEAD
-    }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // Plain maps: a panic while holding the lock cannot leave them inconsistent.
-    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-impl Userinfo {
-    fn client(&self) -> Option<&IssuerClient> {
-        self.client
-            .get_or_init(|| match IssuerClient::new(self.http, &self.tls_roots) {
-                Ok(client) => Some(client),
-                Err(error) => {
-                    tracing::error!(target: "scopegate", %error, "the userinfo HTTP client could not be built");
-                    None
-                }
-            })
-            .as_ref()
-    }
-
-    fn cached(&self, token: &str, now: f64) -> Option<Arc<Profile>> {
-        let cache = lock(&self.cache);
-        let entry = cache.map.get(token)?;
-        (now < entry.token_exp && entry.inserted.elapsed() < self.ttl).then(|| Arc::clone(&entry.profile))
-    }
-
-    fn remember(&self, token: &str, profile: &Arc<Profile>, token_exp: f64) {
-        let entry = Cached { profile: Arc::clone(profile), token_exp, inserted: Instant::now() };
-        let needed = entry.cost(token);
-        if self.capacity == 0 || needed > self.max_bytes {
-            return;
-        }
-        let mut guard = lock(&self.cache);
-        let cache = &mut *guard;
-        if let Some((key, old)) = cache.map.remove_entry(token) {
-            cache.bytes = cache.bytes.saturating_sub(old.cost(&key));
-        }
-        let full = |c: &Cache| c.map.len() >= self.capacity || c.bytes + needed > self.max_bytes;
-        if full(cache) {
-            let ttl = self.ttl;
-            let mut freed = 0;
-            cache.map.retain(|key, e| {
-                let keep = e.inserted.elapsed() < ttl;
-                if !keep {
-                    freed += e.cost(key);
-                }
-                keep
-            });
-            cache.bytes = cache.bytes.saturating_sub(freed);
-        }
-        while full(cache) {
-            let Some(victim) = cache.map.keys().next().cloned() else {
-                break;
-            };
-            if let Some(old) = cache.map.remove(&victim) {
-                cache.bytes = cache.bytes.saturating_sub(old.cost(&victim));
-            }
-        }
-        cache.bytes += needed;
-        cache.map.insert(token.into(), entry);
-    }
-
-    /// The endpoint to call: configured, or discovered.
-    async fn endpoint(&self, authority: &Authority) -> Result<Url, Failure> {
-        if let Some(url) = &self.endpoint {
-            return Ok(url.clone());
-        }
-        let KeySource::Remote(remote) = &authority.inner.keys else {
-            tracing::error!(
-                target: "scopegate",
-                "UserInfo needs .userinfo_endpoint(url): with static keys there is no discovery document"
-            );
-            return Err(Failure::NotConfigured);
-        };
-        match remote.metadata().await {
-            Ok(metadata) => metadata.userinfo_endpoint.clone().ok_or_else(|| {
-                tracing::error!(target: "scopegate", "the issuer's discovery document has no usable userinfo_endpoint");
-                Failure::NotConfigured
-            }),
-            Err(FetchError::BadJwksUri(why)) => {
-                tracing::error!(target: "scopegate", why, "UserInfo needs .userinfo_endpoint(url) when jwks_uri is configured");
-                Err(Failure::NotConfigured)
-            }
-            Err(error) => {
-                tracing::warn!(target: "scopegate", error = error.code(), "discovery for the userinfo endpoint failed");
-                Err(Failure::Unavailable)
-            }
-        }
-    }
-}
-
-/// What the issuer said about the user.
-struct Profile {
-    claims: Map<String, Value>,
-    json: String,
-    signed: bool,
-}
 
 /// The issuer's `/userinfo` answer for the request's access token: the user's profile.
 ///
@@ -462,7 +232,7 @@ impl Authority {
     /// One call to the endpoint, and the checks of its answer.
     async fn fetch_userinfo(&self, token: &str, verified: &AccessToken) -> Result<Arc<Profile>, Failure> {
         let userinfo = &self.inner.userinfo;
-        let url = userinfo.endpoint(self).await?;
+        let url = userinfo.endpoint(&self.inner.keys).await?;
         let client = userinfo.client().ok_or(Failure::NotConfigured)?;
         let answer = client.get_authorized(&url, token, ACCEPT).await.map_err(|error| {
             tracing::warn!(target: "scopegate", error = error.code(), "the userinfo endpoint could not be reached");
