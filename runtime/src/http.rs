@@ -171,6 +171,24 @@ impl IssuerClient {
         self.limits.total_timeout
     }
 
+    /// The body of `response` with the size cap enforced on the declared length and while
+    /// streaming (a missing or lying `Content-Length` is caught too).
+    async fn read_capped(&self, mut response: reqwest::Response) -> Result<Vec<u8>, FetchError> {
+        let declared =
+            response.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|len| len > self.limits.max_body as u64) {
+            return Err(FetchError::TooLarge);
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| classify(&e))? {
+            if body.len().saturating_add(chunk.len()) > self.limits.max_body {
+                return Err(FetchError::TooLarge);
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
+    }
+
     /// GETs a JSON document with the size cap enforced while streaming.
     pub(crate) async fn get(&self, url: &Url) -> Result<Fetched, FetchError> {
         let result = self.get_unrecorded(url).await;
@@ -186,7 +204,7 @@ impl IssuerClient {
     }
 
     async fn get_unrecorded(&self, url: &Url) -> Result<Fetched, FetchError> {
-        let mut response = self
+        let response = self
             .client
             .get(url.clone())
             .header(ACCEPT, "application/json, application/jwk-set+json")
@@ -197,19 +215,8 @@ impl IssuerClient {
         if status != StatusCode::OK {
             return Err(FetchError::Status(status.as_u16()));
         }
-        let declared =
-            response.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|len| len > self.limits.max_body as u64) {
-            return Err(FetchError::TooLarge);
-        }
         let cache_control = response.headers().get(CACHE_CONTROL).and_then(|v| v.to_str().ok()).map(str::to_owned);
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| classify(&e))? {
-            if body.len().saturating_add(chunk.len()) > self.limits.max_body {
-                return Err(FetchError::TooLarge);
-            }
-            body.extend_from_slice(&chunk);
-        }
+        let body = self.read_capped(response).await?;
         Ok(Fetched { body, cache_control })
     }
     /// POSTs a form (`application/x-www-form-urlencoded`, already encoded) with an
@@ -230,20 +237,9 @@ impl IssuerClient {
         if let Some(authorization) = authorization {
             request = request.header(reqwest::header::AUTHORIZATION, authorization);
         }
-        let mut response = request.send().await.map_err(|e| classify(&e))?;
+        let response = request.send().await.map_err(|e| classify(&e))?;
         let status = response.status().as_u16();
-        let declared =
-            response.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|len| len > self.limits.max_body as u64) {
-            return Err(FetchError::TooLarge);
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| classify(&e))? {
-            if body.len().saturating_add(chunk.len()) > self.limits.max_body {
-                return Err(FetchError::TooLarge);
-            }
-            body.extend_from_slice(&chunk);
-        }
+        let body = self.read_capped(response).await?;
         Ok((status, body))
     }
 }
@@ -263,7 +259,7 @@ impl IssuerClient {
     /// an error (the caller tells a refusal from an outage); the body of a 200 is read with
     /// the size cap enforced while streaming, other bodies are not read.
     pub(crate) async fn get_authorized(&self, url: &Url, token: &str, accept: &str) -> Result<Answered, FetchError> {
-        let mut response = self
+        let response = self
             .client
             .get(url.clone())
             .header(ACCEPT, accept)
@@ -280,18 +276,7 @@ impl IssuerClient {
         if status != 200 {
             return Ok(Answered { status, media_type, body: Vec::new() });
         }
-        let declared =
-            response.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|len| len > self.limits.max_body as u64) {
-            return Err(FetchError::TooLarge);
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| classify(&e))? {
-            if body.len().saturating_add(chunk.len()) > self.limits.max_body {
-                return Err(FetchError::TooLarge);
-            }
-            body.extend_from_slice(&chunk);
-        }
+        let body = self.read_capped(response).await?;
         Ok(Answered { status, media_type, body })
     }
 }
