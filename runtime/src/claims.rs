@@ -117,6 +117,12 @@ impl VerifiedClaims {
         self.audiences.iter().map(|t| self.text(t))
     }
 
+    /// Whether these claims are still young enough for `max_token_age` at `now`: a cached
+    /// result (a verified JWT or an introspection answer) past it is not served.
+    pub(crate) fn within_max_age(&self, config: &Config, now: f64) -> bool {
+        config.max_age.is_none_or(|max| now - self.issued_at <= max.as_secs_f64())
+    }
+
     /// The claim set as JSON text.
     pub(crate) fn payload(&self) -> &str {
         &self.payload

@@ -187,7 +187,12 @@ impl Introspector {
         audience: AudienceCheck<'_>,
     ) -> Result<Arc<VerifiedClaims>, RejectionKind> {
         let now = config.clock.now();
-        let outcome = match self.cache.get(token, now) {
+        // A cached answer past `max_token_age` is not served: the issuer is asked again.
+        let cached = self.cache.get(token, now).filter(|outcome| match outcome {
+            Outcome::Active(claims) => claims.within_max_age(config, now),
+            _ => true,
+        });
+        let outcome = match cached {
             Some(outcome) => outcome,
             None => self.single_flight(config, token).await,
         };

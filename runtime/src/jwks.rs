@@ -55,6 +55,12 @@ pub const DEFAULT_TTL: Duration = Duration::from_secs(60 * 60);
 pub const DEFAULT_MAX_STALE: Duration = Duration::from_secs(24 * 60 * 60);
 /// The largest upper TTL bound and the largest `max_stale` the builder accepts (7 days).
 pub const MAX_JWKS_DURATION: Duration = Duration::from_secs(7 * 24 * 60 * 60);
+/// After a failed discovery fetch, callers within this long get the same failure without
+/// a new request: a flood of opaque tokens or `/userinfo` lookups against an issuer that is
+/// down makes at most one discovery request per second. (The key refresh backs off from
+/// one second, so its retries are never held back.)
+const DISCOVERY_RETRY: Duration = Duration::from_secs(1);
+
 /// The longest refresh cooldown the builder accepts.
 pub const MAX_REFRESH_COOLDOWN: Duration = Duration::from_secs(60 * 60);
 /// The default budget of on-demand key fetches per issuer: refilled at this many an hour.
@@ -209,6 +215,9 @@ pub(crate) struct RemoteKeys {
     issuer: Box<str>,
     location: Location,
     discovered: ArcSwapOption<discovery::Metadata>,
+    /// Held while the discovery document is fetched (one fetch at a time); remembers the
+    /// last failure so that requests within [`DISCOVERY_RETRY`] of it fetch nothing.
+    discovery_attempt: tokio::sync::Mutex<Option<(Instant, FetchError)>>,
     allowed: Vec<Algorithm>,
     allow_private: bool,
     policy: CachePolicy,
@@ -241,6 +250,7 @@ impl RemoteKeys {
             issuer,
             location,
             discovered: ArcSwapOption::empty(),
+            discovery_attempt: tokio::sync::Mutex::new(None),
             allowed,
             allow_private,
             policy,
@@ -439,7 +449,8 @@ impl RemoteKeys {
         }
     }
 
-    /// The issuer's discovered metadata (fetched once, then remembered). With a configured
+    /// The issuer's discovered metadata (fetched once, then remembered; one fetch at a time,
+    /// and none within [`DISCOVERY_RETRY`] of a failed one). With a configured
     /// `jwks_uri` there is no discovery: `FetchError::BadJwksUri` says so.
     pub(crate) async fn metadata(&self) -> Result<Arc<discovery::Metadata>, FetchError> {
         let Location::Discover(issuer_url) = &self.location else {
@@ -450,9 +461,28 @@ impl RemoteKeys {
         if let Some(metadata) = self.discovered.load_full() {
             return Ok(metadata);
         }
-        let metadata = Arc::new(discovery::fetch(&self.client, &self.issuer, issuer_url, self.allow_private).await?);
-        self.discovered.store(Some(Arc::clone(&metadata)));
-        Ok(metadata)
+        let mut last_failure = self.discovery_attempt.lock().await;
+        // Another caller may have fetched it while this one waited.
+        if let Some(metadata) = self.discovered.load_full() {
+            return Ok(metadata);
+        }
+        if let Some((at, error)) = &*last_failure
+            && at.elapsed() < DISCOVERY_RETRY
+        {
+            return Err(error.clone());
+        }
+        match discovery::fetch(&self.client, &self.issuer, issuer_url, self.allow_private).await {
+            Ok(metadata) => {
+                let metadata = Arc::new(metadata);
+                self.discovered.store(Some(Arc::clone(&metadata)));
+                *last_failure = None;
+                Ok(metadata)
+            }
+            Err(error) => {
+                *last_failure = Some((Instant::now(), error.clone()));
+                Err(error)
+            }
+        }
     }
 
     async fn fetch(&self) -> Result<(), FetchError> {

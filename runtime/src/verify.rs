@@ -15,7 +15,6 @@ use crate::{
     authority::Authority,
     b64::b64url_decode,
     claims::{self, AudienceCheck, RawClaims, VerifiedClaims},
-    config::Config,
     introspection::is_compact_jws,
     jws::{self, MAX_HEADER_BYTES, MAX_SIGNATURE_BYTES, Typ},
     keys::{KeyLookup, Unavailable},
@@ -46,7 +45,7 @@ impl Authority {
         };
         let generation = self.inner.keys.generation();
         let now = config.clock.now();
-        if let Some(claims) = cache.get(token, generation, now).filter(|c| within_max_age(c, config, now)) {
+        if let Some(claims) = cache.get(token, generation, now).filter(|c| c.within_max_age(config, now)) {
             // A hit needs no key, but keys must still be usable (a stale set past its
             // limit refuses everything). A miss learns this from the key snapshot.
             self.inner.keys.check_usable()?;
@@ -145,11 +144,6 @@ impl fmt::Display for LogValue<'_> {
         }
         Ok(())
     }
-}
-
-/// A cached token must still be young enough for `max_token_age`.
-fn within_max_age(claims: &VerifiedClaims, config: &Config, now: f64) -> bool {
-    config.max_age.is_none_or(|max| now - claims.issued_at <= max.as_secs_f64())
 }
 
 impl From<Unavailable> for RejectionKind {

@@ -576,3 +576,76 @@ async fn case_170_a_jwt_introspection_response_is_never_taken_as_an_access_token
     let router = app(endpoint.builder().build().unwrap());
     assert_unavailable(&router, OPAQUE, "a JWT response").await;
 }
+
+#[tokio::test]
+async fn a_cached_answer_is_never_used_past_max_token_age() {
+    let endpoint = Endpoint::start(Value::Null).await;
+    let clock = scopegate::testing::TestClock::at(1_900_000_000.0);
+    let mut answer = active(&endpoint.issuer());
+    answer["iat"] = json!(1_900_000_000);
+    answer["exp"] = json!(1_900_000_600);
+    endpoint.set_mode(Mode::Answer(answer));
+    let router = app(endpoint
+        .builder()
+        .clock(&clock)
+        .leeway(Duration::ZERO)
+        .max_token_age(Duration::from_secs(60))
+        .introspection_cache_ttl(Duration::from_secs(300))
+        .build()
+        .unwrap());
+    assert_eq!(call(&router, OPAQUE).await.status, StatusCode::OK);
+    clock.advance(Duration::from_secs(60));
+    assert_eq!(call(&router, OPAQUE).await.status, StatusCode::OK);
+    assert_eq!(endpoint.calls(), 1, "a hit at max_token_age");
+    clock.advance(Duration::from_secs(1));
+    let past = call(&router, OPAQUE).await;
+    assert_eq!(past.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(past.reason(), "lifetime_exceeded");
+    assert_eq!(endpoint.calls(), 2, "the entry is not served past max_token_age, well within its TTL");
+}
+
+/// Discovery that always fails, counting its requests.
+async fn failing_discovery() -> (String, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&calls);
+    let app = Router::new().route(
+        "/.well-known/openid-configuration",
+        get(move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+            async { StatusCode::INTERNAL_SERVER_ERROR }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}"), calls)
+}
+
+#[tokio::test]
+async fn a_flood_of_opaque_tokens_against_a_failing_discovery_makes_at_most_one_request_a_second() {
+    let (issuer, discovery_calls) = failing_discovery().await;
+    let router = app(Authority::builder()
+        .issuer(issuer)
+        .audience(AUD)
+        .introspection(CLIENT, SECRET)
+        .allow_private_networks(true)
+        .build()
+        .unwrap());
+    let started = std::time::Instant::now();
+    let burst: Vec<_> = (0..50)
+        .map(|_| {
+            let router = router.clone();
+            tokio::spawn(async move { call(&router, OPAQUE).await.status })
+        })
+        .collect();
+    for request in burst {
+        assert_eq!(request.await.unwrap(), StatusCode::SERVICE_UNAVAILABLE);
+    }
+    for _ in 0..50 {
+        assert_eq!(call(&router, OPAQUE).await.status, StatusCode::SERVICE_UNAVAILABLE);
+    }
+    let elapsed = started.elapsed().as_secs();
+    // One for the requests and one for the key refresh per second begun, never one per request.
+    let calls = discovery_calls.load(Ordering::SeqCst);
+    assert!(calls <= 2 * (elapsed as usize + 1), "{calls} discovery requests in {elapsed} s for 100 token requests");
+}
