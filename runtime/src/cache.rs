@@ -113,9 +113,12 @@ impl TokenCache {
     }
 
     fn locate(&self, token: &str) -> (u64, &RwLock<Shard>) {
-        // The signature segment is the token's high-entropy tail and a third of its length
-        // or less: hashing it alone is cheaper, and hits still compare the whole token.
-        let tail = token.rsplit_once('.').map_or(token, |(_, signature)| signature);
+        // The last 48 base64url characters (288 bits) of the signature segment, or all of
+        // a shorter one: the token's high-entropy tail. Hashing them alone costs a tenth of
+        // hashing an RS256 token, and hits still compare the whole token. Only tokens that
+        // passed every check are inserted, so nobody can choose colliding entries.
+        let signature = token.rsplit_once('.').map_or(token, |(_, signature)| signature);
+        let tail = signature.get(signature.len().saturating_sub(TAIL_BYTES)..).unwrap_or(signature);
         let hash = self.hasher.hash_one(tail);
         // The low bits pick the shard; the map uses the whole hash.
         let shard = &self.shards[(hash as usize) % SHARDS];
@@ -190,6 +193,9 @@ impl TokenCache {
 /// The map's keys are already keyed SipHash values: hashing them again would only cost.
 #[derive(Clone, Copy, Default)]
 struct IdentityHasher;
+
+/// How many trailing bytes of a token's signature segment are hashed.
+const TAIL_BYTES: usize = 48;
 
 impl BuildHasher for IdentityHasher {
     type Hasher = Identity;

@@ -192,8 +192,12 @@ impl AccessToken {
 /// The verification results kept in a request's extensions: one per authority and
 /// audience check, so that extractors of several authorities (an outer middleware's and a
 /// nested router's) or audiences each verify once, and none is handed another's result.
-#[derive(Clone, Default)]
-struct Verified(Vec<Outcome>);
+/// The first needs no allocation of its own: most requests verify once.
+#[derive(Clone)]
+struct Verified {
+    first: Outcome,
+    more: Vec<Outcome>,
+}
 
 /// One successful verification of the request's token.
 #[derive(Clone)]
@@ -218,7 +222,8 @@ enum Reuse {
 
 impl Verified {
     fn find(&self, authority: &Authority, reuse: Reuse) -> Option<&AccessToken> {
-        let by_authority = self.0.iter().filter(|o| std::ptr::eq(o.authority.as_ptr(), Arc::as_ptr(&authority.inner)));
+        let all = std::iter::once(&self.first).chain(&self.more);
+        let by_authority = all.filter(|o| std::ptr::eq(o.authority.as_ptr(), Arc::as_ptr(&authority.inner)));
         match reuse {
             Reuse::SameAuthority => by_authority.map(|o| &o.token).next(),
             Reuse::SameAudience(audience) => by_authority.filter(|o| o.audience == audience).map(|o| &o.token).next(),
@@ -249,9 +254,9 @@ async fn authenticate(
     let token = authority.verify_for(token, audience.map_or(AudienceCheck::Configured, AudienceCheck::Exact)).await?;
     let outcome = Outcome { authority: Arc::downgrade(&authority.inner), audience, token: token.clone() };
     match parts.extensions.get_mut::<Verified>() {
-        Some(verified) => verified.0.push(outcome),
+        Some(verified) => verified.more.push(outcome),
         None => {
-            parts.extensions.insert(Verified(vec![outcome]));
+            parts.extensions.insert(Verified { first: outcome, more: Vec::new() });
         }
     }
     Ok(Some(token))

@@ -13,6 +13,7 @@
 //! | `INTROSPECTION_CLIENT_ID`, `INTROSPECTION_CLIENT_SECRET` | unset | this API's own credentials at the issuer (HTTP Basic): with both set, a token that is not a JWS (an opaque token) is introspected (RFC 7662), and the development issuer hands out opaque tokens on `-d token_format=opaque` |
 //! | `INTROSPECTION_URI` | from discovery | the issuer's introspection endpoint, to skip discovery's `introspection_endpoint` (needs the two above) |
 //! | `INTROSPECTION_CACHE_TTL_SECS` | `60` | how long an introspection answer is reused (1 to 3600): a revoked opaque token is refused at most this long after its revocation |
+//! | `TOKEN_CACHE` | `on` | `off` turns the verified-token cache off, so that every request checks its token's signature (for measuring that path) |
 //!
 //! Every error names the variable to fix, in one line.
 
@@ -54,6 +55,8 @@ pub(crate) struct Config {
     pub(crate) refresh_cooldown: Option<Duration>,
     /// The `INTROSPECTION_*` variables, when the client id and secret are set.
     pub(crate) introspection: Option<Introspection>,
+    /// `TOKEN_CACHE`: `false` when it is `off`.
+    pub(crate) token_cache: bool,
 }
 
 /// Opaque tokens through introspection at the issuer.
@@ -199,7 +202,28 @@ impl Config {
 
         let introspection = introspection(&lookup)?;
 
-        Ok(Self { bind, audience, issuer, profile, database_path, log_filter, refresh_cooldown, introspection })
+        let token_cache = match lookup("TOKEN_CACHE").as_deref().map(str::trim) {
+            None | Some("on") => true,
+            Some("off") => false,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "TOKEN_CACHE",
+                    format!("`{other}` is neither `on` (the default) nor `off`"),
+                ));
+            }
+        };
+
+        Ok(Self {
+            bind,
+            audience,
+            issuer,
+            profile,
+            database_path,
+            log_filter,
+            refresh_cooldown,
+            introspection,
+            token_cache,
+        })
     }
 }
 
@@ -268,6 +292,13 @@ mod tests {
         assert_eq!(config.profile, Profile::Rfc9068);
         assert_eq!(config.database_path, None);
         assert_eq!(config.log_filter, None);
+        assert!(config.token_cache);
+    }
+
+    #[test]
+    fn token_cache_off_turns_the_verified_token_cache_off() {
+        assert!(!config(&[("TOKEN_CACHE", "off")]).unwrap().token_cache);
+        assert!(config(&[("TOKEN_CACHE", "on")]).unwrap().token_cache);
     }
 
     #[test]
@@ -360,6 +391,7 @@ mod tests {
                 "invalid INTROSPECTION_CACHE_TTL_SECS",
             ),
             (&[("INTROSPECTION_CLIENT_ID", " ")], "invalid INTROSPECTION_CLIENT_ID: is set but empty"),
+            (&[("TOKEN_CACHE", "no")], "invalid TOKEN_CACHE: `no` is neither `on`"),
         ];
         for (vars, expected) in cases {
             let error = config(vars).unwrap_err().to_string();

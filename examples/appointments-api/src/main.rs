@@ -131,6 +131,9 @@ async fn authority(config: &Config, dev_issuer: Option<&DevIssuer>) -> Result<Au
             builder = builder.introspection_cache_ttl(ttl);
         }
     }
+    if !config.token_cache {
+        builder = builder.token_cache_capacity(0);
+    }
     // COPY: other policies go here, e.g. `.allowed_clients([...])` or `.leeway(...)`.
     // `.build()` instead of `.connect()` would start at once, without waiting for the
     // issuer, and answer 503 until its keys arrive.

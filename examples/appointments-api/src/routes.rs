@@ -21,6 +21,7 @@ use axum::{
     body::Body,
     extract::{DefaultBodyLimit, FromRef, State},
     http::{Method, Request, Response, StatusCode, header},
+    response::IntoResponse,
     routing::{delete, get},
 };
 use scopegate::{
@@ -188,20 +189,18 @@ async fn delete_appointment(
 
 /// Who is calling, as the verified token says.
 #[derive(Debug, Serialize)]
-struct Me {
+struct Me<'a> {
     /// `sub`: the user, or for a client-credentials token the client itself.
-    subject: String,
-    client_id: Option<String>,
-    scopes: Vec<String>,
+    subject: &'a str,
+    client_id: Option<&'a str>,
+    scopes: Vec<&'a str>,
 }
 
-/// Any valid access token for this API: no scope required.
-async fn me(token: AccessToken) -> Json<Me> {
-    Json(Me {
-        subject: token.subject().to_owned(),
-        client_id: token.client_id().map(str::to_owned),
-        scopes: token.scopes().iter().map(str::to_owned).collect(),
-    })
+/// Any valid access token for this API: no scope required. The answer borrows from the
+/// token, so it is serialized here, while the token lives.
+async fn me(token: AccessToken) -> axum::response::Response {
+    let me = Me { subject: token.subject(), client_id: token.client_id(), scopes: token.scopes().iter().collect() };
+    Json(me).into_response()
 }
 
 /// Any valid access token for this API: the issuer's `/userinfo` answer for it (its `sub`
