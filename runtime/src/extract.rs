@@ -294,6 +294,18 @@ pub(crate) async fn verified_token(parts: &mut Parts, authority: &Authority) -> 
     authenticate(parts, authority, Reuse::SameAuthority).await?.ok_or_else(|| missing_credentials(authority))
 }
 
+/// The request's token, verified by [`RequireAccessToken`](crate::layer::RequireAccessToken)
+/// for `audience` (`None`: the authority's configured audiences) and kept exactly like a
+/// guard's result, so a `#[requires_scope]` guard of the same authority and audience
+/// check, and every `AccessToken` of that authority, reuse it instead of verifying again.
+pub(crate) async fn required_token(
+    parts: &mut Parts,
+    authority: &Authority,
+    audience: Option<&'static str>,
+) -> Result<AccessToken, Rejection> {
+    authenticate(parts, authority, Reuse::SameAudience(audience)).await?.ok_or_else(|| missing_credentials(authority))
+}
+
 fn missing_credentials(authority: &Authority) -> Rejection {
     authority.reject(RejectionKind::MissingCredentials)
 }

@@ -393,6 +393,7 @@ mod json;
 mod jwks;
 mod jws;
 mod keys;
+pub mod layer;
 #[cfg(test)]
 mod network_input_tests;
 pub mod policy;
