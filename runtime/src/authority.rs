@@ -708,6 +708,7 @@ impl AuthorityBuilder {
 
     fn assemble(self) -> Result<(Authority, Option<Arc<RemoteKeys>>), ConfigError> {
         crypto_self_test()?;
+        crate::metrics::describe();
         let issuer = match self.issuer {
             None => return Err(ConfigError::new("issuer", "no issuer set: call .issuer(\"https://your-issuer/\")")),
             Some(i) if i.trim().is_empty() || i.trim() != i => {

@@ -274,6 +274,7 @@ impl Authority {
         match self.verify_token(token, audience).await {
             Ok(claims) => {
                 self.inner.stats.accepted.fetch_add(1, Ordering::Relaxed);
+                crate::metrics::token_accepted();
                 Ok(AccessToken { claims })
             }
             Err(kind) => Err(self.reject(kind)),
@@ -283,6 +284,7 @@ impl Authority {
     /// Counts a rejection and builds its response.
     pub(crate) fn reject(&self, kind: RejectionKind) -> Rejection {
         self.inner.stats.count_rejection(kind.code());
+        crate::metrics::token_rejected(kind.code());
         Rejection::new(kind, self.inner.config.challenge.clone())
     }
 }

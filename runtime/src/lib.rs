@@ -394,6 +394,7 @@ mod jwks;
 mod jws;
 mod keys;
 pub mod layer;
+pub mod metrics;
 #[cfg(test)]
 mod network_input_tests;
 pub mod policy;
