@@ -2,16 +2,7 @@
 //! `metrics`), under stable names: the same events as [`Authority::stats`], for the
 //! exporter the application installs (Prometheus, StatsD, OpenTelemetry, …).
 //!
-//! | name | labels | counts |
-//! |---|---|---|
-//! | `scopegate_tokens_accepted_total` | | tokens that passed every check (verified-token cache hits included) |
-//! | `scopegate_tokens_rejected_total` | `reason` | refused requests, by reason code (the crate docs' table) |
-//! | `scopegate_signatures_checked_total` | | signature verifications performed |
-//! | `scopegate_token_cache_hits_total` | | tokens accepted from the verified-token cache |
-//! | `scopegate_jwks_fetches_total` | `outcome`: `success`, `failure` | JWKS fetches finished (discovery included) |
-//! | `scopegate_key_set_changes_total` | | fetches that changed the set of key ids (the first load counts) |
-//! | `scopegate_introspection_requests_total` | | requests sent to the introspection endpoint |
-//! | `scopegate_userinfo_requests_total` | | requests sent to the userinfo endpoint |
+//! The table of names, labels and what each counts is in the crate docs ("Metrics").
 //!
 //! The counters are process-wide: several [`Authority`] values add to the same series
 //! (their [`Authority::stats`] stay apart). Without the feature the names below still
