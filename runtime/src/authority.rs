@@ -25,7 +25,7 @@ use crate::{
         MAX_REFRESH_COOLDOWN, RemoteKeys,
     },
     keys::{self, KeySet, VerifyingKey},
-    rejection::{ChallengeConfig, REASONS},
+    rejection::{ChallengeConfig, REASONS, Rejection, RejectionHook},
     source::KeySource,
 };
 
@@ -255,6 +255,7 @@ pub struct AuthorityBuilder {
     realm: Option<String>,
     error_descriptions: Option<bool>,
     resource_metadata: bool,
+    rejection_hook: Option<RejectionHook>,
     public_url: Option<String>,
     jwks: Vec<String>,
     pems: Vec<(Option<String>, String)>,
@@ -419,6 +420,26 @@ impl AuthorityBuilder {
     /// tell `unknown_key` from `invalid_signature`); it is still logged and counted.
     pub fn error_descriptions(mut self, send: bool) -> Self {
         self.error_descriptions = Some(send);
+        self
+    }
+
+    /// Renders every refusal of this authority (by a `#[requires_scope]` guard,
+    /// [`AccessToken`](crate::AccessToken), [`UserInfo`](crate::UserInfo) and the
+    /// [`RequireAccessToken`](crate::layer::RequireAccessToken) layer) with the
+    /// application's own error body, for example its JSON error envelope. `render` gets
+    /// the [`Rejection`] ([`status`](Rejection::status), [`error`](Rejection::error),
+    /// [`reason`](Rejection::reason), [`description`](Rejection::description),
+    /// [`required_scope`](Rejection::required_scope)) and returns a response whose body
+    /// and headers are kept; its status is replaced by the rejection's, and
+    /// `WWW-Authenticate`, `Retry-After` and `Cache-Control: no-store` are always
+    /// scopegate's, so clients still get the RFC 6750 challenge. See the crate docs'
+    /// "Your own error body".
+    pub fn on_rejection<F, R>(mut self, render: F) -> Self
+    where
+        F: Fn(&Rejection) -> R + Send + Sync + 'static,
+        R: axum::response::IntoResponse,
+    {
+        self.rejection_hook = Some(RejectionHook(Arc::new(move |rejection| render(rejection).into_response())));
         self
     }
 
@@ -687,6 +708,7 @@ impl AuthorityBuilder {
 
     fn assemble(self) -> Result<(Authority, Option<Arc<RemoteKeys>>), ConfigError> {
         crypto_self_test()?;
+        crate::metrics::describe();
         let issuer = match self.issuer {
             None => return Err(ConfigError::new("issuer", "no issuer set: call .issuer(\"https://your-issuer/\")")),
             Some(i) if i.trim().is_empty() || i.trim() != i => {
@@ -892,6 +914,7 @@ impl AuthorityBuilder {
                 realm: realm.into(),
                 describe: self.error_descriptions.unwrap_or(true),
                 resource_metadata,
+                hook: self.rejection_hook,
             },
             clock: self.clock,
         };

@@ -279,6 +279,7 @@ impl Authority {
         match self.verify_token(token, audience).await {
             Ok(claims) => {
                 self.inner.stats.accepted.fetch_add(1, Ordering::Relaxed);
+                crate::metrics::token_accepted();
                 Ok(AccessToken { claims })
             }
             Err(kind) => Err(self.reject(kind)),
@@ -288,6 +289,7 @@ impl Authority {
     /// Counts a rejection and builds its response.
     pub(crate) fn reject(&self, kind: RejectionKind) -> Rejection {
         self.inner.stats.count_rejection(kind.code());
+        crate::metrics::token_rejected(kind.code());
         Rejection::new(kind, self.inner.config.challenge.clone())
     }
 }
@@ -297,6 +299,18 @@ impl Authority {
 /// extractors of other modules ([`UserInfo`](crate::UserInfo)).
 pub(crate) async fn verified_token(parts: &mut Parts, authority: &Authority) -> Result<AccessToken, Rejection> {
     authenticate(parts, authority, Reuse::SameAuthority).await?.ok_or_else(|| missing_credentials(authority))
+}
+
+/// The request's token, verified by [`RequireAccessToken`](crate::layer::RequireAccessToken)
+/// for `audience` (`None`: the authority's configured audiences) and kept exactly like a
+/// guard's result, so a `#[requires_scope]` guard of the same authority and audience
+/// check, and every `AccessToken` of that authority, reuse it instead of verifying again.
+pub(crate) async fn required_token(
+    parts: &mut Parts,
+    authority: &Authority,
+    audience: Option<&'static str>,
+) -> Result<AccessToken, Rejection> {
+    authenticate(parts, authority, Reuse::SameAudience(audience)).await?.ok_or_else(|| missing_credentials(authority))
 }
 
 fn missing_credentials(authority: &Authority) -> Rejection {

@@ -277,6 +277,7 @@ impl Introspector {
             },
         };
         self.calls.fetch_add(1, Ordering::Relaxed);
+        crate::metrics::introspection_request();
         let mut form = format!("token={}&token_type_hint=access_token", form_encode(token));
         let authorization = match self.client_auth {
             ClientAuth::ClientSecretBasic => Some(format!(

@@ -439,6 +439,7 @@ impl RemoteKeys {
         if !succeeded {
             self.counters.failures.fetch_add(1, Ordering::Relaxed);
         }
+        crate::metrics::jwks_fetch(succeeded);
         self.generation.send_modify(|generation| *generation = generation.wrapping_add(1));
     }
 
@@ -506,6 +507,7 @@ impl RemoteKeys {
         let changed = previous.as_ref().is_none_or(|p| !p.keys.same_kids(&set));
         if changed {
             self.counters.key_changes.fetch_add(1, Ordering::Relaxed);
+            crate::metrics::key_set_changed();
             tracing::info!(
                 target: "scopegate",
                 issuer = %self.issuer,

@@ -42,7 +42,13 @@
 //! - [`UserInfo`]: the issuer's `/userinfo` answer for the request's token (the user's
 //!   profile), fetched on demand and cached.
 //! - [`Rejection`]: the one error type, with the RFC 6750 response and a stable reason
-//!   code ([`RejectionKind::code`]).
+//!   code ([`RejectionKind::code`]); [`AuthorityBuilder::on_rejection`] renders it with
+//!   your own error body (see "Your own error body").
+//! - [`layer::RequireAccessToken`]: a tower layer that requires a valid token on every
+//!   route of a router, which `#[requires_scope]` refines, with public routes excepted
+//!   by name (see "A token floor for a whole router").
+//! - `metrics` (feature): the counters of [`Authority::stats`] through the `metrics`
+//!   facade (see "Metrics").
 //! - `testing` (feature): [`testing::TestIssuer`], an in-memory issuer that mints access
 //!   tokens and ID tokens for your own tests.
 //! - [`policy`]: policy as data. Every `#[requires_scope]` handler is known at run time;
@@ -142,6 +148,117 @@
 //! | `userinfo_subject_mismatch` | 401 `invalid_token` | The issuer's userinfo answer is about another subject than the access token |
 //! | `userinfo_invalid` | 502, no challenge | The issuer's signed userinfo answer failed verification (body only) |
 //! | `userinfo_unavailable` | 503, no challenge | The issuer's userinfo endpoint is unavailable; retry later (body only; `Retry-After`) |
+//!
+//! ## Your own error body
+//! An API with a JSON error envelope of its own renders scopegate's refusals with
+//! [`AuthorityBuilder::on_rejection`]: the guards', [`AccessToken`]'s, [`UserInfo`]'s and
+//! the layer's refusals all go through it. The hook chooses the body (and may add
+//! headers); the status, the `WWW-Authenticate` challenge, `Retry-After` and
+//! `Cache-Control: no-store` stay scopegate's, so clients still get the RFC 6750 answer.
+//!
+//! ```
+//! use axum::{Json, Router, body::Body, http::{Request, StatusCode, header}, routing::get};
+//! use scopegate::{Rejection, requires_scope};
+//! use serde_json::{Value, json};
+//! use tower::ServiceExt as _;
+//!
+//! /// The app's envelope for every error: `{"error": {"code", "message", "details"}}`.
+//! fn envelope(rejection: &Rejection) -> Json<Value> {
+//!     Json(json!({
+//!         "error": {
+//!             // With `error_descriptions(false)`, keep the reason code out of bodies.
+//!             "code": if rejection.describes() { rejection.reason() } else { "unauthorized" },
+//!             "message": rejection.description(),
+//!             "details": { "required_scope": rejection.required_scope() },
+//!         }
+//!     }))
+//! }
+//!
+//! #[requires_scope("write:appointments")]
+//! async fn book() -> &'static str { "booked" }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! # let issuer = scopegate::testing::TestIssuer::new();
+//! # let builder = issuer.authority_builder("https://api.example.test");
+//! // let builder = Authority::builder().issuer(…).audience("https://api.example.test");
+//! let authority = builder.on_rejection(envelope).build().unwrap();
+//! let app = Router::new().route("/appointments", get(book)).with_state(authority);
+//!
+//! # let token = issuer.access_token().scope("read:appointments").sign();
+//! let request = Request::get("/appointments").header(header::AUTHORIZATION, format!("Bearer {token}"));
+//! let response = app.oneshot(request.body(Body::empty()).unwrap()).await.unwrap();
+//! assert_eq!(response.status(), StatusCode::FORBIDDEN);
+//! assert_eq!(
+//!     response.headers()[header::WWW_AUTHENTICATE],
+//!     r#"Bearer realm="https://api.example.test", error="insufficient_scope", scope="write:appointments""#
+//! );
+//! let body = axum::body::to_bytes(response.into_body(), 4096).await.unwrap();
+//! assert_eq!(
+//!     serde_json::from_slice::<Value>(&body).unwrap(),
+//!     json!({"error": {"code": "insufficient_scope",
+//!                      "message": "The access token lacks a scope this route requires",
+//!                      "details": {"required_scope": "write:appointments"}}})
+//! );
+//! # }
+//! ```
+//!
+//! ## A token floor for a whole router
+//! [`layer::RequireAccessToken`] requires a valid access token on every route it covers,
+//! like Spring's `anyRequest().authenticated()`; a `#[requires_scope]` handler behind it
+//! still checks its scopes and reuses the layer's verification (one signature check per
+//! request). Public routes are named with [`except`](layer::RequireAccessToken::except),
+//! compared with the route axum matched, never with the request path, so `..` or `%2F`
+//! cannot reach another route without a token:
+//!
+//! ```
+//! use axum::{Router, routing::get};
+//! use scopegate::{Authority, layer::RequireAccessToken, requires_scope};
+//!
+//! #[requires_scope("admin")]
+//! async fn admin() -> &'static str { "admin" }
+//! async fn dashboard() -> &'static str { "any valid token" }
+//! async fn health() -> &'static str { "ok" }
+//!
+//! fn app(authority: Authority) -> Result<Router, scopegate::ConfigError> {
+//!     Ok(Router::new()
+//!         .route("/admin", get(admin))
+//!         .route("/dashboard", get(dashboard))
+//!         .route("/health", get(health))
+//!         // Last, so that it covers every route above; routes added after it are public.
+//!         .route_layer(RequireAccessToken::new(authority.clone()).except(["/health"])?)
+//!         .with_state(authority))
+//! }
+//! # let _ = app;
+//! ```
+//!
+//! Its refusals are the extractors' (status, challenge with `resource_metadata`, body,
+//! counters, the rejection hook). [`Router::layer`](axum::Router::layer) instead of
+//! `route_layer` also covers the fallback, so an unknown path without a token gets 401.
+//! [`RequireAccessToken::audience`](layer::RequireAccessToken::audience) makes it
+//! require another audience than the authority's.
+//!
+//! ## Metrics
+//! With the `metrics` feature, scopegate counts through the
+//! [`metrics`](https://docs.rs/metrics) facade, for the exporter your application
+//! installs (Prometheus, StatsD, OpenTelemetry, …). The names are stable (constants in
+//! [`metrics`](mod@metrics)); they count the events of [`Authority::stats`] (and
+//! userinfo calls), added up over every `Authority` of the process:
+//!
+//! | counter | labels | counts |
+//! |---|---|---|
+//! | `scopegate_tokens_accepted_total` | | tokens that passed every check (verified-token cache hits and introspected tokens included) |
+//! | `scopegate_tokens_rejected_total` | `reason`: a code of the reason table | refused requests |
+//! | `scopegate_signatures_checked_total` | | signature verifications performed |
+//! | `scopegate_token_cache_hits_total` | | tokens accepted from the verified-token cache |
+//! | `scopegate_jwks_fetches_total` | `outcome`: `success`, `failure` | JWKS fetches finished (discovery included) |
+//! | `scopegate_key_set_changes_total` | | fetches that changed the set of key ids (the first load counts) |
+//! | `scopegate_introspection_requests_total` | | requests sent to the introspection endpoint |
+//! | `scopegate_userinfo_requests_total` | | requests sent to the userinfo endpoint |
+//!
+//! Every `Authority` build registers the counters' descriptions with the recorder
+//! installed then: install it first. Without the feature nothing is recorded and the
+//! `metrics` crate is not a dependency.
 //!
 //! ## Logging
 //! scopegate logs through `tracing`, never a token or a header value:
@@ -366,6 +483,7 @@
 //! | feature | default | what it adds |
 //! |---|---|---|
 //! | `testing` | no | [`testing::TestIssuer`], an in-memory issuer for tests, and [`testing::TestClock`] with [`AuthorityBuilder::clock`]. Never enable it in production. |
+//! | `metrics` | no | counters through the `metrics` facade (see "Metrics"); adds the `metrics` crate |
 //!
 //! ## Crypto backend
 //! Signatures are verified with `aws-lc-rs` (the backend of jsonwebtoken's `aws_lc_rs`
@@ -393,6 +511,8 @@ mod json;
 mod jwks;
 mod jws;
 mod keys;
+pub mod layer;
+pub mod metrics;
 #[cfg(test)]
 mod network_input_tests;
 pub mod policy;
@@ -462,5 +582,26 @@ mod tests {
         for code in crate::rejection::REASONS {
             assert!(docs.contains(&format!("//! | `{code}` |")), "`{code}` is missing from the reason table");
         }
+    }
+
+    #[test]
+    fn every_metric_is_in_the_crate_docs_table() {
+        use crate::metrics::*;
+        let docs = include_str!("lib.rs");
+        let names = [
+            TOKENS_ACCEPTED,
+            TOKENS_REJECTED,
+            SIGNATURES_CHECKED,
+            TOKEN_CACHE_HITS,
+            JWKS_FETCHES,
+            KEY_SET_CHANGES,
+            INTROSPECTION_REQUESTS,
+            USERINFO_REQUESTS,
+        ];
+        for name in names {
+            assert!(docs.contains(&format!("//! | `{name}` |")), "`{name}` is missing from the metrics table");
+        }
+        let rows = docs.lines().filter(|l| l.starts_with("//! | `scopegate_")).count();
+        assert_eq!(rows, names.len(), "the metrics table names a counter scopegate::metrics does not");
     }
 }

@@ -351,6 +351,19 @@ pub(crate) struct ChallengeConfig {
     /// The RFC 9728 metadata URL sent as `resource_metadata`, already checked to be
     /// header-safe; `None` when the metadata is off.
     pub(crate) resource_metadata: Option<Arc<str>>,
+    /// The application's rendering of a rejection, if it gave one.
+    pub(crate) hook: Option<RejectionHook>,
+}
+
+/// The application's own rendering of a rejection, set with
+/// [`AuthorityBuilder::on_rejection`](crate::AuthorityBuilder::on_rejection).
+#[derive(Clone)]
+pub(crate) struct RejectionHook(pub(crate) Arc<dyn Fn(&Rejection) -> Response + Send + Sync>);
+
+impl fmt::Debug for RejectionHook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RejectionHook")
+    }
 }
 
 /// A refused request: the one error type of scopegate's extractors.
@@ -397,6 +410,40 @@ impl Rejection {
     #[must_use]
     pub fn status(&self) -> StatusCode {
         self.kind.status()
+    }
+
+    /// The RFC 6750 error code (`invalid_request`, `invalid_token`, `insufficient_scope`;
+    /// `temporarily_unavailable` or `server_error` for a 5xx), `None` without credentials.
+    #[must_use]
+    pub fn error(&self) -> Option<&'static str> {
+        self.kind.oauth_error()
+    }
+
+    /// The fixed description, as the default body sends it: `None` for an `invalid_token`
+    /// when the authority sends no descriptions
+    /// ([`AuthorityBuilder::error_descriptions`](crate::AuthorityBuilder::error_descriptions)`(false)`).
+    #[must_use]
+    pub fn description(&self) -> Option<&'static str> {
+        (self.challenge.describe || !matches!(self.kind, RejectionKind::InvalidToken(_)))
+            .then(|| self.kind.description())
+    }
+
+    /// Whether the authority sends descriptions and reason codes to clients
+    /// ([`AuthorityBuilder::error_descriptions`](crate::AuthorityBuilder::error_descriptions)):
+    /// a rejection hook that puts [`reason`](Self::reason) in its body should honour it.
+    #[must_use]
+    pub fn describes(&self) -> bool {
+        self.challenge.describe
+    }
+
+    /// The scopes the route requires, for an `insufficient_scope` refusal (the challenge's
+    /// `scope`).
+    #[must_use]
+    pub fn required_scope(&self) -> Option<&'static str> {
+        match self.kind {
+            RejectionKind::InsufficientScope { required, .. } => Some(required),
+            _ => None,
+        }
     }
 
     /// The `WWW-Authenticate` value, if this outcome has a challenge (400, 401, 403).
@@ -471,8 +518,9 @@ impl fmt::Display for Rejection {
 
 impl std::error::Error for Rejection {}
 
-impl IntoResponse for Rejection {
-    fn into_response(self) -> Response {
+impl Rejection {
+    /// The default JSON body.
+    fn json_body(&self) -> String {
         let mut body = String::with_capacity(160);
         body.push_str("{\"error\":\"");
         body.push_str(self.kind.oauth_error().unwrap_or("unauthorized"));
@@ -503,11 +551,32 @@ impl IntoResponse for Rejection {
             body.push('"');
         }
         body.push('}');
+        body
+    }
+}
 
-        let mut response = (self.status(), body).into_response();
+impl IntoResponse for Rejection {
+    /// The RFC 6750 response: the JSON body above, or the body of the authority's
+    /// [`on_rejection`](crate::AuthorityBuilder::on_rejection) hook. Either way the status,
+    /// `WWW-Authenticate`, `Retry-After` and `Cache-Control: no-store` are scopegate's.
+    fn into_response(self) -> Response {
+        let mut response = match &self.challenge.hook {
+            Some(hook) => {
+                let mut response = (hook.0)(&self);
+                *response.status_mut() = self.status();
+                response
+            }
+            None => {
+                let mut response = (self.status(), self.json_body()).into_response();
+                response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                response
+            }
+        };
         let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        // The hook's own challenge or `Retry-After`, if it set one, never survives.
+        headers.remove(header::WWW_AUTHENTICATE);
+        headers.remove(header::RETRY_AFTER);
         if let Some(challenge) = self.challenge() {
             // Built only from the checked realm and fixed strings, so it is always a
             // valid header value; the fallback keeps the response well-formed regardless.

@@ -234,6 +234,7 @@ impl Authority {
         let userinfo = &self.inner.userinfo;
         let url = userinfo.endpoint(&self.inner.keys).await?;
         let client = userinfo.client().ok_or(Failure::NotConfigured)?;
+        crate::metrics::userinfo_request();
         let answer = client.get_authorized(&url, token, ACCEPT).await.map_err(|error| {
             tracing::warn!(target: "scopegate", error = error.code(), "the userinfo endpoint could not be reached");
             Failure::Unavailable

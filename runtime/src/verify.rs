@@ -53,6 +53,7 @@ impl Authority {
                 return Err(TokenError::InvalidAudience.into());
             }
             self.inner.stats.cache_hits.fetch_add(1, Ordering::Relaxed);
+            crate::metrics::token_cache_hit();
             return Ok(claims);
         }
         let claims = Arc::new(self.verify_uncached(token, audience).await?);
@@ -100,6 +101,7 @@ impl Authority {
             return Err(refuse(TokenError::UnknownKey));
         };
         self.inner.stats.signatures_checked.fetch_add(1, Ordering::Relaxed);
+        crate::metrics::signature_checked();
         let message = compact.signing_input.as_bytes();
         if !candidates.iter().flatten().any(|verifier| verifier.verify(message, signature)) {
             return Err(refuse(TokenError::InvalidSignature));

@@ -1,0 +1,202 @@
+//! The `metrics` feature: every counter reaches a real recorder (metrics-util's
+//! `DebuggingRecorder`) under its stable name and labels, with exactly the values of the
+//! events a test drives: requests through an axum router, JWKS, introspection and
+//! userinfo over HTTP against a server on 127.0.0.1.
+//!
+//! Each test installs its recorder for its own thread only (`with_local_recorder`) and
+//! runs a current-thread runtime inside it, so every task it spawns records there too
+//! and tests running in parallel do not add to each other's counts.
+#![allow(clippy::expect_used)]
+
+use std::net::SocketAddr;
+
+use axum::{
+    Json, Router,
+    body::Body,
+    http::{Request, StatusCode, header},
+    routing::{get, post},
+};
+use metrics_util::{
+    MetricKind,
+    debugging::{DebugValue, DebuggingRecorder},
+};
+use scopegate::{
+    AccessToken, Authority, Stats, metrics as names, requires_scope,
+    testing::{DEFAULT_AUDIENCE as AUD, DEFAULT_ISSUER as ISS, DEFAULT_SUBJECT, TestIssuer},
+};
+use serde_json::json;
+use tower::ServiceExt as _;
+
+#[requires_scope("admin")]
+async fn admin() -> &'static str {
+    "admin"
+}
+
+async fn me(token: AccessToken) -> String {
+    token.subject().to_owned()
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// The issuer's endpoints: keys, a broken key URL, introspection and userinfo.
+async fn issuer_server() -> SocketAddr {
+    let jwks = TestIssuer::new().jwks();
+    let introspection = json!({
+        "active": true, "iss": ISS, "sub": "user-7", "client_id": "web-app", "aud": AUD,
+        "scope": "read", "exp": now() + 300, "iat": now(), "token_type": "Bearer"
+    });
+    let app = Router::new()
+        .route("/jwks", get(move || async move { Json(jwks) }))
+        .route("/broken", get(|| async { StatusCode::INTERNAL_SERVER_ERROR }))
+        .route("/introspect", post(move || async move { Json(introspection) }))
+        .route("/userinfo", get(|| async { Json(json!({"sub": DEFAULT_SUBJECT, "name": "Jo"})) }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("binds");
+    let address = listener.local_addr().expect("an address");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    address
+}
+
+async fn status(app: &Router, uri: &str, token: Option<&str>) -> StatusCode {
+    let mut request = Request::builder().uri(uri);
+    if let Some(token) = token {
+        request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    app.clone().oneshot(request.body(Body::empty()).expect("a request")).await.expect("infallible").status()
+}
+
+/// Every counter of the snapshot: `(name, labels, value)`, sorted.
+fn counters(recorder: &DebuggingRecorder) -> Vec<(String, Vec<String>, u64)> {
+    let mut out: Vec<_> = recorder
+        .snapshotter()
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .map(|(key, _, _, value)| {
+            assert_eq!(key.kind(), MetricKind::Counter, "scopegate exports counters only");
+            let DebugValue::Counter(n) = value else { unreachable!("a counter") };
+            let labels = key.key().labels().map(|l| format!("{}={}", l.key(), l.value())).collect();
+            (key.key().name().to_owned(), labels, n)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn counter(name: &str, labels: &[&str], value: u64) -> (String, Vec<String>, u64) {
+    (name.to_owned(), labels.iter().map(|l| (*l).to_owned()).collect(), value)
+}
+
+fn run<T>(recorder: &DebuggingRecorder, test: impl Future<Output = T>) -> T {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+    metrics::with_local_recorder(recorder, || runtime.block_on(test))
+}
+
+#[test]
+fn every_counter_is_exported_under_its_stable_name_with_exact_values() {
+    let recorder = DebuggingRecorder::new();
+    let stats = run(&recorder, async {
+        let address = issuer_server().await;
+        let issuer = TestIssuer::new();
+        let authority = Authority::builder()
+            .issuer(ISS)
+            .audience(AUD)
+            .jwks_uri(format!("http://{address}/jwks"))
+            .introspection("api", "secret")
+            .introspection_endpoint(format!("http://{address}/introspect"))
+            .userinfo_endpoint(format!("http://{address}/userinfo"))
+            .connect()
+            .await
+            .expect("connects");
+        let broken = Authority::builder().issuer(ISS).audience(AUD).jwks_uri(format!("http://{address}/broken"));
+        assert!(broken.connect().await.is_err(), "the broken key URL fails");
+
+        let app = Router::new().route("/me", get(me)).route("/admin", get(admin)).with_state(authority.clone());
+        let admin_token = issuer.access_token().scope("admin").sign();
+        let read_token = issuer.access_token().scope("read").sign();
+        let expired = issuer.access_token().expires_in(-3600).sign();
+        assert_eq!(status(&app, "/me", Some(&admin_token)).await, StatusCode::OK); // a signature
+        assert_eq!(status(&app, "/me", Some(&admin_token)).await, StatusCode::OK); // a cache hit
+        assert_eq!(status(&app, "/admin", Some(&admin_token)).await, StatusCode::OK); // a cache hit
+        assert_eq!(status(&app, "/me", None).await, StatusCode::UNAUTHORIZED);
+        assert_eq!(status(&app, "/admin", Some(&read_token)).await, StatusCode::FORBIDDEN); // a signature
+        assert_eq!(status(&app, "/me", Some(&expired)).await, StatusCode::UNAUTHORIZED); // a signature
+        assert_eq!(status(&app, "/me", Some("opaque-token-1")).await, StatusCode::OK); // introspected
+        let profile = authority.userinfo(&admin_token).await.expect("the profile"); // a cache hit
+        assert_eq!(profile.name(), Some("Jo"));
+        authority.stats()
+    });
+
+    assert_eq!(
+        counters(&recorder),
+        [
+            counter(names::INTROSPECTION_REQUESTS, &[], 1),
+            counter(names::JWKS_FETCHES, &["outcome=failure"], 1),
+            counter(names::JWKS_FETCHES, &["outcome=success"], 1),
+            counter(names::KEY_SET_CHANGES, &[], 1),
+            counter(names::SIGNATURES_CHECKED, &[], 3),
+            counter(names::TOKEN_CACHE_HITS, &[], 3),
+            counter(names::TOKENS_ACCEPTED, &[], 6),
+            counter(names::TOKENS_REJECTED, &["reason=insufficient_scope"], 1),
+            counter(names::TOKENS_REJECTED, &["reason=missing_credentials"], 1),
+            counter(names::TOKENS_REJECTED, &["reason=token_expired"], 1),
+            counter(names::USERINFO_REQUESTS, &[], 1),
+        ]
+    );
+    // The same events as the working authority's own stats (the broken one failed alone).
+    let mut expected = Stats::default();
+    (expected.accepted, expected.rejected, expected.signatures_checked, expected.token_cache_hits) = (6, 3, 3, 3);
+    (expected.jwks_fetches, expected.key_set_changes, expected.introspections) = (1, 1, 1);
+    assert_eq!(stats, expected);
+}
+
+#[test]
+fn the_names_are_the_documented_ones() {
+    assert_eq!(
+        [
+            names::TOKENS_ACCEPTED,
+            names::TOKENS_REJECTED,
+            names::SIGNATURES_CHECKED,
+            names::TOKEN_CACHE_HITS,
+            names::JWKS_FETCHES,
+            names::KEY_SET_CHANGES,
+            names::INTROSPECTION_REQUESTS,
+            names::USERINFO_REQUESTS,
+        ],
+        [
+            "scopegate_tokens_accepted_total",
+            "scopegate_tokens_rejected_total",
+            "scopegate_signatures_checked_total",
+            "scopegate_token_cache_hits_total",
+            "scopegate_jwks_fetches_total",
+            "scopegate_key_set_changes_total",
+            "scopegate_introspection_requests_total",
+            "scopegate_userinfo_requests_total",
+        ]
+    );
+}
+
+#[test]
+fn the_counters_carry_their_descriptions() {
+    let recorder = DebuggingRecorder::new();
+    run(&recorder, async {
+        let issuer = TestIssuer::new();
+        let authority = issuer.authority(AUD);
+        authority.verify(&issuer.access_token().sign()).await.expect("a valid token");
+    });
+    let described: Vec<_> = recorder
+        .snapshotter()
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .map(|(key, _, description, _)| (key.key().name().to_owned(), description.map(|d| d.to_string())))
+        .collect();
+    assert_eq!(
+        described,
+        [
+            (names::SIGNATURES_CHECKED.to_owned(), Some("Token signature verifications performed".to_owned())),
+            (names::TOKENS_ACCEPTED.to_owned(), Some("Access tokens that passed every check".to_owned())),
+        ]
+    );
+}
