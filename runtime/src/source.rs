@@ -8,9 +8,22 @@
 use std::sync::Arc;
 
 use crate::{
+    algorithm::Algorithm,
     jwks::RemoteKeys,
-    keys::{KeySet, Unavailable},
+    keys::{KeyLookup, KeySet, Unavailable},
 };
+
+/// Why a signature was not accepted by [`KeySource::verify_signature`].
+#[derive(Debug)]
+pub(crate) enum SignatureRefused {
+    /// No usable key set right now (none fetched yet, or too stale).
+    Unavailable(Unavailable),
+    /// No key for this `kid` and algorithm, even after the refresh an unknown `kid` may
+    /// cause. No signature was checked.
+    UnknownKey,
+    /// The key was found and the signature does not verify with it.
+    Invalid,
+}
 
 /// A source of verification keys.
 #[derive(Debug)]
@@ -58,6 +71,35 @@ impl KeySource {
         match self {
             Self::Fixed(_) => None,
             Self::Remote(remote) => remote.refresh_for_unknown_kid(kid).await,
+        }
+    }
+
+    /// Checks a JWS signature with the key its header names (`kid`, `alg`): in the current
+    /// set, or when the `kid` is unknown, in the set a refresh brings (within the refresh
+    /// cooldown and budget). Access tokens, signed `/userinfo` answers and signed
+    /// introspection answers all go through here.
+    pub(crate) async fn verify_signature(
+        &self,
+        kid: Option<&str>,
+        alg: Algorithm,
+        message: &[u8],
+        signature: &[u8],
+    ) -> Result<(), SignatureRefused> {
+        let mut keys = self.snapshot().map_err(SignatureRefused::Unavailable)?;
+        let mut lookup = keys.lookup(kid, alg);
+        if let (KeyLookup::UnknownKid, Some(kid)) = (&lookup, kid)
+            && let Some(newer) = self.refresh_for_unknown_kid(kid).await
+        {
+            keys = newer;
+            lookup = keys.lookup(Some(kid), alg);
+        }
+        let KeyLookup::Found(candidates) = lookup else {
+            return Err(SignatureRefused::UnknownKey);
+        };
+        if candidates.iter().flatten().any(|verifier| verifier.verify(message, signature)) {
+            Ok(())
+        } else {
+            Err(SignatureRefused::Invalid)
         }
     }
 }

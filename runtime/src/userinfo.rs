@@ -33,8 +33,8 @@ use crate::{
     credentials::{self, Credentials},
     extract::{self, AccessToken, AuthorityState},
     jws::{self, MAX_HEADER_BYTES, MAX_SIGNATURE_BYTES, Typ},
-    keys::KeyLookup,
     rejection::{Rejection, RejectionKind},
+    source::SignatureRefused,
     userinfo_client::{ACCEPT, Failure, Flight, Profile, lock},
 };
 
@@ -295,21 +295,12 @@ impl Authority {
         let mut signature_buffer = [0u8; MAX_SIGNATURE_BYTES];
         let signature =
             jws::decode_signature(compact.signature, &mut signature_buffer).ok_or_else(|| invalid("bad signature"))?;
-        let kid = header.kid.as_deref();
-        let mut keys = self.inner.keys.snapshot().map_err(|_| Failure::Unavailable)?;
-        let mut lookup = keys.lookup(kid, header.alg);
-        if let (KeyLookup::UnknownKid, Some(kid)) = (&lookup, kid)
-            && let Some(newer) = self.inner.keys.refresh_for_unknown_kid(kid).await
-        {
-            keys = newer;
-            lookup = keys.lookup(Some(kid), header.alg);
-        }
-        let KeyLookup::Found(candidates) = lookup else {
-            return Err(invalid("unknown key"));
-        };
         let message = compact.signing_input.as_bytes();
-        if !candidates.iter().flatten().any(|verifier| verifier.verify(message, signature)) {
-            return Err(invalid("invalid signature"));
+        match self.inner.keys.verify_signature(header.kid.as_deref(), header.alg, message, signature).await {
+            Ok(()) => {}
+            Err(SignatureRefused::Unavailable(_)) => return Err(Failure::Unavailable),
+            Err(SignatureRefused::UnknownKey) => return Err(invalid("unknown key")),
+            Err(SignatureRefused::Invalid) => return Err(invalid("invalid signature")),
         }
         let json = b64url_decode(compact.payload.as_bytes())
             .and_then(|bytes| String::from_utf8(bytes).ok())

@@ -17,8 +17,9 @@ use crate::{
     claims::{self, AudienceCheck, RawClaims, VerifiedClaims},
     introspection::is_compact_jws,
     jws::{self, MAX_HEADER_BYTES, MAX_SIGNATURE_BYTES, Typ},
-    keys::{KeyLookup, Unavailable},
+    keys::Unavailable,
     rejection::{RejectionKind, TokenError},
+    source::SignatureRefused,
 };
 
 impl Authority {
@@ -89,22 +90,17 @@ impl Authority {
         let mut signature_buffer = [0u8; MAX_SIGNATURE_BYTES];
         let signature = jws::decode_signature(compact.signature, &mut signature_buffer)
             .ok_or_else(|| refuse(TokenError::Malformed))?;
-        let mut keys = self.inner.keys.snapshot()?;
-        let mut lookup = keys.lookup(kid, header.alg);
-        if let (KeyLookup::UnknownKid, Some(kid)) = (&lookup, kid)
-            && let Some(newer) = self.inner.keys.refresh_for_unknown_kid(kid).await
-        {
-            keys = newer;
-            lookup = keys.lookup(Some(kid), header.alg);
-        }
-        let KeyLookup::Found(candidates) = lookup else {
-            return Err(refuse(TokenError::UnknownKey));
-        };
-        self.inner.stats.signatures_checked.fetch_add(1, Ordering::Relaxed);
-        crate::metrics::signature_checked();
         let message = compact.signing_input.as_bytes();
-        if !candidates.iter().flatten().any(|verifier| verifier.verify(message, signature)) {
-            return Err(refuse(TokenError::InvalidSignature));
+        let checked = self.inner.keys.verify_signature(kid, header.alg, message, signature).await;
+        if matches!(checked, Ok(()) | Err(SignatureRefused::Invalid)) {
+            self.inner.stats.signatures_checked.fetch_add(1, Ordering::Relaxed);
+            crate::metrics::signature_checked();
+        }
+        match checked {
+            Ok(()) => {}
+            Err(SignatureRefused::Unavailable(unavailable)) => return Err(unavailable.into()),
+            Err(SignatureRefused::UnknownKey) => return Err(refuse(TokenError::UnknownKey)),
+            Err(SignatureRefused::Invalid) => return Err(refuse(TokenError::InvalidSignature)),
         }
 
         let payload = b64url_decode(compact.payload.as_bytes())
