@@ -595,6 +595,17 @@ impl AuthorityBuilder {
         self
     }
 
+    /// Asks the introspection endpoint for signed answers (RFC 9701: a JWT of type
+    /// `token-introspection+jwt`, signed with the issuer's keys, naming this API's
+    /// introspection client id in `aud`) and accepts nothing else (off by default). For
+    /// an issuer that signs its answers, so that a proxy or a compromised endpoint host
+    /// cannot forge `active: true`; a plain JSON answer is then refused like a broken one
+    /// (503). Encrypted answers (JWE) are not supported.
+    pub fn introspection_jwt_response(mut self, signed: bool) -> Self {
+        self.introspection.jwt_response = signed;
+        self
+    }
+
     /// Accepts an introspection answer that carries no `aud` (off by default). An issuer
     /// serving several APIs answers `active: true` for a token minted for any of them;
     /// without `aud` this API cannot tell its own tokens from the others', so turn this on
@@ -922,7 +933,7 @@ impl AuthorityBuilder {
             Keys::Fixed(set) => (KeySource::fixed(set), None),
             Keys::Remote(remote) => (KeySource::Remote(Arc::clone(&remote)), Some(remote)),
         };
-        let introspection = introspector(self.introspection, remote.as_ref(), self.http, &self.tls_roots)?;
+        let introspection = introspector(self.introspection, remote.as_ref(), &source, self.http, &self.tls_roots)?;
         let token_cache = match self.token_cache_capacity.unwrap_or(DEFAULT_TOKEN_CACHE_CAPACITY) {
             0 => None,
             capacity => Some(TokenCache::new(
@@ -1021,12 +1032,14 @@ fn remote_keys(
 fn introspector(
     settings: introspection::Settings,
     remote: Option<&Arc<RemoteKeys>>,
+    keys: &KeySource,
     http: HttpLimits,
     tls_roots: &[Vec<u8>],
 ) -> Result<Option<Introspector>, ConfigError> {
     let Some((client_id, client_secret)) = settings.credentials.clone() else {
         let orphan = settings.endpoint.is_some()
             || settings.introspect_jwts
+            || settings.jwt_response
             || settings.accepts_missing_audience
             || settings.cache_ttl.is_some()
             || settings.negative_ttl.is_some()
@@ -1083,7 +1096,7 @@ fn introspector(
     check_http_limits(http)?;
     let client = IssuerClient::new(http, tls_roots)?;
     let settings = introspection::Settings { negative_ttl: Some(negative), cache_ttl: Some(ttl), ..settings };
-    Ok(Some(Introspector::new(client, endpoint, client_id, client_secret, &settings)))
+    Ok(Some(Introspector::new(client, endpoint, client_id, client_secret, keys, &settings)))
 }
 
 /// A host name given with or without a scheme or trailing slash.

@@ -227,11 +227,12 @@ impl IssuerClient {
         url: &Url,
         form: String,
         authorization: Option<&str>,
-    ) -> Result<(u16, Vec<u8>), FetchError> {
+        accept: &str,
+    ) -> Result<Answered, FetchError> {
         let mut request = self
             .client
             .post(url.clone())
-            .header(ACCEPT, "application/json")
+            .header(ACCEPT, accept)
             .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
             .body(form);
         if let Some(authorization) = authorization {
@@ -239,8 +240,9 @@ impl IssuerClient {
         }
         let response = request.send().await.map_err(|e| classify(&e))?;
         let status = response.status().as_u16();
+        let media_type = media_type(&response);
         let body = self.read_capped(response).await?;
-        Ok((status, body))
+        Ok(Answered { status, media_type, body })
     }
 }
 
@@ -268,17 +270,22 @@ impl IssuerClient {
             .await
             .map_err(|e| classify(&e))?;
         let status = response.status().as_u16();
-        let media_type = response
-            .headers()
-            .get(reqwest::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(|v| v.split(';').next().unwrap_or_default().trim().to_ascii_lowercase());
+        let media_type = media_type(&response);
         if status != 200 {
             return Ok(Answered { status, media_type, body: Vec::new() });
         }
         let body = self.read_capped(response).await?;
         Ok(Answered { status, media_type, body })
     }
+}
+
+/// A response's media type, without parameters, in lower case.
+fn media_type(response: &reqwest::Response) -> Option<String> {
+    response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or_default().trim().to_ascii_lowercase())
 }
 
 /// Tells the cause of a failed request from the error chain: our resolver's own error

@@ -24,6 +24,16 @@
 //! Answers are cached ([`IntrospectionCache`]), and concurrent requests with the same
 //! unknown token share one call (single flight).
 //!
+//! With [`introspection_jwt_response`], the API asks for a signed answer (RFC 9701:
+//! `Accept: application/token-introspection+jwt`) and takes nothing else: the answer must
+//! be a JWS of that media type with `typ: token-introspection+jwt`, an algorithm of the
+//! allowlist, a signature by the issuer's keys (the token's own keys: an unknown `kid`
+//! may refresh them like a token's), `iss` equal to the issuer, `aud` naming the API's
+//! introspection client id, `iat`, and the RFC 7662 answer as its `token_introspection`
+//! object, which is then checked as above. A plain JSON answer, an encrypted one (JWE)
+//! or a signed one that fails any check means the endpoint gave no usable answer: 503.
+//!
+//! [`introspection_jwt_response`]: crate::AuthorityBuilder::introspection_jwt_response
 //! [`introspection_accepts_missing_audience`]: crate::AuthorityBuilder::introspection_accepts_missing_audience
 //! [`AccessToken`]: crate::AccessToken
 //! [`AccessToken::expires_at`]: crate::AccessToken::expires_at
@@ -45,13 +55,19 @@ use serde_json::{Map, Value};
 use tokio::sync::watch;
 
 use crate::{
+    b64::b64url_decode,
     claims::{self, AudienceCheck, VerifiedClaims},
     config::Config,
     http::{FetchError, IssuerClient},
     jwks::RemoteKeys,
+    jws::{self, MAX_HEADER_BYTES, MAX_SIGNATURE_BYTES},
     rejection::{RejectionKind, TokenError},
     scope::Scopes,
+    source::{KeySource, SignatureRefused},
 };
+
+/// The media type (and `typ`) of a signed introspection answer (RFC 9701 §5).
+const JWT_ANSWER: &str = "application/token-introspection+jwt";
 
 /// The default time a positive introspection answer is reused (never past the token's `exp`).
 pub const DEFAULT_INTROSPECTION_CACHE_TTL: Duration = Duration::from_secs(60);
@@ -91,6 +107,7 @@ pub(crate) struct Settings {
     pub(crate) negative_ttl: Option<Duration>,
     pub(crate) cache_capacity: Option<usize>,
     pub(crate) cache_max_bytes: Option<usize>,
+    pub(crate) jwt_response: bool,
 }
 
 impl std::fmt::Debug for Settings {
@@ -101,6 +118,7 @@ impl std::fmt::Debug for Settings {
             .field("endpoint", &self.endpoint)
             .field("client_auth", &self.client_auth)
             .field("introspect_jwts", &self.introspect_jwts)
+            .field("jwt_response", &self.jwt_response)
             .finish_non_exhaustive()
     }
 }
@@ -135,6 +153,8 @@ pub(crate) struct Introspector {
     client_auth: ClientAuth,
     pub(crate) introspect_jwts: bool,
     accepts_missing_audience: bool,
+    /// RFC 9701: ask for, and accept only, answers signed with these keys.
+    signed_answers: Option<KeySource>,
     cache: IntrospectionCache,
     in_flight: InFlight,
     pub(crate) calls: AtomicU64,
@@ -152,6 +172,7 @@ impl Introspector {
         endpoint: Endpoint,
         client_id: String,
         client_secret: String,
+        keys: &KeySource,
         settings: &Settings,
     ) -> Self {
         Self {
@@ -162,6 +183,7 @@ impl Introspector {
             client_auth: settings.client_auth,
             introspect_jwts: settings.introspect_jwts,
             accepts_missing_audience: settings.accepts_missing_audience,
+            signed_answers: settings.jwt_response.then(|| keys.clone()),
             cache: IntrospectionCache::new(
                 settings.cache_capacity.unwrap_or(DEFAULT_INTROSPECTION_CACHE_CAPACITY),
                 settings.cache_max_bytes.unwrap_or(DEFAULT_INTROSPECTION_CACHE_MAX_BYTES),
@@ -296,13 +318,15 @@ impl Introspector {
                 None
             }
         };
-        let (status, body) = match self.client.post_form(&url, form, authorization.as_deref()).await {
+        let accept = if self.signed_answers.is_some() { JWT_ANSWER } else { "application/json" };
+        let answer = match self.client.post_form(&url, form, authorization.as_deref(), accept).await {
             Ok(answer) => answer,
             Err(error) => {
                 tracing::warn!(target: "scopegate", url = %url, error = error.code(), detail = %error, "introspection request failed");
                 return Outcome::Unavailable;
             }
         };
+        let status = answer.status;
         match status {
             200 => {}
             400..=499 => {
@@ -319,6 +343,16 @@ impl Introspector {
                 return Outcome::Unavailable;
             }
         }
+        let body = match &self.signed_answers {
+            None => answer.body,
+            Some(keys) => match self.signed_answer(keys, config, answer.media_type.as_deref(), &answer.body).await {
+                Ok(body) => body,
+                Err(why) => {
+                    tracing::warn!(target: "scopegate", url = %url, why, "signed introspection answer (RFC 9701) refused");
+                    return Outcome::Unavailable;
+                }
+            },
+        };
         match check_answer(body, config, config.clock.now()) {
             Ok(claims) => Outcome::Active(Arc::new(claims)),
             Err(Some(error)) => {
@@ -329,6 +363,62 @@ impl Introspector {
                 tracing::warn!(target: "scopegate", url = %url, "the introspection endpoint answered something that is not a JSON object");
                 Outcome::Unavailable
             }
+        }
+    }
+}
+
+impl Introspector {
+    /// Checks a signed answer (RFC 9701 §5) and returns its `token_introspection` object
+    /// as JSON text, or why it is unusable.
+    async fn signed_answer(
+        &self,
+        keys: &KeySource,
+        config: &Config,
+        media_type: Option<&str>,
+        body: &[u8],
+    ) -> Result<Vec<u8>, &'static str> {
+        if media_type != Some(JWT_ANSWER) {
+            return Err("the answer is not application/token-introspection+jwt");
+        }
+        let text = std::str::from_utf8(body).map_err(|_| "not UTF-8")?.trim_ascii();
+        if text.bytes().filter(|b| *b == b'.').count() == 4 {
+            return Err("an encrypted (JWE) answer: only signed answers are supported");
+        }
+        let compact = jws::split(text).map_err(|_| "not a compact JWS")?;
+        let mut header_buffer = [0u8; MAX_HEADER_BYTES];
+        let header_json = jws::decode_header(compact.header, &mut header_buffer).map_err(|_| "header not base64url")?;
+        let header = jws::parse_header(header_json, &config.algorithms).map_err(|_| "header refused")?;
+        let typ = crate::json::parse_object(header_json).ok().and_then(|h| h.get("typ")?.as_str().map(str::to_owned));
+        let typ = typ.as_deref().map(|t| t.strip_prefix("application/").unwrap_or(t).to_ascii_lowercase());
+        if typ.as_deref() != Some("token-introspection+jwt") {
+            return Err("typ is not token-introspection+jwt");
+        }
+        let mut signature_buffer = [0u8; MAX_SIGNATURE_BYTES];
+        let signature = jws::decode_signature(compact.signature, &mut signature_buffer).ok_or("bad signature")?;
+        let message = compact.signing_input.as_bytes();
+        match keys.verify_signature(header.kid.as_deref(), header.alg, message, signature).await {
+            Ok(()) => {}
+            Err(SignatureRefused::Unavailable(_)) => return Err("the issuer's keys are unavailable"),
+            Err(SignatureRefused::UnknownKey) => return Err("unknown key"),
+            Err(SignatureRefused::Invalid) => return Err("invalid signature"),
+        }
+        let payload = b64url_decode(compact.payload.as_bytes()).ok_or("payload not base64url")?;
+        let mut claims = crate::json::parse_object(&payload).map_err(|_| "payload is not a JSON object")?;
+        if claims.get("iss").and_then(Value::as_str) != Some(&*config.issuer) {
+            return Err("iss is not the issuer");
+        }
+        let names_us = |aud: &Value| aud.as_str() == Some(&*self.client_id);
+        match claims.get("aud") {
+            Some(Value::Array(audiences)) if audiences.iter().any(names_us) => {}
+            Some(aud) if names_us(aud) => {}
+            _ => return Err("aud does not name this API's introspection client id"),
+        }
+        if !claims.get("iat").is_some_and(Value::is_number) {
+            return Err("iat is missing");
+        }
+        match claims.remove("token_introspection") {
+            Some(answer @ Value::Object(_)) => serde_json::to_vec(&answer).map_err(|_| "unserializable"),
+            _ => Err("token_introspection is not an object"),
         }
     }
 }

@@ -412,6 +412,9 @@
 //!   form-urlencoded id and secret, RFC 6749 §2.3.1) or [`ClientAuth::ClientSecretPost`]
 //!   ([`AuthorityBuilder::introspection_client_auth`]). The requests obey the same URL
 //!   policy, timeouts and body cap as key fetches.
+//! - **Signed answers** (RFC 9701): [`AuthorityBuilder::introspection_jwt_response`] asks
+//!   for a JWT answer signed with the issuer's keys and accepts nothing else (its `typ`,
+//!   `iss`, `aud` = the API's client id and `iat` are checked, then the answer inside).
 //! - **The answer is checked as strictly as a JWT**: one strict JSON object; `active`
 //!   the boolean `true` (otherwise `inactive_token`); `iss`, when present, the issuer;
 //!   `aud` containing the audience, and an answer without `aud` refused unless

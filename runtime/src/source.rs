@@ -25,8 +25,8 @@ pub(crate) enum SignatureRefused {
     Invalid,
 }
 
-/// A source of verification keys.
-#[derive(Debug)]
+/// A source of verification keys (cheap to clone: an `Arc` inside).
+#[derive(Debug, Clone)]
 pub(crate) enum KeySource {
     /// Keys given in the configuration.
     Fixed(Arc<KeySet>),

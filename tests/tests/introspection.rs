@@ -39,6 +39,8 @@ const OPAQUE: &str = "opaque-token-4f1c2a";
 enum Mode {
     Answer(Value),
     Raw(&'static str),
+    /// A body with this content type.
+    Typed(&'static str, String),
     Status(u16),
     Hang,
     Huge,
@@ -50,6 +52,7 @@ struct EndpointState {
     delay: Mutex<Duration>,
     calls: AtomicUsize,
     authorization: Mutex<Option<String>>,
+    accept: Mutex<Option<String>>,
     form: Mutex<String>,
     advertise: bool,
 }
@@ -73,6 +76,7 @@ impl Endpoint {
             delay: Mutex::new(Duration::ZERO),
             calls: AtomicUsize::new(0),
             authorization: Mutex::new(None),
+            accept: Mutex::new(None),
             form: Mutex::new(String::new()),
             advertise,
         });
@@ -131,6 +135,7 @@ async fn jwks() -> Json<Value> {
 async fn introspect(State(state): State<Arc<EndpointState>>, headers: HeaderMap, body: Bytes) -> Response {
     state.calls.fetch_add(1, Ordering::SeqCst);
     *state.authorization.lock().unwrap() = headers.get(header::AUTHORIZATION).map(|v| v.to_str().unwrap().to_owned());
+    *state.accept.lock().unwrap() = headers.get(header::ACCEPT).map(|v| v.to_str().unwrap().to_owned());
     *state.form.lock().unwrap() = String::from_utf8(body.to_vec()).unwrap();
     let delay = *state.delay.lock().unwrap();
     tokio::time::sleep(delay).await;
@@ -138,6 +143,7 @@ async fn introspect(State(state): State<Arc<EndpointState>>, headers: HeaderMap,
     match mode {
         Mode::Answer(answer) => Json(answer).into_response(),
         Mode::Raw(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+        Mode::Typed(content_type, body) => ([(header::CONTENT_TYPE, content_type)], body).into_response(),
         Mode::Status(code) => StatusCode::from_u16(code).unwrap().into_response(),
         Mode::Hang => {
             tokio::time::sleep(Duration::from_secs(3600)).await;
@@ -575,6 +581,7 @@ async fn case_170_a_jwt_introspection_response_is_never_taken_as_an_access_token
     endpoint.set_mode(Mode::Raw(Box::leak(jwt.into_boxed_str())));
     let router = app(endpoint.builder().build().unwrap());
     assert_unavailable(&router, OPAQUE, "a JWT response").await;
+    assert_eq!(endpoint.state.accept.lock().unwrap().as_deref(), Some("application/json"));
 }
 
 #[tokio::test]
@@ -648,4 +655,129 @@ async fn a_flood_of_opaque_tokens_against_a_failing_discovery_makes_at_most_one_
     // One for the requests and one for the key refresh per second begun, never one per request.
     let calls = discovery_calls.load(Ordering::SeqCst);
     assert!(calls <= 2 * (elapsed as usize + 1), "{calls} discovery requests in {elapsed} s for 100 token requests");
+}
+
+const JWT_ANSWER: &str = "application/token-introspection+jwt";
+
+/// An RFC 9701 signed answer wrapping `answer`, with `edit` applied to its claims.
+fn signed_answer(signer: &TestIssuer, issuer: &str, answer: &Value, edit: impl FnOnce(&mut Value)) -> String {
+    let mut claims = json!({ "iss": issuer, "aud": CLIENT, "iat": now(), "token_introspection": answer });
+    edit(&mut claims);
+    signer.access_token().typ("token-introspection+jwt").raw_claims(&claims.to_string()).sign()
+}
+
+#[tokio::test]
+async fn a_signed_introspection_answer_is_asked_for_verified_and_accepted() {
+    let endpoint = Endpoint::start(Value::Null).await;
+    let issuer = endpoint.issuer();
+    let jwt = signed_answer(&TestIssuer::new(), &issuer, &active(&issuer), |_| {});
+    endpoint.set_mode(Mode::Typed(JWT_ANSWER, jwt));
+    let router = app(endpoint.builder().introspection_jwt_response(true).build().unwrap());
+    let outcome = call(&router, OPAQUE).await;
+    assert_eq!(outcome.status, StatusCode::OK, "{}", outcome.body);
+    assert_eq!(outcome.body, "user-7 Some(\"web-app\") Introspection jo");
+    assert_eq!(endpoint.state.accept.lock().unwrap().as_deref(), Some(JWT_ANSWER));
+}
+
+#[tokio::test]
+async fn the_answer_inside_a_signed_answer_is_checked_like_a_plain_one() {
+    let endpoint = Endpoint::start(Value::Null).await;
+    let issuer = endpoint.issuer();
+    let jwt = signed_answer(&TestIssuer::new(), &issuer, &json!({ "active": false }), |_| {});
+    endpoint.set_mode(Mode::Typed(JWT_ANSWER, jwt));
+    let router = app(endpoint.builder().introspection_jwt_response(true).build().unwrap());
+    let outcome = call(&router, OPAQUE).await;
+    assert_eq!(outcome.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(outcome.reason(), "inactive_token");
+}
+
+#[tokio::test]
+async fn every_flaw_of_a_signed_answer_gives_503_never_an_accept() {
+    let endpoint = Endpoint::start(Value::Null).await;
+    let issuer = endpoint.issuer();
+    let good = active(&issuer);
+    let ours = TestIssuer::new();
+    let stranger = TestIssuer::with_fresh_keys(issuer.clone());
+    let typed = |typ: &str| {
+        ours.access_token()
+            .typ(typ)
+            .raw_claims(&json!({ "iss": issuer, "aud": CLIENT, "iat": now(), "token_introspection": good }).to_string())
+            .sign()
+    };
+    let cases: Vec<(&str, Mode)> = vec![
+        ("plain JSON when a signed answer was asked for", Mode::Answer(good.clone())),
+        (
+            "the right JWT under application/json",
+            Mode::Raw(Box::leak(signed_answer(&ours, &issuer, &good, |_| {}).into_boxed_str())),
+        ),
+        (
+            "signed by a key the issuer does not publish",
+            Mode::Typed(JWT_ANSWER, signed_answer(&stranger, &issuer, &good, |_| {})),
+        ),
+        ("typ at+jwt (an access token, not an answer)", Mode::Typed(JWT_ANSWER, typed("at+jwt"))),
+        (
+            "no typ",
+            Mode::Typed(
+                JWT_ANSWER,
+                ours.access_token()
+                    .without_header("typ")
+                    .raw_claims(
+                        &json!({ "iss": issuer, "aud": CLIENT, "iat": now(), "token_introspection": good }).to_string(),
+                    )
+                    .sign(),
+            ),
+        ),
+        (
+            "another iss",
+            Mode::Typed(
+                JWT_ANSWER,
+                signed_answer(&ours, &issuer, &good, |c| c["iss"] = json!("https://other.example.test/")),
+            ),
+        ),
+        (
+            "aud naming another client",
+            Mode::Typed(JWT_ANSWER, signed_answer(&ours, &issuer, &good, |c| c["aud"] = json!("someone-else"))),
+        ),
+        (
+            "no aud",
+            Mode::Typed(
+                JWT_ANSWER,
+                signed_answer(&ours, &issuer, &good, |c| {
+                    c.as_object_mut().unwrap().remove("aud");
+                }),
+            ),
+        ),
+        (
+            "no iat",
+            Mode::Typed(
+                JWT_ANSWER,
+                signed_answer(&ours, &issuer, &good, |c| {
+                    c.as_object_mut().unwrap().remove("iat");
+                }),
+            ),
+        ),
+        (
+            "token_introspection a string",
+            Mode::Typed(
+                JWT_ANSWER,
+                signed_answer(&ours, &issuer, &good, |c| c["token_introspection"] = json!(good.to_string())),
+            ),
+        ),
+        (
+            "no token_introspection",
+            Mode::Typed(
+                JWT_ANSWER,
+                signed_answer(&ours, &issuer, &good, |c| {
+                    c.as_object_mut().unwrap().remove("token_introspection");
+                }),
+            ),
+        ),
+        ("an encrypted answer (five segments)", Mode::Typed(JWT_ANSWER, "eyJhbGciOiJSU0EtT0FFUCJ9.a.b.c.d".to_owned())),
+    ];
+    for (what, mode) in cases {
+        endpoint.set_mode(mode);
+        // A fresh authority per case: nothing cached from the one before.
+        let router = app(endpoint.builder().introspection_jwt_response(true).build().unwrap());
+        assert_unavailable(&router, OPAQUE, what).await;
+    }
 }
