@@ -397,6 +397,7 @@ mod keys;
 mod network_input_tests;
 pub mod policy;
 mod rejection;
+pub mod routing;
 mod scope;
 mod source;
 mod userinfo;

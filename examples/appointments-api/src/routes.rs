@@ -22,12 +22,12 @@ use axum::{
     extract::{DefaultBodyLimit, FromRef, State},
     http::{Method, Request, Response, StatusCode, header},
     response::IntoResponse,
-    routing::{delete, get},
 };
 use scopegate::{
     AccessToken, Authority, UserInfo,
     policy::{Policy, ProtectedResource},
     requires_scope,
+    routing::{delete, get, post, public},
 };
 use serde::{Deserialize, Serialize};
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
@@ -71,14 +71,17 @@ pub(crate) fn api_scopes() -> Vec<&'static str> {
 }
 
 /// The application: routes, the RFC 9728 metadata, body limit, request logging.
+///
+/// The routing functions are scopegate's: a handler that is neither guarded, nor takes
+/// `AccessToken`/`UserInfo` first, nor wrapped in `public(…)` does not compile.
 pub(crate) fn router(state: AppState) -> Router {
     let audience = state.authority.audiences().next().unwrap_or_default().to_owned();
     let metadata = ProtectedResource::new(audience.clone(), [state.authority.issuer()])
         .scopes(policy(&audience).scopes())
         .resource_name("Appointments API");
     Router::new()
-        .route("/health", get(health))
-        .route("/api/appointments", get(list_appointments).post(create_appointment))
+        .route("/health", get(public(health)))
+        .route("/api/appointments", get(list_appointments).merge(post(create_appointment)))
         .route("/api/appointments/{id}", delete(delete_appointment))
         .route("/api/me", get(me))
         .route("/api/profile", get(profile))
