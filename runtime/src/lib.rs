@@ -395,6 +395,8 @@ mod jws;
 mod keys;
 #[cfg(test)]
 mod network_input_tests;
+#[cfg(feature = "openapi")]
+pub mod openapi;
 pub mod policy;
 mod rejection;
 pub mod routing;

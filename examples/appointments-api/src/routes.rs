@@ -25,6 +25,10 @@ use axum::{
 };
 use scopegate::{
     AccessToken, Authority, UserInfo,
+    openapi::{
+        OpenApiSecurity,
+        utoipa::openapi::{Info, OpenApi, Paths},
+    },
     policy::{Policy, ProtectedResource},
     requires_scope,
     routing::{delete, get, post, public},
@@ -57,6 +61,7 @@ pub(crate) struct AppState {
 pub(crate) fn policy(audience: &str) -> Policy {
     Policy::new(audience)
         .public(Method::GET, "/health", health)
+        .public(Method::GET, "/openapi.json", openapi_json)
         .route(Method::GET, "/api/appointments", list_appointments)
         .route(Method::POST, "/api/appointments", create_appointment)
         .route(Method::DELETE, "/api/appointments/{id}", delete_appointment)
@@ -81,6 +86,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .resource_name("Appointments API");
     Router::new()
         .route("/health", get(public(health)))
+        .route("/openapi.json", get(public(openapi_json)))
         .route("/api/appointments", get(list_appointments).merge(post(create_appointment)))
         .route("/api/appointments/{id}", delete(delete_appointment))
         .route("/api/me", get(me))
@@ -107,6 +113,16 @@ pub(crate) fn router(state: AppState) -> Router {
 /// Open: for load balancers and uptime checks.
 async fn health() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok" }))
+}
+
+/// Open: the OpenAPI 3.1 document, each operation's `security` generated from its
+/// handler's attribute (`any(…)` as alternatives), and an `openIdConnect` scheme naming
+/// the issuer's discovery document.
+async fn openapi_json(State(authority): State<Authority>) -> Json<OpenApi> {
+    let audience = authority.audiences().next().unwrap_or_default().to_owned();
+    let mut info = Info::new("Appointments API", env!("CARGO_PKG_VERSION"));
+    info.description = Some("Appointments of the caller, protected by OAuth 2.0 access tokens.".to_owned());
+    Json(policy(&audience).openapi(OpenApi::new(info, Paths::new()), &OpenApiSecurity::openid_connect(authority.issuer())))
 }
 
 /// The caller's appointments, soonest first.
