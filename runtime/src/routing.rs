@@ -7,7 +7,7 @@
 //!   `#[requires_scope(…)]`, or takes [`AccessToken`] or [`UserInfo`] as its *first*
 //!   argument (any valid access token), or is wrapped in [`public`] (open on purpose).
 //!   Anything else does not compile, and the error names the three fixes.
-//! - **The router state can supply the [`Authority`]** ([`ProvidesAuthority`]): a
+//! - **The router state can supply the [`Authority`](crate::Authority)** ([`ProvidesAuthority`]): a
 //!   guarded handler under a state without `FromRef<State> for Authority` fails at the
 //!   `.route(…)` call with scopegate's message, which names the `FromRef` to write,
 //!   without `#[axum::debug_handler]`.
