@@ -124,7 +124,7 @@ impl OpenApiSecurity {
                 DESCRIPTION.to_owned(),
             )),
             Kind::OAuth2 { authorization_url, token_url } => {
-                let scopes = || Scopes::from_iter(scopes.iter().map(|scope| (*scope, *scope)));
+                let scopes = || scopes.iter().map(|scope| (*scope, *scope)).collect::<Scopes>();
                 SecurityScheme::OAuth2(OAuth2::with_description(
                     [
                         Flow::AuthorizationCode(AuthorizationCode::new(authorization_url, token_url, scopes())),

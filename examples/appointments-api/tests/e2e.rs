@@ -890,7 +890,16 @@ fn openapi_validator() -> Option<PathBuf> {
             return Err(format!("{NEEDS}: `node --version` failed or is older than 20"));
         }
         let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/openapi-validator");
-        let copy = std::env::temp_dir().join(format!("scopegate-openapi-validator-{}", std::process::id()));
+        const PREFIX: &str = "scopegate-openapi-validator-";
+        // Copies of earlier test processes that have exited (Linux: `/proc/<pid>` is gone).
+        for entry in std::fs::read_dir(std::env::temp_dir()).into_iter().flatten().flatten() {
+            let name = entry.file_name();
+            let pid = name.to_str().and_then(|n| n.strip_prefix(PREFIX)).and_then(|p| p.parse::<u32>().ok());
+            if pid.is_some_and(|pid| Path::new("/proc/self").exists() && !Path::new(&format!("/proc/{pid}")).exists()) {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+        let copy = std::env::temp_dir().join(format!("{PREFIX}{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&copy);
         std::fs::create_dir(&copy).map_err(|e| format!("cannot create {}: {e}", copy.display()))?;
         for file in ["package.json", "package-lock.json", "validate.mjs"] {
