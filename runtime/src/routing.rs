@@ -114,6 +114,9 @@ pub fn public<H>(handler: H) -> Public<H> {
     Public(handler)
 }
 
+// Not offered by rustc as "`Handler` is implemented for `Public<H>`" under every axum
+// `Handler` error of the program.
+#[diagnostic::do_not_recommend]
 impl<H, T, S> Handler<T, S> for Public<H>
 where
     H: Handler<T, S>,
