@@ -181,8 +181,8 @@ use proc_macro2::{Span, TokenStream as TokenStream2};
 /// A state that cannot supply the `Authority` is a compile error. Routed with
 /// `scopegate::routing::get` (and `post`, …) it is reported at the `.route(…)` call with
 /// scopegate's message, "the router state `AppState` does not provide a
-/// `scopegate::Authority`", which names the `FromRef` impl to write (next to axum's own
-/// "not a `Handler`"). With axum's own `get`, axum reports only "the trait bound
+/// `scopegate::Authority`", which names the `FromRef` impl to write (axum's own "not a
+/// `Handler`" may come next to it). With axum's own `get`, axum reports only "the trait bound
 /// `fn(…) {list}: Handler<_, _>` is not satisfied" (as it does for any extractor the
 /// state cannot serve); adding `#[axum::debug_handler(state = AppState)]` *below*
 /// `#[requires_scope]` (axum's `macros` feature) turns it into scopegate's message.

@@ -375,7 +375,10 @@ fn unknown_options_suggest_near_misses() {
 
 #[test]
 fn introspect_is_a_flag_set_in_the_requirement_only_when_given() {
-    let flag = quote!(const INTROSPECT: bool = true;).to_string();
+    let flag = quote!(
+        const INTROSPECT: bool = true;
+    )
+    .to_string();
     assert!(expanded(quote!("payments:write", introspect), handler()).contains(&flag));
     assert!(expanded(quote!("payments:write", aud = "x", introspect,), handler()).contains(&flag));
     assert!(!expanded(quote!("payments:write"), handler()).contains("INTROSPECT"));
@@ -389,7 +392,12 @@ fn introspect_mistakes_are_named() {
     );
     for misspelled in [quote!(introspekt), quote!(instrospect), quote!(introspection), quote!(Introspect)] {
         let message = error_of(quote!("a", #misspelled));
-        assert!(message.ends_with("did you mean `introspect`? (the options are `aud = \"…\"`, `introspect` and `crate = \"…\"`)"), "{message}");
+        assert!(
+            message.ends_with(
+                "did you mean `introspect`? (the options are `aud = \"…\"`, `introspect` and `crate = \"…\"`)"
+            ),
+            "{message}"
+        );
     }
     assert!(error_of(quote!("a", introspection = true)).contains("did you mean `introspect`?"));
     assert_eq!(error_of(quote!("a", introspect, introspect)), "duplicate option `introspect`: give it only once");

@@ -159,10 +159,10 @@ impl Policy {
             let operation = slot.get_or_insert_with(|| new_operation(route, &path));
             apply_security(operation, route, &security.name);
         }
-        document.components.get_or_insert_with(Components::new).add_security_scheme(
-            security.name.clone(),
-            security.scheme(&self.scopes()),
-        );
+        document
+            .components
+            .get_or_insert_with(Components::new)
+            .add_security_scheme(security.name.clone(), security.scheme(&self.scopes()));
         document
     }
 }
@@ -219,9 +219,8 @@ fn apply_security(operation: &mut Operation, route: &Route, scheme: &str) {
         Requirement::Scopes(expr) => {
             respond("401", "No access token, or one that is invalid, expired or for another API");
             respond("403", "The access token lacks the scopes this operation requires");
-            operation.security = Some(
-                alternatives(expr).into_iter().map(|scopes| SecurityRequirement::new(scheme, scopes)).collect(),
-            );
+            operation.security =
+                Some(alternatives(expr).into_iter().map(|scopes| SecurityRequirement::new(scheme, scopes)).collect());
         }
         Requirement::AnyToken => {
             respond("401", "No access token, or one that is invalid, expired or for another API");

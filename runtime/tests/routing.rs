@@ -78,9 +78,7 @@ async fn methods_merged_on_one_path_each_keep_their_own_requirement() {
     assert_eq!(status, 403);
     assert_eq!(
         challenge.as_deref(),
-        Some(
-            r#"Bearer realm="https://api.example.test", error="insufficient_scope", scope="write:appointments""#
-        )
+        Some(r#"Bearer realm="https://api.example.test", error="insufficient_scope", scope="write:appointments""#)
     );
     let writer = issuer.access_token().audience(AUD).subject("jo").scope("write:appointments").sign();
     assert_eq!(call(&app, Method::POST, "/appointments", Some(&writer)).await, (200, None, "created x".to_owned()));

@@ -122,7 +122,10 @@ async fn openapi_json(State(authority): State<Authority>) -> Json<OpenApi> {
     let audience = authority.audiences().next().unwrap_or_default().to_owned();
     let mut info = Info::new("Appointments API", env!("CARGO_PKG_VERSION"));
     info.description = Some("Appointments of the caller, protected by OAuth 2.0 access tokens.".to_owned());
-    Json(policy(&audience).openapi(OpenApi::new(info, Paths::new()), &OpenApiSecurity::openid_connect(authority.issuer())))
+    Json(
+        policy(&audience)
+            .openapi(OpenApi::new(info, Paths::new()), &OpenApiSecurity::openid_connect(authority.issuer())),
+    )
 }
 
 /// The caller's appointments, soonest first.

@@ -981,7 +981,10 @@ async fn openapi_json_is_valid_openapi_3_1_and_every_operations_security_is_its_
         })
     );
     let delete = &document["paths"]["/api/appointments/{id}"]["delete"];
-    assert_eq!(delete["parameters"], json!([{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}]));
+    assert_eq!(
+        delete["parameters"],
+        json!([{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}])
+    );
     let statuses: Vec<&String> = delete["responses"].as_object().unwrap().keys().collect();
     assert_eq!(statuses, ["401", "403", "default"]);
     let scheme = &document["components"]["securitySchemes"]["oauth2"];
