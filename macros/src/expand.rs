@@ -36,6 +36,8 @@ pub(crate) fn guarded_handler(requirement: &Requirement, handler: Handler) -> To
     };
     let scopes = group_tokens(Op::All, &requirement.exprs, &private);
     let challenge = LitStr::new(&challenge(&requirement.exprs).join(" "), span);
+    // Only when set, so that the expansion of every other handler stays as it was.
+    let introspect = requirement.introspect.then(|| quote_spanned!(span=> const INTROSPECT: bool = true;));
 
     // `_: <crate>::__private::Guard<Requirement>`, first, so that it runs before every other
     // extractor (axum extracts in order, and the body extractor last).
@@ -64,6 +66,7 @@ pub(crate) fn guarded_handler(requirement: &Requirement, handler: Handler) -> To
             const AUDIENCE: ::core::option::Option<&'static str> = #audience;
             const SCOPES: #private::ScopeExpr = #scopes;
             const CHALLENGE: &'static str = #challenge;
+            #introspect
         }
 
         // The declaration, known at run time through a link-time inventory

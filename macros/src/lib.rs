@@ -19,7 +19,7 @@ use proc_macro2::{Span, TokenStream as TokenStream2};
 /// Requires an OAuth 2.0 access token with the given scopes before an axum handler runs.
 ///
 /// ```text
-/// #[requires_scope(EXPR [, aud = "audience"] [, crate = "path"])]
+/// #[requires_scope(EXPR [, aud = "audience"] [, introspect] [, crate = "path"])]
 ///
 /// EXPR := "scope" | "scope", "scope", …      every listed scope is required
 ///       | any(EXPR, …) | all(EXPR, …)        one of / every one of; they nest
@@ -106,6 +106,32 @@ use proc_macro2::{Span, TokenStream as TokenStream2};
 /// # let _ = reports;
 /// ```
 ///
+/// # `introspect`
+///
+/// Sends this handler's tokens to the issuer's RFC 7662 introspection endpoint, JWTs
+/// too, instead of verifying JWTs locally: for a route that must see a revocation at once
+/// (within the introspection cache's TTL) rather than at the token's `exp`. The other
+/// handlers keep verifying JWTs locally. It is what `AuthorityBuilder::introspect_jwts`
+/// does for every handler. A verification of the same request that did not come from the
+/// endpoint (a middleware's `AccessToken`) is not reused by this guard.
+///
+/// The `Authority` must have introspection configured (`.introspection(client_id,
+/// client_secret)`); under one without, the handler answers `500` with the reason
+/// `misconfigured` (and logs why) for every request, never an accept.
+///
+/// ```
+/// use scopegate::requires_scope;
+///
+/// #[requires_scope("payments:write", introspect)]
+/// async fn pay() -> &'static str {
+///     "paid: the issuer said the token is active"
+/// }
+/// # let _ = pay;
+/// ```
+///
+/// `introspect` is a flag: `introspect = true` is a compile error, and so is a misspelling
+/// (`introspekt`), with a suggestion.
+///
 /// # `crate = "…"`
 ///
 /// The path to the `scopegate` crate, for when it is renamed or re-exported (the default
@@ -152,11 +178,14 @@ use proc_macro2::{Span, TokenStream as TokenStream2};
 /// # let _ = app;
 /// ```
 ///
-/// A state that cannot supply the `Authority` is a compile error. axum reports it at the
-/// route as "the trait bound `fn(…) {list}: Handler<_, _>` is not satisfied" (as it does
-/// for any extractor the state cannot serve); adding
-/// `#[axum::debug_handler(state = AppState)]` *below* `#[requires_scope]` (axum's `macros`
-/// feature) turns it into scopegate's message, which names the `FromRef` impl to write.
+/// A state that cannot supply the `Authority` is a compile error. Routed with
+/// `scopegate::routing::get` (and `post`, …) it is reported at the `.route(…)` call with
+/// scopegate's message, "the router state `AppState` does not provide a
+/// `scopegate::Authority`", which names the `FromRef` impl to write (axum's own "not a
+/// `Handler`" may come next to it). With axum's own `get`, axum reports only "the trait bound
+/// `fn(…) {list}: Handler<_, _>` is not satisfied" (as it does for any extractor the
+/// state cannot serve); adding `#[axum::debug_handler(state = AppState)]` *below*
+/// `#[requires_scope]` (axum's `macros` feature) turns it into scopegate's message.
 ///
 /// With `#[axum::debug_handler]`, put it *below* `#[requires_scope]` and name the router's
 /// state (`#[axum::debug_handler(state = AppState)]`): without `state = …` it infers the

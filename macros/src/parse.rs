@@ -3,7 +3,7 @@
 //! The attribute grammar is
 //!
 //! ```text
-//! ARGS   := EXPR,* [, aud = "audience"] [, crate = "path"] [,]
+//! ARGS   := EXPR,* [, aud = "audience"] [, introspect] [, crate = "path"] [,]
 //! EXPR   := "scope" | any(EXPR, …) | all(EXPR, …)
 //! ```
 //!
@@ -26,6 +26,7 @@ mod kw {
     syn::custom_keyword!(aud);
     syn::custom_keyword!(any);
     syn::custom_keyword!(all);
+    syn::custom_keyword!(introspect);
 }
 
 /// How deep `any(…)`/`all(…)` may nest. Real requirements nest two or three levels; the
@@ -43,6 +44,8 @@ pub(crate) struct Args {
     pub(crate) aud: Option<OptionValue>,
     /// `crate = <value>`.
     pub(crate) krate: Option<OptionValue>,
+    /// The span of the `introspect` flag, when given.
+    pub(crate) introspect: Option<Span>,
     /// Recoverable problems found while parsing, in source order.
     pub(crate) errors: Vec<syn::Error>,
 }
@@ -89,6 +92,8 @@ enum Item {
     Expr(Expr),
     Aud(OptionValue),
     Crate(OptionValue),
+    /// The `introspect` flag, at its span.
+    Introspect(Span),
     /// A malformed item, already reported; `in_scope_position` when it was meant as a scope.
     Skipped {
         in_scope_position: bool,
@@ -104,7 +109,14 @@ struct Cx<'a> {
 
 impl Parse for Args {
     fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
-        let mut args = Args { exprs: Vec::new(), attempted_scope: false, aud: None, krate: None, errors: Vec::new() };
+        let mut args = Args {
+            exprs: Vec::new(),
+            attempted_scope: false,
+            aud: None,
+            krate: None,
+            introspect: None,
+            errors: Vec::new(),
+        };
         // The first option's key, to point out a scope written after the options.
         let mut first_option: Option<&'static str> = None;
         while !input.is_empty() {
@@ -127,6 +139,13 @@ impl Parse for Args {
                 Item::Crate(value) => {
                     first_option.get_or_insert("crate");
                     set_once(&mut args.krate, value, "crate", &mut args.errors);
+                }
+                Item::Introspect(span) => {
+                    first_option.get_or_insert("introspect");
+                    if args.introspect.is_some() {
+                        args.errors.push(syn::Error::new(span, "duplicate option `introspect`: give it only once"));
+                    }
+                    args.introspect = Some(span);
                 }
                 Item::Skipped { in_scope_position } => {
                     args.attempted_scope |= in_scope_position;
@@ -175,6 +194,9 @@ fn parse_item(input: ParseStream<'_>, cx: &mut Cx<'_>) -> syn::Result<Item> {
         let key: kw::aud = input.parse()?;
         return parse_option_value(input, key.span, cx).map(|value| value.map_or(SKIPPED_OPTION, Item::Aud));
     }
+    if lookahead.peek(kw::introspect) {
+        return parse_introspect(input, cx);
+    }
     if lookahead.peek(Token![crate]) {
         let key: Token![crate] = input.parse()?;
         return parse_option_value(input, key.span, cx).map(|value| value.map_or(SKIPPED_OPTION, Item::Crate));
@@ -187,6 +209,28 @@ fn parse_item(input: ParseStream<'_>, cx: &mut Cx<'_>) -> syn::Result<Item> {
         return parse_unknown_word(input, cx);
     }
     Err(lookahead.error())
+}
+
+/// The `introspect` flag; it takes no value, and goes at the top level.
+fn parse_introspect(input: ParseStream<'_>, cx: &mut Cx<'_>) -> syn::Result<Item> {
+    let key: kw::introspect = input.parse()?;
+    if input.peek(Token![=]) {
+        let rest = skip_rest_of_item(input)?;
+        cx.errors.push(syn::Error::new_spanned(
+            quote::quote!(#key #rest),
+            "`introspect` is a flag and takes no value: write `introspect` to introspect this handler's \
+             tokens, or leave it out",
+        ));
+        return Ok(SKIPPED_OPTION);
+    }
+    if cx.depth > 0 {
+        cx.errors.push(syn::Error::new(
+            key.span,
+            "options go at the top level of `#[requires_scope(…)]`, after the scopes, not inside `any(…)`/`all(…)`",
+        ));
+        return Ok(SKIPPED_OPTION);
+    }
+    Ok(Item::Introspect(key.span))
 }
 
 /// What an option that was reported during parsing becomes.
@@ -226,6 +270,11 @@ fn parse_unknown_word(input: ParseStream<'_>, cx: &mut Cx<'_>) -> syn::Result<It
         return Ok(Item::Skipped { in_scope_position: true });
     }
     let rest = skip_rest_of_item(input)?;
+    // `introspekt`: a misspelled flag, not a scope without quotes.
+    if rest.is_empty() && edit_distance(&word.unraw().to_string().to_ascii_lowercase(), "introspect") <= 3 {
+        cx.errors.push(unknown_option(&word));
+        return Ok(SKIPPED_OPTION);
+    }
     let mut tokens = word.to_token_stream();
     tokens.extend(rest);
     // `read:appointments` arrives as `read` `:` `appointments`: glue words and punctuation
@@ -268,13 +317,13 @@ fn unknown_option(word: &Ident) -> syn::Error {
     let name = word.unraw().to_string();
     let message = match suggest_option(&name) {
         Some(known) => format!(
-            "unknown option `{name}`: did you mean `{known}`? (the options are `aud = \"…\"` and `crate = \"…\"`)"
+            "unknown option `{name}`: did you mean `{known}`? (the options are `aud = \"…\"`, `introspect` and `crate = \"…\"`)"
         ),
         None if name == "scope" || name == "scopes" => format!(
             "unknown option `{name}`: scopes are listed directly, without a key: `#[requires_scope(\"read:items\", \"write:items\")]`"
         ),
         None => format!(
-            "unknown option `{name}`: the options are `aud = \"…\"` (the audience this handler requires) and `crate = \"…\"` (the path to scopegate)"
+            "unknown option `{name}`: the options are `aud = \"…\"` (the audience this handler requires), `introspect` (introspect its tokens, JWTs too) and `crate = \"…\"` (the path to scopegate)"
         ),
     };
     syn::Error::new(word.span(), message)
@@ -284,7 +333,7 @@ fn unknown_option(word: &Ident) -> syn::Error {
 pub(crate) fn suggest_option(name: &str) -> Option<&'static str> {
     let normalized = name.to_ascii_lowercase();
     let normalized = normalized.trim_matches('_');
-    ["aud", "crate"].into_iter().find(|known| {
+    ["aud", "crate", "introspect"].into_iter().find(|known| {
         normalized == *known
             || (normalized.len() >= 2 && (normalized.starts_with(known) || known.starts_with(normalized)))
             || (normalized.len() >= 3 && edit_distance(normalized, known) <= 2)
@@ -333,7 +382,7 @@ fn parse_group(input: ParseStream<'_>, cx: &mut Cx<'_>) -> syn::Result<GroupExpr
         written += 1;
         match parse_item(&content, &mut inner)? {
             Item::Expr(expr) => members.push(expr),
-            Item::Aud(_) | Item::Crate(_) | Item::Skipped { .. } => {}
+            Item::Aud(_) | Item::Crate(_) | Item::Introspect(_) | Item::Skipped { .. } => {}
         }
         if content.is_empty() {
             break;

@@ -348,7 +348,7 @@ fn nesting_is_bounded() {
 fn syntax_errors_fail_the_parse() {
     assert_eq!(error_of(quote!("a" "b")), "expected `,`");
     assert_eq!(error_of(quote!(aud "x")), "expected `=`");
-    assert_eq!(error_of(quote!(+)), "expected one of: string literal, `any`, `all`, `aud`, `crate`");
+    assert_eq!(error_of(quote!(+)), "expected one of: string literal, `any`, `all`, `aud`, `introspect`, `crate`");
 }
 
 // ---------------------------------------------------------------- options
@@ -366,11 +366,45 @@ fn unknown_options_suggest_near_misses() {
     }
     assert_eq!(
         error_of(quote!("a", audience = "x")),
-        "unknown option `audience`: did you mean `aud`? (the options are `aud = \"…\"` and `crate = \"…\"`)"
+        "unknown option `audience`: did you mean `aud`? (the options are `aud = \"…\"`, `introspect` and `crate = \"…\"`)"
     );
     assert!(error_of(quote!("a", krate = "sg")).starts_with("unknown option `krate`: did you mean `crate`?"));
     assert!(error_of(quote!("a", realm = "x")).starts_with("unknown option `realm`: the options are"));
     assert!(error_of(quote!(scope = "a")).starts_with("unknown option `scope`: scopes are listed directly"));
+}
+
+#[test]
+fn introspect_is_a_flag_set_in_the_requirement_only_when_given() {
+    let flag = quote!(
+        const INTROSPECT: bool = true;
+    )
+    .to_string();
+    assert!(expanded(quote!("payments:write", introspect), handler()).contains(&flag));
+    assert!(expanded(quote!("payments:write", aud = "x", introspect,), handler()).contains(&flag));
+    assert!(!expanded(quote!("payments:write"), handler()).contains("INTROSPECT"));
+}
+
+#[test]
+fn introspect_mistakes_are_named() {
+    assert_eq!(
+        error_of(quote!("a", introspect = true)),
+        "`introspect` is a flag and takes no value: write `introspect` to introspect this handler's tokens, or leave it out"
+    );
+    for misspelled in [quote!(introspekt), quote!(instrospect), quote!(introspection), quote!(Introspect)] {
+        let message = error_of(quote!("a", #misspelled));
+        assert!(
+            message.ends_with(
+                "did you mean `introspect`? (the options are `aud = \"…\"`, `introspect` and `crate = \"…\"`)"
+            ),
+            "{message}"
+        );
+    }
+    assert!(error_of(quote!("a", introspection = true)).contains("did you mean `introspect`?"));
+    assert_eq!(error_of(quote!("a", introspect, introspect)), "duplicate option `introspect`: give it only once");
+    assert!(error_of(quote!(any("a", introspect))).starts_with("options go at the top level"));
+    assert!(error_of(quote!(introspect, "a")).starts_with("scopes come before the options"));
+    // A word far from every option is still a scope without quotes.
+    assert!(error_of(quote!(admin)).starts_with("expected a scope as a string literal, found `admin`"));
 }
 
 #[test]

@@ -27,6 +27,8 @@ pub(crate) struct Requirement {
     pub(crate) audience: Option<LitStr>,
     /// The path to the scopegate crate, when overridden.
     pub(crate) krate: Option<syn::Path>,
+    /// `introspect`: the handler's tokens go to the introspection endpoint, JWTs too.
+    pub(crate) introspect: bool,
 }
 
 /// A valid scope expression.
@@ -82,7 +84,7 @@ pub(crate) fn requirement(args: Args) -> syn::Result<Requirement> {
     let exprs: Vec<Node> = args.exprs.iter().filter_map(|expr| node(expr, &mut seen, &mut errors)).collect();
     let audience = args.aud.and_then(|aud| errors.check(audience(&aud)));
     let krate = args.krate.and_then(|krate| errors.check(crate_path(&krate)));
-    errors.finish(Requirement { exprs, audience, krate })
+    errors.finish(Requirement { exprs, audience, krate, introspect: args.introspect.is_some() })
 }
 
 /// Checks one expression; `seen` holds the scopes met so far, to find duplicates.

@@ -216,8 +216,9 @@ enum Reuse {
     /// A plain `AccessToken`: any verification by the same authority, whatever audience
     /// it checked (a guarded handler's `AccessToken` argument gets the guard's token).
     SameAuthority,
-    /// A guard: only a verification by the same authority for the same audience check.
-    SameAudience(Option<&'static str>),
+    /// A guard: only a verification by the same authority for the same audience check,
+    /// and for a guard with `introspect`, only one the introspection endpoint made.
+    SameAudience(Option<&'static str>, bool),
 }
 
 impl Verified {
@@ -226,7 +227,11 @@ impl Verified {
         let by_authority = all.filter(|o| std::ptr::eq(o.authority.as_ptr(), Arc::as_ptr(&authority.inner)));
         match reuse {
             Reuse::SameAuthority => by_authority.map(|o| &o.token).next(),
-            Reuse::SameAudience(audience) => by_authority.filter(|o| o.audience == audience).map(|o| &o.token).next(),
+            Reuse::SameAudience(audience, introspect) => by_authority
+                .filter(|o| o.audience == audience)
+                .filter(|o| !introspect || o.token.verified_by() == crate::Verification::Introspection)
+                .map(|o| &o.token)
+                .next(),
         }
     }
 }
@@ -247,11 +252,12 @@ async fn authenticate(
         Ok(Credentials::None) => return Ok(None),
         Err(error) => return Err(authority.reject(RejectionKind::InvalidRequest(error))),
     };
-    let audience = match reuse {
-        Reuse::SameAuthority => None,
-        Reuse::SameAudience(audience) => audience,
+    let (audience, introspect) = match reuse {
+        Reuse::SameAuthority => (None, false),
+        Reuse::SameAudience(audience, introspect) => (audience, introspect),
     };
-    let token = authority.verify_for(token, audience.map_or(AudienceCheck::Configured, AudienceCheck::Exact)).await?;
+    let check = audience.map_or(AudienceCheck::Configured, AudienceCheck::Exact);
+    let token = authority.verify_for(token, check, introspect).await?;
     let outcome = Outcome { authority: Arc::downgrade(&authority.inner), audience, token: token.clone() };
     match parts.extensions.get_mut::<Verified>() {
         Some(verified) => verified.more.push(outcome),
@@ -271,12 +277,18 @@ impl Authority {
     /// # Errors
     /// A [`Rejection`] saying why the token was refused.
     pub async fn verify(&self, token: &str) -> Result<AccessToken, Rejection> {
-        self.verify_for(token, AudienceCheck::Configured).await
+        self.verify_for(token, AudienceCheck::Configured, false).await
     }
 
-    /// Verifies a token for `audience`, counting the outcome.
-    async fn verify_for(&self, token: &str, audience: AudienceCheck<'_>) -> Result<AccessToken, Rejection> {
-        match self.verify_token(token, audience).await {
+    /// Verifies a token for `audience` (`introspect`: at the introspection endpoint even
+    /// if it is a JWT), counting the outcome.
+    async fn verify_for(
+        &self,
+        token: &str,
+        audience: AudienceCheck<'_>,
+        introspect: bool,
+    ) -> Result<AccessToken, Rejection> {
+        match self.verify_token(token, audience, introspect).await {
             Ok(claims) => {
                 self.inner.stats.accepted.fetch_add(1, Ordering::Relaxed);
                 crate::metrics::token_accepted();
@@ -343,6 +355,8 @@ pub trait Requirement: Send + Sync + 'static {
     const SCOPES: ScopeExpr;
     /// The 403 challenge's `scope` value.
     const CHALLENGE: &'static str;
+    /// `introspect`: the token goes to the introspection endpoint even when it is a JWT.
+    const INTROSPECT: bool = false;
 }
 
 /// The extractor `#[requires_scope]` puts first in a handler. Not public API.
@@ -360,7 +374,7 @@ impl<S: AuthorityState, R: Requirement> FromRequestParts<S> for Guard<R> {
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Rejection> {
         let authority = state.authority();
-        let token = authenticate(parts, &authority, Reuse::SameAudience(R::AUDIENCE))
+        let token = authenticate(parts, &authority, Reuse::SameAudience(R::AUDIENCE, R::INTROSPECT))
             .await
             .and_then(|token| token.ok_or_else(|| missing_credentials(&authority)))
             .map_err(|rejection| rejection.for_route(R::CHALLENGE))?;

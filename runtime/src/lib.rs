@@ -54,6 +54,12 @@
 //! - [`policy`]: policy as data. Every `#[requires_scope]` handler is known at run time;
 //!   [`policy::Policy`] is the route table (`unprotected()` finds routes open by accident)
 //!   and [`policy::ProtectedResource`] serves the RFC 9728 metadata.
+//! - [`routing`]: `get`, `post`, `put`, `patch`, `delete` in place of axum's, under which
+//!   a handler that is neither `#[requires_scope]`, nor takes [`AccessToken`] or
+//!   [`UserInfo`] first, nor wrapped in [`routing::public`] **does not compile**, and a
+//!   state without an [`Authority`] is named at the `.route(…)` call.
+//! - `openapi` (feature): `Policy::openapi` writes each operation's `security`, generated
+//!   from its attribute, into a utoipa OpenAPI 3.1 document.
 //!
 //! ## An MCP-style resource server
 //! A Model Context Protocol client discovers how to get a token from the resource server
@@ -487,6 +493,7 @@
 //! |---|---|---|
 //! | `testing` | no | [`testing::TestIssuer`], an in-memory issuer for tests, and [`testing::TestClock`] with [`AuthorityBuilder::clock`]. Never enable it in production. |
 //! | `metrics` | no | counters through the `metrics` facade (see "Metrics"); adds the `metrics` crate |
+//! | `openapi` | no | `scopegate::openapi`: `Policy::openapi` and `OpenApiSecurity`, with utoipa 6 (its document model and, because utoipa does not build without them, its derive macros). |
 //!
 //! ## Crypto backend
 //! Signatures are verified with `aws-lc-rs` (the backend of jsonwebtoken's `aws_lc_rs`
@@ -518,8 +525,11 @@ pub mod layer;
 pub mod metrics;
 #[cfg(test)]
 mod network_input_tests;
+#[cfg(feature = "openapi")]
+pub mod openapi;
 pub mod policy;
 mod rejection;
+pub mod routing;
 mod scope;
 mod source;
 mod userinfo;

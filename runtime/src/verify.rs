@@ -24,22 +24,32 @@ use crate::{
 
 impl Authority {
     /// Verifies a bearer token for the given audience, through the verified-token cache.
+    /// `introspect` (a handler's `#[requires_scope(…, introspect)]`) sends even a JWT to
+    /// the introspection endpoint; without one configured that is `misconfigured` (500).
     pub(crate) async fn verify_token(
         &self,
         token: &str,
         audience: AudienceCheck<'_>,
+        introspect: bool,
     ) -> Result<Arc<VerifiedClaims>, RejectionKind> {
         let config = &self.inner.config;
         if token.len() > config.max_token_size {
             return Err(TokenError::TooLarge.into());
         }
-        // A compact JWS is verified locally unless the API asked to introspect JWTs too;
-        // any other token goes to the introspection endpoint when there is one, and is
-        // refused `malformed_token` below when there is not.
+        // A compact JWS is verified locally unless the API (or the handler) asked to
+        // introspect JWTs too; any other token goes to the introspection endpoint when
+        // there is one, and is refused `malformed_token` below when there is not.
         if let Some(introspector) = &self.inner.introspection
-            && (introspector.introspect_jwts || !is_compact_jws(token))
+            && (introspect || introspector.introspect_jwts || !is_compact_jws(token))
         {
             return introspector.verify(config, token, audience).await;
+        }
+        if introspect {
+            tracing::error!(
+                "a handler with `#[requires_scope(…, introspect)]` is served by an Authority without \
+                 introspection: configure it with .introspection(client_id, client_secret)"
+            );
+            return Err(RejectionKind::Misconfigured);
         }
         let Some(cache) = &self.inner.token_cache else {
             return self.verify_uncached(token, audience).await.map(Arc::new);

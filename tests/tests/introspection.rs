@@ -509,6 +509,57 @@ async fn a_jws_token_is_never_introspected_by_default() {
     assert_eq!(endpoint.calls(), 1);
 }
 
+#[requires_scope("read:appointments", introspect)]
+async fn introspected(token: AccessToken) -> String {
+    format!("{} {:?}", token.subject(), token.verified_by())
+}
+
+fn app_with_introspected(authority: Authority) -> Router {
+    Router::new().route("/guarded", get(guarded)).route("/introspected", get(introspected)).with_state(authority)
+}
+
+#[tokio::test]
+async fn a_handler_with_introspect_sends_a_jwt_to_the_endpoint_and_a_plain_handler_does_not() {
+    let endpoint = Endpoint::start(Value::Null).await;
+    endpoint.set_mode(Mode::Answer(active(&endpoint.issuer())));
+    let issuer = TestIssuer::new().with_issuer(endpoint.issuer());
+    let jwt = issuer.access_token().audience(AUD).subject("jwt-user").scope("read:appointments").sign();
+    let router = app_with_introspected(endpoint.builder().introspection_cache_size(0, 65_536).build().unwrap());
+
+    let plain = call_path(&router, "/guarded", &jwt).await;
+    assert_eq!((plain.status, plain.body.as_str()), (StatusCode::OK, "jwt-user Some(\"test-client\") Jwt -"));
+    assert_eq!(endpoint.calls(), 0, "a plain handler verifies a JWT locally");
+
+    let introspected = call_path(&router, "/introspected", &jwt).await;
+    assert_eq!((introspected.status, introspected.body.as_str()), (StatusCode::OK, "user-7 Introspection"));
+    assert_eq!(endpoint.calls(), 1, "the introspect handler asked the endpoint about the JWT");
+    assert_eq!(*endpoint.state.form.lock().unwrap(), format!("token={jwt}&token_type_hint=access_token"));
+
+    // Revoked at the issuer: the introspect handler sees it at once, the plain one cannot.
+    endpoint.set_mode(Mode::Answer(json!({"active": false})));
+    let refused = call_path(&router, "/introspected", &jwt).await;
+    assert_eq!((refused.status, refused.reason().as_str()), (StatusCode::UNAUTHORIZED, "inactive_token"));
+    assert_eq!(
+        refused.challenge.as_deref(),
+        Some(
+            r#"Bearer realm="https://api.example.test", error="invalid_token", error_description="The access token is not active""#
+        )
+    );
+    assert_eq!(endpoint.calls(), 2);
+    assert_eq!(call_path(&router, "/guarded", &jwt).await.status, StatusCode::OK);
+    assert_eq!(endpoint.calls(), 2);
+}
+
+#[tokio::test]
+async fn a_handler_with_introspect_under_an_authority_without_introspection_is_misconfigured() {
+    let issuer = TestIssuer::new();
+    let jwt = issuer.access_token().audience(AUD).scope("read:appointments").sign();
+    let router = app_with_introspected(issuer.authority(AUD));
+    let outcome = call_path(&router, "/introspected", &jwt).await;
+    assert_eq!((outcome.status, outcome.reason().as_str()), (StatusCode::INTERNAL_SERVER_ERROR, "misconfigured"));
+    assert_eq!(call_path(&router, "/guarded", &jwt).await.status, StatusCode::OK);
+}
+
 #[tokio::test]
 async fn an_opaque_token_is_malformed_without_introspection() {
     let router = app(TestIssuer::new().authority(AUD));

@@ -22,12 +22,16 @@ use axum::{
     extract::{DefaultBodyLimit, FromRef, State},
     http::{Method, Request, Response, StatusCode, header},
     response::IntoResponse,
-    routing::{delete, get},
 };
 use scopegate::{
     AccessToken, Authority, UserInfo,
+    openapi::{
+        OpenApiSecurity,
+        utoipa::openapi::{Info, OpenApi, Paths},
+    },
     policy::{Policy, ProtectedResource},
     requires_scope,
+    routing::{delete, get, post, public},
 };
 use serde::{Deserialize, Serialize};
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
@@ -57,6 +61,7 @@ pub(crate) struct AppState {
 pub(crate) fn policy(audience: &str) -> Policy {
     Policy::new(audience)
         .public(Method::GET, "/health", health)
+        .public(Method::GET, "/openapi.json", openapi_json)
         .route(Method::GET, "/api/appointments", list_appointments)
         .route(Method::POST, "/api/appointments", create_appointment)
         .route(Method::DELETE, "/api/appointments/{id}", delete_appointment)
@@ -71,14 +76,18 @@ pub(crate) fn api_scopes() -> Vec<&'static str> {
 }
 
 /// The application: routes, the RFC 9728 metadata, body limit, request logging.
+///
+/// The routing functions are scopegate's: a handler that is neither guarded, nor takes
+/// `AccessToken`/`UserInfo` first, nor wrapped in `public(…)` does not compile.
 pub(crate) fn router(state: AppState) -> Router {
     let audience = state.authority.audiences().next().unwrap_or_default().to_owned();
     let metadata = ProtectedResource::new(audience.clone(), [state.authority.issuer()])
         .scopes(policy(&audience).scopes())
         .resource_name("Appointments API");
     Router::new()
-        .route("/health", get(health))
-        .route("/api/appointments", get(list_appointments).post(create_appointment))
+        .route("/health", get(public(health)))
+        .route("/openapi.json", get(public(openapi_json)))
+        .route("/api/appointments", get(list_appointments).merge(post(create_appointment)))
         .route("/api/appointments/{id}", delete(delete_appointment))
         .route("/api/me", get(me))
         .route("/api/profile", get(profile))
@@ -104,6 +113,19 @@ pub(crate) fn router(state: AppState) -> Router {
 /// Open: for load balancers and uptime checks.
 async fn health() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok" }))
+}
+
+/// Open: the OpenAPI 3.1 document, each operation's `security` generated from its
+/// handler's attribute (`any(…)` as alternatives), and an `openIdConnect` scheme naming
+/// the issuer's discovery document.
+async fn openapi_json(State(authority): State<Authority>) -> Json<OpenApi> {
+    let audience = authority.audiences().next().unwrap_or_default().to_owned();
+    let mut info = Info::new("Appointments API", env!("CARGO_PKG_VERSION"));
+    info.description = Some("Appointments of the caller, protected by OAuth 2.0 access tokens.".to_owned());
+    Json(
+        policy(&audience)
+            .openapi(OpenApi::new(info, Paths::new()), &OpenApiSecurity::openid_connect(authority.issuer())),
+    )
 }
 
 /// The caller's appointments, soonest first.

@@ -6,10 +6,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test helpers fail loudly")]
 
 use std::{
+    io::Write as _,
     net::{Ipv4Addr, SocketAddr},
+    path::{Path, PathBuf},
     process::{Child, Command, ExitStatus, Stdio},
     sync::{
-        Arc, Mutex,
+        Arc, Mutex, OnceLock,
         atomic::{AtomicUsize, Ordering},
     },
     thread::JoinHandle,
@@ -857,6 +859,7 @@ fn routes_prints_the_route_table_and_exits_0() {
         format!(
             "METHOD  PATH                    REQUIREMENT                                                     AUDIENCE                  HANDLER\n\
              GET     /health                 public                                                          -                         appointments_api::routes::health\n\
+             GET     /openapi.json           public                                                          -                         appointments_api::routes::openapi_json\n\
              GET     /api/appointments       \"read:appointments\"                                             {aud}  appointments_api::routes::list_appointments\n\
              POST    /api/appointments       \"write:appointments\"                                            {aud}  appointments_api::routes::create_appointment\n\
              DELETE  /api/appointments/{{id}}  any(\"admin\", all(\"write:appointments\", \"delete:appointments\"))  {aud}  appointments_api::routes::delete_appointment\n\
@@ -864,4 +867,138 @@ fn routes_prints_the_route_table_and_exits_0() {
              GET     /api/profile            any valid access token                                          {aud}  appointments_api::routes::profile\n"
         )
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// GET /openapi.json, validated with a real OpenAPI 3.1 validator
+// ---------------------------------------------------------------------------------------
+
+/// `tests/openapi-validator` (`@seriousme/openapi-schema-validator`, the official OpenAPI
+/// 3.1 JSON schema), copied into a temporary directory and installed there with `npm ci`
+/// once per test process. `None` without Node 20+ and npm, except under CI, where that
+/// fails the test: a CI that skipped the validation would have checked nothing.
+fn openapi_validator() -> Option<PathBuf> {
+    static PREPARED: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    const NEEDS: &str = "validating /openapi.json needs Node 20 or newer with npm on the PATH";
+    let prepared = PREPARED.get_or_init(|| {
+        let node = Command::new("node").arg("--version").stdin(Stdio::null()).output();
+        let major = node.ok().filter(|o| o.status.success()).and_then(|o| {
+            let version = String::from_utf8_lossy(&o.stdout).trim().to_owned();
+            version.strip_prefix('v').and_then(|v| v.split('.').next()).and_then(|m| m.parse::<u32>().ok())
+        });
+        if major.is_none_or(|major| major < 20) {
+            return Err(format!("{NEEDS}: `node --version` failed or is older than 20"));
+        }
+        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/openapi-validator");
+        const PREFIX: &str = "scopegate-openapi-validator-";
+        // Copies of earlier test processes that have exited (Linux: `/proc/<pid>` is gone).
+        for entry in std::fs::read_dir(std::env::temp_dir()).into_iter().flatten().flatten() {
+            let name = entry.file_name();
+            let pid = name.to_str().and_then(|n| n.strip_prefix(PREFIX)).and_then(|p| p.parse::<u32>().ok());
+            if pid.is_some_and(|pid| Path::new("/proc/self").exists() && !Path::new(&format!("/proc/{pid}")).exists()) {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+        let copy = std::env::temp_dir().join(format!("{PREFIX}{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&copy);
+        std::fs::create_dir(&copy).map_err(|e| format!("cannot create {}: {e}", copy.display()))?;
+        for file in ["package.json", "package-lock.json", "validate.mjs"] {
+            std::fs::copy(source.join(file), copy.join(file)).map_err(|e| format!("cannot copy {file}: {e}"))?;
+        }
+        let mut npm = Command::new("npm");
+        npm.current_dir(&copy).args(["ci", "--no-audit", "--no-fund", "--loglevel=error"]);
+        let (status, stdout, stderr) = run_bounded_for(npm, Duration::from_secs(300));
+        if !status.success() {
+            return Err(format!("`npm ci` in {} failed ({status}): {stdout}{stderr}; {NEEDS}", copy.display()));
+        }
+        Ok(copy)
+    });
+    match prepared {
+        Ok(dir) => Some(dir.clone()),
+        Err(why) if std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0") => {
+            panic!("CI must validate /openapi.json, but {why}")
+        }
+        Err(why) => {
+            let _ = writeln!(std::io::stderr(), "SKIPPED the OpenAPI 3.1 validation: {why}");
+            None
+        }
+    }
+}
+
+/// Runs `command` to its end within `timeout` (killed after it): status, stdout, stderr.
+fn run_bounded_for(mut command: Command, timeout: Duration) -> (ExitStatus, String, String) {
+    let mut child = command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let (stdout, stderr) = (Arc::new(Mutex::new(Vec::new())), Arc::new(Mutex::new(Vec::new())));
+    let readers = [
+        read_lines(child.stdout.take().unwrap(), Arc::clone(&stdout)),
+        read_lines(child.stderr.take().unwrap(), Arc::clone(&stderr)),
+    ];
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            panic!("{command:?} did not finish within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    for reader in readers {
+        reader.join().unwrap();
+    }
+    let text = |lines: &Arc<Mutex<Vec<String>>>| lines.lock().unwrap().join("\n");
+    (status, text(&stdout), text(&stderr))
+}
+
+#[tokio::test]
+async fn openapi_json_is_valid_openapi_3_1_and_every_operations_security_is_its_routes_requirement() {
+    let service = Service::start(&[]).await;
+    let issuer = service.dev_client().issuer;
+    let reply = send(client().get(service.url("/openapi.json"))).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let document = reply.json();
+    assert_eq!(document["openapi"], "3.1.0");
+
+    // Every operation of the document, with its `security`: exactly the route table's.
+    let mut operations = serde_json::Map::new();
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            operations.insert(format!("{} {path}", method.to_uppercase()), operation["security"].clone());
+        }
+    }
+    let oauth2 = |scopes: &[&str]| json!({ "oauth2": scopes });
+    assert_eq!(
+        Value::Object(operations),
+        json!({
+            "GET /health": [],
+            "GET /openapi.json": [],
+            "GET /api/appointments": [oauth2(&["read:appointments"])],
+            "POST /api/appointments": [oauth2(&["write:appointments"])],
+            "DELETE /api/appointments/{id}": [oauth2(&["admin"]), oauth2(&["write:appointments", "delete:appointments"])],
+            "GET /api/me": [oauth2(&[])],
+            "GET /api/profile": [oauth2(&[])],
+        })
+    );
+    let delete = &document["paths"]["/api/appointments/{id}"]["delete"];
+    assert_eq!(
+        delete["parameters"],
+        json!([{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}])
+    );
+    let statuses: Vec<&String> = delete["responses"].as_object().unwrap().keys().collect();
+    assert_eq!(statuses, ["401", "403", "default"]);
+    let scheme = &document["components"]["securitySchemes"]["oauth2"];
+    assert_eq!(scheme["type"], "openIdConnect");
+    let discovery = scheme["openIdConnectUrl"].as_str().unwrap();
+    assert_eq!(discovery, format!("{issuer}/.well-known/openid-configuration"));
+    assert_eq!(send(client().get(discovery)).await.json()["issuer"], issuer.as_str());
+
+    let Some(validator) = openapi_validator() else { return };
+    let file = validator.join("openapi.json");
+    std::fs::write(&file, &reply.body).unwrap();
+    let mut node = Command::new("node");
+    node.current_dir(&validator).arg("validate.mjs").arg(&file);
+    let (status, stdout, stderr) = run_bounded_for(node, Duration::from_secs(60));
+    assert!(status.success(), "the OpenAPI 3.1 validator refused /openapi.json: {stdout}{stderr}");
+    assert_eq!(stdout.trim(), "VALID OpenAPI 3.1");
 }

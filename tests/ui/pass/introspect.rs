@@ -1,0 +1,21 @@
+//! `introspect` alone, and with the other options, in any order after the scopes.
+use axum::{Router, routing::get};
+use scopegate::{AccessToken, Authority, requires_scope};
+
+#[requires_scope("payments:write", introspect)]
+async fn pay(token: AccessToken) -> String {
+    token.subject().to_owned()
+}
+
+#[requires_scope(any("admin", "payments:read"), introspect, aud = "https://payments.example.test",)]
+async fn history() -> &'static str {
+    "[]"
+}
+
+fn app(authority: Authority) -> Router {
+    Router::new().route("/pay", get(pay)).route("/history", get(history)).with_state(authority)
+}
+
+fn main() {
+    let _ = app;
+}
