@@ -322,7 +322,9 @@ pub(crate) async fn required_token(
     authority: &Authority,
     audience: Option<&'static str>,
 ) -> Result<AccessToken, Rejection> {
-    authenticate(parts, authority, Reuse::SameAudience(audience)).await?.ok_or_else(|| missing_credentials(authority))
+    authenticate(parts, authority, Reuse::SameAudience(audience, false))
+        .await?
+        .ok_or_else(|| missing_credentials(authority))
 }
 
 fn missing_credentials(authority: &Authority) -> Rejection {
