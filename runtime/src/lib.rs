@@ -76,7 +76,7 @@
 //!     .await?;
 //! let policy = Policy::new(RESOURCE).route(Method::POST, "/mcp", mcp);
 //! assert!(policy.unprotected().is_empty());
-//! let metadata = ProtectedResource::new(RESOURCE, [authority.issuer()]).scopes(policy.scopes());
+//! let metadata = ProtectedResource::new(RESOURCE, authority.issuers()).scopes(policy.scopes());
 //! // GET /.well-known/oauth-protected-resource/mcp (RFC 9728 §3.1) and the root form;
 //! // a 401 says: Bearer realm="https://mcp.example.test/mcp", scope="mcp:tools",
 //! //   resource_metadata="https://mcp.example.test/.well-known/oauth-protected-resource/mcp"
