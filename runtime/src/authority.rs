@@ -430,14 +430,21 @@ impl AuthorityBuilder {
     /// [`Authority::issuer`] is this builder's issuer, [`Authority::issuers`] lists all.
     ///
     /// ```
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// use scopegate::Authority;
     ///
+    /// # let jwks = r#"{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"k1","use":"sig",
+    /// #              "x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}"#;
+    /// // Customers sign in with Auth0, staff with Entra ID (keys given here so that the
+    /// // example needs no network; without them each issuer's keys are discovered).
     /// let authority = Authority::auth0("customers.eu.auth0.com", "https://api.example.test")
-    ///     .also_trust(Authority::entra("00000000-0000-0000-0000-000000000001", "api://example"))
+    ///     .static_jwks(jwks)
+    ///     .also_trust(Authority::entra("7d1a9b62-0d54-4a4c-9b1e-3f5c2a8e6b10", "api://example").static_jwks(jwks))
     ///     .build()?;
-    /// assert_eq!(authority.issuers().len(), 2);
+    /// assert_eq!(
+    ///     authority.issuers(),
+    ///     ["https://customers.eu.auth0.com/", "https://login.microsoftonline.com/7d1a9b62-0d54-4a4c-9b1e-3f5c2a8e6b10/v2.0"]
+    /// );
     /// # Ok(())
     /// # }
     /// ```

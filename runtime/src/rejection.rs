@@ -81,7 +81,9 @@ pub enum TokenError {
     UnknownKey,
     /// The signature does not verify with the selected key.
     InvalidSignature,
-    /// `iss` is missing, not a string, or not exactly the configured issuer.
+    /// `iss` is missing, not a string, or not exactly the configured issuer (with several
+    /// issuers, none of them; with a tenant template, not an allowed tenant's, or not the
+    /// tenant of `tid`).
     InvalidIssuer,
     /// `aud` is missing, malformed, or does not contain this API's audience.
     InvalidAudience,
