@@ -3,7 +3,7 @@
 //! The attribute grammar is
 //!
 //! ```text
-//! ARGS   := EXPR,* [, aud = "audience"] [, crate = "path"] [,]
+//! ARGS   := EXPR,* [, aud = "audience"] [, iss = "issuer"] [, crate = "path"] [,]
 //! EXPR   := "scope" | any(EXPR, …) | all(EXPR, …)
 //! ```
 //!
@@ -24,6 +24,7 @@ use syn::{Attribute, Ident, Lit, LitStr, Signature, Token, Visibility, token};
 /// Custom keywords of the attribute.
 mod kw {
     syn::custom_keyword!(aud);
+    syn::custom_keyword!(iss);
     syn::custom_keyword!(any);
     syn::custom_keyword!(all);
 }
@@ -41,6 +42,8 @@ pub(crate) struct Args {
     pub(crate) attempted_scope: bool,
     /// `aud = <value>`.
     pub(crate) aud: Option<OptionValue>,
+    /// `iss = <value>`.
+    pub(crate) iss: Option<OptionValue>,
     /// `crate = <value>`.
     pub(crate) krate: Option<OptionValue>,
     /// Recoverable problems found while parsing, in source order.
@@ -88,6 +91,7 @@ pub(crate) enum Op {
 enum Item {
     Expr(Expr),
     Aud(OptionValue),
+    Iss(OptionValue),
     Crate(OptionValue),
     /// A malformed item, already reported; `in_scope_position` when it was meant as a scope.
     Skipped {
@@ -104,7 +108,8 @@ struct Cx<'a> {
 
 impl Parse for Args {
     fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
-        let mut args = Args { exprs: Vec::new(), attempted_scope: false, aud: None, krate: None, errors: Vec::new() };
+        let mut args =
+            Args { exprs: Vec::new(), attempted_scope: false, aud: None, iss: None, krate: None, errors: Vec::new() };
         // The first option's key, to point out a scope written after the options.
         let mut first_option: Option<&'static str> = None;
         while !input.is_empty() {
@@ -123,6 +128,10 @@ impl Parse for Args {
                 Item::Aud(value) => {
                     first_option.get_or_insert("aud");
                     set_once(&mut args.aud, value, "aud", &mut args.errors);
+                }
+                Item::Iss(value) => {
+                    first_option.get_or_insert("iss");
+                    set_once(&mut args.iss, value, "iss", &mut args.errors);
                 }
                 Item::Crate(value) => {
                     first_option.get_or_insert("crate");
@@ -174,6 +183,10 @@ fn parse_item(input: ParseStream<'_>, cx: &mut Cx<'_>) -> syn::Result<Item> {
     if lookahead.peek(kw::aud) {
         let key: kw::aud = input.parse()?;
         return parse_option_value(input, key.span, cx).map(|value| value.map_or(SKIPPED_OPTION, Item::Aud));
+    }
+    if lookahead.peek(kw::iss) {
+        let key: kw::iss = input.parse()?;
+        return parse_option_value(input, key.span, cx).map(|value| value.map_or(SKIPPED_OPTION, Item::Iss));
     }
     if lookahead.peek(Token![crate]) {
         let key: Token![crate] = input.parse()?;
@@ -268,13 +281,13 @@ fn unknown_option(word: &Ident) -> syn::Error {
     let name = word.unraw().to_string();
     let message = match suggest_option(&name) {
         Some(known) => format!(
-            "unknown option `{name}`: did you mean `{known}`? (the options are `aud = \"…\"` and `crate = \"…\"`)"
+            "unknown option `{name}`: did you mean `{known}`? (the options are `aud = \"…\"`, `iss = \"…\"` and `crate = \"…\"`)"
         ),
         None if name == "scope" || name == "scopes" => format!(
             "unknown option `{name}`: scopes are listed directly, without a key: `#[requires_scope(\"read:items\", \"write:items\")]`"
         ),
         None => format!(
-            "unknown option `{name}`: the options are `aud = \"…\"` (the audience this handler requires) and `crate = \"…\"` (the path to scopegate)"
+            "unknown option `{name}`: the options are `aud = \"…\"` (the audience this handler requires), `iss = \"…\"` (the issuer it requires) and `crate = \"…\"` (the path to scopegate)"
         ),
     };
     syn::Error::new(word.span(), message)
@@ -284,7 +297,7 @@ fn unknown_option(word: &Ident) -> syn::Error {
 pub(crate) fn suggest_option(name: &str) -> Option<&'static str> {
     let normalized = name.to_ascii_lowercase();
     let normalized = normalized.trim_matches('_');
-    ["aud", "crate"].into_iter().find(|known| {
+    ["aud", "iss", "crate"].into_iter().find(|known| {
         normalized == *known
             || (normalized.len() >= 2 && (normalized.starts_with(known) || known.starts_with(normalized)))
             || (normalized.len() >= 3 && edit_distance(normalized, known) <= 2)
@@ -333,7 +346,7 @@ fn parse_group(input: ParseStream<'_>, cx: &mut Cx<'_>) -> syn::Result<GroupExpr
         written += 1;
         match parse_item(&content, &mut inner)? {
             Item::Expr(expr) => members.push(expr),
-            Item::Aud(_) | Item::Crate(_) | Item::Skipped { .. } => {}
+            Item::Aud(_) | Item::Iss(_) | Item::Crate(_) | Item::Skipped { .. } => {}
         }
         if content.is_empty() {
             break;

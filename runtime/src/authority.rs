@@ -161,7 +161,8 @@ impl Authority {
         std::iter::once(self).chain(&self.inner.also).find(|a| a.inner.config.trusts_issuer(iss))
     }
 
-    /// The audiences accepted by default (handlers may name another with `aud = "…"`).
+    /// The audiences accepted by default (handlers may name another with `aud = "…"`):
+    /// with several issuers, the first issuer's (each checks its own).
     pub fn audiences(&self) -> impl Iterator<Item = &str> {
         self.inner.config.audiences.iter().map(|a| &**a)
     }

@@ -324,6 +324,8 @@ pub trait Requirement: Send + Sync + 'static {
     const SCOPES: ScopeExpr;
     /// The 403 challenge's `scope` value.
     const CHALLENGE: &'static str;
+    /// The issuer named with `iss = "…"`, or `None` for any issuer the authority trusts.
+    const ISSUER: Option<&'static str> = None;
 }
 
 /// The extractor `#[requires_scope]` puts first in a handler. Not public API.
@@ -345,6 +347,12 @@ impl<S: AuthorityState, R: Requirement> FromRequestParts<S> for Guard<R> {
             .await
             .and_then(|token| token.ok_or_else(|| missing_credentials(&authority)))
             .map_err(|rejection| rejection.for_route(R::CHALLENGE))?;
+        if let Some(issuer) = R::ISSUER
+            && token.issuer() != issuer
+        {
+            let kind = RejectionKind::InvalidToken(crate::rejection::TokenError::IssuerNotAllowedHere);
+            return Err(authority.reject(kind).for_route(R::CHALLENGE));
+        }
         if !R::SCOPES.is_satisfied_by(token.scopes()) {
             return Err(
                 authority.reject(RejectionKind::InsufficientScope { required: R::CHALLENGE, requirement: R::SCOPES })

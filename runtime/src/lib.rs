@@ -131,6 +131,7 @@
 //! | `invalid_claim` | 401 `invalid_token` | The access token lacks a required claim or has a malformed one |
 //! | `invalid_scope_claim` | 401 `invalid_token` | The access token scope claim is malformed |
 //! | `client_not_allowed` | 401 `invalid_token` | The access token was issued to a client this API does not accept |
+//! | `issuer_not_allowed_here` | 401 `invalid_token` | The access token was issued by an issuer this resource does not accept |
 //! | `sender_constrained` | 401 `invalid_token` | The access token is sender-constrained and cannot be used as a bearer token |
 //! | `empty_claim` | 401 `invalid_token` | The access token has an empty sub, client_id or jti claim |
 //! | `inactive_token` | 401 `invalid_token` | The access token is not active (introspection answered `active` other than `true`) |

@@ -14,12 +14,15 @@ use std::sync::{
 
 use axum::{
     Router,
+    body::Body,
     extract::State,
-    http::{StatusCode, Uri, header},
+    http::{Request, StatusCode, Uri, header},
     response::{IntoResponse, Response},
 };
-use scopegate::{Authority, AuthorityBuilder, ScopeClaim, testing::TestIssuer};
+use http_body_util::BodyExt;
+use scopegate::{AccessToken, Authority, AuthorityBuilder, ScopeClaim, requires_scope, testing::TestIssuer};
 use serde_json::{Value, json};
+use tower::ServiceExt;
 
 const AUD: &str = "https://api.example.test";
 
@@ -241,6 +244,56 @@ async fn an_unreachable_added_issuer_fails_connect_naming_it() {
     assert_eq!(error.setting(), "also_trust");
     assert!(error.is_unreachable());
     assert!(error.to_string().contains("for the issuer `http://127.0.0.1:9/b/` added with also_trust"), "{error}");
+}
+
+// ---------------------------------------------------------------------------------------
+// A handler that requires one issuer
+
+const STAFF_ISSUER: &str = "https://staff.example.test/";
+
+#[requires_scope("read", iss = "https://staff.example.test/")]
+async fn staff_only(token: AccessToken) -> String {
+    token.issuer().to_owned()
+}
+
+#[requires_scope("read")]
+async fn any_issuer(token: AccessToken) -> String {
+    token.issuer().to_owned()
+}
+
+async fn get(app: &Router, path: &str, token: &str) -> (StatusCode, String, String) {
+    let request = Request::get(path).header(header::AUTHORIZATION, format!("Bearer {token}")).body(Body::empty());
+    let response = app.clone().oneshot(request.unwrap()).await.unwrap();
+    let status = response.status();
+    let challenge = response.headers().get(header::WWW_AUTHENTICATE).map_or("", |v| v.to_str().unwrap()).to_owned();
+    let body = String::from_utf8(response.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
+    (status, challenge, body)
+}
+
+#[tokio::test]
+async fn a_handler_requiring_an_issuer_refuses_the_other_trusted_issuers_tokens() {
+    let customers = TestIssuer::with_fresh_keys("https://customers.example.test/");
+    let staff = TestIssuer::with_fresh_keys(STAFF_ISSUER);
+    let authority = customers.authority_builder(AUD).also_trust(staff.authority_builder(AUD)).build().unwrap();
+    let app = Router::new()
+        .route("/staff", axum::routing::get(staff_only))
+        .route("/any", axum::routing::get(any_issuer))
+        .with_state(authority.clone());
+    let staff_token = staff.access_token().audience(AUD).scope("read").sign();
+    let customer_token = customers.access_token().audience(AUD).scope("read").sign();
+
+    assert_eq!(get(&app, "/staff", &staff_token).await, (StatusCode::OK, String::new(), STAFF_ISSUER.to_owned()));
+    let (status, challenge, body) = get(&app, "/staff", &customer_token).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        challenge,
+        r#"Bearer realm="https://api.example.test", error="invalid_token", error_description="The access token was issued by an issuer this resource does not accept""#
+    );
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["reason"], "issuer_not_allowed_here");
+    // Without `iss`, any trusted issuer.
+    assert_eq!(get(&app, "/any", &customer_token).await.2, "https://customers.example.test/");
+    assert_eq!(get(&app, "/any", &staff_token).await.2, STAFF_ISSUER);
+    assert_eq!(authority.rejections_by_reason(), [("issuer_not_allowed_here", 1)]);
 }
 
 // ---------------------------------------------------------------------------------------
