@@ -34,6 +34,10 @@ pub(crate) fn guarded_handler(requirement: &Requirement, handler: Handler) -> To
         Some(audience) => quote_spanned!(span=> ::core::option::Option::Some(#audience)),
         None => quote_spanned!(span=> ::core::option::Option::None),
     };
+    // Only when given: without `iss`, the trait's default (`None`, any trusted issuer).
+    let issuer = requirement.issuer.as_ref().map(|issuer| {
+        quote_spanned!(span=> const ISSUER: ::core::option::Option<&'static str> = ::core::option::Option::Some(#issuer);)
+    });
     let scopes = group_tokens(Op::All, &requirement.exprs, &private);
     let challenge = LitStr::new(&challenge(&requirement.exprs).join(" "), span);
     // Only when set, so that the expansion of every other handler stays as it was.
@@ -67,6 +71,7 @@ pub(crate) fn guarded_handler(requirement: &Requirement, handler: Handler) -> To
             const SCOPES: #private::ScopeExpr = #scopes;
             const CHALLENGE: &'static str = #challenge;
             #introspect
+            #issuer
         }
 
         // The declaration, known at run time through a link-time inventory

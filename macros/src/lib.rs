@@ -19,7 +19,7 @@ use proc_macro2::{Span, TokenStream as TokenStream2};
 /// Requires an OAuth 2.0 access token with the given scopes before an axum handler runs.
 ///
 /// ```text
-/// #[requires_scope(EXPR [, aud = "audience"] [, introspect] [, crate = "path"])]
+/// #[requires_scope(EXPR [, aud = "audience"] [, iss = "issuer"] [, introspect] [, crate = "path"])]
 ///
 /// EXPR := "scope" | "scope", "scope", …      every listed scope is required
 ///       | any(EXPR, …) | all(EXPR, …)        one of / every one of; they nest
@@ -104,6 +104,24 @@ use proc_macro2::{Span, TokenStream as TokenStream2};
 ///     "for the reports API only"
 /// }
 /// # let _ = reports;
+/// ```
+///
+/// # `iss = "…"`
+///
+/// The issuer the token must come from, for an [`Authority`] that trusts several
+/// (`AuthorityBuilder::also_trust`): a token of another trusted issuer is refused with
+/// `401`, `error="invalid_token"` and the reason `issuer_not_allowed_here`. The value is an
+/// absolute `https` (or, for a loopback development issuer, `http`) URL with a host and no
+/// query or fragment, compared byte for byte with the token's `iss`:
+///
+/// ```
+/// use scopegate::requires_scope;
+///
+/// #[requires_scope("staff:read", iss = "https://login.microsoftonline.com/7d1a9b62-0d54-4a4c-9b1e-3f5c2a8e6b10/v2.0")]
+/// async fn staff_directory() -> &'static str {
+///     "for the workforce tenant's tokens only"
+/// }
+/// # let _ = staff_directory;
 /// ```
 ///
 /// # `introspect`
@@ -201,7 +219,7 @@ use proc_macro2::{Span, TokenStream as TokenStream2};
 /// empty or contains a space, a tab, `"`, `\`, a control or a non-ASCII character; no
 /// scope at all; an empty `any()` or `all()`; a scope named twice; an option given twice
 /// or unknown (with a suggestion, e.g. `audience` → `aud`); an empty or blank `aud`, or
-/// one containing whitespace; a handler that is not `async`, that takes `self`, or that
+/// one containing whitespace; an `iss` that is not an absolute http(s) URL with a host; a handler that is not `async`, that takes `self`, or that
 /// takes more than 15 arguments (axum handlers take at most 16 and the guard is one).
 ///
 /// ```compile_fail
@@ -224,7 +242,7 @@ use proc_macro2::{Span, TokenStream as TokenStream2};
 /// - The attribute goes on a free `async fn`, not on a fn inside an `impl` block: it emits
 ///   a requirement type next to the handler, and types cannot be declared in an `impl`.
 ///   An associated fn is not detected and fails to compile with rustc's own error.
-/// - Scopes and `aud` are string literals; constants and macros are not accepted.
+/// - Scopes, `aud` and `iss` are string literals; constants and macros are not accepted.
 /// - The attribute declares a hidden type `__scopegate_requirement_<handler>` (the
 ///   requirement) in the handler's module, with the handler's visibility and `#[cfg]`s.
 ///

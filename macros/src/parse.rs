@@ -3,7 +3,7 @@
 //! The attribute grammar is
 //!
 //! ```text
-//! ARGS   := EXPR,* [, aud = "audience"] [, introspect] [, crate = "path"] [,]
+//! ARGS   := EXPR,* [, aud = "audience"] [, iss = "issuer"] [, introspect] [, crate = "path"] [,]
 //! EXPR   := "scope" | any(EXPR, …) | all(EXPR, …)
 //! ```
 //!
@@ -24,6 +24,7 @@ use syn::{Attribute, Ident, Lit, LitStr, Signature, Token, Visibility, token};
 /// Custom keywords of the attribute.
 mod kw {
     syn::custom_keyword!(aud);
+    syn::custom_keyword!(iss);
     syn::custom_keyword!(any);
     syn::custom_keyword!(all);
     syn::custom_keyword!(introspect);
@@ -42,6 +43,8 @@ pub(crate) struct Args {
     pub(crate) attempted_scope: bool,
     /// `aud = <value>`.
     pub(crate) aud: Option<OptionValue>,
+    /// `iss = <value>`.
+    pub(crate) iss: Option<OptionValue>,
     /// `crate = <value>`.
     pub(crate) krate: Option<OptionValue>,
     /// The span of the `introspect` flag, when given.
@@ -91,6 +94,7 @@ pub(crate) enum Op {
 enum Item {
     Expr(Expr),
     Aud(OptionValue),
+    Iss(OptionValue),
     Crate(OptionValue),
     /// The `introspect` flag, at its span.
     Introspect(Span),
@@ -113,6 +117,7 @@ impl Parse for Args {
             exprs: Vec::new(),
             attempted_scope: false,
             aud: None,
+            iss: None,
             krate: None,
             introspect: None,
             errors: Vec::new(),
@@ -135,6 +140,10 @@ impl Parse for Args {
                 Item::Aud(value) => {
                     first_option.get_or_insert("aud");
                     set_once(&mut args.aud, value, "aud", &mut args.errors);
+                }
+                Item::Iss(value) => {
+                    first_option.get_or_insert("iss");
+                    set_once(&mut args.iss, value, "iss", &mut args.errors);
                 }
                 Item::Crate(value) => {
                     first_option.get_or_insert("crate");
@@ -193,6 +202,10 @@ fn parse_item(input: ParseStream<'_>, cx: &mut Cx<'_>) -> syn::Result<Item> {
     if lookahead.peek(kw::aud) {
         let key: kw::aud = input.parse()?;
         return parse_option_value(input, key.span, cx).map(|value| value.map_or(SKIPPED_OPTION, Item::Aud));
+    }
+    if lookahead.peek(kw::iss) {
+        let key: kw::iss = input.parse()?;
+        return parse_option_value(input, key.span, cx).map(|value| value.map_or(SKIPPED_OPTION, Item::Iss));
     }
     if lookahead.peek(kw::introspect) {
         return parse_introspect(input, cx);
@@ -317,13 +330,13 @@ fn unknown_option(word: &Ident) -> syn::Error {
     let name = word.unraw().to_string();
     let message = match suggest_option(&name) {
         Some(known) => format!(
-            "unknown option `{name}`: did you mean `{known}`? (the options are `aud = \"…\"`, `introspect` and `crate = \"…\"`)"
+            "unknown option `{name}`: did you mean `{known}`? (the options are `aud = \"…\"`, `iss = \"…\"`, `introspect` and `crate = \"…\"`)"
         ),
         None if name == "scope" || name == "scopes" => format!(
             "unknown option `{name}`: scopes are listed directly, without a key: `#[requires_scope(\"read:items\", \"write:items\")]`"
         ),
         None => format!(
-            "unknown option `{name}`: the options are `aud = \"…\"` (the audience this handler requires), `introspect` (introspect its tokens, JWTs too) and `crate = \"…\"` (the path to scopegate)"
+            "unknown option `{name}`: the options are `aud = \"…\"` (the audience this handler requires), `iss = \"…\"` (the issuer it requires), `introspect` (introspect its tokens, JWTs too) and `crate = \"…\"` (the path to scopegate)"
         ),
     };
     syn::Error::new(word.span(), message)
@@ -333,7 +346,7 @@ fn unknown_option(word: &Ident) -> syn::Error {
 pub(crate) fn suggest_option(name: &str) -> Option<&'static str> {
     let normalized = name.to_ascii_lowercase();
     let normalized = normalized.trim_matches('_');
-    ["aud", "crate", "introspect"].into_iter().find(|known| {
+    ["aud", "iss", "crate", "introspect"].into_iter().find(|known| {
         normalized == *known
             || (normalized.len() >= 2 && (normalized.starts_with(known) || known.starts_with(normalized)))
             || (normalized.len() >= 3 && edit_distance(normalized, known) <= 2)
@@ -382,7 +395,7 @@ fn parse_group(input: ParseStream<'_>, cx: &mut Cx<'_>) -> syn::Result<GroupExpr
         written += 1;
         match parse_item(&content, &mut inner)? {
             Item::Expr(expr) => members.push(expr),
-            Item::Aud(_) | Item::Crate(_) | Item::Introspect(_) | Item::Skipped { .. } => {}
+            Item::Aud(_) | Item::Iss(_) | Item::Crate(_) | Item::Introspect(_) | Item::Skipped { .. } => {}
         }
         if content.is_empty() {
             break;

@@ -348,7 +348,10 @@ fn nesting_is_bounded() {
 fn syntax_errors_fail_the_parse() {
     assert_eq!(error_of(quote!("a" "b")), "expected `,`");
     assert_eq!(error_of(quote!(aud "x")), "expected `=`");
-    assert_eq!(error_of(quote!(+)), "expected one of: string literal, `any`, `all`, `aud`, `introspect`, `crate`");
+    assert_eq!(
+        error_of(quote!(+)),
+        "expected one of: string literal, `any`, `all`, `aud`, `iss`, `introspect`, `crate`"
+    );
 }
 
 // ---------------------------------------------------------------- options
@@ -361,12 +364,15 @@ fn unknown_options_suggest_near_misses() {
     for name in ["krate", "create", "crate_", "crate_path", "cr"] {
         assert_eq!(suggest_option(name), Some("crate"), "{name}");
     }
-    for name in ["realm", "scope", "x", "a", "issuer"] {
+    for name in ["issuer", "iss_", "issuers"] {
+        assert_eq!(suggest_option(name), Some("iss"), "{name}");
+    }
+    for name in ["realm", "scope", "x", "a"] {
         assert_eq!(suggest_option(name), None, "{name}");
     }
     assert_eq!(
         error_of(quote!("a", audience = "x")),
-        "unknown option `audience`: did you mean `aud`? (the options are `aud = \"…\"`, `introspect` and `crate = \"…\"`)"
+        "unknown option `audience`: did you mean `aud`? (the options are `aud = \"…\"`, `iss = \"…\"`, `introspect` and `crate = \"…\"`)"
     );
     assert!(error_of(quote!("a", krate = "sg")).starts_with("unknown option `krate`: did you mean `crate`?"));
     assert!(error_of(quote!("a", realm = "x")).starts_with("unknown option `realm`: the options are"));
@@ -394,7 +400,7 @@ fn introspect_mistakes_are_named() {
         let message = error_of(quote!("a", #misspelled));
         assert!(
             message.ends_with(
-                "did you mean `introspect`? (the options are `aud = \"…\"`, `introspect` and `crate = \"…\"`)"
+                "did you mean `introspect`? (the options are `aud = \"…\"`, `iss = \"…\"`, `introspect` and `crate = \"…\"`)"
             ),
             "{message}"
         );
@@ -419,6 +425,42 @@ fn duplicate_options() {
 #[test]
 fn options_only_at_the_top_level() {
     assert!(error_of(quote!(any("a", aud = "x"))).starts_with("options go at the top level"));
+}
+
+#[test]
+fn issuer_values() {
+    assert!(
+        error_of(quote!("a", iss = "issuer.example.test"))
+            .starts_with("`iss` must be the issuer's identifier, an absolute URL")
+    );
+    assert!(error_of(quote!("a", iss = "")).starts_with("`iss` must be the issuer's identifier"));
+    assert!(
+        error_of(quote!("a", iss = "ftp://issuer.example.test/")).starts_with("`iss` must be the issuer's identifier")
+    );
+    assert!(error_of(quote!("a", iss = "https:///realms/x")).starts_with("`iss` has no host"));
+    assert!(error_of(quote!("a", iss = "https://:443/")).starts_with("`iss` has no host"));
+    assert!(
+        error_of(quote!("a", iss = "https://issuer.example.test/?tenant=1"))
+            .starts_with("`iss` has a query or fragment")
+    );
+    assert!(error_of(quote!("a", iss = "https://issuer.example.test/ ")).starts_with("`iss` contains whitespace"));
+    assert!(error_of(quote!("a", iss = ISSUER)).starts_with("`iss` takes a string literal"));
+    assert!(
+        error_of(quote!("a", iss = "https://a.example.test/", iss = "https://b.example.test/"))
+            .starts_with("duplicate option `iss`")
+    );
+    let output = expanded(quote!("a", iss = "http://127.0.0.1:8080/realms/x"), handler());
+    assert!(
+        output.contains(
+            &quote!(
+                const ISSUER: ::core::option::Option<&'static str> =
+                    ::core::option::Option::Some("http://127.0.0.1:8080/realms/x");
+            )
+            .to_string()
+        )
+    );
+    assert!(!expanded(quote!("a"), handler()).contains("ISSUER"), "without `iss`, the trait's default");
+    assert_eq!(crate::parse::suggest_option("issuer"), Some("iss"));
 }
 
 #[test]

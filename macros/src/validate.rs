@@ -25,6 +25,8 @@ pub(crate) struct Requirement {
     pub(crate) exprs: Vec<Node>,
     /// The audience override, non-empty and without whitespace.
     pub(crate) audience: Option<LitStr>,
+    /// The issuer the handler requires: an absolute http(s) URL with a host.
+    pub(crate) issuer: Option<LitStr>,
     /// The path to the scopegate crate, when overridden.
     pub(crate) krate: Option<syn::Path>,
     /// `introspect`: the handler's tokens go to the introspection endpoint, JWTs too.
@@ -83,8 +85,9 @@ pub(crate) fn requirement(args: Args) -> syn::Result<Requirement> {
     let mut seen = Vec::new();
     let exprs: Vec<Node> = args.exprs.iter().filter_map(|expr| node(expr, &mut seen, &mut errors)).collect();
     let audience = args.aud.and_then(|aud| errors.check(audience(&aud)));
+    let issuer = args.iss.and_then(|iss| errors.check(issuer(&iss)));
     let krate = args.krate.and_then(|krate| errors.check(crate_path(&krate)));
-    errors.finish(Requirement { exprs, audience, krate, introspect: args.introspect.is_some() })
+    errors.finish(Requirement { exprs, audience, issuer, krate, introspect: args.introspect.is_some() })
 }
 
 /// Checks one expression; `seen` holds the scopes met so far, to find duplicates.
@@ -244,6 +247,43 @@ fn audience(option: &OptionValue) -> syn::Result<LitStr> {
     } else if trimmed.len() != value.len() {
         let place = if value.starts_with(trimmed) { "trailing" } else { "leading" };
         format!("`aud` has {place} whitespace: write `aud = \"{}\"`", trimmed.escape_debug())
+    } else {
+        return Ok(lit.clone());
+    };
+    Err(syn::Error::new(lit.span(), problem))
+}
+
+/// Checks `iss = "…"`: a string literal with an issuer identifier, which OAuth and OpenID
+/// Connect make an absolute `https` URL (`http` is allowed too, for loopback development
+/// issuers) with a host and no query or fragment. It is compared byte for byte with the
+/// token's `iss`, so nothing is normalised.
+fn issuer(option: &OptionValue) -> syn::Result<LitStr> {
+    let Some(lit) = string_literal(&option.value) else {
+        return Err(syn::Error::new_spanned(
+            &option.value,
+            "`iss` takes a string literal with the issuer this handler requires, \
+             e.g. `iss = \"https://issuer.example.test/\"` (constants and macros are not supported)",
+        ));
+    };
+    let value = lit.value();
+    let rest = value.strip_prefix("https://").or_else(|| value.strip_prefix("http://"));
+    let host = rest.map(|rest| rest.split(['/', '?', '#']).next().unwrap_or_default());
+    let problem = if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        format!(
+            "`iss` contains whitespace or a control character: the issuer is compared byte for byte with the token's `iss`; remove it from `\"{}\"`",
+            value.escape_debug()
+        )
+    } else if rest.is_none() {
+        format!(
+            "`iss` must be the issuer's identifier, an absolute URL such as `\"https://issuer.example.test/\"`; `\"{}\"` is not one",
+            value.escape_debug()
+        )
+    } else if host.is_none_or(|host| host.is_empty() || host.starts_with(':') || host.contains('@')) {
+        format!(
+            "`iss` has no host: write the issuer's URL with its host, such as `\"https://issuer.example.test/\"`, not `\"{value}\"`"
+        )
+    } else if value.contains(['?', '#']) {
+        format!("`iss` has a query or fragment, which an issuer identifier never has: remove it from `\"{value}\"`")
     } else {
         return Ok(lit.clone());
     };

@@ -36,6 +36,9 @@ pub(crate) struct Inner {
     pub(crate) token_cache: Option<TokenCache>,
     pub(crate) userinfo: crate::userinfo_client::Userinfo,
     pub(crate) introspection: Option<Introspector>,
+    /// The other issuers trusted by [`AuthorityBuilder::also_trust`], each with its own
+    /// configuration, keys and caches (and none of its own: the list is flat).
+    pub(crate) also: Vec<Authority>,
 }
 
 #[derive(Debug)]
@@ -120,6 +123,7 @@ impl fmt::Debug for Authority {
         let config = &self.inner.config;
         f.debug_struct("Authority")
             .field("issuer", &config.issuer)
+            .field("also_trusted", &self.inner.also.iter().map(Authority::issuer).collect::<Vec<_>>())
             .field("audiences", &config.audiences)
             .field("profile", &config.profile)
             .field("algorithms", &config.algorithms)
@@ -133,13 +137,32 @@ impl Authority {
         AuthorityBuilder::default()
     }
 
-    /// The issuer tokens must carry in `iss`, exactly.
+    /// The issuer tokens must carry in `iss`, exactly: for an authority trusting several
+    /// issuers ([`AuthorityBuilder::also_trust`]), the first one, the one its builder was
+    /// given (see [`issuers`](Self::issuers) for all). For the Entra ID multi-tenant
+    /// preset, the template `https://login.microsoftonline.com/{tenantid}/v2.0`.
     #[must_use]
     pub fn issuer(&self) -> &str {
         &self.inner.config.issuer
     }
 
-    /// The audiences accepted by default (handlers may name another with `aud = "…"`).
+    /// Every issuer identifier this authority trusts, the first one first: the issuer of
+    /// [`issuer`](Self::issuer), each one added with [`AuthorityBuilder::also_trust`], and
+    /// for a tenant template each allowed tenant's issuer. What RFC 9728 metadata lists as
+    /// `authorization_servers`.
+    #[must_use]
+    pub fn issuers(&self) -> Vec<String> {
+        std::iter::once(self).chain(&self.inner.also).flat_map(|a| a.inner.config.issuers()).collect()
+    }
+
+    /// The trusted issuer (this authority, or one added with
+    /// [`AuthorityBuilder::also_trust`]) whose configuration trusts `iss`.
+    pub(crate) fn member_for(&self, iss: &str) -> Option<&Authority> {
+        std::iter::once(self).chain(&self.inner.also).find(|a| a.inner.config.trusts_issuer(iss))
+    }
+
+    /// The audiences accepted by default (handlers may name another with `aud = "…"`):
+    /// with several issuers, the first issuer's (each checks its own).
     pub fn audiences(&self) -> impl Iterator<Item = &str> {
         self.inner.config.audiences.iter().map(|a| &**a)
     }
@@ -148,9 +171,15 @@ impl Authority {
     /// profile types access tokens `JWT`; tenants on the RFC 9068 profile send `at+jwt`,
     /// which is accepted either way), scopes from `scope`. For RBAC `permissions`, add
     /// `.scope_claims([ScopeClaim::Permissions])`. Keys come from discovery.
+    ///
+    /// `domain` is the tenant's domain (`tenant.us.auth0.com`) or its custom domain
+    /// (`login.example.com`): Auth0 puts whichever the token was requested through in
+    /// `iss`, so an API reached through both trusts both with
+    /// [`also_trust`](AuthorityBuilder::also_trust). A domain given with `http://` keeps
+    /// it (loopback only, for tests).
     pub fn auth0(domain: &str, audience: impl Into<String>) -> AuthorityBuilder {
         Self::builder()
-            .issuer(format!("https://{}/", bare_host(domain)))
+            .issuer(format!("{}/", origin(domain)))
             .audience(audience)
             .profile(Profile::Compatible)
             .scope_claims([ScopeClaim::Scope])
@@ -161,31 +190,129 @@ impl Authority {
     /// profile, scopes from `scp` (an array), the client from `cid`. Keys come from
     /// discovery.
     pub fn okta(domain: &str, audience: impl Into<String>) -> AuthorityBuilder {
-        let domain = bare_host(domain);
-        let issuer = if domain.contains("/oauth2/") {
-            format!("https://{domain}")
-        } else {
-            format!("https://{domain}/oauth2/default")
-        };
+        let domain = origin(domain);
+        let issuer = if domain.contains("/oauth2/") { domain } else { format!("{domain}/oauth2/default") };
         Self::builder().issuer(issuer).audience(audience).profile(Profile::Compatible).scope_claims([ScopeClaim::Scp])
+    }
+
+    /// Okta's org authorization server: issuer `https://{domain}` (no path), otherwise as
+    /// [`okta`](Self::okta). Its access tokens are minted for Okta's own APIs (`aud` is the
+    /// org URL), so an API of yours normally uses a custom authorization server instead.
+    pub fn okta_org(domain: &str, audience: impl Into<String>) -> AuthorityBuilder {
+        Self::builder()
+            .issuer(origin(domain))
+            .audience(audience)
+            .profile(Profile::Compatible)
+            .scope_claims([ScopeClaim::Scp])
     }
 
     /// Microsoft Entra ID (v2.0 tokens): issuer
     /// `https://login.microsoftonline.com/{tenant_id}/v2.0`, the compatible profile,
     /// scopes from `scp` (space-delimited), the client from `azp`. The audience is the
     /// API's application ID (or its App ID URI, as configured in the app registration).
+    /// Delegated tokens carry `scp`, app-only (client-credentials) tokens carry app
+    /// `roles`: both are read, `scp` first.
     pub fn entra(tenant_id: &str, audience: impl Into<String>) -> AuthorityBuilder {
+        Self::entra_at(ENTRA_LOGIN, tenant_id, audience)
+    }
+
+    /// [`entra`](Self::entra) at another login host: a national cloud
+    /// (`https://login.microsoftonline.us`, `https://login.chinacloudapi.cn`), or a test's
+    /// loopback server.
+    pub fn entra_at(login_url: &str, tenant_id: &str, audience: impl Into<String>) -> AuthorityBuilder {
         Self::builder()
-            .issuer(format!("https://login.microsoftonline.com/{tenant_id}/v2.0"))
+            .issuer(format!("{}/{tenant_id}/v2.0", login_url.trim_end_matches('/')))
             .audience(audience)
             .profile(Profile::Compatible)
-            .scope_claims([ScopeClaim::Scp])
+            .scope_claims([ScopeClaim::Scp, ScopeClaim::Roles])
+    }
+
+    /// Microsoft Entra ID v1.0 tokens (`ver: "1.0"`, an API whose manifest keeps
+    /// `accessTokenAcceptedVersion` at 1 or null): issuer `https://sts.windows.net/{tenant_id}/`,
+    /// the client in `appid`, otherwise as [`entra`](Self::entra) (`scp` then `roles`).
+    pub fn entra_v1(tenant_id: &str, audience: impl Into<String>) -> AuthorityBuilder {
+        Self::entra_v1_at("https://sts.windows.net", tenant_id, audience)
+    }
+
+    /// [`entra_v1`](Self::entra_v1) at another token service host (a national cloud, or a
+    /// test's loopback server).
+    pub fn entra_v1_at(sts_url: &str, tenant_id: &str, audience: impl Into<String>) -> AuthorityBuilder {
+        let mut builder = Self::builder()
+            .issuer(format!("{}/{tenant_id}/", sts_url.trim_end_matches('/')))
+            .audience(audience)
+            .profile(Profile::Compatible)
+            .scope_claims([ScopeClaim::Scp, ScopeClaim::Roles]);
+        builder.appid_names_client = true;
+        builder
+    }
+
+    /// Microsoft Entra ID multi-tenant apps (v2.0 tokens, signed in through `common` or
+    /// `organizations`): the issuer is the template
+    /// `https://login.microsoftonline.com/{tenantid}/v2.0`, and a token is accepted only
+    /// when its `tid` is one of `tenants` and its `iss` is the template with that `tid` in
+    /// place. Keys come from the common key set
+    /// (`https://login.microsoftonline.com/common/discovery/v2.0/keys`), which signs for
+    /// every tenant. Otherwise as [`entra`](Self::entra).
+    pub fn entra_multi_tenant<I, S>(tenants: I, audience: impl Into<String>) -> AuthorityBuilder
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Self::entra_multi_tenant_at(ENTRA_LOGIN, tenants, audience)
+    }
+
+    /// [`entra_multi_tenant`](Self::entra_multi_tenant) at another login host (a national
+    /// cloud, or a test's loopback server).
+    pub fn entra_multi_tenant_at<I, S>(login_url: &str, tenants: I, audience: impl Into<String>) -> AuthorityBuilder
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let login_url = login_url.trim_end_matches('/');
+        let mut builder = Self::entra_at(login_url, crate::config::TENANT_PLACEHOLDER, audience)
+            .jwks_uri(format!("{login_url}/common/discovery/v2.0/keys"));
+        builder.tenants = Some(tenants.into_iter().map(Into::into).collect());
+        builder
+    }
+
+    /// Amazon Cognito user pools: issuer
+    /// `https://cognito-idp.{region}.amazonaws.com/{user_pool_id}`, the compatible profile
+    /// (Cognito's tokens carry no `typ`), scopes from `scope`. Cognito's access tokens
+    /// carry no `aud`: a token is accepted only when its `client_id` is one of
+    /// `client_ids` (the app clients of the pool allowed to call this API) and its
+    /// `token_use` is `access`; ID tokens (`token_use: id`) are refused as such. No
+    /// audience is needed; [`audience`](AuthorityBuilder::audience) may still be set, and
+    /// then a token must carry it (Cognito's never do).
+    pub fn cognito<I, S>(region: &str, user_pool_id: &str, client_ids: I) -> AuthorityBuilder
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Self::cognito_at(&format!("https://cognito-idp.{region}.amazonaws.com"), user_pool_id, client_ids)
+    }
+
+    /// [`cognito`](Self::cognito) at another base URL (a test's loopback server).
+    pub fn cognito_at<I, S>(base_url: &str, user_pool_id: &str, client_ids: I) -> AuthorityBuilder
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let mut builder = Self::builder()
+            .issuer(format!("{}/{user_pool_id}", base_url.trim_end_matches('/')))
+            .profile(Profile::Compatible)
+            .scope_claims([ScopeClaim::Scope])
+            .allowed_clients(client_ids);
+        builder.require_token_use = true;
+        builder
     }
 
     /// Keycloak: issuer `{base_url}/realms/{realm}`, the compatible profile (Keycloak
     /// types access tokens `JWT`; its ID and refresh tokens are told apart by their
     /// `typ` claim and refused), scopes from `scope`, the client from `azp`. Keycloak
-    /// puts the API in `aud` only with an audience mapper on the client scope.
+    /// puts the API in `aud` only with an audience mapper on the client scope. To read
+    /// roles as scopes, ask for them: `.scope_claims([ScopeClaim::RealmRoles])` (realm
+    /// roles) or `[ScopeClaim::ClientRoles]` (the roles of the API's client, keyed by its
+    /// audience in `resource_access`).
     pub fn keycloak(base_url: &str, realm: &str, audience: impl Into<String>) -> AuthorityBuilder {
         Self::builder()
             .issuer(format!("{}/realms/{realm}", base_url.trim_end_matches('/')))
@@ -220,15 +347,20 @@ impl Authority {
             accepted: c.accepted.load(Ordering::Relaxed),
             // The total is the sum of the per-reason counters, not a counter of its own.
             rejected: c.by_reason.iter().chain([&c.other_reasons]).map(|n| n.load(Ordering::Relaxed)).sum(),
-            signatures_checked: c.signatures_checked.load(Ordering::Relaxed),
-            token_cache_hits: c.cache_hits.load(Ordering::Relaxed),
-            introspections: self.inner.introspection.as_ref().map_or(0, |i| i.calls.load(Ordering::Relaxed)),
             ..Stats::default()
         };
-        if let KeySource::Remote(remote) = &self.inner.keys {
-            stats.jwks_fetches = remote.counters.fetches.load(Ordering::Relaxed);
-            stats.jwks_fetch_failures = remote.counters.failures.load(Ordering::Relaxed);
-            stats.key_set_changes = remote.counters.key_changes.load(Ordering::Relaxed);
+        // Acceptances and rejections are counted by the authority the request used; the
+        // work (signatures, caches, fetches) by the issuer that did it.
+        for member in std::iter::once(self).chain(&self.inner.also) {
+            let (inner, c) = (&member.inner, &member.inner.stats);
+            stats.signatures_checked += c.signatures_checked.load(Ordering::Relaxed);
+            stats.token_cache_hits += c.cache_hits.load(Ordering::Relaxed);
+            stats.introspections += inner.introspection.as_ref().map_or(0, |i| i.calls.load(Ordering::Relaxed));
+            if let KeySource::Remote(remote) = &inner.keys {
+                stats.jwks_fetches += remote.counters.fetches.load(Ordering::Relaxed);
+                stats.jwks_fetch_failures += remote.counters.failures.load(Ordering::Relaxed);
+                stats.key_set_changes += remote.counters.key_changes.load(Ordering::Relaxed);
+            }
         }
         stats
     }
@@ -270,6 +402,10 @@ pub struct AuthorityBuilder {
     tls_roots: Vec<Vec<u8>>,
     userinfo: crate::userinfo_client::Settings,
     introspection: introspection::Settings,
+    also: Vec<AuthorityBuilder>,
+    tenants: Option<Vec<String>>,
+    require_token_use: bool,
+    appid_names_client: bool,
 }
 
 impl AuthorityBuilder {
@@ -277,6 +413,45 @@ impl AuthorityBuilder {
     /// normalisation of slashes, case or ports). Required.
     pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
         self.issuer = Some(issuer.into());
+        self
+    }
+
+    /// Trusts another issuer as well, configured in full by its own builder: its issuer,
+    /// keys (discovery, `jwks_uri` or static keys), audiences, profile, scope claims,
+    /// allowed clients and every other token policy. Call it once per issuer.
+    ///
+    /// A token is routed by its `iss`, read from the payload before any key work, to
+    /// exactly one issuer's keys and policy: a key of one issuer never verifies another's
+    /// token, and a token naming no trusted issuer is refused `invalid_issuer` without a
+    /// key lookup or a fetch (no URL is ever derived from a token). What concerns the API
+    /// rather than an issuer comes from this builder alone and is ignored on the other:
+    /// the challenge (`realm`, `error_descriptions`, resource metadata) and the token-size
+    /// cap checked before routing. Each issuer keeps its own key and token caches; an
+    /// opaque token (no `iss` to route by) goes to this builder's introspection, so an
+    /// issuer added here may introspect only JWTs ([`introspect_jwts`](Self::introspect_jwts)).
+    /// [`Authority::issuer`] is this builder's issuer, [`Authority::issuers`] lists all.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use scopegate::Authority;
+    ///
+    /// # let jwks = r#"{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"k1","use":"sig",
+    /// #              "x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}"#;
+    /// // Customers sign in with Auth0, staff with Entra ID (keys given here so that the
+    /// // example needs no network; without them each issuer's keys are discovered).
+    /// let authority = Authority::auth0("customers.eu.auth0.com", "https://api.example.test")
+    ///     .static_jwks(jwks)
+    ///     .also_trust(Authority::entra("7d1a9b62-0d54-4a4c-9b1e-3f5c2a8e6b10", "api://example").static_jwks(jwks))
+    ///     .build()?;
+    /// assert_eq!(
+    ///     authority.issuers(),
+    ///     ["https://customers.eu.auth0.com/", "https://login.microsoftonline.com/7d1a9b62-0d54-4a4c-9b1e-3f5c2a8e6b10/v2.0"]
+    /// );
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn also_trust(mut self, issuer: AuthorityBuilder) -> Self {
+        self.also.push(issuer);
         self
     }
 
@@ -667,14 +842,15 @@ impl AuthorityBuilder {
     /// A [`ConfigError`] naming the setting to change when the configuration is missing
     /// something, contradictory or unsafe.
     pub fn build(self) -> Result<Authority, ConfigError> {
-        let (authority, remote) = self.assemble()?;
-        if let Some(remote) = remote {
-            if tokio::runtime::Handle::try_current().is_err() {
-                return Err(ConfigError::new(
-                    "keys",
-                    "keys fetched over HTTP need a Tokio runtime: call build() or connect().await inside the runtime",
-                ));
-            }
+        let (authority, members) = self.assemble_all()?;
+        let remotes: Vec<_> = members.into_iter().filter_map(|m| m.remote).collect();
+        if !remotes.is_empty() && tokio::runtime::Handle::try_current().is_err() {
+            return Err(ConfigError::new(
+                "keys",
+                "keys fetched over HTTP need a Tokio runtime: call build() or connect().await inside the runtime",
+            ));
+        }
+        for remote in remotes {
             remote.spawn_maintenance();
         }
         Ok(authority)
@@ -687,18 +863,19 @@ impl AuthorityBuilder {
     /// As [`build`](Self::build), and when discovery or the first JWKS fetch fails (the
     /// error names the `issuer` or `jwks_uri` setting and says what went wrong).
     pub async fn connect(self) -> Result<Authority, ConfigError> {
-        let setting = if self.jwks_uri.is_some() { "jwks_uri" } else { "issuer" };
-        let (authority, remote) = self.assemble()?;
-        if let Some(remote) = remote {
+        let (authority, members) = self.assemble_all()?;
+        for member in &members {
+            let (Some(remote), setting) = (&member.remote, member.setting) else { continue };
             if let Err(error) = remote.fetch_now().await {
                 let at = remote.last_failed_url().map(|url| format!(" (GET {url})")).unwrap_or_default();
                 return Err(if error.is_unreachable() {
                     ConfigError::unreachable(setting, format!("could not load the issuer's keys{at}: {error}"))
                 } else {
                     ConfigError::new(setting, format!("could not load the issuer's keys{at}: {error}"))
-                });
+                }
+                .for_issuer(member.authority.issuer(), setting == "also_trust"));
             }
-            if authority.inner.introspection.as_ref().is_some_and(Introspector::discovers) {
+            if member.authority.inner.introspection.as_ref().is_some_and(Introspector::discovers) {
                 let metadata = remote.metadata().await.map_err(|error| {
                     ConfigError::new(
                         "introspection_endpoint",
@@ -712,12 +889,51 @@ impl AuthorityBuilder {
                     ));
                 }
             }
+        }
+        for remote in members.into_iter().filter_map(|m| m.remote) {
             remote.spawn_maintenance();
         }
         Ok(authority)
     }
 
-    fn assemble(self) -> Result<(Authority, Option<Arc<RemoteKeys>>), ConfigError> {
+    /// Assembles this issuer and each one of [`also_trust`](Self::also_trust) (flattened:
+    /// an added builder's own additions are added too), returning every issuer's key
+    /// cache, this builder's first.
+    fn assemble_all(mut self) -> Result<(Authority, Vec<Member>), ConfigError> {
+        let mut pending = std::mem::take(&mut self.also);
+        let mut index = 0;
+        while let Some(builder) = pending.get_mut(index) {
+            let nested = std::mem::take(&mut builder.also);
+            pending.extend(nested);
+            index += 1;
+        }
+        let mut members = Vec::with_capacity(pending.len() + 1);
+        for builder in pending {
+            let issuer = builder.issuer.clone().unwrap_or_default();
+            if builder.introspection.credentials.is_some() && !builder.introspection.introspect_jwts {
+                return Err(ConfigError::new(
+                    "also_trust",
+                    "an opaque token names no issuer, so only the first issuer's introspection sees them: an issuer added with also_trust may introspect JWTs only (.introspect_jwts(true))",
+                )
+                .for_issuer(&issuer, true));
+            }
+            let (authority, remote) = builder.assemble(Vec::new()).map_err(|e| e.for_issuer(&issuer, true))?;
+            members.push(Member { authority, remote, setting: "also_trust" });
+        }
+        let setting = if self.jwks_uri.is_some() { "jwks_uri" } else { "issuer" };
+        let (authority, remote) = self.assemble(members.iter().map(|m| m.authority.clone()).collect())?;
+        let issuers = authority.issuers();
+        if let Some(twice) = issuers.iter().enumerate().find_map(|(i, iss)| issuers[..i].contains(iss).then_some(iss)) {
+            return Err(ConfigError::new(
+                "also_trust",
+                format!("the issuer `{twice}` is trusted twice: each issuer is configured once"),
+            ));
+        }
+        members.insert(0, Member { authority: authority.clone(), remote, setting });
+        Ok((authority, members))
+    }
+
+    fn assemble(self, also: Vec<Authority>) -> Result<(Authority, Option<Arc<RemoteKeys>>), ConfigError> {
         crypto_self_test()?;
         crate::metrics::describe();
         let issuer = match self.issuer {
@@ -727,7 +943,18 @@ impl AuthorityBuilder {
             }
             Some(i) => i,
         };
-        if self.audiences.is_empty() {
+        if let Some(tenants) = &self.tenants {
+            let tenant_id =
+                |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+            if tenants.is_empty() || !tenants.iter().all(|t| tenant_id(t)) {
+                return Err(ConfigError::new(
+                    "tenants",
+                    "name at least one tenant, each a tenant ID (a GUID) or a domain: letters, digits, `-` and `.`",
+                ));
+            }
+        }
+        // Cognito's access tokens carry no `aud`: its preset checks the client instead.
+        if self.audiences.is_empty() && !self.require_token_use {
             return Err(ConfigError::new(
                 "audience",
                 "no audience set: call .audience(\"https://your-api/\") with the API identifier your issuer puts in `aud`",
@@ -927,6 +1154,9 @@ impl AuthorityBuilder {
                 resource_metadata,
                 hook: self.rejection_hook,
             },
+            tenants: self.tenants.map(|t| t.into_iter().map(Into::into).collect()),
+            require_token_use: self.require_token_use,
+            appid_names_client: self.appid_names_client,
             clock: self.clock,
         };
         let (source, remote) = match keys {
@@ -951,6 +1181,7 @@ impl AuthorityBuilder {
                 token_cache,
                 userinfo,
                 introspection,
+                also,
             }),
         };
         Ok((authority, remote))
@@ -960,6 +1191,14 @@ impl AuthorityBuilder {
 enum Keys {
     Fixed(KeySet),
     Remote(Arc<RemoteKeys>),
+}
+
+/// One trusted issuer being started: its authority, its key cache when keys come over
+/// HTTP, and the setting a failed first fetch names.
+struct Member {
+    authority: Authority,
+    remote: Option<Arc<RemoteKeys>>,
+    setting: &'static str,
 }
 
 /// The limits of every request to the issuer (keys, discovery, introspection).
@@ -1099,9 +1338,16 @@ fn introspector(
     Ok(Some(Introspector::new(client, endpoint, client_id, client_secret, keys, &settings)))
 }
 
-/// A host name given with or without a scheme or trailing slash.
-fn bare_host(domain: &str) -> &str {
-    domain.trim_start_matches("https://").trim_end_matches('/')
+/// Entra ID's login host, in the public cloud.
+const ENTRA_LOGIN: &str = "https://login.microsoftonline.com";
+
+/// A host name given with or without a scheme or trailing slash, as an https origin; one
+/// given with `http://` keeps it (the URL policy allows that for loopback hosts only).
+fn origin(domain: &str) -> String {
+    match domain.strip_prefix("http://") {
+        Some(rest) => format!("http://{}", rest.trim_end_matches('/')),
+        None => format!("https://{}", domain.trim_start_matches("https://").trim_end_matches('/')),
+    }
 }
 
 /// RFC 9110 quoted-string content without escapes: visible ASCII and SP, minus `"` and `\`.

@@ -183,6 +183,16 @@ pub(crate) struct RawClaims<'p> {
     permissions: Option<Member<'p>>,
     /// Vendor type claim (Keycloak: `Bearer`, `ID`, `Refresh`).
     typ: Option<Member<'p>>,
+    /// Entra ID: the tenant, and (v1.0) the client.
+    tid: Option<Member<'p>>,
+    appid: Option<Member<'p>>,
+    /// Entra ID app roles.
+    roles: Option<Member<'p>>,
+    /// Amazon Cognito: `access` or `id`.
+    token_use: Option<Member<'p>>,
+    /// Keycloak's role objects, read from the payload only when asked for.
+    realm_access: bool,
+    resource_access: bool,
     /// `nonce`, `at_hash` or `c_hash`: claims only ID tokens carry (OIDC Core §2,
     /// §3.1.3.6, §3.3.2.11).
     id_token_claims: bool,
@@ -236,6 +246,10 @@ impl<'p> Sink<'p> for RawClaims<'p> {
                 | "scp"
                 | "permissions"
                 | "typ"
+                | "tid"
+                | "appid"
+                | "roles"
+                | "token_use"
         )
     }
 
@@ -255,6 +269,18 @@ impl<'p> Sink<'p> for RawClaims<'p> {
             "scp" => &mut self.scp,
             "permissions" => &mut self.permissions,
             "typ" => &mut self.typ,
+            "tid" => &mut self.tid,
+            "appid" => &mut self.appid,
+            "roles" => &mut self.roles,
+            "token_use" => &mut self.token_use,
+            "realm_access" => {
+                self.realm_access = true;
+                return;
+            }
+            "resource_access" => {
+                self.resource_access = true;
+                return;
+            }
             "nonce" | "at_hash" | "c_hash" => {
                 self.id_token_claims = true;
                 return;
@@ -293,16 +319,36 @@ pub(crate) fn validate(
     if claims.id_token_claims && (config.reject_id_token_claims || typ != Typ::AccessToken) {
         return Err(TokenError::IdToken);
     }
+    // Cognito marks its ID tokens `token_use: id`, its access tokens `access`.
+    if config.require_token_use {
+        match claims.token_use.as_ref().and_then(Member::as_str) {
+            Some("access") => {}
+            Some("id") => return Err(TokenError::IdToken),
+            _ => return Err(TokenError::NotAnAccessToken),
+        }
+    }
     if claims.cnf {
         return Err(TokenError::SenderConstrained);
     }
 
     let issuer = match &claims.iss {
-        Some(Member::Str(iss)) if **iss == *config.issuer => iss,
+        Some(Member::Str(iss)) if config.trusts_issuer(iss) => iss,
         _ => return Err(TokenError::InvalidIssuer),
     };
+    // A tenant template (Entra ID multi-tenant) holds only for the token's own tenant.
+    if let Some(tenant) = config.tenant_of(issuer)
+        && claims.tid.as_ref().and_then(Member::as_str) != Some(tenant)
+    {
+        return Err(TokenError::InvalidIssuer);
+    }
 
-    let audiences = audiences(claims.aud.as_ref()).ok_or(TokenError::InvalidAudience)?;
+    // No configured audience (Cognito, whose access tokens carry none): a token without
+    // `aud` is accepted for the configured check, its client checked by the allowlist the
+    // builder then requires.
+    let audiences = match claims.aud.as_ref() {
+        None if config.audiences.is_empty() => Vec::new(),
+        aud => audiences(aud).ok_or(TokenError::InvalidAudience)?,
+    };
     if config.require_single_audience && audiences.len() != 1 {
         return Err(TokenError::InvalidAudience);
     }
@@ -336,7 +382,8 @@ pub(crate) fn validate(
         Profile::Rfc9068 => Some(identifier(claims.client_id.as_ref())?.ok_or(TokenError::InvalidClaim)?),
         Profile::Compatible => {
             let mut found = None;
-            for claim in [&claims.client_id, &claims.azp, &claims.cid] {
+            let appid = if config.appid_names_client { &claims.appid } else { &None };
+            for claim in [&claims.client_id, &claims.azp, &claims.cid, appid] {
                 if let Some(id) = identifier(claim.as_ref())? {
                     found = Some(id);
                     break;
@@ -360,7 +407,7 @@ pub(crate) fn validate(
         return Err(TokenError::ClientNotAllowed);
     }
 
-    let scopes = scopes(claims, &config.scope_claims)?;
+    let scopes = scopes(payload, claims, config)?;
     let text = |s: &Cow<'_, str>| locate(payload, s);
     Ok(Checked {
         subject: text(subject),
@@ -425,6 +472,8 @@ pub(crate) fn audience_matches<'a>(
     check: AudienceCheck<'_>,
 ) -> bool {
     match check {
+        // Only a token with no `aud` gets here with none configured (see `validate`).
+        AudienceCheck::Configured if config.audiences.is_empty() => audiences.next().is_none(),
         AudienceCheck::Configured => audiences.any(|a| config.audiences.iter().any(|c| **c == *a)),
         AudienceCheck::Exact(wanted) => audiences.any(|a| a == wanted),
     }
@@ -474,19 +523,26 @@ fn identifier<'a, 'p>(value: Option<&'a Member<'p>>) -> Result<Option<&'a Cow<'p
 
 /// The granted scopes from the first configured scope claim the token carries. Claims are
 /// never merged (case 138).
-fn scopes(claims: &RawClaims<'_>, configured: &[ScopeClaim]) -> Result<Scopes, TokenError> {
-    for claim in configured {
+fn scopes(payload: &str, claims: &RawClaims<'_>, config: &Config) -> Result<Scopes, TokenError> {
+    for claim in &config.scope_claims {
         let value = match claim {
             ScopeClaim::Scope => &claims.scope,
             ScopeClaim::Scp => &claims.scp,
             ScopeClaim::Permissions => &claims.permissions,
+            ScopeClaim::Roles => &claims.roles,
+            ScopeClaim::RealmRoles | ScopeClaim::ClientRoles => {
+                match keycloak_roles(payload, claims, *claim, config)? {
+                    Some(scopes) => return Ok(scopes),
+                    None => continue,
+                }
+            }
         };
         let Some(value) = value else {
             continue;
         };
         return match (claim, value) {
             (ScopeClaim::Scope | ScopeClaim::Scp, Member::Str(s)) => Ok(Scopes::from_space_delimited(s)),
-            (ScopeClaim::Scp | ScopeClaim::Permissions, Member::StrList(items)) => {
+            (ScopeClaim::Scp | ScopeClaim::Permissions | ScopeClaim::Roles, Member::StrList(items)) => {
                 if items.iter().any(|s| s.is_empty()) {
                     Err(TokenError::InvalidScopeClaim)
                 } else {
@@ -497,4 +553,36 @@ fn scopes(claims: &RawClaims<'_>, configured: &[ScopeClaim]) -> Result<Scopes, T
         };
     }
     Ok(Scopes::default())
+}
+
+/// Keycloak's roles as scopes: `realm_access.roles`, or `resource_access.{client}.roles`
+/// for the first configured audience that has an entry. `None` when the token has none;
+/// a role list that is not an array of non-empty strings is refused. The payload is
+/// parsed again only for an authority that asked for roles.
+fn keycloak_roles(
+    payload: &str,
+    claims: &RawClaims<'_>,
+    claim: ScopeClaim,
+    config: &Config,
+) -> Result<Option<Scopes>, TokenError> {
+    let present = if claim == ScopeClaim::RealmRoles { claims.realm_access } else { claims.resource_access };
+    if !present {
+        return Ok(None);
+    }
+    let parsed = json::parse_object(payload.as_bytes()).map_err(|_| TokenError::Malformed)?;
+    let holder = if claim == ScopeClaim::RealmRoles {
+        parsed.get("realm_access")
+    } else {
+        let clients = parsed.get("resource_access").and_then(Value::as_object);
+        config.audiences.iter().find_map(|a| clients.and_then(|c| c.get(&**a)))
+    };
+    let Some(holder) = holder else {
+        return Ok(None);
+    };
+    let Some(roles) = holder.as_object().ok_or(TokenError::InvalidScopeClaim)?.get("roles") else {
+        return Ok(None);
+    };
+    let roles = roles.as_array().ok_or(TokenError::InvalidScopeClaim)?;
+    let names: Option<Vec<&str>> = roles.iter().map(|r| r.as_str().filter(|s| !s.is_empty())).collect();
+    names.map(|n| Some(n.into_iter().collect())).ok_or(TokenError::InvalidScopeClaim)
 }

@@ -46,6 +46,13 @@ pub enum ScopeClaim {
     Scp,
     /// `permissions`: an array of strings (Auth0 RBAC).
     Permissions,
+    /// `roles`: an array of strings (Entra ID app roles, in app-only tokens).
+    Roles,
+    /// `realm_access.roles`: Keycloak's realm roles, an array of strings.
+    RealmRoles,
+    /// `resource_access.{client}.roles`: Keycloak's client roles of the API's own client,
+    /// the first configured audience that has an entry there.
+    ClientRoles,
 }
 
 impl ScopeClaim {
@@ -56,6 +63,9 @@ impl ScopeClaim {
             Self::Scope => "scope",
             Self::Scp => "scp",
             Self::Permissions => "permissions",
+            Self::Roles => "roles",
+            Self::RealmRoles => "realm_access.roles",
+            Self::ClientRoles => "resource_access.roles",
         }
     }
 }
@@ -91,6 +101,15 @@ impl ConfigError {
         self.unreachable
     }
 
+    /// Names the issuer an error is about, for an authority trusting several: `added` for
+    /// one added with `also_trust`.
+    pub(crate) fn for_issuer(mut self, issuer: &str, added: bool) -> Self {
+        if added {
+            self.message = format!("for the issuer `{issuer}` added with also_trust: {}", self.message);
+        }
+        self
+    }
+
     /// The builder setting to change (for example `"audience"`).
     #[must_use]
     pub fn setting(&self) -> &'static str {
@@ -116,6 +135,10 @@ impl fmt::Debug for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// What stands for the tenant in an issuer template (Entra ID's multi-tenant issuer
+/// `https://login.microsoftonline.com/{tenantid}/v2.0`).
+pub(crate) const TENANT_PLACEHOLDER: &str = "{tenantid}";
+
 /// The verifier's settings, fixed at build time.
 #[derive(Debug)]
 pub(crate) struct Config {
@@ -132,6 +155,42 @@ pub(crate) struct Config {
     pub(crate) reject_id_token_claims: bool,
     pub(crate) require_single_audience: bool,
     pub(crate) challenge: ChallengeConfig,
+    /// Entra ID multi-tenant: `issuer` is a template with [`TENANT_PLACEHOLDER`], and a
+    /// token's `iss` must be it with one of these tenants in place, equal to its `tid`.
+    pub(crate) tenants: Option<Vec<Box<str>>>,
+    /// Amazon Cognito: `token_use` must be `access` (`id` is an ID token).
+    pub(crate) require_token_use: bool,
+    /// Entra ID v1.0: `appid` names the client too (after `client_id`, `azp` and `cid`).
+    pub(crate) appid_names_client: bool,
     /// The wall clock, or a test's (feature `testing`).
     pub(crate) clock: Clock,
+}
+
+impl Config {
+    /// Whether `iss` names this issuer: the identifier exactly, or with a tenant template,
+    /// the template with one of the allowed tenants in place. Read before any key work
+    /// (to route a token to its issuer) and again once the signature has verified.
+    pub(crate) fn trusts_issuer(&self, iss: &str) -> bool {
+        match &self.tenants {
+            None => *self.issuer == *iss,
+            Some(tenants) => self.tenant_of(iss).is_some_and(|t| tenants.iter().any(|a| **a == *t)),
+        }
+    }
+
+    /// With a tenant template, the tenant `iss` names (not yet checked against the
+    /// allowlist); `None` without a template or when `iss` does not fit it.
+    pub(crate) fn tenant_of<'a>(&self, iss: &'a str) -> Option<&'a str> {
+        self.tenants.as_ref()?;
+        let (prefix, suffix) = self.issuer.split_once(TENANT_PLACEHOLDER)?;
+        iss.strip_prefix(prefix)?.strip_suffix(suffix).filter(|t| !t.is_empty() && !t.contains('/'))
+    }
+
+    /// Every issuer identifier this configuration trusts: the issuer, or the template
+    /// expanded for each allowed tenant.
+    pub(crate) fn issuers(&self) -> Vec<String> {
+        match &self.tenants {
+            None => vec![self.issuer.to_string()],
+            Some(tenants) => tenants.iter().map(|t| self.issuer.replace(TENANT_PLACEHOLDER, t)).collect(),
+        }
+    }
 }

@@ -359,6 +359,8 @@ pub trait Requirement: Send + Sync + 'static {
     const CHALLENGE: &'static str;
     /// `introspect`: the token goes to the introspection endpoint even when it is a JWT.
     const INTROSPECT: bool = false;
+    /// The issuer named with `iss = "…"`, or `None` for any issuer the authority trusts.
+    const ISSUER: Option<&'static str> = None;
 }
 
 /// The extractor `#[requires_scope]` puts first in a handler. Not public API.
@@ -380,6 +382,12 @@ impl<S: AuthorityState, R: Requirement> FromRequestParts<S> for Guard<R> {
             .await
             .and_then(|token| token.ok_or_else(|| missing_credentials(&authority)))
             .map_err(|rejection| rejection.for_route(R::CHALLENGE))?;
+        if let Some(issuer) = R::ISSUER
+            && token.issuer() != issuer
+        {
+            let kind = RejectionKind::InvalidToken(crate::rejection::TokenError::IssuerNotAllowedHere);
+            return Err(authority.reject(kind).for_route(R::CHALLENGE));
+        }
         if !R::SCOPES.is_satisfied_by(token.scopes()) {
             return Err(
                 authority.reject(RejectionKind::InsufficientScope { required: R::CHALLENGE, requirement: R::SCOPES })

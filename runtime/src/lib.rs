@@ -30,9 +30,9 @@
 //!
 //! ## A tour
 //! - [`Authority`]: the trusted issuer and the verification policy, built once with
-//!   [`Authority::builder`] (or a preset: [`Authority::auth0`], [`Authority::okta`],
-//!   [`Authority::entra`], [`Authority::keycloak`]). Put it in your router state and
-//!   give the state a `FromRef` for it.
+//!   [`Authority::builder`] (or a preset, see [Issuers and presets](#issuers-and-presets)),
+//!   trusting several issuers with [`AuthorityBuilder::also_trust`]. Put it in your router
+//!   state and give the state a `FromRef` for it.
 //! - [`requires_scope`]: the attribute that guards a handler with a scope requirement.
 //!   The guard runs before every other extractor, so an unauthorized request never has
 //!   its body read.
@@ -88,7 +88,7 @@
 //!     .await?;
 //! let policy = Policy::new(RESOURCE).route(Method::POST, "/mcp", mcp);
 //! assert!(policy.unprotected().is_empty());
-//! let metadata = ProtectedResource::new(RESOURCE, [authority.issuer()]).scopes(policy.scopes());
+//! let metadata = ProtectedResource::new(RESOURCE, authority.issuers()).scopes(policy.scopes());
 //! // GET /.well-known/oauth-protected-resource/mcp (RFC 9728 §3.1) and the root form;
 //! // a 401 says: Bearer realm="https://mcp.example.test/mcp", scope="mcp:tools",
 //! //   resource_metadata="https://mcp.example.test/.well-known/oauth-protected-resource/mcp"
@@ -143,6 +143,7 @@
 //! | `invalid_claim` | 401 `invalid_token` | The access token lacks a required claim or has a malformed one |
 //! | `invalid_scope_claim` | 401 `invalid_token` | The access token scope claim is malformed |
 //! | `client_not_allowed` | 401 `invalid_token` | The access token was issued to a client this API does not accept |
+//! | `issuer_not_allowed_here` | 401 `invalid_token` | The access token was issued by an issuer this resource does not accept |
 //! | `sender_constrained` | 401 `invalid_token` | The access token is sender-constrained and cannot be used as a bearer token |
 //! | `empty_claim` | 401 `invalid_token` | The access token has an empty sub, client_id or jti claim |
 //! | `inactive_token` | 401 `invalid_token` | The access token is not active (introspection answered `active` other than `true`) |
@@ -375,6 +376,38 @@
 //!   an IPv4-mapped address is judged by its IPv4 address), checked on URL literals and on
 //!   every DNS answer; loopback is allowed. Nothing from a token (`jku`, `x5u`, `kid`) ever
 //!   reaches a URL.
+//!
+//! ## Issuers and presets
+//! A preset is a builder with the issuer URL form, token profile, scope claims and client
+//! claim an issuer's access tokens need; every setting can still be changed on it.
+//!
+//! | preset | issuer (`iss`) | profile | scopes from | client from | refuses besides the defaults |
+//! |---|---|---|---|---|---|
+//! | [`Authority::auth0`] | `https://{domain}/` (tenant or custom domain) | compatible (`JWT` default profile, `at+jwt` RFC 9068 profile) | `scope`; RBAC: `.scope_claims([ScopeClaim::Permissions])` | `client_id`, `azp` | ID tokens (`aud` = the client, `nonce`) |
+//! | [`Authority::okta`] | `https://{domain}/oauth2/default` or `…/oauth2/{id}` | compatible (untyped) | `scp` (array) | `cid` | another authorization server's tokens |
+//! | [`Authority::okta_org`] | `https://{domain}` | compatible | `scp` | `cid` | custom servers' tokens |
+//! | [`Authority::entra`] | `https://login.microsoftonline.com/{tid}/v2.0` | compatible (`JWT`) | `scp` (delegated), then `roles` (app-only) | `azp` | v1.0 tokens (other `iss`) |
+//! | [`Authority::entra_v1`] | `https://sts.windows.net/{tid}/` | compatible | `scp`, then `roles` | `appid` | v2.0 tokens; a token naming no client |
+//! | [`Authority::entra_multi_tenant`] | `https://login.microsoftonline.com/{tenantid}/v2.0`, keys of `common` | compatible | `scp`, then `roles` | `azp` | a tenant not in the allowlist; a `tid` other than `iss`'s tenant |
+//! | [`Authority::keycloak`] | `{base_url}/realms/{realm}` | compatible (`JWT`) | `scope`; roles: `ScopeClaim::RealmRoles` or `ClientRoles` | `azp` | `typ` claim `ID` (ID token), `Refresh`, `Logout` |
+//! | [`Authority::cognito`] | `https://cognito-idp.{region}.amazonaws.com/{pool}` | compatible (untyped) | `scope` | `client_id`, checked against the allowlist (no `aud` in Cognito's access tokens) | `token_use: id` (ID token), any `token_use` but `access`, an `aud` |
+//!
+//! The `*_at` forms ([`Authority::entra_at`], [`Authority::entra_v1_at`],
+//! [`Authority::entra_multi_tenant_at`], [`Authority::cognito_at`]) take another host (a
+//! national cloud, or a test's loopback server); `auth0` and `okta` take the domain, with
+//! `http://` kept for loopback.
+//!
+//! **Several issuers** (a customer tenant and a workforce one, a migration): one
+//! `Authority` trusts them all with [`AuthorityBuilder::also_trust`], each configured by
+//! its own builder (keys, audience, profile, scope claims, allowed clients). A token is
+//! routed by its `iss`, read before any key work, to exactly that issuer's keys and policy;
+//! a key of one issuer never verifies another's token; an `iss` no issuer trusts is
+//! refused `invalid_issuer` without a key lookup or a fetch. [`AccessToken::issuer`] says
+//! which issuer a token came from; [`Authority::issuer`] is the first, and
+//! [`Authority::issuers`] lists all (RFC 9728's `authorization_servers`). Each issuer
+//! keeps its own key and verified-token caches; results kept in a request are bound to
+//! the `Authority` as a whole. A builder's `also_trust` keeps the one-issuer form exactly
+//! as it was: an authority with one issuer reads nothing before the signature check.
 //!
 //! ## The verified-token cache
 //! A token seen before is accepted without a second signature check

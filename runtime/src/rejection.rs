@@ -81,7 +81,9 @@ pub enum TokenError {
     UnknownKey,
     /// The signature does not verify with the selected key.
     InvalidSignature,
-    /// `iss` is missing, not a string, or not exactly the configured issuer.
+    /// `iss` is missing, not a string, or not exactly the configured issuer (with several
+    /// issuers, none of them; with a tenant template, not an allowed tenant's, or not the
+    /// tenant of `tid`).
     InvalidIssuer,
     /// `aud` is missing, malformed, or does not contain this API's audience.
     InvalidAudience,
@@ -102,6 +104,9 @@ pub enum TokenError {
     InvalidScopeClaim,
     /// The calling client is not in the configured allowlist.
     ClientNotAllowed,
+    /// A valid token of a trusted issuer, but the handler requires another issuer
+    /// (`#[requires_scope(…, iss = "…")]`).
+    IssuerNotAllowedHere,
     /// A sender-constrained token (`cnf` claim: DPoP or mTLS) presented as a bearer token.
     SenderConstrained,
     /// `sub`, `client_id` or `jti` (in the compatible profile also `azp` or `cid`) is
@@ -144,6 +149,7 @@ impl TokenError {
             Self::InvalidClaim => "invalid_claim",
             Self::InvalidScopeClaim => "invalid_scope_claim",
             Self::ClientNotAllowed => "client_not_allowed",
+            Self::IssuerNotAllowedHere => "issuer_not_allowed_here",
             Self::SenderConstrained => "sender_constrained",
             Self::EmptyClaim => "empty_claim",
             Self::UserinfoRefused => "userinfo_refused",
@@ -174,6 +180,7 @@ impl TokenError {
             Self::InvalidClaim => "The access token lacks a required claim or has a malformed one",
             Self::InvalidScopeClaim => "The access token scope claim is malformed",
             Self::ClientNotAllowed => "The access token was issued to a client this API does not accept",
+            Self::IssuerNotAllowedHere => "The access token was issued by an issuer this resource does not accept",
             Self::SenderConstrained => "The access token is sender-constrained and cannot be used as a bearer token",
             Self::EmptyClaim => "The access token has an empty sub, client_id or jti claim",
             Self::UserinfoRefused => "The issuer's userinfo endpoint refused the access token",
@@ -300,7 +307,7 @@ impl RejectionKind {
 
 /// Every reason code, in the order of the per-reason counters: each read from the `code()`
 /// tables above (a test checks that every variant is here).
-pub(crate) const REASONS: [&str; 34] = {
+pub(crate) const REASONS: [&str; 35] = {
     use RequestError as R;
     use TokenError as T;
     [
@@ -327,6 +334,7 @@ pub(crate) const REASONS: [&str; 34] = {
         T::InvalidClaim.code(),
         T::InvalidScopeClaim.code(),
         T::ClientNotAllowed.code(),
+        T::IssuerNotAllowedHere.code(),
         T::SenderConstrained.code(),
         T::EmptyClaim.code(),
         T::UserinfoRefused.code(),
@@ -629,6 +637,7 @@ mod tests {
             T::InvalidClaim,
             T::InvalidScopeClaim,
             T::ClientNotAllowed,
+            T::IssuerNotAllowedHere,
             T::SenderConstrained,
             T::EmptyClaim,
             T::UserinfoRefused,
@@ -664,6 +673,7 @@ mod tests {
                 | T::InvalidClaim
                 | T::InvalidScopeClaim
                 | T::ClientNotAllowed
+                | T::IssuerNotAllowedHere
                 | T::SenderConstrained
                 | T::EmptyClaim
                 | T::UserinfoRefused

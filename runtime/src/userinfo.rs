@@ -202,15 +202,17 @@ impl Authority {
 
     /// The `/userinfo` answer for `token`, already verified as `verified`.
     async fn userinfo_for(&self, token: &str, verified: &AccessToken) -> Result<UserInfo, Rejection> {
-        let userinfo = &self.inner.userinfo;
-        let now = self.inner.config.clock.now();
+        // The token goes to its own issuer's endpoint, never to another trusted issuer's.
+        let issuer = self.member_for(verified.issuer()).unwrap_or(self);
+        let userinfo = &issuer.inner.userinfo;
+        let now = issuer.inner.config.clock.now();
         if let Some(profile) = userinfo.cached(token, now) {
             return Ok(UserInfo { profile });
         }
         let flight: Flight = Arc::clone(lock(&userinfo.in_flight).entry(token.into()).or_default());
         let result = flight
             .get_or_init(|| async {
-                let result = self.fetch_userinfo(token, verified).await;
+                let result = issuer.fetch_userinfo(token, verified).await;
                 if let Ok(profile) = &result {
                     let exp =
                         verified.expires_at().duration_since(SystemTime::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());

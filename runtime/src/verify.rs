@@ -16,6 +16,7 @@ use crate::{
     b64::b64url_decode,
     claims::{self, AudienceCheck, RawClaims, VerifiedClaims},
     introspection::is_compact_jws,
+    json::{self, Member, Sink},
     jws::{self, MAX_HEADER_BYTES, MAX_SIGNATURE_BYTES, Typ},
     keys::Unavailable,
     rejection::{RejectionKind, TokenError},
@@ -23,10 +24,48 @@ use crate::{
 };
 
 impl Authority {
-    /// Verifies a bearer token for the given audience, through the verified-token cache.
-    /// `introspect` (a handler's `#[requires_scope(…, introspect)]`) sends even a JWT to
-    /// the introspection endpoint; without one configured that is `misconfigured` (500).
+    /// Verifies a bearer token for the given audience, with the one trusted issuer its
+    /// `iss` names (see [`AuthorityBuilder::also_trust`](crate::AuthorityBuilder::also_trust)).
+    ///
+    /// With one issuer nothing is read here: its claim checks refuse another `iss` once
+    /// the signature has verified, as they always did. With several, the payload's `iss`
+    /// is read before any key work: it only chooses which issuer's keys and policy are
+    /// tried (a wrong choice fails their signature check, and the claim checks compare
+    /// `iss` again), and an `iss` no issuer trusts is refused at once, without a key
+    /// lookup or a fetch. An opaque token names no issuer: it goes to this authority's own
+    /// introspection, and so does every token of a handler with `introspect`
+    /// (`#[requires_scope(…, introspect)]`: even a JWT; without introspection configured
+    /// that is `misconfigured`, 500).
     pub(crate) async fn verify_token(
+        &self,
+        token: &str,
+        audience: AudienceCheck<'_>,
+        introspect: bool,
+    ) -> Result<Arc<VerifiedClaims>, RejectionKind> {
+        if self.inner.also.is_empty() || introspect {
+            return self.verify_own(token, audience, introspect).await;
+        }
+        if token.len() > self.inner.config.max_token_size {
+            return Err(TokenError::TooLarge.into());
+        }
+        if !is_compact_jws(token) {
+            return self.verify_own(token, audience, false).await;
+        }
+        let compact = jws::split(token).map_err(|e| refused(e, None, None))?;
+        let payload =
+            b64url_decode(compact.payload.as_bytes()).ok_or_else(|| refused(TokenError::Malformed, None, None))?;
+        let mut iss = Issuer(None);
+        json::read_object(&payload, &mut iss).map_err(|_| refused(TokenError::Malformed, None, None))?;
+        let member = iss.0.as_ref().and_then(Member::as_str).and_then(|iss| self.member_for(iss));
+        match member {
+            Some(member) => member.verify_own(token, audience, false).await,
+            None => Err(refused(TokenError::InvalidIssuer, None, None)),
+        }
+    }
+
+    /// Verifies a bearer token with this issuer's own keys and policy, through its
+    /// verified-token cache (or its introspection, see above).
+    async fn verify_own(
         &self,
         token: &str,
         audience: AudienceCheck<'_>,
@@ -121,6 +160,21 @@ impl Authority {
             .map_err(|e| refused(e, kid, Some((raw.iss(), raw.jti()))))?;
         drop(raw);
         Ok(checked.with_payload(payload))
+    }
+}
+
+/// Reads only `iss` from an unverified claim set, to route the token to its issuer.
+struct Issuer<'p>(Option<Member<'p>>);
+
+impl<'p> Sink<'p> for Issuer<'p> {
+    fn wants(&self, name: &str) -> bool {
+        name == "iss"
+    }
+
+    fn member(&mut self, name: &str, value: Option<Member<'p>>) {
+        if name == "iss" {
+            self.0 = value;
+        }
     }
 }
 

@@ -2,9 +2,9 @@
 //!
 //! | variable | default | meaning |
 //! |---|---|---|
-//! | `ISSUER` | unset: a development issuer runs in-process | the exact `iss` of your issuer; its keys are found through discovery |
+//! | `ISSUER` | unset: a development issuer runs in-process | the exact `iss` of your issuer; its keys are found through discovery. Several issuers separated by commas (`https://a/,https://b/`): each with its own discovery and keys, and a token verified only with its own issuer's |
 //! | `AUDIENCE` | `https://api.example.test` | this API's identifier: what the issuer puts in `aud` |
-//! | `JWKS_URI` | from discovery | the issuer's JWK set URL, to skip discovery (needs `ISSUER`) |
+//! | `JWKS_URI` | from discovery | the issuer's JWK set URL, to skip discovery (needs `ISSUER`, one issuer only) |
 //! | `TOKEN_PROFILE` | `rfc9068` | `rfc9068` (strict `at+jwt` access tokens) or `compatible` (tokens typed `JWT`, as Auth0, Okta, Entra ID and Keycloak issue them; scopes from `scope` or `scp`) |
 //! | `BIND` | `127.0.0.1:3000` | the address to listen on (`0.0.0.0:3000` in a container); without `ISSUER` it must be a loopback address |
 //! | `DATABASE_PATH` | in memory | the SQLite file |
@@ -29,10 +29,12 @@ const DEFAULT_BIND: &str = "127.0.0.1:3000";
 /// Where access tokens come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum IssuerConfig {
-    /// `ISSUER` is set: only that issuer is trusted, the development issuer never starts.
+    /// `ISSUER` is set: only these issuers are trusted, the development issuer never starts.
     External {
-        /// The exact `iss` value.
+        /// The exact `iss` value (the first, with several).
         issuer: String,
+        /// The other issuers of a comma-separated `ISSUER`, each trusted as well.
+        also: Vec<String>,
         /// `JWKS_URI`, when discovery should be skipped.
         jwks_uri: Option<String>,
     },
@@ -144,19 +146,35 @@ impl Config {
                     "is set but empty: set it to your issuer's URL, or unset it to use the development issuer",
                 ));
             }
-            Some(issuer) => {
-                if !(issuer.starts_with("https://") || issuer.starts_with("http://")) {
-                    return Err(ConfigError::new(
-                        "ISSUER",
-                        format!(
-                            "`{issuer}` is not an issuer URL: use the exact `iss` of your tokens, such as https://your-tenant.example/"
-                        ),
-                    ));
+            Some(list) => {
+                // An issuer identifier is a URL, which has no comma worth keeping: a comma
+                // separates issuers.
+                let mut issuers: Vec<String> = Vec::new();
+                for issuer in list.split(',').map(str::trim) {
+                    if !(issuer.starts_with("https://") || issuer.starts_with("http://")) {
+                        return Err(ConfigError::new(
+                            "ISSUER",
+                            format!(
+                                "`{issuer}` is not an issuer URL: use the exact `iss` of your tokens, such as https://your-tenant.example/ (several separated by commas)"
+                            ),
+                        ));
+                    }
+                    if issuers.iter().any(|i| i == issuer) {
+                        return Err(ConfigError::new("ISSUER", format!("`{issuer}` is listed twice")));
+                    }
+                    issuers.push(issuer.to_owned());
                 }
                 if jwks_uri.as_deref().is_some_and(|uri| uri.trim().is_empty()) {
                     return Err(ConfigError::new("JWKS_URI", "is set but empty: unset it to use discovery"));
                 }
-                IssuerConfig::External { issuer, jwks_uri }
+                if jwks_uri.is_some() && issuers.len() > 1 {
+                    return Err(ConfigError::new(
+                        "JWKS_URI",
+                        "holds one issuer's keys, but ISSUER lists several: unset JWKS_URI, each issuer's keys are then discovered",
+                    ));
+                }
+                let issuer = issuers.remove(0);
+                IssuerConfig::External { issuer, also: issuers, jwks_uri }
             }
             None if jwks_uri.is_some() => {
                 return Err(ConfigError::new(
@@ -314,11 +332,38 @@ mod tests {
             config.issuer,
             IssuerConfig::External {
                 issuer: "https://tenant.example/".to_owned(),
+                also: Vec::new(),
                 jwks_uri: Some("https://tenant.example/keys".to_owned())
             }
         );
         assert_eq!(config.profile, Profile::Compatible);
         assert_eq!(config.audience, "my-api");
+    }
+
+    #[test]
+    fn issuer_may_list_several_issuers_separated_by_commas() {
+        let two = config(&[("ISSUER", "https://a.example/, https://b.example/oauth2/default")]).unwrap();
+        assert_eq!(
+            two.issuer,
+            IssuerConfig::External {
+                issuer: "https://a.example/".to_owned(),
+                also: vec!["https://b.example/oauth2/default".to_owned()],
+                jwks_uri: None
+            }
+        );
+        let error = |vars: &[(&str, &str)]| config(vars).unwrap_err().to_string();
+        assert_eq!(
+            error(&[("ISSUER", "https://a.example/,")]),
+            "invalid ISSUER: `` is not an issuer URL: use the exact `iss` of your tokens, such as https://your-tenant.example/ (several separated by commas)"
+        );
+        assert_eq!(
+            error(&[("ISSUER", "https://a.example/,https://a.example/")]),
+            "invalid ISSUER: `https://a.example/` is listed twice"
+        );
+        assert_eq!(
+            error(&[("ISSUER", "https://a.example/,https://b.example/"), ("JWKS_URI", "https://a.example/keys")]),
+            "invalid JWKS_URI: holds one issuer's keys, but ISSUER lists several: unset JWKS_URI, each issuer's keys are then discovered"
+        );
     }
 
     #[test]

@@ -25,7 +25,7 @@ mod store;
 
 use std::process::ExitCode;
 
-use scopegate::{Authority, Profile, ScopeClaim};
+use scopegate::{Authority, AuthorityBuilder, Profile, ScopeClaim};
 use tokio::net::TcpListener;
 
 use crate::{
@@ -78,8 +78,8 @@ async fn run() -> Result<(), String> {
     let authority = authority(&config, dev_issuer.as_ref()).await?;
 
     logging.start()?;
-    let (issuer, audience, profile) = (authority.issuer(), &config.audience, config.profile);
-    tracing::info!(issuer, audience, ?profile, "verifying access tokens");
+    let (issuers, audience, profile) = (authority.issuers().join(", "), &config.audience, config.profile);
+    tracing::info!(issuers, audience, ?profile, "verifying access tokens");
     if let Some(dev_issuer) = &dev_issuer {
         dev_issuer.print_banner(address);
     }
@@ -97,29 +97,30 @@ async fn run() -> Result<(), String> {
 /// The verifier: discovery and keys over HTTP from `ISSUER` (or the development issuer),
 /// fetched now so that an unreachable issuer stops the start with a clear error.
 async fn authority(config: &Config, dev_issuer: Option<&DevIssuer>) -> Result<Authority, String> {
-    let (issuer, jwks_uri, setting) = match (&config.issuer, dev_issuer) {
-        (IssuerConfig::External { issuer, jwks_uri: Some(uri) }, _) => {
-            (issuer.as_str(), Some(uri.as_str()), "JWKS_URI")
+    let no_others = Vec::new();
+    let (issuer, others, jwks_uri, setting) = match (&config.issuer, dev_issuer) {
+        (IssuerConfig::External { issuer, also, jwks_uri: Some(uri) }, _) => {
+            (issuer.as_str(), also, Some(uri.as_str()), "JWKS_URI")
         }
-        (IssuerConfig::External { issuer, jwks_uri: None }, _) => (issuer.as_str(), None, "ISSUER"),
-        (IssuerConfig::Development, Some(dev_issuer)) => (dev_issuer.issuer(), None, "the development issuer"),
+        (IssuerConfig::External { issuer, also, jwks_uri: None }, _) => (issuer.as_str(), also, None, "ISSUER"),
+        (IssuerConfig::Development, Some(dev_issuer)) => {
+            (dev_issuer.issuer(), &no_others, None, "the development issuer")
+        }
         (IssuerConfig::Development, None) => return Err("the development issuer did not start".to_owned()),
     };
-    let mut builder = Authority::builder().issuer(issuer).audience(&config.audience).profile(config.profile);
+    let mut builder = issuer_policy(Authority::builder().issuer(issuer), config);
     // RFC 9728: every challenge names the metadata URL formed from the audience (when it is
     // an https or http URL), never from the request's `Host`.
     if scopegate::policy::metadata_url(&config.audience).is_some() {
         builder = builder.protected_resource_metadata(true);
     }
-    if config.profile == Profile::Compatible {
-        // Okta and Entra ID put the scopes in `scp`; Auth0 and Keycloak in `scope`.
-        builder = builder.scope_claims([ScopeClaim::Scope, ScopeClaim::Scp]);
-    }
     if let Some(jwks_uri) = jwks_uri {
         builder = builder.jwks_uri(jwks_uri);
     }
-    if let Some(cooldown) = config.refresh_cooldown {
-        builder = builder.jwks_refresh_cooldown(cooldown);
+    // `ISSUER=https://a/,https://b/`: each further issuer with its own discovery and keys,
+    // and the same policy; a token is verified only with its own issuer's keys.
+    for other in others {
+        builder = builder.also_trust(issuer_policy(Authority::builder().issuer(other), config));
     }
     if let Some(introspection) = &config.introspection {
         // Opaque tokens: introspected at the issuer with this API's own credentials.
@@ -137,7 +138,25 @@ async fn authority(config: &Config, dev_issuer: Option<&DevIssuer>) -> Result<Au
     // COPY: other policies go here, e.g. `.allowed_clients([...])` or `.leeway(...)`.
     // `.build()` instead of `.connect()` would start at once, without waiting for the
     // issuer, and answer 503 until its keys arrive.
-    builder.connect().await.map_err(|e| format!("cannot use the issuer {issuer} ({setting}): {e}"))
+    builder.connect().await.map_err(|e| match e.setting() {
+        // The error names which of the listed issuers it is about.
+        "also_trust" => format!("cannot use an issuer of ISSUER: {e}"),
+        _ => format!("cannot use the issuer {issuer} ({setting}): {e}"),
+    })
+}
+
+/// What every trusted issuer's tokens are held to: the audience, the token profile and
+/// its scope claims, the key refresh cooldown.
+fn issuer_policy(mut builder: AuthorityBuilder, config: &Config) -> AuthorityBuilder {
+    builder = builder.audience(&config.audience).profile(config.profile);
+    if config.profile == Profile::Compatible {
+        // Okta and Entra ID put the scopes in `scp`; Auth0 and Keycloak in `scope`.
+        builder = builder.scope_claims([ScopeClaim::Scope, ScopeClaim::Scp]);
+    }
+    if let Some(cooldown) = config.refresh_cooldown {
+        builder = builder.jwks_refresh_cooldown(cooldown);
+    }
+    builder
 }
 
 /// Why `BIND` could not be listened on: a value that parsed is a valid address, so the

@@ -81,7 +81,7 @@ pub(crate) fn api_scopes() -> Vec<&'static str> {
 /// `AccessToken`/`UserInfo` first, nor wrapped in `public(…)` does not compile.
 pub(crate) fn router(state: AppState) -> Router {
     let audience = state.authority.audiences().next().unwrap_or_default().to_owned();
-    let metadata = ProtectedResource::new(audience.clone(), [state.authority.issuer()])
+    let metadata = ProtectedResource::new(audience.clone(), state.authority.issuers())
         .scopes(policy(&audience).scopes())
         .resource_name("Appointments API");
     Router::new()

@@ -659,9 +659,18 @@ struct KeyServerState {
 
 impl KeyServer {
     async fn start() -> Self {
+        Self::start_with(|url| TestIssuer::new().with_issuer(url)).await
+    }
+
+    /// A key server for an issuer with keys of its own (none shared with another server).
+    async fn start_with_fresh_keys() -> Self {
+        Self::start_with(TestIssuer::with_fresh_keys).await
+    }
+
+    async fn start_with(keys: impl FnOnce(String) -> TestIssuer) -> Self {
         let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
-        let issuer = TestIssuer::new().with_issuer(url.clone());
+        let issuer = keys(url.clone());
         let state = KeyServerState {
             url: url.clone(),
             jwks: issuer.jwks(),
@@ -727,6 +736,49 @@ async fn an_issuer_is_trusted_through_discovery_and_the_dev_issuer_never_starts(
         reply.challenge(),
         format!("{REALM}, error=\"insufficient_scope\", scope=\"read:appointments\", {META}")
     );
+}
+
+#[tokio::test]
+async fn two_comma_separated_issuers_are_each_trusted_with_their_own_keys_only() {
+    let a = KeyServer::start_with_fresh_keys().await;
+    let b = KeyServer::start_with_fresh_keys().await;
+    let service = Service::start(&[("ISSUER", &format!("{},{}", a.url, b.url))]).await;
+    for keys in [&a, &b] {
+        assert_eq!(keys.discovery_hits.load(Ordering::SeqCst), 1, "each issuer discovered at startup");
+        assert_eq!(keys.jwks_hits.load(Ordering::SeqCst), 1, "each issuer's keys fetched at startup");
+    }
+
+    for (keys, subject) in [(&a, "alice"), (&b, "bob")] {
+        let token = keys.issuer.access_token().scope("read:appointments").subject(subject).sign();
+        let reply = call(&service, Method::GET, "/api/appointments", Some(&token), None).await;
+        assert_eq!((reply.status, reply.json()), (StatusCode::OK, json!([])));
+        let reply = call(&service, Method::GET, "/api/me", Some(&token), None).await;
+        assert_eq!(reply.json()["subject"], subject);
+    }
+
+    // Each issuer's name on a token signed with the other issuer's key (same `kid`).
+    for (name, signer) in [(&a, &b), (&b, &a)] {
+        let forged = signer.issuer.with_issuer(name.url.clone()).access_token().scope("read:appointments").sign();
+        let reply = call(&service, Method::GET, "/api/appointments", Some(&forged), None).await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            reply.challenge(),
+            format!(
+                "{REALM}, error=\"invalid_token\", error_description=\"The access token signature is invalid\", scope=\"read:appointments\", {META}"
+            )
+        );
+        assert_eq!(reply.json()["reason"], "invalid_signature");
+    }
+
+    // A third issuer is refused at once, and no issuer is asked for keys.
+    let third = a.issuer.with_issuer("http://127.0.0.1:1").access_token().scope("read:appointments").kid("new").sign();
+    let reply = call(&service, Method::GET, "/api/appointments", Some(&third), None).await;
+    assert_eq!(reply.json()["reason"], "invalid_issuer");
+    assert_eq!((a.jwks_hits.load(Ordering::SeqCst), b.jwks_hits.load(Ordering::SeqCst)), (1, 1));
+
+    // RFC 9728 metadata names both.
+    let reply = call(&service, Method::GET, "/.well-known/oauth-protected-resource", None, None).await;
+    assert_eq!(reply.json()["authorization_servers"], json!([a.url, b.url]));
 }
 
 #[tokio::test]
