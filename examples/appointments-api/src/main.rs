@@ -132,9 +132,6 @@ async fn authority(config: &Config, dev_issuer: Option<&DevIssuer>) -> Result<Au
             builder = builder.introspection_cache_ttl(ttl);
         }
     }
-    if !config.token_cache {
-        builder = builder.token_cache_capacity(0);
-    }
     // COPY: other policies go here, e.g. `.allowed_clients([...])` or `.leeway(...)`.
     // `.build()` instead of `.connect()` would start at once, without waiting for the
     // issuer, and answer 503 until its keys arrive.
@@ -146,7 +143,8 @@ async fn authority(config: &Config, dev_issuer: Option<&DevIssuer>) -> Result<Au
 }
 
 /// What every trusted issuer's tokens are held to: the audience, the token profile and
-/// its scope claims, the key refresh cooldown.
+/// its scope claims, the key refresh cooldown, the verified-token cache (each issuer has
+/// its own).
 fn issuer_policy(mut builder: AuthorityBuilder, config: &Config) -> AuthorityBuilder {
     builder = builder.audience(&config.audience).profile(config.profile);
     if config.profile == Profile::Compatible {
@@ -155,6 +153,9 @@ fn issuer_policy(mut builder: AuthorityBuilder, config: &Config) -> AuthorityBui
     }
     if let Some(cooldown) = config.refresh_cooldown {
         builder = builder.jwks_refresh_cooldown(cooldown);
+    }
+    if !config.token_cache {
+        builder = builder.token_cache_capacity(0);
     }
     builder
 }
