@@ -36,6 +36,8 @@ pub(crate) struct Inner {
     pub(crate) token_cache: Option<TokenCache>,
     pub(crate) userinfo: crate::userinfo_client::Userinfo,
     pub(crate) introspection: Option<Introspector>,
+    /// DPoP proof checking (RFC 9449), when on: see [`crate::dpop`].
+    pub(crate) dpop: Option<crate::dpop::Dpop>,
 }
 
 #[derive(Debug)]
@@ -269,6 +271,7 @@ pub struct AuthorityBuilder {
     tls_roots: Vec<Vec<u8>>,
     userinfo: crate::userinfo_client::Settings,
     introspection: introspection::Settings,
+    dpop: crate::dpop::Settings,
 }
 
 impl AuthorityBuilder {
@@ -605,6 +608,42 @@ impl AuthorityBuilder {
         self
     }
 
+    /// Accepts DPoP-bound access tokens (RFC 9449): `Authorization: DPoP <token>` with a
+    /// `DPoP` proof, checked as described in [`crate::dpop`]. Off by default; with
+    /// [`DpopPolicy::Allowed`](crate::dpop::DpopPolicy::Allowed) bearer tokens are still
+    /// accepted (a bound token only with its proof), with
+    /// [`DpopPolicy::Required`](crate::dpop::DpopPolicy::Required) only DPoP is. A proof's
+    /// `htu` is compared with [`public_url`](Self::public_url) (behind a proxy), or else
+    /// the first audience, which must then be an http(s) URL.
+    pub fn dpop(mut self, policy: crate::dpop::DpopPolicy) -> Self {
+        self.dpop.policy = Some(policy);
+        self
+    }
+
+    /// Where the `jti`s of accepted proofs are remembered (default: a
+    /// [`MemoryReplayStore`](crate::dpop::MemoryReplayStore) of this process). With several
+    /// replicas, give them one shared store, such as
+    /// `RedisReplayStore` (feature `redis`), so a proof replayed on another replica is
+    /// refused.
+    pub fn dpop_replay_store(mut self, store: Arc<dyn crate::dpop::ReplayStore>) -> Self {
+        self.dpop.store = Some(store);
+        self
+    }
+
+    /// How old a proof's `iat` may be (default 60 s, at most 300 s); the
+    /// [`leeway`](Self::leeway) is added, and is also how far in the future it may be.
+    pub fn dpop_proof_max_age(mut self, max_age: Duration) -> Self {
+        self.dpop.max_age = Some(max_age);
+        self
+    }
+
+    /// The algorithms accepted for proofs (default [`Algorithm::ASYMMETRIC`]; HMAC never:
+    /// a proof is signed with the client's private key). Also the challenge's `algs`.
+    pub fn dpop_algorithms(mut self, algorithms: impl IntoIterator<Item = Algorithm>) -> Self {
+        self.dpop.algorithms = Some(algorithms.into_iter().collect());
+        self
+    }
+
     /// Judges token times by `clock` instead of the wall clock (feature `testing`): for
     /// tests that need `exp` exactly equal to now, or a token that ages while cached.
     #[cfg(feature = "testing")]
@@ -875,6 +914,11 @@ impl AuthorityBuilder {
             );
         }
 
+        let dpop = self.dpop.build(leeway, self.public_url.as_deref(), self.audiences.first().map(String::as_str))?;
+        let (dpop, dpop_challenge) = match dpop {
+            Some((dpop, challenge)) => (Some(dpop), Some(challenge)),
+            None => (None, None),
+        };
         let config = Config {
             issuer: issuer.into(),
             audiences: self.audiences.into_iter().map(Into::into).collect(),
@@ -892,6 +936,7 @@ impl AuthorityBuilder {
                 realm: realm.into(),
                 describe: self.error_descriptions.unwrap_or(true),
                 resource_metadata,
+                dpop: dpop_challenge,
             },
             clock: self.clock,
         };
@@ -917,6 +962,7 @@ impl AuthorityBuilder {
                 token_cache,
                 userinfo,
                 introspection,
+                dpop,
             }),
         };
         Ok((authority, remote))

@@ -23,7 +23,7 @@ use crate::{
     authority::{Authority, Inner},
     claims::{AudienceCheck, VerifiedClaims},
     credentials::{self, Credentials},
-    rejection::{Rejection, RejectionKind},
+    rejection::{Rejection, RejectionKind, TokenError},
     scope::{ScopeExpr, Scopes},
 };
 
@@ -237,16 +237,26 @@ async fn authenticate(
     if let Some(token) = parts.extensions.get::<Verified>().and_then(|v| v.find(authority, reuse)) {
         return Ok(Some(token.clone()));
     }
-    let token = match credentials::bearer_token(&parts.headers, &parts.uri) {
-        Ok(Credentials::Bearer(token)) => token,
+    let credentials = match credentials::token(&parts.headers, &parts.uri, authority.dpop_enabled()) {
+        // DPoP required: a bearer token is an unsupported scheme (RFC 6750 §3.1).
+        Ok(Credentials::Bearer(_)) if authority.dpop_required() => return Err(missing_credentials(authority)),
         Ok(Credentials::None) => return Ok(None),
+        Ok(credentials) => credentials,
         Err(error) => return Err(authority.reject(RejectionKind::InvalidRequest(error))),
     };
     let audience = match reuse {
         Reuse::SameAuthority => None,
         Reuse::SameAudience(audience) => audience,
     };
-    let token = authority.verify_for(token, audience.map_or(AudienceCheck::Configured, AudienceCheck::Exact)).await?;
+    let check = audience.map_or(AudienceCheck::Configured, AudienceCheck::Exact);
+    let token = match credentials {
+        Credentials::Dpop(token) => match authority.verify_dpop(parts, token, check).await {
+            Ok(claims) => authority.accepted(claims),
+            Err(kind) => return Err(authority.reject(kind).under_dpop()),
+        },
+        Credentials::Bearer(token) => authority.verify_for(token, check).await?,
+        Credentials::None => return Ok(None),
+    };
     let outcome = Outcome { authority: Arc::downgrade(&authority.inner), audience, token: token.clone() };
     match parts.extensions.get_mut::<Verified>() {
         Some(verified) => verified.0.push(outcome),
@@ -269,15 +279,20 @@ impl Authority {
         self.verify_for(token, AudienceCheck::Configured).await
     }
 
-    /// Verifies a token for `audience`, counting the outcome.
+    /// Verifies a bearer token for `audience`, counting the outcome. A sender-constrained
+    /// token (`cnf`) is refused here: it needs its proof (RFC 9449 §7.2).
     async fn verify_for(&self, token: &str, audience: AudienceCheck<'_>) -> Result<AccessToken, Rejection> {
         match self.verify_token(token, audience).await {
-            Ok(claims) => {
-                self.inner.stats.accepted.fetch_add(1, Ordering::Relaxed);
-                Ok(AccessToken { claims })
-            }
+            Ok(claims) if claims.bound => Err(self.reject(TokenError::SenderConstrained.into())),
+            Ok(claims) => Ok(self.accepted(claims)),
             Err(kind) => Err(self.reject(kind)),
         }
+    }
+
+    /// Counts an accepted token.
+    fn accepted(&self, claims: Arc<VerifiedClaims>) -> AccessToken {
+        self.inner.stats.accepted.fetch_add(1, Ordering::Relaxed);
+        AccessToken { claims }
     }
 
     /// Counts a rejection and builds its response.
