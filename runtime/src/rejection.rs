@@ -544,9 +544,9 @@ impl Rejection {
 
     /// The `WWW-Authenticate` value, if this outcome has a challenge (400, 401, 403).
     ///
-    /// With DPoP on, a `DPoP` challenge with `algs` follows the `Bearer` one (RFC 9449
-    /// §7.1), or stands alone when DPoP is required; the error goes on the challenge of
-    /// the scheme the request used.
+    /// With DPoP on, a 401's `DPoP` challenge with `algs` follows the `Bearer` one (RFC
+    /// 9449 §7.1), or stands alone when DPoP is required; the error goes on the challenge
+    /// of the scheme the request used, and a 400 or 403 carries that challenge alone.
     #[must_use]
     pub fn challenge(&self) -> Option<String> {
         let error = match &self.kind {
@@ -563,8 +563,11 @@ impl Rejection {
         let bearer_offered = dpop.is_none_or(|d| d.bearer);
         let on_dpop = dpop.is_some()
             && (self.dpop_scheme || !bearer_offered || matches!(self.kind, RejectionKind::InvalidDpopProof(_)));
+        // The other scheme is offered only with a 401: a 400 or 403 answers the request's own.
+        let offer_both = self.status() == StatusCode::UNAUTHORIZED;
+        let dpop = dpop.filter(|_| on_dpop || offer_both);
         let mut value = String::new();
-        if bearer_offered {
+        if bearer_offered && (!on_dpop || offer_both) {
             value.push_str("Bearer realm=\"");
             value.push_str(&self.challenge.realm);
             value.push('"');
