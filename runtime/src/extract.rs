@@ -361,9 +361,12 @@ impl<S: AuthorityState, R: Requirement> FromRequestParts<S> for Guard<R> {
             .and_then(|token| token.ok_or_else(|| missing_credentials(&authority)))
             .map_err(|rejection| rejection.for_route(R::CHALLENGE))?;
         if !R::SCOPES.is_satisfied_by(token.scopes()) {
-            return Err(
-                authority.reject(RejectionKind::InsufficientScope { required: R::CHALLENGE, requirement: R::SCOPES })
-            );
+            let rejection =
+                authority.reject(RejectionKind::InsufficientScope { required: R::CHALLENGE, requirement: R::SCOPES });
+            // The 403 goes on the challenge of the scheme the token came with.
+            let dpop = authority.dpop_enabled()
+                && matches!(credentials::token(&parts.headers, &parts.uri, true), Ok(Credentials::Dpop(_)));
+            return Err(if dpop { rejection.under_dpop() } else { rejection });
         }
         Ok(Guard(PhantomData))
     }

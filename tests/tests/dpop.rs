@@ -43,10 +43,16 @@ async fn me(token: AccessToken) -> String {
     token.subject().to_owned()
 }
 
+#[scopegate::requires_scope("admin")]
+async fn admin() -> &'static str {
+    "admin"
+}
+
 fn app(authority: Authority) -> Router {
     Router::new()
         .route("/me", get(me))
         .route("/items", post(me))
+        .route("/admin", get(admin))
         .nest("/v1", Router::new().route("/me", get(me)))
         .with_state(authority)
 }
@@ -110,7 +116,7 @@ async fn assert_refused(router: &Router, token: &str, proof: &str, error: DpopEr
 }
 
 #[tokio::test]
-async fn a_bound_token_with_its_proof_opens_the_route() {
+async fn case_168_a_bound_token_with_its_proof_opens_the_route() {
     let router = app(authority());
     let (key, token) = bound_token();
     let proof = key.proof("GET", ME).access_token(&token).sign();
@@ -119,7 +125,7 @@ async fn a_bound_token_with_its_proof_opens_the_route() {
 }
 
 #[tokio::test]
-async fn a_bound_token_sent_as_bearer_is_invalid_token_with_both_challenges() {
+async fn case_117_and_168_a_bound_token_sent_as_bearer_is_invalid_token_with_both_challenges() {
     let authority = authority();
     let router = app(authority.clone());
     let (_, token) = bound_token();
@@ -194,7 +200,7 @@ async fn without_dpop_on_the_dpop_scheme_is_no_credentials_and_a_bound_token_is_
 }
 
 #[tokio::test]
-async fn a_proof_for_another_method_is_refused() {
+async fn case_168_a_proof_for_another_method_is_refused() {
     let router = app(authority());
     let (key, token) = bound_token();
     assert_refused(&router, &token, &key.proof("POST", ME).access_token(&token).sign(), DpopError::MethodMismatch)
@@ -204,7 +210,7 @@ async fn a_proof_for_another_method_is_refused() {
 }
 
 #[tokio::test]
-async fn a_proof_for_another_url_is_refused() {
+async fn case_168_a_proof_for_another_url_is_refused() {
     let router = app(authority());
     let (key, token) = bound_token();
     for htu in [
@@ -246,7 +252,7 @@ async fn behind_a_proxy_htu_is_the_public_url_and_nested_routes_keep_their_prefi
 }
 
 #[tokio::test]
-async fn a_stale_or_future_proof_is_refused() {
+async fn case_168_a_stale_or_future_proof_is_refused() {
     let router =
         app(builder().dpop_proof_max_age(Duration::from_secs(30)).leeway(Duration::from_secs(5)).build().unwrap());
     let (key, token) = bound_token();
@@ -262,7 +268,7 @@ async fn a_stale_or_future_proof_is_refused() {
 }
 
 #[tokio::test]
-async fn a_proof_without_ath_or_for_another_token_is_refused() {
+async fn case_168_a_proof_without_ath_or_for_another_token_is_refused() {
     let router = app(authority());
     let (key, token) = bound_token();
     assert_refused(&router, &token, &key.proof("GET", ME).sign(), DpopError::AthMismatch).await;
@@ -271,7 +277,7 @@ async fn a_proof_without_ath_or_for_another_token_is_refused() {
 }
 
 #[tokio::test]
-async fn a_proof_by_another_key_than_the_bound_one_is_refused() {
+async fn case_168_a_proof_by_another_key_than_the_bound_one_is_refused() {
     let router = app(authority());
     let (_, token) = bound_token();
     let thief = DpopKey::generate();
@@ -279,7 +285,7 @@ async fn a_proof_by_another_key_than_the_bound_one_is_refused() {
 }
 
 #[tokio::test]
-async fn a_replayed_proof_is_refused() {
+async fn case_168_a_replayed_proof_is_refused() {
     let authority = authority();
     let router = app(authority.clone());
     let (key, token) = bound_token();
@@ -293,7 +299,7 @@ async fn a_replayed_proof_is_refused() {
 }
 
 #[tokio::test]
-async fn a_proof_signed_with_hs256_or_none_is_refused() {
+async fn case_168_a_proof_signed_with_hs256_or_none_is_refused() {
     let router = app(authority());
     let (key, token) = bound_token();
     let hs256 = key.proof("GET", ME).access_token(&token).hmac_secret([7u8; 32]).sign();
@@ -303,7 +309,7 @@ async fn a_proof_signed_with_hs256_or_none_is_refused() {
 }
 
 #[tokio::test]
-async fn a_proof_with_the_private_key_inside_is_refused() {
+async fn case_168_a_proof_with_the_private_key_inside_is_refused() {
     let router = app(authority());
     let (key, token) = bound_token();
     let proof = key.proof("GET", ME).access_token(&token).header("jwk", key.private_jwk()).sign();
@@ -311,7 +317,7 @@ async fn a_proof_with_the_private_key_inside_is_refused() {
 }
 
 #[tokio::test]
-async fn a_proof_of_another_type_without_a_key_or_with_a_bad_signature_is_refused() {
+async fn case_168_a_proof_of_another_type_without_a_key_or_with_a_bad_signature_is_refused() {
     let router = app(authority());
     let (key, token) = bound_token();
     let proof = |p: testing::ProofBuilder| p.access_token(&token).sign();
@@ -330,7 +336,7 @@ async fn a_proof_of_another_type_without_a_key_or_with_a_bad_signature_is_refuse
 }
 
 #[tokio::test]
-async fn a_missing_proof_or_two_proofs_are_refused() {
+async fn case_168_a_missing_proof_or_two_proofs_are_refused() {
     let router = app(authority());
     let (key, token) = bound_token();
     let reply = send(&router, "GET", "/me", Some(&format!("DPoP {token}")), &[]).await;
@@ -364,6 +370,28 @@ async fn an_unbound_or_expired_token_under_the_dpop_scheme_is_invalid_token_on_t
         );
         assert_eq!(reply.reason().as_deref(), Some(error.code()));
     }
+}
+
+#[tokio::test]
+async fn a_403_carries_only_the_challenge_of_the_scheme_the_request_used() {
+    let router = app(authority());
+    let (key, token) = bound_token();
+    let proof = key.proof("GET", "https://api.example.test/admin").access_token(&token).sign();
+    let reply = send(&router, "GET", "/admin", Some(&format!("DPoP {token}")), &[&proof]).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        reply.challenge.as_deref(),
+        Some(
+            format!("DPoP realm=\"{REALM}\", error=\"insufficient_scope\", scope=\"admin\", algs=\"{ALGS}\"").as_str()
+        )
+    );
+    let bearer = TestIssuer::new().access_token().sign();
+    let reply = send(&router, "GET", "/admin", Some(&format!("Bearer {bearer}")), &[]).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        reply.challenge.as_deref(),
+        Some(format!("Bearer realm=\"{REALM}\", error=\"insufficient_scope\", scope=\"admin\"").as_str())
+    );
 }
 
 #[tokio::test]
@@ -458,8 +486,9 @@ impl Drop for RedisServer {
 }
 
 #[tokio::test]
-async fn a_proof_replayed_on_a_second_instance_sharing_redis_is_refused() {
-    let Some(redis) = RedisServer::start("a_proof_replayed_on_a_second_instance_sharing_redis_is_refused") else {
+async fn case_168_a_proof_replayed_on_a_second_instance_sharing_redis_is_refused() {
+    let Some(redis) = RedisServer::start("case_168_a_proof_replayed_on_a_second_instance_sharing_redis_is_refused")
+    else {
         return;
     };
     // Two instances of the service: separate authorities, separate connections, one Redis.
