@@ -916,7 +916,7 @@ impl AuthorityBuilder {
 
         let dpop = self.dpop.build(leeway, self.public_url.as_deref(), self.audiences.first().map(String::as_str))?;
         let (dpop, dpop_challenge) = match dpop {
-            Some((dpop, challenge)) => (Some(dpop), Some(challenge)),
+            Some((dpop, challenge)) => (Some(dpop), Some(Arc::new(challenge))),
             None => (None, None),
         };
         let config = Config {

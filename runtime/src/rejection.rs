@@ -476,7 +476,8 @@ pub(crate) struct ChallengeConfig {
     /// header-safe; `None` when the metadata is off.
     pub(crate) resource_metadata: Option<Arc<str>>,
     /// The `DPoP` challenge's settings; `None` when DPoP is off.
-    pub(crate) dpop: Option<DpopChallenge>,
+    /// (Boxed: it keeps `Rejection` small.)
+    pub(crate) dpop: Option<Arc<DpopChallenge>>,
 }
 
 /// What the `DPoP` challenge (RFC 9449 §7.1) says, fixed at build time.

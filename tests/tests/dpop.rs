@@ -3,6 +3,9 @@
 //! `WWW-Authenticate` and reason, and a replayed proof is refused on a second authority
 //! sharing a real `redis-server` (started here on 127.0.0.1).
 
+// Test helpers fail loudly: a panic is the assertion.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::{
     net::TcpListener,
     process::{Child, Command, Stdio},
