@@ -270,7 +270,7 @@ impl Authority {
     /// Verifies a token sent with the `DPoP` scheme and the request's proof.
     pub(crate) async fn verify_dpop(
         &self,
-        parts: &Parts,
+        parts: &mut Parts,
         token: &str,
         audience: AudienceCheck<'_>,
     ) -> Result<Arc<VerifiedClaims>, RejectionKind> {
@@ -286,8 +286,21 @@ impl Authority {
         let now = self.inner.config.clock.now();
         let checked =
             dpop.check(proof, token, &parts.method, uri.path(), jkt, now).map_err(RejectionKind::InvalidDpopProof)?;
+        // A second extractor of the same request (a middleware's, then a guard's with its
+        // own `aud`, or another authority's) checks the same proof: not a replay.
+        if parts.extensions.get::<AcceptedProofs>().is_some_and(|accepted| accepted.0.contains(&checked.replay_key)) {
+            return Ok(claims);
+        }
         match dpop.store.check_and_insert(&checked.replay_key, checked.ttl).await {
-            Ok(Freshness::Fresh) => Ok(claims),
+            Ok(Freshness::Fresh) => {
+                match parts.extensions.get_mut::<AcceptedProofs>() {
+                    Some(accepted) => accepted.0.push(checked.replay_key),
+                    None => {
+                        parts.extensions.insert(AcceptedProofs(vec![checked.replay_key]));
+                    }
+                }
+                Ok(claims)
+            }
             Ok(Freshness::Replayed) => Err(RejectionKind::InvalidDpopProof(DpopError::Replayed)),
             Err(error) => {
                 tracing::warn!(target: "scopegate", error = %error, "DPoP replay store unavailable");
@@ -296,6 +309,10 @@ impl Authority {
         }
     }
 }
+
+/// The replay keys of the proofs this request's extractors accepted (request extensions).
+#[derive(Debug, Clone, Default)]
+struct AcceptedProofs(Vec<String>);
 
 /// The one `DPoP` header's value.
 fn proof_header(headers: &HeaderMap) -> Result<&str, DpopError> {

@@ -250,10 +250,14 @@ async fn authenticate(
     };
     let check = audience.map_or(AudienceCheck::Configured, AudienceCheck::Exact);
     let token = match credentials {
-        Credentials::Dpop(token) => match authority.verify_dpop(parts, token, check).await {
-            Ok(claims) => authority.accepted(claims),
-            Err(kind) => return Err(authority.reject(kind).under_dpop()),
-        },
+        Credentials::Dpop(token) => {
+            // Owned: the proof check records the accepted proof in the request extensions.
+            let token = token.to_owned();
+            match authority.verify_dpop(parts, &token, check).await {
+                Ok(claims) => authority.accepted(claims),
+                Err(kind) => return Err(authority.reject(kind).under_dpop()),
+            }
+        }
         Credentials::Bearer(token) => authority.verify_for(token, check).await?,
         Credentials::None => return Ok(None),
     };

@@ -397,6 +397,41 @@ async fn a_403_carries_only_the_challenge_of_the_scheme_the_request_used() {
     );
 }
 
+#[scopegate::requires_scope("read:appointments", aud = "https://api.example.test")]
+async fn explicit_audience(token: AccessToken) -> String {
+    token.subject().to_owned()
+}
+
+async fn note_caller(
+    caller: Option<AccessToken>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let mut response = next.run(request).await;
+    if let Some(caller) = caller {
+        response.headers_mut().insert("x-caller", caller.subject().parse().unwrap());
+    }
+    response
+}
+
+#[tokio::test]
+async fn a_middleware_and_a_guard_checking_one_proof_in_one_request_is_not_a_replay() {
+    let authority = authority();
+    // The guard names its audience, so it verifies again after the middleware.
+    let router = Router::new()
+        .route("/explicit", get(explicit_audience))
+        .layer(axum::middleware::from_fn_with_state(authority.clone(), note_caller))
+        .with_state(authority);
+    let key = DpopKey::generate();
+    let token = TestIssuer::new().access_token().scope("read:appointments").dpop_bound(&key).sign();
+    let proof = key.proof("GET", "https://api.example.test/explicit").access_token(&token).sign();
+    let reply = send(&router, "GET", "/explicit", Some(&format!("DPoP {token}")), &[&proof]).await;
+    assert_eq!((reply.status, reply.body.as_str()), (StatusCode::OK, testing::DEFAULT_SUBJECT), "{reply:?}");
+    // The next request with the same proof is one.
+    let reply = send(&router, "GET", "/explicit", Some(&format!("DPoP {token}")), &[&proof]).await;
+    assert_eq!(reply.reason().as_deref(), Some("dpop_replayed"));
+}
+
 #[tokio::test]
 async fn a_post_with_its_proof_is_accepted() {
     let router = app(authority());
