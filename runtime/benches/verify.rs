@@ -3,7 +3,9 @@
 //! For each algorithm: the bare signature check with a pre-parsed aws-lc-rs key (the
 //! floor), `jsonwebtoken::decode` with a full `Validation`, and scopegate's path
 //! (`Authority::verify` with the verified-token cache off). Then the cache hit, and scope
-//! evaluation. After criterion's own report, a summary table prints the median of each
+//! evaluation. Then one whole request through an axum router, bearer next to DPoP (the
+//! same token from the verified-token cache; the DPoP request adds the proof checks and the
+//! in-memory replay store). After criterion's own report, a summary table prints the median of each
 //! and its ratio to the floor (`scripts/bench.sh` copies it into BENCHMARKS.md).
 //!
 //! Run: `cargo bench -p scopegate --bench verify`
@@ -20,10 +22,21 @@ use std::{
 };
 
 use aws_lc_rs::signature::{self as sig, ParsedPublicKey, VerificationAlgorithm};
+use axum::{
+    Router,
+    body::Body,
+    http::{Request, StatusCode, header::AUTHORIZATION},
+    routing::get,
+};
 use base64::Engine as _;
-use criterion::{Criterion, criterion_group};
+use criterion::{BatchSize, Criterion, criterion_group};
 use jsonwebtoken::{DecodingKey, Validation, jwk::Jwk};
-use scopegate::{Algorithm, Authority, ScopeExpr, Scopes, testing::TestIssuer};
+use scopegate::{
+    AccessToken, Algorithm, Authority, ScopeExpr, Scopes,
+    dpop::{DpopPolicy, MemoryReplayStore},
+    testing::{DpopKey, TestIssuer},
+};
+use tower::ServiceExt as _;
 
 const AUD: &str = "https://api.example.test";
 
@@ -179,6 +192,60 @@ fn introspection_cache_hit(authority: &Authority) {
     ready(authority.verify(black_box(OPAQUE))).unwrap();
 }
 
+/// One guarded route behind an authority with DPoP on, a bearer token and a DPoP-bound
+/// token (both RS256, both served from the verified-token cache after the first request).
+struct Requests {
+    router: Router,
+    bearer: String,
+    bound: String,
+    key: DpopKey,
+}
+
+const ME: &str = "https://api.example.test/me";
+
+fn requests() -> Requests {
+    let issuer = TestIssuer::new();
+    // Room for every proof a run makes: the store refuses new proofs when full.
+    let store = std::sync::Arc::new(MemoryReplayStore::new(10_000_000));
+    let authority = issuer.authority_builder(AUD).dpop(DpopPolicy::Allowed).dpop_replay_store(store).build().unwrap();
+    let router = Router::new()
+        .route("/me", get(|token: AccessToken| async move { token.subject().len().to_string() }))
+        .with_state(authority);
+    let key = DpopKey::generate();
+    let scope = "openid profile email read:appointments write:appointments offline_access";
+    let requests = Requests {
+        router,
+        bearer: format!("Bearer {}", issuer.access_token().scope(scope).sign()),
+        bound: issuer.access_token().scope(scope).dpop_bound(&key).sign(),
+        key,
+    };
+    bearer_request(&requests);
+    dpop_request(&requests, &requests.proof());
+    requests
+}
+
+impl Requests {
+    fn proof(&self) -> String {
+        self.key.proof("GET", ME).access_token(&self.bound).sign()
+    }
+}
+
+fn bearer_request(r: &Requests) {
+    let request = Request::get("/me").header(AUTHORIZATION, black_box(&r.bearer)).body(Body::empty()).unwrap();
+    let response = ready(r.router.clone().oneshot(request)).unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+fn dpop_request(r: &Requests, proof: &str) {
+    let request = Request::get("/me")
+        .header(AUTHORIZATION, format!("DPoP {}", black_box(&r.bound)))
+        .header("dpop", black_box(proof))
+        .body(Body::empty())
+        .unwrap();
+    let response = ready(r.router.clone().oneshot(request)).unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
 fn bench(c: &mut Criterion) {
     let cases = cases();
     for case in &cases {
@@ -189,6 +256,13 @@ fn bench(c: &mut Criterion) {
         group.finish();
     }
     c.bench_function("verify/cache hit (RS256)", |b| b.iter(|| scopegate_cache_hit(&cases[0])));
+    let requests = requests();
+    let mut group = c.benchmark_group("request");
+    group.bench_function("bearer (cache hit)", |b| b.iter(|| bearer_request(&requests)));
+    group.bench_function("DPoP (cache hit + ES256 proof)", |b| {
+        b.iter_batched(|| requests.proof(), |proof| dpop_request(&requests, &proof), BatchSize::SmallInput);
+    });
+    group.finish();
     let (introspecting, _runtime) = introspected();
     c.bench_function("verify/introspection cache hit (opaque)", |b| b.iter(|| introspection_cache_hit(&introspecting)));
     let scopes = granted();
@@ -248,6 +322,28 @@ fn summary() {
     let (introspecting, _runtime) = introspected();
     let hit = median(|| introspection_cache_hit(&introspecting), 20_000, 31);
     println!("| introspection cache hit (opaque token, {} bytes) | {} |", OPAQUE.len(), fmt(hit));
+    let requests = requests();
+    let bearer = median(|| bearer_request(&requests), 2_000, 31);
+    // Proofs are single-use: make them first, outside the timing.
+    let mut proofs: Vec<String> = (0..31 * 200).map(|_| requests.proof()).collect();
+    let mut samples: Vec<Duration> = (0..31)
+        .map(|_| {
+            let batch: Vec<String> = proofs.drain(..200).collect();
+            let start = Instant::now();
+            for proof in &batch {
+                dpop_request(&requests, proof);
+            }
+            start.elapsed() / 200
+        })
+        .collect();
+    samples.sort_unstable();
+    let dpop = samples[samples.len() / 2];
+    println!("| request through axum: bearer (RS256 token, cache hit) | {} |", fmt(bearer));
+    println!(
+        "| request through axum: DPoP (same, plus ES256 proof and replay check) | {} (+{}) |",
+        fmt(dpop),
+        fmt(dpop.saturating_sub(bearer))
+    );
     let scopes = granted();
     for (name, expr) in [("all", ALL), ("any", ANY), ("nested", NESTED)] {
         let t = median(

@@ -39,6 +39,8 @@ pub(crate) struct Inner {
     /// The other issuers trusted by [`AuthorityBuilder::also_trust`], each with its own
     /// configuration, keys and caches (and none of its own: the list is flat).
     pub(crate) also: Vec<Authority>,
+    /// DPoP proof checking (RFC 9449), when on: see [`crate::dpop`].
+    pub(crate) dpop: Option<crate::dpop::Dpop>,
 }
 
 #[derive(Debug)]
@@ -406,6 +408,7 @@ pub struct AuthorityBuilder {
     tenants: Option<Vec<String>>,
     require_token_use: bool,
     appid_names_client: bool,
+    dpop: crate::dpop::Settings,
 }
 
 impl AuthorityBuilder {
@@ -812,6 +815,42 @@ impl AuthorityBuilder {
         self
     }
 
+    /// Accepts DPoP-bound access tokens (RFC 9449): `Authorization: DPoP <token>` with a
+    /// `DPoP` proof, checked as described in [`crate::dpop`]. Off by default; with
+    /// [`DpopPolicy::Allowed`](crate::dpop::DpopPolicy::Allowed) bearer tokens are still
+    /// accepted (a bound token only with its proof), with
+    /// [`DpopPolicy::Required`](crate::dpop::DpopPolicy::Required) only DPoP is. A proof's
+    /// `htu` is compared with [`public_url`](Self::public_url) (behind a proxy), or else
+    /// the first audience, which must then be an http(s) URL.
+    pub fn dpop(mut self, policy: crate::dpop::DpopPolicy) -> Self {
+        self.dpop.policy = Some(policy);
+        self
+    }
+
+    /// Where the `jti`s of accepted proofs are remembered (default: a
+    /// [`MemoryReplayStore`](crate::dpop::MemoryReplayStore) of this process). With several
+    /// replicas, give them one shared store, such as
+    /// `RedisReplayStore` (feature `redis`), so a proof replayed on another replica is
+    /// refused.
+    pub fn dpop_replay_store(mut self, store: Arc<dyn crate::dpop::ReplayStore>) -> Self {
+        self.dpop.store = Some(store);
+        self
+    }
+
+    /// How old a proof's `iat` may be (default 60 s, at most 300 s); the
+    /// [`leeway`](Self::leeway) is added, and is also how far in the future it may be.
+    pub fn dpop_proof_max_age(mut self, max_age: Duration) -> Self {
+        self.dpop.max_age = Some(max_age);
+        self
+    }
+
+    /// The algorithms accepted for proofs (default [`Algorithm::ASYMMETRIC`]; HMAC never:
+    /// a proof is signed with the client's private key). Also the challenge's `algs`.
+    pub fn dpop_algorithms(mut self, algorithms: impl IntoIterator<Item = Algorithm>) -> Self {
+        self.dpop.algorithms = Some(algorithms.into_iter().collect());
+        self
+    }
+
     /// Judges token times by `clock` instead of the wall clock (feature `testing`): for
     /// tests that need `exp` exactly equal to now, or a token that ages while cached.
     #[cfg(feature = "testing")]
@@ -1135,6 +1174,11 @@ impl AuthorityBuilder {
             );
         }
 
+        let dpop = self.dpop.build(leeway, self.public_url.as_deref(), self.audiences.first().map(String::as_str))?;
+        let (dpop, dpop_challenge) = match dpop {
+            Some((dpop, challenge)) => (Some(dpop), Some(Arc::new(challenge))),
+            None => (None, None),
+        };
         let config = Config {
             issuer: issuer.into(),
             audiences: self.audiences.into_iter().map(Into::into).collect(),
@@ -1148,12 +1192,13 @@ impl AuthorityBuilder {
             allowed_clients: self.allowed_clients.map(|c| c.into_iter().map(Into::into).collect()),
             reject_id_token_claims: self.reject_id_token_claims.unwrap_or(true),
             require_single_audience: self.require_single_audience,
-            challenge: ChallengeConfig {
+            challenge: Arc::new(ChallengeConfig {
                 realm: realm.into(),
                 describe: self.error_descriptions.unwrap_or(true),
                 resource_metadata,
                 hook: self.rejection_hook,
-            },
+                dpop: dpop_challenge,
+            }),
             tenants: self.tenants.map(|t| t.into_iter().map(Into::into).collect()),
             require_token_use: self.require_token_use,
             appid_names_client: self.appid_names_client,
@@ -1182,6 +1227,7 @@ impl AuthorityBuilder {
                 userinfo,
                 introspection,
                 also,
+                dpop,
             }),
         };
         Ok((authority, remote))

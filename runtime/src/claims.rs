@@ -56,6 +56,9 @@ pub(crate) struct VerifiedClaims {
     pub(crate) scopes: Scopes,
     /// How the token was verified: its signature, or the issuer's introspection answer.
     pub(crate) verification: Verification,
+    /// A `cnf` claim (or member of the introspection answer): the token is
+    /// sender-constrained (DPoP or mTLS) and is never accepted as a bearer token.
+    pub(crate) bound: bool,
     raw: OnceLock<Map<String, Value>>,
 }
 
@@ -75,6 +78,12 @@ impl VerifiedClaims {
         scopes: Scopes,
     ) -> Self {
         let owned = |s: &str| Text::Owned(s.into());
+        // The answer passed the strict reader already; parsed once more here, its `cnf`
+        // says whether the token is bound (and the map serves `raw()` afterwards).
+        let raw = OnceLock::new();
+        let map = json::parse_object(payload.as_bytes()).unwrap_or_default();
+        let bound = map.contains_key("cnf");
+        let _ = raw.set(map);
         Self {
             payload,
             subject: owned(subject),
@@ -86,7 +95,8 @@ impl VerifiedClaims {
             issued_at,
             scopes,
             verification: Verification::Introspection,
-            raw: OnceLock::new(),
+            bound,
+            raw,
         }
     }
 
@@ -128,6 +138,17 @@ impl VerifiedClaims {
         &self.payload
     }
 
+    /// `cnf.jkt`: the thumbprint of the DPoP key the token is bound to (RFC 9449 §6).
+    pub(crate) fn jkt(&self) -> Option<&str> {
+        if !self.bound {
+            return None;
+        }
+        match self.raw().get("cnf")? {
+            Value::Object(cnf) => cnf.get("jkt")?.as_str().filter(|jkt| !jkt.is_empty()),
+            _ => None,
+        }
+    }
+
     /// Every claim, parsed on first use.
     pub(crate) fn raw(&self) -> &Map<String, Value> {
         // The payload already passed the strict reader, so this parse succeeds; an empty
@@ -151,6 +172,7 @@ impl VerifiedClaims {
             issued_at: 0.0,
             scopes: Scopes::default(),
             verification: Verification::Jwt,
+            bound: false,
             raw: OnceLock::new(),
         }
     }
@@ -327,9 +349,6 @@ pub(crate) fn validate(
             _ => return Err(TokenError::NotAnAccessToken),
         }
     }
-    if claims.cnf {
-        return Err(TokenError::SenderConstrained);
-    }
 
     let issuer = match &claims.iss {
         Some(Member::Str(iss)) if config.trusts_issuer(iss) => iss,
@@ -418,6 +437,7 @@ pub(crate) fn validate(
         expires_at: exp,
         issued_at: iat,
         scopes,
+        bound: claims.cnf,
     })
 }
 
@@ -432,12 +452,14 @@ pub(crate) struct Checked {
     expires_at: f64,
     issued_at: f64,
     scopes: Scopes,
+    /// `cnf` is present: only the DPoP scheme, with a proof for `cnf.jkt`, may present it.
+    bound: bool,
 }
 
 impl Checked {
     /// The verified claims, owning the payload `self` was validated from.
     pub(crate) fn with_payload(self, payload: String) -> VerifiedClaims {
-        let Self { subject, client_id, audiences, issuer, jti, expires_at, issued_at, scopes } = self;
+        let Self { subject, client_id, audiences, issuer, jti, expires_at, issued_at, scopes, bound } = self;
         VerifiedClaims {
             payload,
             subject,
@@ -449,6 +471,7 @@ impl Checked {
             issued_at,
             scopes,
             verification: Verification::Jwt,
+            bound,
             raw: OnceLock::new(),
         }
     }

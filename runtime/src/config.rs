@@ -154,7 +154,7 @@ pub(crate) struct Config {
     pub(crate) allowed_clients: Option<Vec<Box<str>>>,
     pub(crate) reject_id_token_claims: bool,
     pub(crate) require_single_audience: bool,
-    pub(crate) challenge: ChallengeConfig,
+    pub(crate) challenge: std::sync::Arc<ChallengeConfig>,
     /// Entra ID multi-tenant: `issuer` is a template with [`TENANT_PLACEHOLDER`], and a
     /// token's `iss` must be it with one of these tenants in place, equal to its `tid`.
     pub(crate) tenants: Option<Vec<Box<str>>>,

@@ -15,11 +15,20 @@ pub(crate) enum Credentials<'a> {
     None,
     /// A syntactically valid bearer token (RFC 6750 `b64token`).
     Bearer(&'a str),
+    /// A token sent with the `DPoP` scheme (RFC 9449 §7.1), same syntax; only read for an
+    /// authority with DPoP on.
+    Dpop(&'a str),
 }
 
 /// Extracts the bearer token, enforcing RFC 6750's syntax:
 /// `credentials = "Bearer" 1*SP b64token`, the scheme compared case-insensitively.
 pub(crate) fn bearer_token<'a>(headers: &'a HeaderMap, uri: &Uri) -> Result<Credentials<'a>, RequestError> {
+    token(headers, uri, false)
+}
+
+/// Extracts the access token of the `Bearer` scheme, or with `dpop` of the `DPoP` scheme
+/// too (`credentials = "DPoP" 1*SP token68`, RFC 9449 §7.1), with the same syntax checks.
+pub(crate) fn token<'a>(headers: &'a HeaderMap, uri: &Uri, dpop: bool) -> Result<Credentials<'a>, RequestError> {
     let mut values = headers.get_all(AUTHORIZATION).iter();
     let Some(value) = values.next() else {
         return Ok(Credentials::None);
@@ -39,7 +48,8 @@ pub(crate) fn bearer_token<'a>(headers: &'a HeaderMap, uri: &Uri) -> Result<Cred
 
     let scheme_end = value.find([' ', '\t']).unwrap_or(value.len());
     let (scheme, rest) = value.split_at(scheme_end);
-    if !scheme.eq_ignore_ascii_case("bearer") {
+    let is_dpop = dpop && scheme.eq_ignore_ascii_case("dpop");
+    if !(is_dpop || scheme.eq_ignore_ascii_case("bearer")) {
         return Ok(Credentials::None);
     }
     if rest.starts_with('\t') {
@@ -55,7 +65,7 @@ pub(crate) fn bearer_token<'a>(headers: &'a HeaderMap, uri: &Uri) -> Result<Cred
     if has_query_access_token(uri) {
         return Err(RequestError::MultipleMethods);
     }
-    Ok(Credentials::Bearer(token))
+    Ok(if is_dpop { Credentials::Dpop(token) } else { Credentials::Bearer(token) })
 }
 
 /// `b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`
@@ -157,6 +167,19 @@ mod tests {
             };
             assert_eq!(extract(&[&header], "/").map(|_| ()), expected, "byte {b:#04x}");
         }
+    }
+
+    #[test]
+    fn the_dpop_scheme_is_read_only_when_asked_for() {
+        let mut headers = HeaderMap::new();
+        headers.append(AUTHORIZATION, HeaderValue::from_static("dpop  a.b.c"));
+        let uri: Uri = "/".parse().unwrap();
+        assert_eq!(token(&headers, &uri, true), Ok(Credentials::Dpop("a.b.c")));
+        assert_eq!(token(&headers, &uri, false), Ok(Credentials::None));
+        headers.insert(AUTHORIZATION, HeaderValue::from_static("DPoP a b"));
+        assert_eq!(token(&headers, &uri, true), Err(RequestError::MalformedCredentials));
+        headers.insert(AUTHORIZATION, HeaderValue::from_static("Bearer abc"));
+        assert_eq!(token(&headers, &uri, true), Ok(Credentials::Bearer("abc")));
     }
 
     #[test]

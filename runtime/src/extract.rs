@@ -23,7 +23,7 @@ use crate::{
     authority::{Authority, Inner},
     claims::{AudienceCheck, VerifiedClaims},
     credentials::{self, Credentials},
-    rejection::{Rejection, RejectionKind},
+    rejection::{Rejection, RejectionKind, TokenError},
     scope::{ScopeExpr, Scopes},
 };
 
@@ -247,9 +247,11 @@ async fn authenticate(
     if let Some(token) = parts.extensions.get::<Verified>().and_then(|v| v.find(authority, reuse)) {
         return Ok(Some(token.clone()));
     }
-    let token = match credentials::bearer_token(&parts.headers, &parts.uri) {
-        Ok(Credentials::Bearer(token)) => token,
+    let credentials = match credentials::token(&parts.headers, &parts.uri, authority.dpop_enabled()) {
+        // DPoP required: a bearer token is an unsupported scheme (RFC 6750 §3.1).
+        Ok(Credentials::Bearer(_)) if authority.dpop_required() => return Err(missing_credentials(authority)),
         Ok(Credentials::None) => return Ok(None),
+        Ok(credentials) => credentials,
         Err(error) => return Err(authority.reject(RejectionKind::InvalidRequest(error))),
     };
     let (audience, introspect) = match reuse {
@@ -257,7 +259,18 @@ async fn authenticate(
         Reuse::SameAudience(audience, introspect) => (audience, introspect),
     };
     let check = audience.map_or(AudienceCheck::Configured, AudienceCheck::Exact);
-    let token = authority.verify_for(token, check, introspect).await?;
+    let token = match credentials {
+        Credentials::Dpop(token) => {
+            // Owned: the proof check records the accepted proof in the request extensions.
+            let token = token.to_owned();
+            match authority.verify_dpop(parts, &token, check, introspect).await {
+                Ok(claims) => authority.accepted(claims),
+                Err(kind) => return Err(authority.reject(kind).under_dpop()),
+            }
+        }
+        Credentials::Bearer(token) => authority.verify_for(token, check, introspect).await?,
+        Credentials::None => return Ok(None),
+    };
     let outcome = Outcome { authority: Arc::downgrade(&authority.inner), audience, token: token.clone() };
     match parts.extensions.get_mut::<Verified>() {
         Some(verified) => verified.more.push(outcome),
@@ -280,8 +293,9 @@ impl Authority {
         self.verify_for(token, AudienceCheck::Configured, false).await
     }
 
-    /// Verifies a token for `audience` (`introspect`: at the introspection endpoint even
-    /// if it is a JWT), counting the outcome.
+    /// Verifies a bearer token for `audience` (`introspect`: at the introspection endpoint
+    /// even if it is a JWT), counting the outcome. A sender-constrained token (`cnf`) is
+    /// refused here: it needs its proof (RFC 9449 §7.2).
     async fn verify_for(
         &self,
         token: &str,
@@ -289,13 +303,17 @@ impl Authority {
         introspect: bool,
     ) -> Result<AccessToken, Rejection> {
         match self.verify_token(token, audience, introspect).await {
-            Ok(claims) => {
-                self.inner.stats.accepted.fetch_add(1, Ordering::Relaxed);
-                crate::metrics::token_accepted();
-                Ok(AccessToken { claims })
-            }
+            Ok(claims) if claims.bound => Err(self.reject(TokenError::SenderConstrained.into())),
+            Ok(claims) => Ok(self.accepted(claims)),
             Err(kind) => Err(self.reject(kind)),
         }
+    }
+
+    /// Counts an accepted token.
+    fn accepted(&self, claims: Arc<VerifiedClaims>) -> AccessToken {
+        self.inner.stats.accepted.fetch_add(1, Ordering::Relaxed);
+        crate::metrics::token_accepted();
+        AccessToken { claims }
     }
 
     /// Counts a rejection and builds its response.
@@ -389,9 +407,12 @@ impl<S: AuthorityState, R: Requirement> FromRequestParts<S> for Guard<R> {
             return Err(authority.reject(kind).for_route(R::CHALLENGE));
         }
         if !R::SCOPES.is_satisfied_by(token.scopes()) {
-            return Err(
-                authority.reject(RejectionKind::InsufficientScope { required: R::CHALLENGE, requirement: R::SCOPES })
-            );
+            let rejection =
+                authority.reject(RejectionKind::InsufficientScope { required: R::CHALLENGE, requirement: R::SCOPES });
+            // The 403 goes on the challenge of the scheme the token came with.
+            let dpop = authority.dpop_enabled()
+                && matches!(credentials::token(&parts.headers, &parts.uri, true), Ok(Credentials::Dpop(_)));
+            return Err(if dpop { rejection.under_dpop() } else { rejection });
         }
         Ok(Guard(PhantomData))
     }

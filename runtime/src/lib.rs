@@ -155,6 +155,23 @@
 //! | `userinfo_subject_mismatch` | 401 `invalid_token` | The issuer's userinfo answer is about another subject than the access token |
 //! | `userinfo_invalid` | 502, no challenge | The issuer's signed userinfo answer failed verification (body only) |
 //! | `userinfo_unavailable` | 503, no challenge | The issuer's userinfo endpoint is unavailable; retry later (body only; `Retry-After`) |
+//! | `not_dpop_bound` | 401 `invalid_token` | The access token is not bound to a DPoP key (sent with the `DPoP` scheme) |
+//! | `dpop_proof_missing` | 401 `invalid_dpop_proof` | The request uses the DPoP scheme but carries no DPoP proof |
+//! | `dpop_multiple_proofs` | 401 `invalid_dpop_proof` | The request carries more than one DPoP proof |
+//! | `dpop_malformed_proof` | 401 `invalid_dpop_proof` | The DPoP proof is malformed |
+//! | `dpop_wrong_type` | 401 `invalid_dpop_proof` | The DPoP proof is not typed dpop+jwt |
+//! | `dpop_algorithm_not_allowed` | 401 `invalid_dpop_proof` | The DPoP proof is signed with an algorithm this API does not accept |
+//! | `dpop_invalid_key` | 401 `invalid_dpop_proof` | The DPoP proof does not carry a usable public key |
+//! | `dpop_private_key` | 401 `invalid_dpop_proof` | The DPoP proof carries private key material |
+//! | `dpop_invalid_signature` | 401 `invalid_dpop_proof` | The DPoP proof signature is invalid |
+//! | `dpop_htm_mismatch` | 401 `invalid_dpop_proof` | The DPoP proof is for another HTTP method |
+//! | `dpop_htu_mismatch` | 401 `invalid_dpop_proof` | The DPoP proof is for another URL |
+//! | `dpop_stale_proof` | 401 `invalid_dpop_proof` | The DPoP proof is not fresh |
+//! | `dpop_missing_jti` | 401 `invalid_dpop_proof` | The DPoP proof has no usable jti |
+//! | `dpop_ath_mismatch` | 401 `invalid_dpop_proof` | The DPoP proof is not for this access token |
+//! | `dpop_key_mismatch` | 401 `invalid_dpop_proof` | The DPoP proof key is not the key the access token is bound to |
+//! | `dpop_replayed` | 401 `invalid_dpop_proof` | The DPoP proof was already used |
+//! | `dpop_replay_store_unavailable` | 503, no challenge | The DPoP replay store is unavailable; retry later (body only; `Retry-After`) |
 //!
 //! ## Your own error body
 //! An API with a JSON error envelope of its own renders scopegate's refusals with
@@ -521,9 +538,46 @@
 //! - **Single flight.** Concurrent requests with the same token share one call and its
 //!   outcome: 100 at once make one request to the issuer.
 //!
+//! ## DPoP: tokens bound to the client's key
+//! A leaked bearer token works for whoever holds it; a DPoP-bound token (RFC 9449, `cnf.jkt`)
+//! works only with a fresh proof signed by the client's key. Turn it on per authority:
+//!
+//! ```
+//! # use std::sync::Arc;
+//! use scopegate::{Authority, dpop::{DpopPolicy, MemoryReplayStore}};
+//! # fn run(jwks: &str) -> Result<(), Box<dyn std::error::Error>> {
+//! let authority = Authority::builder()
+//!     .issuer("https://issuer.example.test/")
+//!     .audience("https://api.example.test")       // also the base of each proof's `htu`…
+//!     .public_url("https://gateway.example.test") // …unless the API is reached at another URL
+//!     .dpop(DpopPolicy::Allowed)                   // bearer tokens too; `Required`: DPoP only
+//!     .dpop_replay_store(Arc::new(MemoryReplayStore::default())) // or RedisReplayStore (`redis`)
+//!     .static_jwks(jwks)
+//!     .build()?;
+//! # let _ = authority; Ok(()) }
+//! # run(r#"{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"k1","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}"#).unwrap();
+//! ```
+//!
+//! A request then sends `Authorization: DPoP <token>` and one `DPoP: <proof>` header; the
+//! extractors check the token as usual, then the proof (see [`dpop`] for the rules, in
+//! order) and its `jti` against the [`dpop::ReplayStore`]. Behind several replicas, share
+//! one store: [`dpop::RedisReplayStore`] (feature `redis`) writes each proof with Redis's
+//! atomic `SET NX PX`, so a proof replayed on another replica is refused. A bound token sent
+//! as `Bearer` is `invalid_token` (`sender_constrained`), with or without DPoP on.
+//!
+//! Challenges offer both schemes (RFC 9449 §7.1), the error on the one the request used:
+//!
+//! ```text
+//! WWW-Authenticate: Bearer realm="https://api.example.test", DPoP realm="https://api.example.test", error="invalid_dpop_proof", error_description="The DPoP proof was already used", algs="RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 EdDSA"
+//! ```
+//!
+//! Not yet: server-provided nonces (RFC 9449 §9, `use_dpop_nonce`), and DPoP for the
+//! `/userinfo` call the [`UserInfo`] extractor makes (it presents the token as `Bearer`).
+//!
 //! ## Feature flags
 //! | feature | default | what it adds |
 //! |---|---|---|
+//! | `redis` | no | [`dpop::RedisReplayStore`]: the DPoP replay store shared by every replica of an API, in Redis (the `redis` crate with tokio). |
 //! | `testing` | no | [`testing::TestIssuer`], an in-memory issuer for tests, and [`testing::TestClock`] with [`AuthorityBuilder::clock`]. Never enable it in production. |
 //! | `metrics` | no | counters through the `metrics` facade (see "Metrics"); adds the `metrics` crate |
 //! | `openapi` | no | `scopegate::openapi`: `Policy::openapi` and `OpenApiSecurity`, with utoipa 6 (its document model and, because utoipa does not build without them, its derive macros). |
@@ -546,6 +600,7 @@ mod clock;
 mod config;
 mod credentials;
 mod discovery;
+pub mod dpop;
 mod env;
 mod extract;
 mod http;
@@ -592,7 +647,7 @@ pub use jwks::{
     MAX_REFRESH_COOLDOWN,
 };
 pub use keys::{KeyRejection, KeySetError};
-pub use rejection::{Rejection, RejectionKind, RequestError, TokenError};
+pub use rejection::{DpopError, Rejection, RejectionKind, RequestError, TokenError};
 pub use scope::{ScopeExpr, Scopes};
 pub use userinfo::UserInfo;
 pub use userinfo_client::{

@@ -125,6 +125,95 @@ pub enum TokenError {
     /// The issuer's introspection endpoint describes the token as a refresh token
     /// (`token_type` is `refresh_token`).
     RefreshToken,
+    /// A token presented with the `DPoP` scheme that is not bound to a DPoP key (no
+    /// `cnf.jkt`): a bearer token cannot be upgraded by adding a proof (RFC 9449 §7.1).
+    NotDpopBound,
+}
+
+/// A DPoP proof (RFC 9449 §4.3) that failed its checks (HTTP 401,
+/// `error="invalid_dpop_proof"` in the `DPoP` challenge).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum DpopError {
+    /// `Authorization: DPoP` with no `DPoP` proof header.
+    MissingProof,
+    /// More than one `DPoP` header (RFC 9449 §4.3, check 1).
+    MultipleProofs,
+    /// Not a compact JWS with a JSON header and claim set, a required claim (`htm`,
+    /// `htu`, `iat`) missing or of the wrong type, or longer than 8 KiB.
+    MalformedProof,
+    /// The header's `typ` is not `dpop+jwt`.
+    WrongType,
+    /// `alg` is missing, not asymmetric, or not in the DPoP algorithm allowlist (`none`
+    /// and `HS*` never are).
+    AlgorithmNotAllowed,
+    /// The header's `jwk` is missing or is not an admissible public key for `alg`.
+    InvalidKey,
+    /// The header's `jwk` carries private key members (`d`, `p`, `q`, `dp`, `dq`, `qi`,
+    /// `oth`, `k`).
+    PrivateKey,
+    /// The proof's signature does not verify with its own `jwk`.
+    InvalidSignature,
+    /// `htm` is not the request's method.
+    MethodMismatch,
+    /// `htu` is not the request's URL (scheme, host and path, query and fragment ignored).
+    UriMismatch,
+    /// `iat` is outside the accepted window (too old, or in the future).
+    Stale,
+    /// `jti` is missing, empty or longer than 256 bytes.
+    MissingJti,
+    /// `ath` is missing or is not the hash of the presented access token.
+    AthMismatch,
+    /// The proof's key is not the key the access token is bound to (`cnf.jkt`).
+    KeyMismatch,
+    /// This proof (`jti`, for this key) was seen before: a replay.
+    Replayed,
+}
+
+impl DpopError {
+    /// The stable, machine-readable reason code.
+    #[must_use]
+    pub const fn code(self) -> &'static str {
+        match self {
+            Self::MissingProof => "dpop_proof_missing",
+            Self::MultipleProofs => "dpop_multiple_proofs",
+            Self::MalformedProof => "dpop_malformed_proof",
+            Self::WrongType => "dpop_wrong_type",
+            Self::AlgorithmNotAllowed => "dpop_algorithm_not_allowed",
+            Self::InvalidKey => "dpop_invalid_key",
+            Self::PrivateKey => "dpop_private_key",
+            Self::InvalidSignature => "dpop_invalid_signature",
+            Self::MethodMismatch => "dpop_htm_mismatch",
+            Self::UriMismatch => "dpop_htu_mismatch",
+            Self::Stale => "dpop_stale_proof",
+            Self::MissingJti => "dpop_missing_jti",
+            Self::AthMismatch => "dpop_ath_mismatch",
+            Self::KeyMismatch => "dpop_key_mismatch",
+            Self::Replayed => "dpop_replayed",
+        }
+    }
+
+    /// The fixed human-readable description sent as `error_description`.
+    #[must_use]
+    pub const fn description(self) -> &'static str {
+        match self {
+            Self::MissingProof => "The request uses the DPoP scheme but carries no DPoP proof",
+            Self::MultipleProofs => "The request carries more than one DPoP proof",
+            Self::MalformedProof => "The DPoP proof is malformed",
+            Self::WrongType => "The DPoP proof is not typed dpop+jwt",
+            Self::AlgorithmNotAllowed => "The DPoP proof is signed with an algorithm this API does not accept",
+            Self::InvalidKey => "The DPoP proof does not carry a usable public key",
+            Self::PrivateKey => "The DPoP proof carries private key material",
+            Self::InvalidSignature => "The DPoP proof signature is invalid",
+            Self::MethodMismatch => "The DPoP proof is for another HTTP method",
+            Self::UriMismatch => "The DPoP proof is for another URL",
+            Self::Stale => "The DPoP proof is not fresh",
+            Self::MissingJti => "The DPoP proof has no usable jti",
+            Self::AthMismatch => "The DPoP proof is not for this access token",
+            Self::KeyMismatch => "The DPoP proof key is not the key the access token is bound to",
+            Self::Replayed => "The DPoP proof was already used",
+        }
+    }
 }
 
 impl TokenError {
@@ -156,6 +245,7 @@ impl TokenError {
             Self::UserinfoSubjectMismatch => "userinfo_subject_mismatch",
             Self::Inactive => "inactive_token",
             Self::RefreshToken => "refresh_token",
+            Self::NotDpopBound => "not_dpop_bound",
         }
     }
 
@@ -189,6 +279,7 @@ impl TokenError {
             }
             Self::Inactive => "The access token is not active",
             Self::RefreshToken => "A refresh token was presented; this API accepts access tokens only",
+            Self::NotDpopBound => "The access token is not bound to a DPoP key",
         }
     }
 }
@@ -237,6 +328,14 @@ pub enum RejectionKind {
         /// Seconds the client should wait before retrying.
         retry_after_secs: u32,
     },
+    /// The DPoP proof failed its checks (HTTP 401, `error="invalid_dpop_proof"`).
+    InvalidDpopProof(DpopError),
+    /// The DPoP replay store (Redis) could not answer, so a proof cannot be told fresh
+    /// from replayed (HTTP 503 with `Retry-After`: refused, never accepted unchecked).
+    ReplayStoreUnavailable {
+        /// Seconds the client should wait before retrying.
+        retry_after_secs: u32,
+    },
 }
 
 impl RejectionKind {
@@ -254,6 +353,8 @@ impl RejectionKind {
             Self::Misconfigured => "misconfigured",
             Self::UserinfoInvalid => "userinfo_invalid",
             Self::UserinfoUnavailable { .. } => "userinfo_unavailable",
+            Self::InvalidDpopProof(e) => e.code(),
+            Self::ReplayStoreUnavailable { .. } => "dpop_replay_store_unavailable",
         }
     }
 
@@ -261,12 +362,13 @@ impl RejectionKind {
     #[must_use]
     pub const fn status(&self) -> StatusCode {
         match self {
-            Self::MissingCredentials | Self::InvalidToken(_) => StatusCode::UNAUTHORIZED,
+            Self::MissingCredentials | Self::InvalidToken(_) | Self::InvalidDpopProof(_) => StatusCode::UNAUTHORIZED,
             Self::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             Self::InsufficientScope { .. } => StatusCode::FORBIDDEN,
-            Self::KeysUnavailable { .. } | Self::IntrospectionUnavailable { .. } | Self::UserinfoUnavailable { .. } => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            Self::KeysUnavailable { .. }
+            | Self::IntrospectionUnavailable { .. }
+            | Self::UserinfoUnavailable { .. }
+            | Self::ReplayStoreUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Misconfigured => StatusCode::INTERNAL_SERVER_ERROR,
             Self::UserinfoInvalid => StatusCode::BAD_GATEWAY,
         }
@@ -279,11 +381,13 @@ impl RejectionKind {
             Self::InvalidRequest(_) => Some("invalid_request"),
             Self::InvalidToken(_) => Some("invalid_token"),
             Self::InsufficientScope { .. } => Some("insufficient_scope"),
+            Self::InvalidDpopProof(_) => Some("invalid_dpop_proof"),
             Self::MissingCredentials => None,
             Self::KeysUnavailable { .. }
             | Self::IntrospectionUnavailable { .. }
             | Self::Misconfigured
-            | Self::UserinfoUnavailable { .. } => Some("temporarily_unavailable"),
+            | Self::UserinfoUnavailable { .. }
+            | Self::ReplayStoreUnavailable { .. } => Some("temporarily_unavailable"),
             Self::UserinfoInvalid => Some("server_error"),
         }
     }
@@ -301,13 +405,16 @@ impl RejectionKind {
             Self::Misconfigured => "The API's token verifier is not configured",
             Self::UserinfoInvalid => "The issuer's signed userinfo answer failed verification",
             Self::UserinfoUnavailable { .. } => "The issuer's userinfo endpoint is unavailable; retry later",
+            Self::InvalidDpopProof(e) => e.description(),
+            Self::ReplayStoreUnavailable { .. } => "The DPoP replay store is unavailable; retry later",
         }
     }
 }
 
 /// Every reason code, in the order of the per-reason counters: each read from the `code()`
 /// tables above (a test checks that every variant is here).
-pub(crate) const REASONS: [&str; 35] = {
+pub(crate) const REASONS: [&str; 52] = {
+    use DpopError as D;
     use RequestError as R;
     use TokenError as T;
     [
@@ -346,6 +453,23 @@ pub(crate) const REASONS: [&str; 35] = {
         RejectionKind::UserinfoInvalid.code(),
         RejectionKind::UserinfoUnavailable { retry_after_secs: 0 }.code(),
         RejectionKind::IntrospectionUnavailable { retry_after_secs: 0 }.code(),
+        T::NotDpopBound.code(),
+        D::MissingProof.code(),
+        D::MultipleProofs.code(),
+        D::MalformedProof.code(),
+        D::WrongType.code(),
+        D::AlgorithmNotAllowed.code(),
+        D::InvalidKey.code(),
+        D::PrivateKey.code(),
+        D::InvalidSignature.code(),
+        D::MethodMismatch.code(),
+        D::UriMismatch.code(),
+        D::Stale.code(),
+        D::MissingJti.code(),
+        D::AthMismatch.code(),
+        D::KeyMismatch.code(),
+        D::Replayed.code(),
+        RejectionKind::ReplayStoreUnavailable { retry_after_secs: 0 }.code(),
     ]
 };
 
@@ -361,6 +485,9 @@ pub(crate) struct ChallengeConfig {
     pub(crate) resource_metadata: Option<Arc<str>>,
     /// The application's rendering of a rejection, if it gave one.
     pub(crate) hook: Option<RejectionHook>,
+    /// The `DPoP` challenge's settings; `None` when DPoP is off.
+    /// (Boxed: it keeps `Rejection` small.)
+    pub(crate) dpop: Option<Arc<DpopChallenge>>,
 }
 
 /// The application's own rendering of a rejection, set with
@@ -374,6 +501,15 @@ impl fmt::Debug for RejectionHook {
     }
 }
 
+/// What the `DPoP` challenge (RFC 9449 §7.1) says, fixed at build time.
+#[derive(Debug, Clone)]
+pub(crate) struct DpopChallenge {
+    /// The `algs` value: the accepted proof algorithms, space-separated.
+    pub(crate) algs: Arc<str>,
+    /// Whether the `Bearer` scheme is offered too (`DpopPolicy::Allowed`).
+    pub(crate) bearer: bool,
+}
+
 /// A refused request: the one error type of scopegate's extractors.
 ///
 /// It implements [`IntoResponse`] with the RFC 6750 status, `WWW-Authenticate` challenge
@@ -384,14 +520,16 @@ impl fmt::Debug for RejectionHook {
 #[derive(Debug, Clone)]
 pub struct Rejection {
     kind: RejectionKind,
-    challenge: ChallengeConfig,
+    challenge: Arc<ChallengeConfig>,
     /// The guarded route's challenge set, sent as `scope` in a 401 when the metadata is on.
     route_scope: Option<&'static str>,
+    /// The request used the `DPoP` scheme: the `DPoP` challenge carries the error.
+    dpop_scheme: bool,
 }
 
 impl Rejection {
-    pub(crate) fn new(kind: RejectionKind, challenge: ChallengeConfig) -> Self {
-        let rejection = Self { kind, challenge, route_scope: None };
+    pub(crate) fn new(kind: RejectionKind, challenge: Arc<ChallengeConfig>) -> Self {
+        let rejection = Self { kind, challenge, route_scope: None, dpop_scheme: false };
         rejection.trace();
         rejection
     }
@@ -399,6 +537,12 @@ impl Rejection {
     /// The same rejection for a guarded route whose challenge set is `scope`.
     pub(crate) fn for_route(mut self, scope: &'static str) -> Self {
         self.route_scope = Some(scope);
+        self
+    }
+
+    /// The same rejection for a request that used the `DPoP` scheme.
+    pub(crate) fn under_dpop(mut self) -> Self {
+        self.dpop_scheme = true;
         self
     }
 
@@ -455,6 +599,10 @@ impl Rejection {
     }
 
     /// The `WWW-Authenticate` value, if this outcome has a challenge (400, 401, 403).
+    ///
+    /// With DPoP on, a 401's `DPoP` challenge with `algs` follows the `Bearer` one (RFC
+    /// 9449 §7.1), or stands alone when DPoP is required; the error goes on the challenge
+    /// of the scheme the request used, and a 400 or 403 carries that challenge alone.
     #[must_use]
     pub fn challenge(&self) -> Option<String> {
         let error = match &self.kind {
@@ -462,17 +610,54 @@ impl Rejection {
             | RejectionKind::IntrospectionUnavailable { .. }
             | RejectionKind::Misconfigured
             | RejectionKind::UserinfoInvalid
-            | RejectionKind::UserinfoUnavailable { .. } => return None,
+            | RejectionKind::UserinfoUnavailable { .. }
+            | RejectionKind::ReplayStoreUnavailable { .. } => return None,
             RejectionKind::MissingCredentials => None,
             kind => kind.oauth_error(),
         };
-        let mut value = format!("Bearer realm=\"{}\"", self.challenge.realm);
+        let dpop = self.challenge.dpop.as_ref();
+        let bearer_offered = dpop.is_none_or(|d| d.bearer);
+        let on_dpop = dpop.is_some()
+            && (self.dpop_scheme || !bearer_offered || matches!(self.kind, RejectionKind::InvalidDpopProof(_)));
+        // The other scheme is offered only with a 401: a 400 or 403 answers the request's own.
+        let offer_both = self.status() == StatusCode::UNAUTHORIZED;
+        let dpop = dpop.filter(|_| on_dpop || offer_both);
+        let mut value = String::new();
+        if bearer_offered && (!on_dpop || offer_both) {
+            value.push_str("Bearer realm=\"");
+            value.push_str(&self.challenge.realm);
+            value.push('"');
+            if !on_dpop {
+                self.push_details(&mut value, error);
+            }
+        }
+        if let Some(dpop) = dpop {
+            if !value.is_empty() {
+                value.push_str(", ");
+            }
+            value.push_str("DPoP realm=\"");
+            value.push_str(&self.challenge.realm);
+            value.push('"');
+            if on_dpop {
+                self.push_details(&mut value, error);
+            }
+            value.push_str(", algs=\"");
+            value.push_str(&dpop.algs);
+            value.push('"');
+        }
+        Some(value)
+    }
+
+    /// The error, its description, the scope and the metadata URL of a challenge.
+    fn push_details(&self, value: &mut String, error: Option<&str>) {
         if let Some(error) = error {
             value.push_str(", error=\"");
             value.push_str(error);
             value.push('"');
             if self.challenge.describe
-                && let RejectionKind::InvalidToken(_) | RejectionKind::InvalidRequest(_) = self.kind
+                && let RejectionKind::InvalidToken(_)
+                | RejectionKind::InvalidRequest(_)
+                | RejectionKind::InvalidDpopProof(_) = self.kind
             {
                 value.push_str(", error_description=\"");
                 value.push_str(self.kind.description());
@@ -498,7 +683,6 @@ impl Rejection {
             value.push_str(url);
             value.push('"');
         }
-        Some(value)
     }
 
     fn trace(&self) {
@@ -533,7 +717,9 @@ impl Rejection {
         body.push_str("{\"error\":\"");
         body.push_str(self.kind.oauth_error().unwrap_or("unauthorized"));
         body.push('"');
-        if self.challenge.describe || !matches!(self.kind, RejectionKind::InvalidToken(_)) {
+        if self.challenge.describe
+            || !matches!(self.kind, RejectionKind::InvalidToken(_) | RejectionKind::InvalidDpopProof(_))
+        {
             body.push_str(",\"error_description\":\"");
             body.push_str(self.kind.description());
             body.push('"');
@@ -594,7 +780,8 @@ impl IntoResponse for Rejection {
         }
         if let RejectionKind::KeysUnavailable { retry_after_secs }
         | RejectionKind::IntrospectionUnavailable { retry_after_secs }
-        | RejectionKind::UserinfoUnavailable { retry_after_secs } = self.kind
+        | RejectionKind::UserinfoUnavailable { retry_after_secs }
+        | RejectionKind::ReplayStoreUnavailable { retry_after_secs } = self.kind
         {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
         }
@@ -644,7 +831,45 @@ mod tests {
             T::UserinfoSubjectMismatch,
             T::Inactive,
             T::RefreshToken,
+            T::NotDpopBound,
         ];
+        use DpopError as D;
+        let proofs = [
+            D::MissingProof,
+            D::MultipleProofs,
+            D::MalformedProof,
+            D::WrongType,
+            D::AlgorithmNotAllowed,
+            D::InvalidKey,
+            D::PrivateKey,
+            D::InvalidSignature,
+            D::MethodMismatch,
+            D::UriMismatch,
+            D::Stale,
+            D::MissingJti,
+            D::AthMismatch,
+            D::KeyMismatch,
+            D::Replayed,
+        ];
+        for error in proofs {
+            match error {
+                D::MissingProof
+                | D::MultipleProofs
+                | D::MalformedProof
+                | D::WrongType
+                | D::AlgorithmNotAllowed
+                | D::InvalidKey
+                | D::PrivateKey
+                | D::InvalidSignature
+                | D::MethodMismatch
+                | D::UriMismatch
+                | D::Stale
+                | D::MissingJti
+                | D::AthMismatch
+                | D::KeyMismatch
+                | D::Replayed => {}
+            }
+        }
         for error in requests {
             match error {
                 Q::EmptyToken
@@ -679,7 +904,8 @@ mod tests {
                 | T::UserinfoRefused
                 | T::UserinfoSubjectMismatch
                 | T::Inactive
-                | T::RefreshToken => {}
+                | T::RefreshToken
+                | T::NotDpopBound => {}
             }
         }
         let mut kinds = vec![
@@ -689,9 +915,11 @@ mod tests {
             RejectionKind::UserinfoInvalid,
             RejectionKind::UserinfoUnavailable { retry_after_secs: 1 },
             RejectionKind::IntrospectionUnavailable { retry_after_secs: 1 },
+            RejectionKind::ReplayStoreUnavailable { retry_after_secs: 1 },
         ];
         kinds.extend(requests.map(RejectionKind::InvalidRequest));
         kinds.extend(tokens.map(RejectionKind::InvalidToken));
+        kinds.extend(proofs.map(RejectionKind::InvalidDpopProof));
         kinds
     }
 

@@ -31,7 +31,7 @@ use std::{
 };
 
 use aws_lc_rs::{
-    encoding::AsDer,
+    encoding::{AsBigEndian, AsDer},
     hmac, rand,
     rsa::KeySize,
     signature::{self as sig, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RsaKeyPair},
@@ -205,6 +205,12 @@ impl TestIssuer {
         TokenBuilder::new(self.clone(), "at+jwt", claims)
     }
 
+    /// A new DPoP key for a client (P-256): see [`DpopKey`].
+    #[must_use]
+    pub fn dpop_key(&self) -> DpopKey {
+        DpopKey::generate()
+    }
+
     /// An OpenID Connect ID token for `client_id`: `typ: JWT`, `aud` = the client,
     /// `nonce`, `at_hash`, `auth_time`, `azp`, and no `scope`, `client_id` or `jti`.
     pub fn id_token(&self, client_id: &str) -> TokenBuilder {
@@ -345,6 +351,12 @@ impl TokenBuilder {
         self.claim("exp", exp)
     }
 
+    /// Binds the token to a DPoP key: `cnf` = `{"jkt": <the key's RFC 7638 thumbprint>}`
+    /// (RFC 9449 §6.1).
+    pub fn dpop_bound(self, key: &DpopKey) -> Self {
+        self.claim("cnf", json!({"jkt": key.thumbprint()}))
+    }
+
     /// Replaces the header JSON with this exact text.
     pub fn raw_header(mut self, json: &str) -> Self {
         self.raw_header = Some(json.to_owned());
@@ -407,5 +419,153 @@ impl TokenBuilder {
                 hmac::sign(&hmac::Key::new(algorithm, secret), message).as_ref().to_vec()
             }
         }
+    }
+}
+
+/// A client's DPoP key (ES256 on P-256), which signs proofs (RFC 9449 §4).
+///
+/// ```
+/// use scopegate::testing::{DpopKey, TestIssuer};
+///
+/// let issuer = TestIssuer::new();
+/// let key = DpopKey::generate();
+/// let token = issuer.access_token().dpop_bound(&key).sign();
+/// let proof = key.proof("GET", "https://api.example.test/me").access_token(&token).sign();
+/// // Send `Authorization: DPoP {token}` and `DPoP: {proof}`.
+/// # let _ = proof;
+/// ```
+#[derive(Clone)]
+pub struct DpopKey {
+    pair: Arc<EcdsaKeyPair>,
+}
+
+impl fmt::Debug for DpopKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DpopKey").field("thumbprint", &self.thumbprint()).finish_non_exhaustive()
+    }
+}
+
+impl DpopKey {
+    /// A new P-256 key.
+    #[must_use]
+    pub fn generate() -> Self {
+        let pair = EcdsaKeyPair::generate(&sig::ECDSA_P256_SHA256_FIXED_SIGNING).expect("P-256 key generation");
+        Self { pair: Arc::new(pair) }
+    }
+
+    /// The public key as a JWK (`kty`, `crv`, `x`, `y`), as a proof's header carries it.
+    #[must_use]
+    pub fn public_jwk(&self) -> Value {
+        let point = self.pair.public_key().as_ref();
+        let (x, y) = point.get(1..).unwrap_or_default().split_at(32);
+        json!({"kty": "EC", "crv": "P-256", "x": b64url_encode(x), "y": b64url_encode(y)})
+    }
+
+    /// The key pair as a JWK with the private `d`: what a proof must never carry.
+    #[must_use]
+    pub fn private_jwk(&self) -> Value {
+        let d = self.pair.private_key().as_be_bytes().expect("P-256 private key bytes");
+        let mut jwk = self.public_jwk();
+        if let Value::Object(map) = &mut jwk {
+            map.insert("d".into(), b64url_encode(d.as_ref()).into());
+        }
+        jwk
+    }
+
+    /// The RFC 7638 SHA-256 thumbprint of the public key: a bound token's `cnf.jkt`.
+    #[must_use]
+    pub fn thumbprint(&self) -> String {
+        match self.public_jwk() {
+            Value::Object(jwk) => crate::dpop::thumbprint(&jwk).unwrap_or_default(),
+            _ => String::new(),
+        }
+    }
+
+    /// A proof for a request with `method` to `htu`: header `typ: dpop+jwt`, `alg: ES256`
+    /// and the public `jwk`; claims `htm`, `htu`, `iat` (now) and a unique `jti`. Add the
+    /// token's hash with [`ProofBuilder::access_token`].
+    pub fn proof(&self, method: &str, htu: &str) -> ProofBuilder {
+        let mut header = Map::new();
+        header.insert("typ".into(), "dpop+jwt".into());
+        header.insert("alg".into(), "ES256".into());
+        header.insert("jwk".into(), self.public_jwk());
+        let mut claims = Map::new();
+        claims.insert("jti".into(), unique_jti().into());
+        claims.insert("htm".into(), method.into());
+        claims.insert("htu".into(), htu.into());
+        claims.insert("iat".into(), unix_now().into());
+        ProofBuilder { key: self.clone(), header, claims, hmac_secret: None }
+    }
+}
+
+/// Builds one DPoP proof; every header member and claim can be set or removed.
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct ProofBuilder {
+    key: DpopKey,
+    header: Map<String, Value>,
+    claims: Map<String, Value>,
+    hmac_secret: Option<Vec<u8>>,
+}
+
+impl ProofBuilder {
+    /// Sets `ath` to the hash of `token` (RFC 9449 §4.2).
+    pub fn access_token(self, token: &str) -> Self {
+        self.claim("ath", crate::dpop::token_hash(token))
+    }
+
+    /// Sets a header member.
+    pub fn header(mut self, name: &str, value: impl Into<Value>) -> Self {
+        self.header.insert(name.into(), value.into());
+        self
+    }
+
+    /// Removes a header member.
+    pub fn without_header(mut self, name: &str) -> Self {
+        self.header.remove(name);
+        self
+    }
+
+    /// Sets a claim.
+    pub fn claim(mut self, name: &str, value: impl Into<Value>) -> Self {
+        self.claims.insert(name.into(), value.into());
+        self
+    }
+
+    /// Removes a claim.
+    pub fn without_claim(mut self, name: &str) -> Self {
+        self.claims.remove(name);
+        self
+    }
+
+    /// Sets `iat` to now plus `seconds` (negative for the past).
+    pub fn issued_in(self, seconds: i64) -> Self {
+        let iat = unix_now().cast_signed() + seconds;
+        self.claim("iat", iat)
+    }
+
+    /// Signs with HS256 and `secret` instead of the key (`alg: HS256`): a proof no
+    /// verifier may accept.
+    pub fn hmac_secret(mut self, secret: impl Into<Vec<u8>>) -> Self {
+        self.hmac_secret = Some(secret.into());
+        self.header("alg", "HS256")
+    }
+
+    /// The compact JWS.
+    #[must_use]
+    pub fn sign(&self) -> String {
+        let header = Value::Object(self.header.clone()).to_string();
+        let claims = Value::Object(self.claims.clone()).to_string();
+        let signing_input = format!("{}.{}", b64url_encode(header.as_bytes()), b64url_encode(claims.as_bytes()));
+        let signature = match &self.hmac_secret {
+            Some(secret) => {
+                hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, secret), signing_input.as_bytes()).as_ref().to_vec()
+            }
+            None => {
+                let rng = rand::SystemRandom::new();
+                self.key.pair.sign(&rng, signing_input.as_bytes()).expect("ECDSA signing").as_ref().to_vec()
+            }
+        };
+        format!("{signing_input}.{}", b64url_encode(&signature))
     }
 }

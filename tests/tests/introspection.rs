@@ -832,3 +832,53 @@ async fn every_flaw_of_a_signed_answer_gives_503_never_an_accept() {
         assert_unavailable(&router, OPAQUE, what).await;
     }
 }
+
+#[tokio::test]
+async fn an_introspected_answer_with_cnf_is_refused_as_bearer_and_accepted_with_its_dpop_proof() {
+    use scopegate::{dpop::DpopPolicy, testing::DpopKey};
+    let key = DpopKey::generate();
+    let endpoint = Endpoint::start(Value::Null).await;
+    let mut answer = active(&endpoint.issuer());
+    answer["cnf"] = json!({"jkt": key.thumbprint()});
+    endpoint.set_mode(Mode::Answer(answer));
+    let router = app(endpoint.builder().dpop(DpopPolicy::Allowed).build().unwrap());
+    // RFC 9449 §7.2: a bound token presented as a bearer token is a downgrade.
+    let outcome = call(&router, OPAQUE).await;
+    assert_eq!((outcome.status, outcome.reason().as_str()), (StatusCode::UNAUTHORIZED, "sender_constrained"));
+    // With its proof (`ath` of the opaque token, the key of the answer's `cnf.jkt`).
+    let proof = key.proof("GET", &format!("{AUD}/guarded")).access_token(OPAQUE).sign();
+    let request = Request::get("/guarded")
+        .header(header::AUTHORIZATION, format!("DPoP {OPAQUE}"))
+        .header("dpop", proof)
+        .body(Body::empty())
+        .unwrap();
+    let response = router.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    // Another key's proof for the same token: refused.
+    let thief = DpopKey::generate().proof("GET", &format!("{AUD}/guarded")).access_token(OPAQUE).sign();
+    let request = Request::get("/guarded")
+        .header(header::AUTHORIZATION, format!("DPoP {OPAQUE}"))
+        .header("dpop", thief)
+        .body(Body::empty())
+        .unwrap();
+    let response = router.oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert!(
+        response.headers()[header::WWW_AUTHENTICATE].to_str().unwrap().contains("error=\"invalid_dpop_proof\""),
+        "{:?}",
+        response.headers()
+    );
+    assert_eq!(endpoint.calls(), 1, "one introspection, then the cache");
+}
+
+#[tokio::test]
+async fn an_introspected_answer_with_cnf_is_refused_as_bearer_without_dpop_too() {
+    let endpoint = Endpoint::start(Value::Null).await;
+    let mut answer = active(&endpoint.issuer());
+    answer["cnf"] = json!({"x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"});
+    endpoint.set_mode(Mode::Answer(answer));
+    let outcome = call(&app(endpoint.builder().build().unwrap()), OPAQUE).await;
+    let description = "The access token is sender-constrained and cannot be used as a bearer token";
+    assert_eq!((outcome.status, outcome.challenge.clone()), (StatusCode::UNAUTHORIZED, invalid_token(description)));
+    assert_eq!(outcome.reason(), "sender_constrained");
+}

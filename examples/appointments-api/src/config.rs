@@ -12,6 +12,7 @@
 //! | `JWKS_REFRESH_COOLDOWN_SECS` | `30` | the least time between two key fetches caused by tokens with an unknown `kid` (1 to 3600) |
 //! | `INTROSPECTION_CLIENT_ID`, `INTROSPECTION_CLIENT_SECRET` | unset | this API's own credentials at the issuer (HTTP Basic): with both set, a token that is not a JWS (an opaque token) is introspected (RFC 7662), and the development issuer hands out opaque tokens on `-d token_format=opaque` |
 //! | `INTROSPECTION_URI` | from discovery | the issuer's introspection endpoint, to skip discovery's `introspection_endpoint` (needs the two above) |
+//! | `DPOP_REPLAY_STORE` | `memory` | where the `jti`s of accepted DPoP proofs are kept: `memory` (this process) or a `redis://host:port/` URL shared by every replica, so a proof replayed on another one is refused |
 //! | `INTROSPECTION_CACHE_TTL_SECS` | `60` | how long an introspection answer is reused (1 to 3600): a revoked opaque token is refused at most this long after its revocation |
 //! | `TOKEN_CACHE` | `on` | `off` turns the verified-token cache off, so that every request checks its token's signature (for measuring that path) |
 //!
@@ -59,6 +60,28 @@ pub(crate) struct Config {
     pub(crate) introspection: Option<Introspection>,
     /// `TOKEN_CACHE`: `false` when it is `off`.
     pub(crate) token_cache: bool,
+    /// `DPOP_REPLAY_STORE`.
+    pub(crate) dpop_replay_store: DpopReplayStore,
+}
+
+/// Where accepted DPoP proofs are remembered (`DPOP_REPLAY_STORE`).
+#[derive(Clone, PartialEq, Eq, Default)]
+pub(crate) enum DpopReplayStore {
+    /// `memory`, the default: this process only.
+    #[default]
+    Memory,
+    /// A `redis://` URL, shared by every replica.
+    Redis(String),
+}
+
+impl fmt::Debug for DpopReplayStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Memory => f.write_str("Memory"),
+            // Never the URL: it may carry a password.
+            Self::Redis(_) => f.write_str("Redis"),
+        }
+    }
 }
 
 /// Opaque tokens through introspection at the issuer.
@@ -231,6 +254,19 @@ impl Config {
             }
         };
 
+        let dpop_replay_store = match lookup("DPOP_REPLAY_STORE").as_deref().map(str::trim) {
+            None | Some("memory") => DpopReplayStore::Memory,
+            Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => {
+                DpopReplayStore::Redis(url.to_owned())
+            }
+            Some(_) => {
+                return Err(ConfigError::new(
+                    "DPOP_REPLAY_STORE",
+                    "is neither `memory` nor a redis:// URL (such as redis://127.0.0.1:6379/)",
+                ));
+            }
+        };
+
         Ok(Self {
             bind,
             audience,
@@ -241,6 +277,7 @@ impl Config {
             refresh_cooldown,
             introspection,
             token_cache,
+            dpop_replay_store,
         })
     }
 }

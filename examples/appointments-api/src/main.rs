@@ -23,13 +23,16 @@ mod error;
 mod routes;
 mod store;
 
-use std::process::ExitCode;
+use std::{process::ExitCode, sync::Arc};
 
-use scopegate::{Authority, AuthorityBuilder, Profile, ScopeClaim};
+use scopegate::{
+    Authority, AuthorityBuilder, Profile, ScopeClaim,
+    dpop::{DpopPolicy, RedisReplayStore},
+};
 use tokio::net::TcpListener;
 
 use crate::{
-    config::{Config, IssuerConfig},
+    config::{Config, DpopReplayStore, IssuerConfig},
     dev_issuer::DevIssuer,
     routes::AppState,
     store::Store,
@@ -131,6 +134,21 @@ async fn authority(config: &Config, dev_issuer: Option<&DevIssuer>) -> Result<Au
         if let Some(ttl) = introspection.cache_ttl {
             builder = builder.introspection_cache_ttl(ttl);
         }
+    }
+    // DPoP (RFC 9449): `Authorization: DPoP` with a proof, next to bearer tokens. A proof's
+    // `htu` is compared with the audience as the external URL (set `.public_url(...)` when
+    // the API is reached at another one), so DPoP needs an http(s) audience.
+    if scopegate::policy::metadata_url(&config.audience).is_some() {
+        builder = builder.dpop(DpopPolicy::Allowed);
+        if let DpopReplayStore::Redis(url) = &config.dpop_replay_store {
+            let store = RedisReplayStore::connect(url).await.map_err(|e| match std::error::Error::source(&e) {
+                Some(cause) => format!("cannot use DPOP_REPLAY_STORE: {e}: {cause}"),
+                None => format!("cannot use DPOP_REPLAY_STORE: {e}"),
+            })?;
+            builder = builder.dpop_replay_store(Arc::new(store));
+        }
+    } else {
+        tracing::warn!(audience = %config.audience, "DPoP is off: the audience is not an http(s) URL to compare proofs' htu with");
     }
     // COPY: other policies go here, e.g. `.allowed_clients([...])` or `.leeway(...)`.
     // `.build()` instead of `.connect()` would start at once, without waiting for the

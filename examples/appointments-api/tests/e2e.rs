@@ -34,6 +34,9 @@ const EXIT_TIMEOUT: Duration = Duration::from_secs(15);
 const REALM: &str = "Bearer realm=\"https://api.example.test\"";
 /// RFC 9728 §5.1: every challenge names the metadata URL formed from the audience.
 const META: &str = "resource_metadata=\"https://api.example.test/.well-known/oauth-protected-resource\"";
+/// RFC 9449 §7.1: a 401 offers the DPoP scheme too, with the accepted proof algorithms.
+const DPOP: &str =
+    "DPoP realm=\"https://api.example.test\", algs=\"RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 EdDSA\"";
 
 // ---------------------------------------------------------------------------------------
 // The service under test
@@ -326,13 +329,16 @@ async fn missing_token_and_missing_scope_get_the_rfc6750_challenges() {
     let service = Service::start(&[]).await;
     // A guarded route's 401 names its scopes as well (the MCP authorization specification).
     let reply = call(&service, Method::GET, "/api/appointments", None, None).await;
-    let challenge = format!("{REALM}, scope=\"read:appointments\", {META}");
+    let challenge = format!("{REALM}, scope=\"read:appointments\", {META}, {DPOP}");
     assert_eq!((reply.status, reply.challenge()), (StatusCode::UNAUTHORIZED, challenge.as_str()));
     let reply = call(&service, Method::GET, "/api/me", None, None).await;
-    assert_eq!((reply.status, reply.challenge()), (StatusCode::UNAUTHORIZED, format!("{REALM}, {META}").as_str()));
+    assert_eq!(
+        (reply.status, reply.challenge()),
+        (StatusCode::UNAUTHORIZED, format!("{REALM}, {META}, {DPOP}").as_str())
+    );
     // Unauthenticated before the body is even looked at.
     let reply = call(&service, Method::POST, "/api/appointments", None, Some("not json")).await;
-    let challenge = format!("{REALM}, scope=\"write:appointments\", {META}");
+    let challenge = format!("{REALM}, scope=\"write:appointments\", {META}, {DPOP}");
     assert_eq!((reply.status, reply.challenge()), (StatusCode::UNAUTHORIZED, challenge.as_str()));
 
     let write_only = service.dev_client().token("write:appointments", None).await;
@@ -431,7 +437,10 @@ async fn profile_returns_the_callers_userinfo_for_an_openid_token() {
     assert_eq!((reply.status, reply.json()), (StatusCode::OK, json!({"sub": "alice", "preferred_username": "alice"})));
 
     let reply = call(&service, Method::GET, "/api/profile", None, None).await;
-    assert_eq!((reply.status, reply.challenge()), (StatusCode::UNAUTHORIZED, format!("{REALM}, {META}").as_str()));
+    assert_eq!(
+        (reply.status, reply.challenge()),
+        (StatusCode::UNAUTHORIZED, format!("{REALM}, {META}, {DPOP}").as_str())
+    );
 
     // Without `openid` the token is for the API alone: the issuer's /userinfo refuses it.
     let token = dev.token("read:appointments", Some("alice")).await;
@@ -441,7 +450,7 @@ async fn profile_returns_the_callers_userinfo_for_an_openid_token() {
     assert_eq!(
         reply.challenge(),
         format!(
-            "{REALM}, error=\"invalid_token\", error_description=\"The issuer's userinfo endpoint refused the access token\", {META}"
+            "{REALM}, error=\"invalid_token\", error_description=\"The issuer's userinfo endpoint refused the access token\", {META}, {DPOP}"
         )
     );
 }

@@ -103,7 +103,7 @@ fn idp_source() -> PathBuf {
 
 /// The files of `tests/idp` a prepared copy needs (never a `node_modules` or `keys` left
 /// there by hand).
-const IDP_FILES: [&str; 3] = ["provider.mjs", "package.json", "package-lock.json"];
+const IDP_FILES: [&str; 4] = ["provider.mjs", "dpop-client.mjs", "package.json", "package-lock.json"];
 /// The bound on `npm ci` (a hung registry must not hang the suite).
 const NPM_CI_TIMEOUT: Duration = Duration::from_secs(300);
 const NEEDS: &str = "the interoperability tests need Node 20 or newer with npm on the PATH \
@@ -642,10 +642,23 @@ impl Service {
             .map_or_else(String::new, |url| format!(", resource_metadata=\"{url}\""))
     }
 
+    /// `, DPoP realm="…", algs="…"` (RFC 9449 §7.1), which every 401 ends with when the
+    /// service has DPoP on (an audience that is an http(s) URL, as for the metadata).
+    fn dpop(&self) -> String {
+        if self.metadata().is_empty() {
+            String::new()
+        } else {
+            format!(
+                ", DPoP realm=\"{}\", algs=\"RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 EdDSA\"",
+                self.audience
+            )
+        }
+    }
+
     /// The exact 401 of a guarded route (`scope`: its challenge set) without a token.
     fn missing_token(&self, scope: &str) -> String {
         let scope = if self.metadata().is_empty() { String::new() } else { format!(", scope=\"{scope}\"") };
-        format!("{}{scope}{}", self.realm(), self.metadata())
+        format!("{}{scope}{}{}", self.realm(), self.metadata(), self.dpop())
     }
 
     /// The exact 401 for a token that fails verification at `path` (`/api/me`, or the
@@ -656,9 +669,10 @@ impl Service {
             _ => "",
         };
         let challenge = format!(
-            "{}, error=\"invalid_token\", error_description=\"{description}\"{scope}{}",
+            "{}, error=\"invalid_token\", error_description=\"{description}\"{scope}{}{}",
             self.realm(),
-            self.metadata()
+            self.metadata(),
+            self.dpop()
         );
         (StatusCode::UNAUTHORIZED, challenge, json!(reason))
     }
@@ -1220,6 +1234,121 @@ async fn fixture_offers_opaque_tokens_introspection_revocation_userinfo_and_dpop
         let userinfo = idp.http.get(format!("{}/me", idp.issuer)).bearer_auth(tokens["access_token"].as_str().unwrap());
         let reply = send(userinfo).await;
         assert_eq!((reply.status, reply.json()), (StatusCode::OK, json!({"sub": "test-user"})), "{}", reply.body);
+        true
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------------------------------
+// DPoP (RFC 9449): the provider's bound tokens, proofs from an independent library
+// ---------------------------------------------------------------------------------------
+
+/// A `redis-server` on a free loopback port for the DPoP replay store, stopped on drop.
+struct RedisServer {
+    child: Child,
+    port: u16,
+}
+
+impl RedisServer {
+    /// Starts one; `None` (with a visible note) when `redis-server` is missing, which
+    /// under `CI=true` fails the test instead.
+    fn start(test: &str) -> Option<Self> {
+        let installed = Command::new("redis-server").arg("--version").stdout(Stdio::null()).status().is_ok();
+        if !installed {
+            assert!(
+                env("CI").as_deref() != Some("true"),
+                "{test}: redis-server is not installed; `.ci/run` installs it"
+            );
+            notice(&format!("SKIPPED {test}: redis-server is not installed (apt-get install -y redis-server)"));
+            return None;
+        }
+        let port = free_port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let server = Self { child, port };
+        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        while std::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_err() {
+            assert!(Instant::now() < deadline, "{test}: redis-server did not listen on {port}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Some(server)
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What `tests/idp/dpop-client.mjs` (panva's `dpop` package) made: a DPoP-bound token from
+/// the provider and one `GET` proof per URL.
+fn dpop_client(dir: &Path, idp: &Idp, htus: &[&str]) -> Value {
+    let node = env("SCOPEGATE_NODE").unwrap_or_else(|| "node".to_owned());
+    let output = Command::new(node)
+        .current_dir(dir)
+        .arg(dir.join("dpop-client.mjs"))
+        .args([format!("{}/token", idp.issuer), AUDIENCE.to_owned(), "read:appointments".to_owned()])
+        .args(htus)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "dpop-client.mjs: {}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn fixture_dpop_bound_token_with_an_independent_proof_is_accepted_and_a_replay_on_a_second_instance_is_refused() {
+    let test =
+        "fixture_dpop_bound_token_with_an_independent_proof_is_accepted_and_a_replay_on_a_second_instance_is_refused";
+    let Some(dir) = fixture_dir(test) else { return };
+    let Some(redis) = RedisServer::start(test) else { return };
+    bounded(test, async {
+        let idp = Idp::start(&dir, None).await;
+        let store = format!("redis://127.0.0.1:{}/", redis.port);
+        let first = Service::start_with(&idp.issuer, AUDIENCE, None, &[("DPOP_REPLAY_STORE", store.as_str())]).await;
+        let second = Service::start_with(&idp.issuer, AUDIENCE, None, &[("DPOP_REPLAY_STORE", store.as_str())]).await;
+        // The service sees the audience as its external URL (it is reached at 127.0.0.1).
+        let appointments = format!("{AUDIENCE}/api/appointments");
+        let me = format!("{AUDIENCE}/api/me");
+        let made = dpop_client(&dir, &idp, &[&appointments, &me]);
+        assert_eq!(made["token_type"], "DPoP", "{made}");
+        let token = made["access_token"].as_str().unwrap();
+        assert_eq!(jwt_part(token, 1)["cnf"]["jkt"], made["jkt"], "the provider bound the token to the client's key");
+        let proof = |i: usize| made["proofs"][i].as_str().unwrap().to_owned();
+        let dpop_get = |service: &Service, path: &str, proof: String| {
+            let request = service
+                .http
+                .get(format!("{}{path}", service.base))
+                .header("authorization", format!("DPoP {token}"))
+                .header("dpop", proof);
+            send(request)
+        };
+
+        let reply = dpop_get(&first, "/api/appointments", proof(0)).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        // The same proof at the second instance: Redis has seen its jti.
+        let reply = dpop_get(&second, "/api/appointments", proof(0)).await;
+        let description = "The DPoP proof was already used";
+        let challenge = format!(
+            "{}, DPoP realm=\"{AUDIENCE}\", error=\"invalid_dpop_proof\", error_description=\"{description}\", scope=\"read:appointments\"{}, algs=\"RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 EdDSA\"",
+            second.realm(),
+            second.metadata()
+        );
+        assert_eq!(reply.refusal(), (StatusCode::UNAUTHORIZED, challenge, json!("dpop_replayed")), "{}", reply.body);
+        // A fresh proof opens the second instance.
+        let reply = dpop_get(&second, "/api/me", proof(1)).await;
+        assert_eq!((reply.status, &reply.json()["client_id"]), (StatusCode::OK, &json!(M2M_CLIENT.0)), "{}", reply.body);
+        // The bound token as a bearer token: refused, a downgrade.
+        let reply = second.get("/api/me", token).await;
+        let expected = second.invalid_token(
+            "The access token is sender-constrained and cannot be used as a bearer token",
+            "sender_constrained",
+        );
+        assert_eq!(reply.refusal(), expected, "{}", reply.body);
         true
     })
     .await;
