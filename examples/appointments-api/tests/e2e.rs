@@ -773,7 +773,7 @@ async fn two_comma_separated_issuers_are_each_trusted_with_their_own_keys_only()
         assert_eq!(
             reply.challenge(),
             format!(
-                "{REALM}, error=\"invalid_token\", error_description=\"The access token signature is invalid\", scope=\"read:appointments\", {META}"
+                "{REALM}, error=\"invalid_token\", error_description=\"The access token signature is invalid\", scope=\"read:appointments\", {META}, {DPOP}"
             )
         );
         assert_eq!(reply.json()["reason"], "invalid_signature");
