@@ -27,10 +27,7 @@ mod replay;
 use std::{sync::Arc, time::Duration};
 
 use aws_lc_rs::digest;
-use axum::{
-    extract::OriginalUri,
-    http::{HeaderMap, Method, Uri, request::Parts},
-};
+use axum::http::{HeaderMap, Method, Uri};
 use serde_json::{Map, Value};
 
 #[cfg(feature = "redis")]
@@ -40,13 +37,11 @@ pub use self::replay::{
 };
 use crate::{
     algorithm::Algorithm,
-    authority::Authority,
     b64::{b64url_decode, b64url_encode},
-    claims::{AudienceCheck, VerifiedClaims},
     config::ConfigError,
     jws::{self, MAX_SIGNATURE_BYTES},
     keys::{self, KeyRejection},
-    rejection::{DpopChallenge, DpopError, RejectionKind, TokenError},
+    rejection::{DpopChallenge, DpopError, RejectionKind},
 };
 
 /// Whether an [`Authority`] accepts bearer tokens next to DPoP-bound ones.
@@ -94,7 +89,7 @@ pub(crate) struct Dpop {
     /// The normalized external URL's `scheme://host[:port]` and path prefix, without a
     /// trailing `/`.
     base: String,
-    store: Arc<dyn ReplayStore>,
+    pub(crate) store: Arc<dyn ReplayStore>,
 }
 
 impl Settings {
@@ -158,17 +153,17 @@ impl Settings {
 
 /// A proof that passed every check but the replay check.
 #[derive(Debug, PartialEq)]
-struct Checked {
+pub(crate) struct Checked {
     /// base64url(SHA-256(thumbprint "." jti)).
-    replay_key: String,
+    pub(crate) replay_key: String,
     /// How long the proof could still be accepted, so how long its `jti` is kept.
-    ttl: Duration,
+    pub(crate) ttl: Duration,
 }
 
 impl Dpop {
     /// Checks `proof` for a request with `method` to `path`, presenting `token` bound to
     /// `jkt`, at `now` (seconds since the epoch). Everything but the replay check.
-    fn check(
+    pub(crate) fn check(
         &self,
         proof: &str,
         token: &str,
@@ -256,68 +251,12 @@ impl Dpop {
     }
 }
 
-impl Authority {
-    /// Whether this authority refuses bearer tokens (`DpopPolicy::Required`).
-    pub(crate) fn dpop_required(&self) -> bool {
-        self.inner.dpop.as_ref().is_some_and(|d| d.policy == DpopPolicy::Required)
-    }
-
-    /// Whether this authority reads the `DPoP` scheme.
-    pub(crate) fn dpop_enabled(&self) -> bool {
-        self.inner.dpop.is_some()
-    }
-
-    /// Verifies a token sent with the `DPoP` scheme and the request's proof
-    /// (`introspect`: the token at the introspection endpoint even if it is a JWT).
-    pub(crate) async fn verify_dpop(
-        &self,
-        parts: &mut Parts,
-        token: &str,
-        audience: AudienceCheck<'_>,
-        introspect: bool,
-    ) -> Result<Arc<VerifiedClaims>, RejectionKind> {
-        let Some(dpop) = &self.inner.dpop else {
-            return Err(RejectionKind::MissingCredentials);
-        };
-        let proof = proof_header(&parts.headers)?;
-        let claims = self.verify_token(token, audience, introspect).await?;
-        let Some(jkt) = claims.jkt() else {
-            return Err(TokenError::NotDpopBound.into());
-        };
-        let uri: &Uri = parts.extensions.get::<OriginalUri>().map_or(&parts.uri, |original| &original.0);
-        let now = self.inner.config.clock.now();
-        let checked =
-            dpop.check(proof, token, &parts.method, uri.path(), jkt, now).map_err(RejectionKind::InvalidDpopProof)?;
-        // A second extractor of the same request (a middleware's, then a guard's with its
-        // own `aud`, or another authority's) checks the same proof: not a replay.
-        if parts.extensions.get::<AcceptedProofs>().is_some_and(|accepted| accepted.0.contains(&checked.replay_key)) {
-            return Ok(claims);
-        }
-        match dpop.store.check_and_insert(&checked.replay_key, checked.ttl).await {
-            Ok(Freshness::Fresh) => {
-                match parts.extensions.get_mut::<AcceptedProofs>() {
-                    Some(accepted) => accepted.0.push(checked.replay_key),
-                    None => {
-                        parts.extensions.insert(AcceptedProofs(vec![checked.replay_key]));
-                    }
-                }
-                Ok(claims)
-            }
-            Ok(Freshness::Replayed) => Err(RejectionKind::InvalidDpopProof(DpopError::Replayed)),
-            Err(error) => {
-                tracing::warn!(target: "scopegate", error = %error, "DPoP replay store unavailable");
-                Err(RejectionKind::ReplayStoreUnavailable { retry_after_secs: 1 })
-            }
-        }
-    }
-}
-
 /// The replay keys of the proofs this request's extractors accepted (request extensions).
 #[derive(Debug, Clone, Default)]
-struct AcceptedProofs(Vec<String>);
+pub(crate) struct AcceptedProofs(pub(crate) Vec<String>);
 
 /// The one `DPoP` header's value.
-fn proof_header(headers: &HeaderMap) -> Result<&str, DpopError> {
+pub(crate) fn proof_header(headers: &HeaderMap) -> Result<&str, DpopError> {
     let mut values = headers.get_all("dpop").iter();
     let value = values.next().ok_or(DpopError::MissingProof)?;
     if values.next().is_some() {

@@ -15,11 +15,12 @@ use crate::{
     authority::Authority,
     b64::b64url_decode,
     claims::{self, AudienceCheck, RawClaims, VerifiedClaims},
+    dpop,
     introspection::is_compact_jws,
     json::{self, Member, Sink},
     jws::{self, MAX_HEADER_BYTES, MAX_SIGNATURE_BYTES, Typ},
     keys::Unavailable,
-    rejection::{RejectionKind, TokenError},
+    rejection::{DpopError, RejectionKind, TokenError},
     source::SignatureRefused,
 };
 
@@ -217,5 +218,67 @@ impl From<Unavailable> for RejectionKind {
 impl From<TokenError> for RejectionKind {
     fn from(error: TokenError) -> Self {
         Self::InvalidToken(error)
+    }
+}
+
+/// DPoP (RFC 9449): the token through the usual verification, then its proof ([`dpop`]).
+impl Authority {
+    /// Whether this authority refuses bearer tokens (`DpopPolicy::Required`).
+    pub(crate) fn dpop_required(&self) -> bool {
+        self.inner.dpop.as_ref().is_some_and(|d| d.policy == dpop::DpopPolicy::Required)
+    }
+
+    /// Whether this authority reads the `DPoP` scheme.
+    pub(crate) fn dpop_enabled(&self) -> bool {
+        self.inner.dpop.is_some()
+    }
+
+    /// Verifies a token sent with the `DPoP` scheme and the request's proof
+    /// (`introspect`: the token at the introspection endpoint even if it is a JWT).
+    pub(crate) async fn verify_dpop(
+        &self,
+        parts: &mut axum::http::request::Parts,
+        token: &str,
+        audience: AudienceCheck<'_>,
+        introspect: bool,
+    ) -> Result<Arc<VerifiedClaims>, RejectionKind> {
+        let Some(dpop) = &self.inner.dpop else {
+            return Err(RejectionKind::MissingCredentials);
+        };
+        let proof = dpop::proof_header(&parts.headers)?;
+        let claims = self.verify_token(token, audience, introspect).await?;
+        let Some(jkt) = claims.jkt() else {
+            return Err(TokenError::NotDpopBound.into());
+        };
+        let uri: &axum::http::Uri =
+            parts.extensions.get::<axum::extract::OriginalUri>().map_or(&parts.uri, |original| &original.0);
+        let now = self.inner.config.clock.now();
+        let checked =
+            dpop.check(proof, token, &parts.method, uri.path(), jkt, now).map_err(RejectionKind::InvalidDpopProof)?;
+        // A second extractor of the same request (a middleware's, then a guard's with its
+        // own `aud`, or another authority's) checks the same proof: not a replay.
+        if parts
+            .extensions
+            .get::<dpop::AcceptedProofs>()
+            .is_some_and(|accepted| accepted.0.contains(&checked.replay_key))
+        {
+            return Ok(claims);
+        }
+        match dpop.store.check_and_insert(&checked.replay_key, checked.ttl).await {
+            Ok(dpop::Freshness::Fresh) => {
+                match parts.extensions.get_mut::<dpop::AcceptedProofs>() {
+                    Some(accepted) => accepted.0.push(checked.replay_key),
+                    None => {
+                        parts.extensions.insert(dpop::AcceptedProofs(vec![checked.replay_key]));
+                    }
+                }
+                Ok(claims)
+            }
+            Ok(dpop::Freshness::Replayed) => Err(RejectionKind::InvalidDpopProof(DpopError::Replayed)),
+            Err(error) => {
+                tracing::warn!(target: "scopegate", error = %error, "DPoP replay store unavailable");
+                Err(RejectionKind::ReplayStoreUnavailable { retry_after_secs: 1 })
+            }
+        }
     }
 }
