@@ -55,15 +55,13 @@ use serde_json::{Map, Value};
 use tokio::sync::watch;
 
 use crate::{
-    b64::b64url_decode,
     claims::{self, AudienceCheck, VerifiedClaims},
     config::Config,
     http::{FetchError, IssuerClient},
     jwks::RemoteKeys,
-    jws::{self, MAX_HEADER_BYTES, MAX_SIGNATURE_BYTES},
     rejection::{RejectionKind, TokenError},
     scope::Scopes,
-    source::{KeySource, SignatureRefused},
+    source::{DocumentRefused, KeySource, TypRule},
 };
 
 /// The media type (and `typ`) of a signed introspection answer (RFC 9701 §5).
@@ -384,26 +382,21 @@ impl Introspector {
         if text.bytes().filter(|b| *b == b'.').count() == 4 {
             return Err("an encrypted (JWE) answer: only signed answers are supported");
         }
-        let compact = jws::split(text).map_err(|_| "not a compact JWS")?;
-        let mut header_buffer = [0u8; MAX_HEADER_BYTES];
-        let header_json = jws::decode_header(compact.header, &mut header_buffer).map_err(|_| "header not base64url")?;
-        let header = jws::parse_header(header_json, &config.algorithms).map_err(|_| "header refused")?;
-        let typ = crate::json::parse_object(header_json).ok().and_then(|h| h.get("typ")?.as_str().map(str::to_owned));
-        let typ = typ.as_deref().map(|t| t.strip_prefix("application/").unwrap_or(t).to_ascii_lowercase());
-        if typ.as_deref() != Some("token-introspection+jwt") {
-            return Err("typ is not token-introspection+jwt");
-        }
-        let mut signature_buffer = [0u8; MAX_SIGNATURE_BYTES];
-        let signature = jws::decode_signature(compact.signature, &mut signature_buffer).ok_or("bad signature")?;
-        let message = compact.signing_input.as_bytes();
-        match keys.verify_signature(header.kid.as_deref(), header.alg, message, signature).await {
-            Ok(()) => {}
-            Err(SignatureRefused::Unavailable(_)) => return Err("the issuer's keys are unavailable"),
-            Err(SignatureRefused::UnknownKey) => return Err("unknown key"),
-            Err(SignatureRefused::Invalid) => return Err("invalid signature"),
-        }
-        let payload = b64url_decode(compact.payload.as_bytes()).ok_or("payload not base64url")?;
-        let mut claims = crate::json::parse_object(&payload).map_err(|_| "payload is not a JSON object")?;
+        let typ = TypRule {
+            accepts: &|_, header_json| {
+                let typ =
+                    crate::json::parse_object(header_json).ok().and_then(|h| h.get("typ")?.as_str().map(str::to_owned));
+                typ.is_some_and(|t| {
+                    t.strip_prefix("application/").unwrap_or(&t).eq_ignore_ascii_case("token-introspection+jwt")
+                })
+            },
+            refusal: "typ is not token-introspection+jwt",
+        };
+        let mut claims = match keys.verify_document(text.as_bytes(), &config.algorithms, &typ).await {
+            Ok((claims, _)) => claims,
+            Err(DocumentRefused::Unavailable) => return Err("the issuer's keys are unavailable"),
+            Err(DocumentRefused::Invalid(why)) => return Err(why),
+        };
         if claims.get("iss").and_then(Value::as_str) != Some(&*config.issuer) {
             return Err("iss is not the issuer");
         }

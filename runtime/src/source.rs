@@ -7,11 +7,33 @@
 
 use std::sync::Arc;
 
+use serde_json::{Map, Value};
+
 use crate::{
     algorithm::Algorithm,
+    b64::b64url_decode,
     jwks::RemoteKeys,
+    jws::{self, MAX_HEADER_BYTES, MAX_SIGNATURE_BYTES, Typ},
     keys::{KeyLookup, KeySet, Unavailable},
 };
+
+/// Why a signed document from the issuer (a signed `/userinfo` or introspection answer)
+/// was not accepted by [`KeySource::verify_document`].
+#[derive(Debug)]
+pub(crate) enum DocumentRefused {
+    /// No usable key set right now.
+    Unavailable,
+    /// The document is not a JWS this source's keys verify; why, for the log.
+    Invalid(&'static str),
+}
+
+/// What a document's `typ` must be: checked with the header's `typ` as the JWS parser
+/// classifies it, and the header's JSON (for a `typ` of its own), before any key work.
+pub(crate) struct TypRule<'a> {
+    pub(crate) accepts: &'a (dyn Fn(Typ, &[u8]) -> bool + Sync),
+    /// Why a document is refused when `accepts` says no (for the log).
+    pub(crate) refusal: &'static str,
+}
 
 /// Why a signature was not accepted by [`KeySource::verify_signature`].
 #[derive(Debug)]
@@ -101,5 +123,42 @@ impl KeySource {
         } else {
             Err(SignatureRefused::Invalid)
         }
+    }
+
+    /// Verifies a signed document from the issuer: a compact JWS (surrounding ASCII
+    /// whitespace ignored) with an algorithm of `algorithms`, a `typ` that `typ` accepts,
+    /// and a signature by this source's keys ([`verify_signature`](Self::verify_signature)).
+    /// Returns its payload as a strict JSON object and as text.
+    pub(crate) async fn verify_document(
+        &self,
+        body: &[u8],
+        algorithms: &[Algorithm],
+        typ: &TypRule<'_>,
+    ) -> Result<(Map<String, Value>, String), DocumentRefused> {
+        use DocumentRefused::Invalid;
+        let text = std::str::from_utf8(body).map_err(|_| Invalid("not UTF-8"))?.trim_ascii();
+        let compact = jws::split(text).map_err(|_| Invalid("not a compact JWS"))?;
+        let mut header_buffer = [0u8; MAX_HEADER_BYTES];
+        let header_json =
+            jws::decode_header(compact.header, &mut header_buffer).map_err(|_| Invalid("header refused"))?;
+        let header = jws::parse_header(header_json, algorithms).map_err(|_| Invalid("header refused"))?;
+        if !(typ.accepts)(header.typ, header_json) {
+            return Err(Invalid(typ.refusal));
+        }
+        let mut signature_buffer = [0u8; MAX_SIGNATURE_BYTES];
+        let signature =
+            jws::decode_signature(compact.signature, &mut signature_buffer).ok_or(Invalid("bad signature"))?;
+        let message = compact.signing_input.as_bytes();
+        match self.verify_signature(header.kid.as_deref(), header.alg, message, signature).await {
+            Ok(()) => {}
+            Err(SignatureRefused::Unavailable(_)) => return Err(DocumentRefused::Unavailable),
+            Err(SignatureRefused::UnknownKey) => return Err(Invalid("unknown key")),
+            Err(SignatureRefused::Invalid) => return Err(Invalid("invalid signature")),
+        }
+        let json = b64url_decode(compact.payload.as_bytes())
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+            .ok_or(Invalid("payload is not base64url UTF-8"))?;
+        let claims = crate::json::parse_object(json.as_bytes()).map_err(|_| Invalid("payload is not a JSON object"))?;
+        Ok((claims, json))
     }
 }

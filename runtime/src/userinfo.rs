@@ -29,12 +29,11 @@ use serde_json::{Map, Value};
 
 use crate::{
     authority::Authority,
-    b64::b64url_decode,
     credentials::{self, Credentials},
     extract::{self, AccessToken, AuthorityState},
-    jws::{self, MAX_HEADER_BYTES, MAX_SIGNATURE_BYTES, Typ},
+    jws::Typ,
     rejection::{Rejection, RejectionKind},
-    source::SignatureRefused,
+    source::{DocumentRefused, TypRule},
     userinfo_client::{ACCEPT, Failure, Flight, Profile, lock},
 };
 
@@ -285,29 +284,15 @@ impl Authority {
             tracing::warn!(target: "scopegate", why, "signed userinfo answer refused");
             Failure::Invalid
         };
-        let text = std::str::from_utf8(body).map_err(|_| invalid("not UTF-8"))?.trim_ascii();
-        let compact = jws::split(text).map_err(|_| invalid("not a compact JWS"))?;
-        let mut header_buffer = [0u8; MAX_HEADER_BYTES];
-        let header = jws::decode_header(compact.header, &mut header_buffer)
-            .and_then(|json| jws::parse_header(json, &config.algorithms))
-            .map_err(|_| invalid("header refused"))?;
-        if !matches!(header.typ, Typ::Jwt | Typ::Absent) {
-            return Err(invalid("typ is neither JWT nor absent"));
-        }
-        let mut signature_buffer = [0u8; MAX_SIGNATURE_BYTES];
-        let signature =
-            jws::decode_signature(compact.signature, &mut signature_buffer).ok_or_else(|| invalid("bad signature"))?;
-        let message = compact.signing_input.as_bytes();
-        match self.inner.keys.verify_signature(header.kid.as_deref(), header.alg, message, signature).await {
-            Ok(()) => {}
-            Err(SignatureRefused::Unavailable(_)) => return Err(Failure::Unavailable),
-            Err(SignatureRefused::UnknownKey) => return Err(invalid("unknown key")),
-            Err(SignatureRefused::Invalid) => return Err(invalid("invalid signature")),
-        }
-        let json = b64url_decode(compact.payload.as_bytes())
-            .and_then(|bytes| String::from_utf8(bytes).ok())
-            .ok_or_else(|| invalid("payload is not base64url UTF-8"))?;
-        let claims = crate::json::parse_object(json.as_bytes()).map_err(|_| invalid("payload is not a JSON object"))?;
+        let typ = TypRule {
+            accepts: &|typ, _| matches!(typ, Typ::Jwt | Typ::Absent),
+            refusal: "typ is neither JWT nor absent",
+        };
+        let (claims, json) = match self.inner.keys.verify_document(body, &config.algorithms, &typ).await {
+            Ok(document) => document,
+            Err(DocumentRefused::Unavailable) => return Err(Failure::Unavailable),
+            Err(DocumentRefused::Invalid(why)) => return Err(invalid(why)),
+        };
         match claims.get("iss") {
             None => {}
             Some(Value::String(iss)) if **iss == *config.issuer => {}
