@@ -52,6 +52,12 @@ impl Authority {
         if !is_compact_jws(token) {
             return self.verify_own(token, audience, false).await;
         }
+        // A token seen before is in its issuer's cache: no need to read its `iss` again.
+        for member in std::iter::once(self).chain(&self.inner.also) {
+            if let Some(hit) = member.cache_hit(token, audience) {
+                return hit;
+            }
+        }
         let compact = jws::split(token).map_err(|e| refused(e, None, None))?;
         let payload =
             b64url_decode(compact.payload.as_bytes()).ok_or_else(|| refused(TokenError::Malformed, None, None))?;
@@ -94,22 +100,37 @@ impl Authority {
         let Some(cache) = &self.inner.token_cache else {
             return self.verify_uncached(token, audience).await.map(Arc::new);
         };
-        let generation = self.inner.keys.generation();
-        let now = config.clock.now();
-        if let Some(claims) = cache.get(token, generation, now).filter(|c| c.within_max_age(config, now)) {
-            // A hit needs no key, but keys must still be usable (a stale set past its
-            // limit refuses everything). A miss learns this from the key snapshot.
-            self.inner.keys.check_usable()?;
-            if !claims::audience_matches(claims.audiences(), config, audience) {
-                return Err(TokenError::InvalidAudience.into());
-            }
-            self.inner.stats.cache_hits.fetch_add(1, Ordering::Relaxed);
-            crate::metrics::token_cache_hit();
-            return Ok(claims);
+        if let Some(hit) = self.cache_hit(token, audience) {
+            return hit;
         }
+        let generation = self.inner.keys.generation();
         let claims = Arc::new(self.verify_uncached(token, audience).await?);
         cache.insert(token, &claims, generation);
         Ok(claims)
+    }
+
+    /// The verified-token cache's answer for `token`, if it has one: `None` on a miss (or
+    /// without a cache).
+    fn cache_hit(
+        &self,
+        token: &str,
+        audience: AudienceCheck<'_>,
+    ) -> Option<Result<Arc<VerifiedClaims>, RejectionKind>> {
+        let config = &self.inner.config;
+        let cache = self.inner.token_cache.as_ref()?;
+        let now = config.clock.now();
+        let claims = cache.get(token, self.inner.keys.generation(), now).filter(|c| c.within_max_age(config, now))?;
+        // A hit needs no key, but keys must still be usable (a stale set past its limit
+        // refuses everything). A miss learns this from the key snapshot.
+        if let Err(unavailable) = self.inner.keys.check_usable() {
+            return Some(Err(unavailable.into()));
+        }
+        if !claims::audience_matches(claims.audiences(), config, audience) {
+            return Some(Err(TokenError::InvalidAudience.into()));
+        }
+        self.inner.stats.cache_hits.fetch_add(1, Ordering::Relaxed);
+        crate::metrics::token_cache_hit();
+        Some(Ok(claims))
     }
 
     /// The full verification, without the cache. A refusal is logged (at debug level)
