@@ -44,7 +44,7 @@ use crate::{
     rejection::{DpopChallenge, DpopError, RejectionKind},
 };
 
-/// Whether an [`Authority`] accepts bearer tokens next to DPoP-bound ones.
+/// Whether an [`Authority`](crate::Authority) accepts bearer tokens next to DPoP-bound ones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
 pub enum DpopPolicy {
@@ -77,7 +77,7 @@ pub(crate) struct Settings {
     pub(crate) algorithms: Option<Vec<Algorithm>>,
 }
 
-/// DPoP as an [`Authority`] applies it, fixed at build time.
+/// DPoP as an [`Authority`](crate::Authority) applies it, fixed at build time.
 #[derive(Debug)]
 pub(crate) struct Dpop {
     pub(crate) policy: DpopPolicy,
