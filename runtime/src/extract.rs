@@ -302,25 +302,42 @@ impl Authority {
         audience: AudienceCheck<'_>,
         introspect: bool,
     ) -> Result<AccessToken, Rejection> {
-        match self.verify_token(token, audience, introspect).await {
-            Ok(claims) if claims.bound => Err(self.reject(TokenError::SenderConstrained.into())),
+        let (member, verified) = self.verify_routed(token, audience, introspect).await;
+        let issuer = member.map(|member| &*member.inner.config.issuer);
+        match verified {
+            Ok(claims) if claims.bound => Err(self.reject_from(TokenError::SenderConstrained.into(), issuer)),
             Ok(claims) => Ok(self.accepted(claims)),
-            Err(kind) => Err(self.reject(kind)),
+            Err(kind) => Err(self.reject_from(kind, issuer)),
         }
     }
 
     /// Counts an accepted token.
     fn accepted(&self, claims: Arc<VerifiedClaims>) -> AccessToken {
         self.inner.stats.accepted.fetch_add(1, Ordering::Relaxed);
-        crate::metrics::token_accepted();
+        crate::metrics::token_accepted(self.metrics_issuer(claims.issuer()));
         AccessToken { claims }
     }
 
     /// Counts a rejection and builds its response.
     pub(crate) fn reject(&self, kind: RejectionKind) -> Rejection {
+        self.reject_from(kind, None)
+    }
+
+    /// [`reject`](Self::reject) for a token that went through the checks of the trusted
+    /// issuer `issuer` (its configured identifier: the metrics' `issuer` label).
+    pub(crate) fn reject_from(&self, kind: RejectionKind, issuer: Option<&str>) -> Rejection {
         self.inner.stats.count_rejection(kind.code());
-        crate::metrics::token_rejected(kind.code());
+        crate::metrics::token_rejected(kind.code(), issuer);
         Rejection::new(kind, self.inner.config.challenge.clone())
+    }
+
+    /// The configured identifier of the trusted issuer of a verified token's `iss`, for
+    /// the metrics' `issuer` label; not looked up without the `metrics` feature.
+    fn metrics_issuer(&self, iss: &str) -> Option<&str> {
+        if !crate::metrics::ENABLED {
+            return None;
+        }
+        self.member_for(iss).map(|member| &*member.inner.config.issuer)
     }
 }
 
@@ -404,11 +421,11 @@ impl<S: AuthorityState, R: Requirement> FromRequestParts<S> for Guard<R> {
             && token.issuer() != issuer
         {
             let kind = RejectionKind::InvalidToken(crate::rejection::TokenError::IssuerNotAllowedHere);
-            return Err(authority.reject(kind).for_route(R::CHALLENGE));
+            return Err(authority.reject_from(kind, authority.metrics_issuer(token.issuer())).for_route(R::CHALLENGE));
         }
         if !R::SCOPES.is_satisfied_by(token.scopes()) {
-            let rejection =
-                authority.reject(RejectionKind::InsufficientScope { required: R::CHALLENGE, requirement: R::SCOPES });
+            let kind = RejectionKind::InsufficientScope { required: R::CHALLENGE, requirement: R::SCOPES };
+            let rejection = authority.reject_from(kind, authority.metrics_issuer(token.issuer()));
             // The 403 goes on the challenge of the scheme the token came with.
             let dpop = authority.dpop_enabled()
                 && matches!(credentials::token(&parts.headers, &parts.uri, true), Ok(Credentials::Dpop(_)));
