@@ -49,6 +49,25 @@ impl Default for HttpLimits {
     }
 }
 
+impl HttpLimits {
+    /// Checks the limits of every request to the issuer (keys, discovery, introspection),
+    /// naming the builder setting that is out of bounds.
+    pub(crate) fn check(&self) -> Result<(), ConfigError> {
+        let max_timeout = Duration::from_secs(60);
+        if self.connect_timeout.is_zero()
+            || self.total_timeout.is_zero()
+            || self.connect_timeout > max_timeout
+            || self.total_timeout > max_timeout
+        {
+            return Err(ConfigError::new("http_timeouts", "timeouts must be positive and at most 60 seconds"));
+        }
+        if !(1024..=4 * 1024 * 1024).contains(&self.max_body) {
+            return Err(ConfigError::new("max_jwks_size", "the JWKS size limit must be between 1 KiB and 4 MiB"));
+        }
+        Ok(())
+    }
+}
+
 /// Why a fetch failed. Logged with its code; the last good keys are kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]

@@ -38,6 +38,7 @@ use tokio::sync::watch;
 
 use crate::{
     algorithm::Algorithm,
+    config::ConfigError,
     discovery,
     http::{FetchError, IssuerClient},
     keys::{KeyRejection, KeySet, KeySetError, Unavailable},
@@ -100,6 +101,36 @@ impl Default for CachePolicy {
             budget_per_hour: DEFAULT_FETCH_BUDGET_PER_HOUR,
             budget_burst: DEFAULT_FETCH_BUDGET_BURST,
         }
+    }
+}
+
+impl CachePolicy {
+    /// Checks the cache's bounds, naming the builder setting that is out of them.
+    pub(crate) fn check(&self) -> Result<(), ConfigError> {
+        if self.cooldown < Duration::from_secs(1) || self.cooldown > MAX_REFRESH_COOLDOWN {
+            return Err(ConfigError::new(
+                "jwks_refresh_cooldown",
+                "the refresh cooldown must be at least 1 second and at most 1 hour",
+            ));
+        }
+        if self.min_ttl < Duration::from_secs(1) || self.min_ttl > self.max_ttl || self.max_ttl > MAX_JWKS_DURATION {
+            return Err(ConfigError::new(
+                "jwks_ttl_bounds",
+                "the TTL bounds need 1 s <= min <= max, with max at most 7 days",
+            ));
+        }
+        if self.max_stale > MAX_JWKS_DURATION {
+            return Err(ConfigError::new("jwks_max_stale", "the stale-serving window may be at most 7 days"));
+        }
+        if !(1..=MAX_FETCH_BUDGET_PER_HOUR).contains(&self.budget_per_hour)
+            || !(1..=MAX_FETCH_BUDGET_BURST).contains(&self.budget_burst)
+        {
+            return Err(ConfigError::new(
+                "jwks_fetch_budget",
+                "the fetch budget needs 1 to 3600 fetches an hour and a burst of 1 to 100",
+            ));
+        }
+        Ok(())
     }
 }
 

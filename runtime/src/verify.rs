@@ -65,11 +65,8 @@ impl Authority {
         if !is_compact_jws(token) {
             return (Some(self), self.verify_own(token, audience, false).await);
         }
-        // A token seen before is in its issuer's cache: no need to read its `iss` again.
-        for member in std::iter::once(self).chain(&self.inner.also) {
-            if let Some(hit) = member.cache_hit(token, audience) {
-                return (Some(member), hit);
-            }
+        if let Some((member, hit)) = self.cached(token.as_bytes(), audience) {
+            return (Some(member), hit);
         }
         let member = match self.route(token) {
             Ok(member) => member,
@@ -119,7 +116,7 @@ impl Authority {
         let Some(cache) = &self.inner.token_cache else {
             return self.verify_uncached(token, audience).await.map(Arc::new);
         };
-        if let Some(hit) = self.cache_hit(token, audience) {
+        if let Some(hit) = self.cache_hit(token.as_bytes(), audience) {
             return hit;
         }
         let generation = self.inner.keys.generation();
@@ -128,11 +125,29 @@ impl Authority {
         Ok(claims)
     }
 
+    /// The answer [`verify_token`](Self::verify_token) gives a JWT that one of the trusted
+    /// issuers' verified-token caches holds, without reading the token (`None`: verify it),
+    /// with the issuer whose cache held it. A token seen before is in its issuer's cache: no need to read its `iss` again. Not
+    /// for a handler with `introspect`, nor for JWTs that go to introspection.
+    pub(crate) fn cached(
+        &self,
+        token: &[u8],
+        audience: AudienceCheck<'_>,
+    ) -> Option<(&Authority, Result<Arc<VerifiedClaims>, RejectionKind>)> {
+        if token.len() > self.inner.config.max_token_size {
+            return None;
+        }
+        std::iter::once(self)
+            .chain(&self.inner.also)
+            .filter(|member| !member.inner.introspection.as_ref().is_some_and(|i| i.introspect_jwts))
+            .find_map(|member| member.cache_hit(token, audience).map(|hit| (member, hit)))
+    }
+
     /// The verified-token cache's answer for `token`, if it has one: `None` on a miss (or
     /// without a cache).
     fn cache_hit(
         &self,
-        token: &str,
+        token: &[u8],
         audience: AudienceCheck<'_>,
     ) -> Option<Result<Arc<VerifiedClaims>, RejectionKind>> {
         let config = &self.inner.config;

@@ -1,15 +1,10 @@
-//! [`Authority`]: one trusted issuer, the audience this API answers to, and every policy
-//! the verifier applies. Built once at startup with [`Authority::builder`].
+//! [`AuthorityBuilder`]: the setters, and `build`/`connect`, which check the whole
+//! configuration (each sub-policy its own bounds: [`HttpLimits`], [`CachePolicy`], the
+//! userinfo, introspection and DPoP settings) and assemble the [`Authority`].
 
-use std::{
-    fmt,
-    sync::{
-        Arc, OnceLock,
-        atomic::{AtomicU64, Ordering},
-    },
-    time::Duration,
-};
+use std::{sync::Arc, time::Duration};
 
+use super::{Authority, Counters, Inner, self_test::crypto_self_test};
 use crate::{
     algorithm::Algorithm,
     cache::{DEFAULT_TOKEN_CACHE_CAPACITY, DEFAULT_TOKEN_CACHE_MAX_AGE, DEFAULT_TOKEN_CACHE_MAX_BYTES, TokenCache},
@@ -21,353 +16,11 @@ use crate::{
     },
     http::{HttpLimits, IssuerClient, check_url},
     introspection::{self, ClientAuth, Endpoint, Introspector, MAX_INTROSPECTION_CACHE_TTL},
-    jwks::{
-        CachePolicy, Location, MAX_FETCH_BUDGET_BURST, MAX_FETCH_BUDGET_PER_HOUR, MAX_JWKS_DURATION,
-        MAX_REFRESH_COOLDOWN, RemoteKeys,
-    },
+    jwks::{CachePolicy, Location, RemoteKeys},
     keys::{self, KeySet, VerifyingKey},
-    rejection::{ChallengeConfig, REASONS, Rejection, RejectionHook},
+    rejection::{ChallengeConfig, Rejection, RejectionHook},
     source::KeySource,
 };
-
-pub(crate) struct Inner {
-    pub(crate) config: Config,
-    pub(crate) keys: KeySource,
-    pub(crate) stats: Counters,
-    pub(crate) token_cache: Option<TokenCache>,
-    pub(crate) userinfo: crate::userinfo_client::Userinfo,
-    pub(crate) introspection: Option<Introspector>,
-    /// The other issuers trusted by [`AuthorityBuilder::also_trust`], each with its own
-    /// configuration, keys and caches (and none of its own: the list is flat).
-    pub(crate) also: Vec<Authority>,
-    /// DPoP proof checking (RFC 9449), when on: see [`crate::dpop`].
-    pub(crate) dpop: Option<crate::dpop::Dpop>,
-}
-
-#[derive(Debug)]
-pub(crate) struct Counters {
-    pub(crate) accepted: AtomicU64,
-    pub(crate) signatures_checked: AtomicU64,
-    pub(crate) cache_hits: AtomicU64,
-    by_reason: [AtomicU64; REASONS.len()],
-    other_reasons: AtomicU64,
-}
-
-impl Default for Counters {
-    fn default() -> Self {
-        // Arrays longer than 32 have no `Default`.
-        Self {
-            accepted: AtomicU64::new(0),
-            signatures_checked: AtomicU64::new(0),
-            cache_hits: AtomicU64::new(0),
-            by_reason: std::array::from_fn(|_| AtomicU64::new(0)),
-            other_reasons: AtomicU64::new(0),
-        }
-    }
-}
-
-impl Counters {
-    /// Counts one rejection under its reason code.
-    pub(crate) fn count_rejection(&self, code: &str) {
-        match REASONS.iter().position(|r| *r == code).and_then(|i| self.by_reason.get(i)) {
-            Some(counter) => counter.fetch_add(1, Ordering::Relaxed),
-            None => self.other_reasons.fetch_add(1, Ordering::Relaxed),
-        };
-    }
-}
-
-/// Counts of what an [`Authority`] has done since it was built.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub struct Stats {
-    /// Tokens that passed every check.
-    pub accepted: u64,
-    /// Requests refused (any reason, including missing credentials and missing scope).
-    pub rejected: u64,
-    /// Signature verifications performed.
-    pub signatures_checked: u64,
-    /// Tokens accepted from the verified-token cache, without a signature check.
-    pub token_cache_hits: u64,
-    /// JWKS fetches started (discovery included), for issuers whose keys come over HTTP.
-    pub jwks_fetches: u64,
-    /// JWKS fetches that failed (the last good keys were kept).
-    pub jwks_fetch_failures: u64,
-    /// Fetches that changed the set of key ids (the first load counts).
-    pub key_set_changes: u64,
-    /// Requests sent to the introspection endpoint (cache hits and shared calls excluded).
-    pub introspections: u64,
-}
-
-/// A trusted issuer and the policy for its access tokens. Cheap to clone (an `Arc`
-/// inside); put it in your router state and give the state a `FromRef` for it.
-///
-/// ```
-/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// use scopegate::Authority;
-///
-/// let jwks = r#"{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"k1","use":"sig",
-///                "x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}"#;
-/// let authority = Authority::builder()
-///     .issuer("https://issuer.example.test/")
-///     .audience("https://api.example.test")
-///     .static_jwks(jwks)
-///     .build()?;
-/// # let _ = authority;
-/// # Ok(())
-/// # }
-/// ```
-#[derive(Clone)]
-pub struct Authority {
-    pub(crate) inner: Arc<Inner>,
-}
-
-impl fmt::Debug for Authority {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let config = &self.inner.config;
-        f.debug_struct("Authority")
-            .field("issuer", &config.issuer)
-            .field("also_trusted", &self.inner.also.iter().map(Authority::issuer).collect::<Vec<_>>())
-            .field("audiences", &config.audiences)
-            .field("profile", &config.profile)
-            .field("algorithms", &config.algorithms)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Authority {
-    /// Starts configuring an authority.
-    pub fn builder() -> AuthorityBuilder {
-        AuthorityBuilder::default()
-    }
-
-    /// The issuer tokens must carry in `iss`, exactly: for an authority trusting several
-    /// issuers ([`AuthorityBuilder::also_trust`]), the first one, the one its builder was
-    /// given (see [`issuers`](Self::issuers) for all). For the Entra ID multi-tenant
-    /// preset, the template `https://login.microsoftonline.com/{tenantid}/v2.0`.
-    #[must_use]
-    pub fn issuer(&self) -> &str {
-        &self.inner.config.issuer
-    }
-
-    /// Every issuer identifier this authority trusts, the first one first: the issuer of
-    /// [`issuer`](Self::issuer), each one added with [`AuthorityBuilder::also_trust`], and
-    /// for a tenant template each allowed tenant's issuer. What RFC 9728 metadata lists as
-    /// `authorization_servers`.
-    #[must_use]
-    pub fn issuers(&self) -> Vec<String> {
-        std::iter::once(self).chain(&self.inner.also).flat_map(|a| a.inner.config.issuers()).collect()
-    }
-
-    /// The trusted issuer (this authority, or one added with
-    /// [`AuthorityBuilder::also_trust`]) whose configuration trusts `iss`.
-    pub(crate) fn member_for(&self, iss: &str) -> Option<&Authority> {
-        std::iter::once(self).chain(&self.inner.also).find(|a| a.inner.config.trusts_issuer(iss))
-    }
-
-    /// The audiences accepted by default (handlers may name another with `aud = "…"`):
-    /// with several issuers, the first issuer's (each checks its own).
-    pub fn audiences(&self) -> impl Iterator<Item = &str> {
-        self.inner.config.audiences.iter().map(|a| &**a)
-    }
-
-    /// Auth0: issuer `https://{domain}/`, the compatible profile (Auth0's default token
-    /// profile types access tokens `JWT`; tenants on the RFC 9068 profile send `at+jwt`,
-    /// which is accepted either way), scopes from `scope`. For RBAC `permissions`, add
-    /// `.scope_claims([ScopeClaim::Permissions])`. Keys come from discovery.
-    ///
-    /// `domain` is the tenant's domain (`tenant.us.auth0.com`) or its custom domain
-    /// (`login.example.com`): Auth0 puts whichever the token was requested through in
-    /// `iss`, so an API reached through both trusts both with
-    /// [`also_trust`](AuthorityBuilder::also_trust). A domain given with `http://` keeps
-    /// it (loopback only, for tests).
-    pub fn auth0(domain: &str, audience: impl Into<String>) -> AuthorityBuilder {
-        Self::builder()
-            .issuer(format!("{}/", origin(domain)))
-            .audience(audience)
-            .profile(Profile::Compatible)
-            .scope_claims([ScopeClaim::Scope])
-    }
-
-    /// Okta: issuer `https://{domain}/oauth2/default` (pass `domain` with an
-    /// `/oauth2/{server}` path for another custom authorization server), the compatible
-    /// profile, scopes from `scp` (an array), the client from `cid`. Keys come from
-    /// discovery.
-    pub fn okta(domain: &str, audience: impl Into<String>) -> AuthorityBuilder {
-        let domain = origin(domain);
-        let issuer = if domain.contains("/oauth2/") { domain } else { format!("{domain}/oauth2/default") };
-        Self::builder().issuer(issuer).audience(audience).profile(Profile::Compatible).scope_claims([ScopeClaim::Scp])
-    }
-
-    /// Okta's org authorization server: issuer `https://{domain}` (no path), otherwise as
-    /// [`okta`](Self::okta). Its access tokens are minted for Okta's own APIs (`aud` is the
-    /// org URL), so an API of yours normally uses a custom authorization server instead.
-    pub fn okta_org(domain: &str, audience: impl Into<String>) -> AuthorityBuilder {
-        Self::builder()
-            .issuer(origin(domain))
-            .audience(audience)
-            .profile(Profile::Compatible)
-            .scope_claims([ScopeClaim::Scp])
-    }
-
-    /// Microsoft Entra ID (v2.0 tokens): issuer
-    /// `https://login.microsoftonline.com/{tenant_id}/v2.0`, the compatible profile,
-    /// scopes from `scp` (space-delimited), the client from `azp`. The audience is the
-    /// API's application ID (or its App ID URI, as configured in the app registration).
-    /// Delegated tokens carry `scp`, app-only (client-credentials) tokens carry app
-    /// `roles`: both are read, `scp` first.
-    pub fn entra(tenant_id: &str, audience: impl Into<String>) -> AuthorityBuilder {
-        Self::entra_at(ENTRA_LOGIN, tenant_id, audience)
-    }
-
-    /// [`entra`](Self::entra) at another login host: a national cloud
-    /// (`https://login.microsoftonline.us`, `https://login.chinacloudapi.cn`), or a test's
-    /// loopback server.
-    pub fn entra_at(login_url: &str, tenant_id: &str, audience: impl Into<String>) -> AuthorityBuilder {
-        Self::builder()
-            .issuer(format!("{}/{tenant_id}/v2.0", login_url.trim_end_matches('/')))
-            .audience(audience)
-            .profile(Profile::Compatible)
-            .scope_claims([ScopeClaim::Scp, ScopeClaim::Roles])
-    }
-
-    /// Microsoft Entra ID v1.0 tokens (`ver: "1.0"`, an API whose manifest keeps
-    /// `accessTokenAcceptedVersion` at 1 or null): issuer `https://sts.windows.net/{tenant_id}/`,
-    /// the client in `appid`, otherwise as [`entra`](Self::entra) (`scp` then `roles`).
-    pub fn entra_v1(tenant_id: &str, audience: impl Into<String>) -> AuthorityBuilder {
-        Self::entra_v1_at("https://sts.windows.net", tenant_id, audience)
-    }
-
-    /// [`entra_v1`](Self::entra_v1) at another token service host (a national cloud, or a
-    /// test's loopback server).
-    pub fn entra_v1_at(sts_url: &str, tenant_id: &str, audience: impl Into<String>) -> AuthorityBuilder {
-        let mut builder = Self::builder()
-            .issuer(format!("{}/{tenant_id}/", sts_url.trim_end_matches('/')))
-            .audience(audience)
-            .profile(Profile::Compatible)
-            .scope_claims([ScopeClaim::Scp, ScopeClaim::Roles]);
-        builder.appid_names_client = true;
-        builder
-    }
-
-    /// Microsoft Entra ID multi-tenant apps (v2.0 tokens, signed in through `common` or
-    /// `organizations`): the issuer is the template
-    /// `https://login.microsoftonline.com/{tenantid}/v2.0`, and a token is accepted only
-    /// when its `tid` is one of `tenants` and its `iss` is the template with that `tid` in
-    /// place. Keys come from the common key set
-    /// (`https://login.microsoftonline.com/common/discovery/v2.0/keys`), which signs for
-    /// every tenant. Otherwise as [`entra`](Self::entra).
-    pub fn entra_multi_tenant<I, S>(tenants: I, audience: impl Into<String>) -> AuthorityBuilder
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        Self::entra_multi_tenant_at(ENTRA_LOGIN, tenants, audience)
-    }
-
-    /// [`entra_multi_tenant`](Self::entra_multi_tenant) at another login host (a national
-    /// cloud, or a test's loopback server).
-    pub fn entra_multi_tenant_at<I, S>(login_url: &str, tenants: I, audience: impl Into<String>) -> AuthorityBuilder
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        let login_url = login_url.trim_end_matches('/');
-        let mut builder = Self::entra_at(login_url, crate::config::TENANT_PLACEHOLDER, audience)
-            .jwks_uri(format!("{login_url}/common/discovery/v2.0/keys"));
-        builder.tenants = Some(tenants.into_iter().map(Into::into).collect());
-        builder
-    }
-
-    /// Amazon Cognito user pools: issuer
-    /// `https://cognito-idp.{region}.amazonaws.com/{user_pool_id}`, the compatible profile
-    /// (Cognito's tokens carry no `typ`), scopes from `scope`. Cognito's access tokens
-    /// carry no `aud`: a token is accepted only when its `client_id` is one of
-    /// `client_ids` (the app clients of the pool allowed to call this API) and its
-    /// `token_use` is `access`; ID tokens (`token_use: id`) are refused as such. No
-    /// audience is needed; [`audience`](AuthorityBuilder::audience) may still be set, and
-    /// then a token must carry it (Cognito's never do).
-    pub fn cognito<I, S>(region: &str, user_pool_id: &str, client_ids: I) -> AuthorityBuilder
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        Self::cognito_at(&format!("https://cognito-idp.{region}.amazonaws.com"), user_pool_id, client_ids)
-    }
-
-    /// [`cognito`](Self::cognito) at another base URL (a test's loopback server).
-    pub fn cognito_at<I, S>(base_url: &str, user_pool_id: &str, client_ids: I) -> AuthorityBuilder
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        let mut builder = Self::builder()
-            .issuer(format!("{}/{user_pool_id}", base_url.trim_end_matches('/')))
-            .profile(Profile::Compatible)
-            .scope_claims([ScopeClaim::Scope])
-            .allowed_clients(client_ids);
-        builder.require_token_use = true;
-        builder
-    }
-
-    /// Keycloak: issuer `{base_url}/realms/{realm}`, the compatible profile (Keycloak
-    /// types access tokens `JWT`; its ID and refresh tokens are told apart by their
-    /// `typ` claim and refused), scopes from `scope`, the client from `azp`. Keycloak
-    /// puts the API in `aud` only with an audience mapper on the client scope. To read
-    /// roles as scopes, ask for them: `.scope_claims([ScopeClaim::RealmRoles])` (realm
-    /// roles) or `[ScopeClaim::ClientRoles]` (the roles of the API's client, keyed by its
-    /// audience in `resource_access`).
-    pub fn keycloak(base_url: &str, realm: &str, audience: impl Into<String>) -> AuthorityBuilder {
-        Self::builder()
-            .issuer(format!("{}/realms/{realm}", base_url.trim_end_matches('/')))
-            .audience(audience)
-            .profile(Profile::Compatible)
-            .scope_claims([ScopeClaim::Scope])
-    }
-
-    /// Rejections counted by reason code (see [`RejectionKind::code`](crate::RejectionKind::code)),
-    /// only the reasons seen at least once.
-    #[must_use]
-    pub fn rejections_by_reason(&self) -> Vec<(&'static str, u64)> {
-        let counters = &self.inner.stats;
-        let mut out: Vec<(&'static str, u64)> = REASONS
-            .iter()
-            .zip(&counters.by_reason)
-            .map(|(reason, n)| (*reason, n.load(Ordering::Relaxed)))
-            .filter(|(_, n)| *n > 0)
-            .collect();
-        let other = counters.other_reasons.load(Ordering::Relaxed);
-        if other > 0 {
-            out.push(("other", other));
-        }
-        out
-    }
-
-    /// What this authority has counted so far.
-    #[must_use]
-    pub fn stats(&self) -> Stats {
-        let c = &self.inner.stats;
-        let mut stats = Stats {
-            accepted: c.accepted.load(Ordering::Relaxed),
-            // The total is the sum of the per-reason counters, not a counter of its own.
-            rejected: c.by_reason.iter().chain([&c.other_reasons]).map(|n| n.load(Ordering::Relaxed)).sum(),
-            ..Stats::default()
-        };
-        // Acceptances and rejections are counted by the authority the request used; the
-        // work (signatures, caches, fetches) by the issuer that did it.
-        for member in std::iter::once(self).chain(&self.inner.also) {
-            let (inner, c) = (&member.inner, &member.inner.stats);
-            stats.signatures_checked += c.signatures_checked.load(Ordering::Relaxed);
-            stats.token_cache_hits += c.cache_hits.load(Ordering::Relaxed);
-            stats.introspections += inner.introspection.as_ref().map_or(0, |i| i.calls.load(Ordering::Relaxed));
-            if let KeySource::Remote(remote) = &inner.keys {
-                stats.jwks_fetches += remote.counters.fetches.load(Ordering::Relaxed);
-                stats.jwks_fetch_failures += remote.counters.failures.load(Ordering::Relaxed);
-                stats.key_set_changes += remote.counters.key_changes.load(Ordering::Relaxed);
-            }
-        }
-        stats
-    }
-}
 
 /// Configures an [`Authority`]. Setters never fail; [`build`](Self::build) checks the
 /// whole configuration and names the setting to change when it is contradictory or
@@ -406,9 +59,10 @@ pub struct AuthorityBuilder {
     userinfo: crate::userinfo_client::Settings,
     introspection: introspection::Settings,
     also: Vec<AuthorityBuilder>,
-    tenants: Option<Vec<String>>,
-    require_token_use: bool,
-    appid_names_client: bool,
+    // Set by the presets only.
+    pub(super) tenants: Option<Vec<String>>,
+    pub(super) require_token_use: bool,
+    pub(super) appid_names_client: bool,
     dpop: crate::dpop::Settings,
 }
 
@@ -1011,209 +665,25 @@ impl AuthorityBuilder {
         Ok((authority, members))
     }
 
+    /// Checks this issuer's settings and assembles its authority, trusting `also` (the
+    /// issuers added with [`also_trust`](Self::also_trust), already assembled) as well;
+    /// returns its key cache too when keys come over HTTP. The checks run in a fixed
+    /// order, so a configuration with several mistakes always names the same one first.
     fn assemble(self, also: Vec<Authority>) -> Result<(Authority, Option<Arc<RemoteKeys>>), ConfigError> {
         crypto_self_test()?;
         crate::metrics::describe();
-        let issuer = match self.issuer {
-            None => return Err(ConfigError::new("issuer", "no issuer set: call .issuer(\"https://your-issuer/\")")),
-            Some(i) if i.trim().is_empty() || i.trim() != i => {
-                return Err(ConfigError::new("issuer", "the issuer must be non-empty, without surrounding whitespace"));
-            }
-            Some(i) => i,
-        };
-        if let Some(tenants) = &self.tenants {
-            let tenant_id =
-                |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
-            if tenants.is_empty() || !tenants.iter().all(|t| tenant_id(t)) {
-                return Err(ConfigError::new(
-                    "tenants",
-                    "name at least one tenant, each a tenant ID (a GUID) or a domain: letters, digits, `-` and `.`",
-                ));
-            }
-        }
-        // Cognito's access tokens carry no `aud`: its preset checks the client instead.
-        if self.audiences.is_empty() && !self.require_token_use {
-            return Err(ConfigError::new(
-                "audience",
-                "no audience set: call .audience(\"https://your-api/\") with the API identifier your issuer puts in `aud`",
-            ));
-        }
-        for aud in &self.audiences {
-            if aud.is_empty() || aud.chars().any(char::is_whitespace) {
-                return Err(ConfigError::new("audience", "an audience must be non-empty and contain no whitespace"));
-            }
-        }
+        let issuer = self.checked_issuer()?;
+        self.check_audiences()?;
+        let limits = self.token_limits()?;
+        let token_cache = self.token_cache()?;
+        self.check_claim_policy()?;
+        let (algorithms, keys) = self.keys(&issuer)?;
+        let realm = self.challenge_realm()?;
+        let resource_metadata = self.resource_metadata_url()?;
+        self.warn_about_lenient_settings(&issuer);
 
-        let leeway = self.leeway.unwrap_or(DEFAULT_LEEWAY);
-        if leeway > MAX_LEEWAY {
-            return Err(ConfigError::new("leeway", "the leeway may be at most 300 seconds"));
-        }
-        let max_lifetime = self.max_lifetime.unwrap_or(DEFAULT_MAX_LIFETIME);
-        if max_lifetime.is_zero() {
-            return Err(ConfigError::new("max_token_lifetime", "the maximum token lifetime must be positive"));
-        }
-        if self.max_age.is_some_and(|a| a.is_zero()) {
-            return Err(ConfigError::new("max_token_age", "the maximum token age must be positive"));
-        }
-        let max_token_size = self.max_token_size.unwrap_or(DEFAULT_MAX_TOKEN_SIZE);
-        if !(256..=MAX_TOKEN_SIZE_LIMIT).contains(&max_token_size) {
-            return Err(ConfigError::new(
-                "max_token_size",
-                "the maximum token size must be between 256 bytes and 64 KiB",
-            ));
-        }
-        let token_cache_max_age = self.token_cache_max_age.unwrap_or(DEFAULT_TOKEN_CACHE_MAX_AGE);
-        if token_cache_max_age.is_zero()
-            || self.token_cache_capacity.is_some_and(|c| c > 1_000_000)
-            || self.token_cache_max_bytes.is_some_and(|b| b < 64 * 1024)
-        {
-            return Err(ConfigError::new(
-                "token_cache",
-                "the token cache needs a positive max age, at most 1 000 000 entries (capacity 0 turns it off) and at least 64 KiB",
-            ));
-        }
-        let scope_claims = self.scope_claims.unwrap_or_else(|| vec![ScopeClaim::Scope]);
-        if scope_claims.is_empty() {
-            return Err(ConfigError::new(
-                "scope_claims",
-                "name at least one scope claim (ScopeClaim::Scope is the standard)",
-            ));
-        }
-        if self.allowed_clients.as_ref().is_some_and(Vec::is_empty) {
-            return Err(ConfigError::new("allowed_clients", "an empty client allowlist would refuse every token"));
-        }
-
-        let (algorithms, keys) = match self.secret {
-            Some((alg, secret)) => {
-                if !self.jwks.is_empty() || !self.pems.is_empty() {
-                    return Err(ConfigError::new(
-                        "shared_secret",
-                        "shared-secret (HS*) mode cannot be combined with public keys: use one or the other",
-                    ));
-                }
-                if !alg.is_symmetric() {
-                    return Err(ConfigError::new(
-                        "shared_secret",
-                        "the shared-secret algorithm must be HS256, HS384 or HS512",
-                    ));
-                }
-                if self.algorithms.as_ref().is_some_and(|a| a.as_slice() != [alg]) {
-                    return Err(ConfigError::new(
-                        "algorithms",
-                        "in shared-secret mode the only accepted algorithm is the secret's own; remove .algorithms(...)",
-                    ));
-                }
-                if secret.len() < alg.min_secret_len() {
-                    return Err(ConfigError::new(
-                        "shared_secret",
-                        format!("a {alg} secret must be at least {} bytes of random data", alg.min_secret_len()),
-                    ));
-                }
-                if self.jwks_uri.is_some() {
-                    return Err(ConfigError::new("jwks_uri", "a jwks_uri cannot be combined with shared-secret mode"));
-                }
-                let key = keys::hmac_key(&secret, alg, None);
-                (vec![alg], Keys::Fixed(KeySet::from_keys(vec![key])))
-            }
-            None => {
-                let algorithms = self.algorithms.unwrap_or_else(|| Algorithm::ASYMMETRIC.to_vec());
-                if algorithms.is_empty() {
-                    return Err(ConfigError::new("algorithms", "allow at least one algorithm"));
-                }
-                if let Some(alg) = algorithms.iter().find(|a| a.is_symmetric()) {
-                    return Err(ConfigError::new(
-                        "algorithms",
-                        format!("{alg} needs a shared secret: use .shared_secret({alg}, secret) instead of listing it"),
-                    ));
-                }
-                if self.jwks.is_empty() && self.pems.is_empty() {
-                    let remote = remote_keys(
-                        &issuer,
-                        self.jwks_uri.as_deref(),
-                        &algorithms,
-                        self.http,
-                        self.cache,
-                        &self.tls_roots,
-                    )?;
-                    (algorithms, Keys::Remote(remote))
-                } else {
-                    if self.jwks_uri.is_some() {
-                        return Err(ConfigError::new(
-                            "jwks_uri",
-                            "a jwks_uri cannot be combined with static keys (static_jwks, public_key_pem): use one or the other",
-                        ));
-                    }
-                    let mut admitted: Vec<VerifyingKey> = Vec::new();
-                    for doc in &self.jwks {
-                        let set = KeySet::from_jwks(doc.as_bytes(), &algorithms)
-                            .map_err(|e| ConfigError::new("static_jwks", e.to_string()))?;
-                        for (index, why) in &set.rejected {
-                            tracing::warn!(target: "scopegate", index, reason = why.code(), "JWK not admitted");
-                        }
-                        admitted.extend(set.into_keys());
-                    }
-                    for (kid, pem) in &self.pems {
-                        let key = keys::admit_pem(pem, kid.as_deref(), &algorithms).map_err(|e| {
-                            ConfigError::new("public_key_pem", format!("the PEM key was not admitted: {e}"))
-                        })?;
-                        admitted.push(key);
-                    }
-                    if admitted.len() > keys::MAX_KEYS {
-                        return Err(ConfigError::new("static_jwks", "more than 100 keys"));
-                    }
-                    (algorithms, Keys::Fixed(KeySet::from_keys(admitted)))
-                }
-            }
-        };
-
-        let realm = match self.realm {
-            Some(realm) if is_quoted_string_safe(&realm) && !realm.is_empty() => realm,
-            Some(_) => {
-                return Err(ConfigError::new("realm", "the realm must be printable ASCII without `\"` or `\\`"));
-            }
-            None => {
-                self.audiences.first().filter(|a| is_quoted_string_safe(a)).cloned().unwrap_or_else(|| "api".to_owned())
-            }
-        };
-
-        let resource_metadata = if self.resource_metadata {
-            let (setting, base) = match &self.public_url {
-                Some(url) => ("public_url", url.as_str()),
-                None => ("audience", self.audiences.first().map_or("", String::as_str)),
-            };
-            match crate::policy::metadata_url(base).filter(|url| is_quoted_string_safe(url)) {
-                Some(url) => Some(url.into()),
-                None => {
-                    return Err(ConfigError::new(
-                        setting,
-                        format!(
-                            "the resource metadata URL is formed from an http(s) URL with a host, no fragment and no `\"`, `\\` or whitespace; `{base}` is not one: set `public_url`"
-                        ),
-                    ));
-                }
-            }
-        } else {
-            None
-        };
-
-        if let Some(clients) = &self.allowed_clients
-            && let Some(aud) = self.audiences.iter().find(|a| clients.contains(a))
-        {
-            tracing::warn!(
-                target: "scopegate",
-                audience = %aud,
-                "the API audience equals an allowed client_id: ID tokens for that client would carry a matching `aud`"
-            );
-        }
-        if self.profile == Profile::Compatible {
-            tracing::warn!(
-                target: "scopegate",
-                issuer = %issuer,
-                "compatible token profile enabled: tokens typed `JWT` or untyped are accepted when they look like access tokens (RFC 9068 strict mode is off)"
-            );
-        }
-
-        let dpop = self.dpop.build(leeway, self.public_url.as_deref(), self.audiences.first().map(String::as_str))?;
+        let dpop =
+            self.dpop.build(limits.leeway, self.public_url.as_deref(), self.audiences.first().map(String::as_str))?;
         let (dpop, dpop_challenge) = match dpop {
             Some((dpop, challenge)) => (Some(dpop), Some(Arc::new(challenge))),
             None => (None, None),
@@ -1222,12 +692,12 @@ impl AuthorityBuilder {
             issuer: issuer.into(),
             audiences: self.audiences.into_iter().map(Into::into).collect(),
             algorithms,
-            leeway,
-            max_lifetime,
+            leeway: limits.leeway,
+            max_lifetime: limits.max_lifetime,
             max_age: self.max_age,
-            max_token_size,
+            max_token_size: limits.max_token_size,
             profile: self.profile,
-            scope_claims,
+            scope_claims: self.scope_claims.unwrap_or_else(|| vec![ScopeClaim::Scope]),
             allowed_clients: self.allowed_clients.map(|c| c.into_iter().map(Into::into).collect()),
             reject_id_token_claims: self.reject_id_token_claims.unwrap_or(true),
             require_single_audience: self.require_single_audience,
@@ -1249,14 +719,6 @@ impl AuthorityBuilder {
         };
         let introspection =
             introspector(self.introspection, remote.as_ref(), &source, self.http, &self.tls_roots, &config.issuer)?;
-        let token_cache = match self.token_cache_capacity.unwrap_or(DEFAULT_TOKEN_CACHE_CAPACITY) {
-            0 => None,
-            capacity => Some(TokenCache::new(
-                capacity,
-                self.token_cache_max_bytes.unwrap_or(DEFAULT_TOKEN_CACHE_MAX_BYTES),
-                token_cache_max_age,
-            )),
-        };
         let userinfo = self.userinfo.build(self.http, &self.tls_roots)?;
         let authority = Authority {
             inner: Arc::new(Inner {
@@ -1272,6 +734,256 @@ impl AuthorityBuilder {
         };
         Ok((authority, remote))
     }
+
+    /// The issuer identifier, and for a tenant template its tenants, checked.
+    fn checked_issuer(&self) -> Result<String, ConfigError> {
+        let issuer = match &self.issuer {
+            None => return Err(ConfigError::new("issuer", "no issuer set: call .issuer(\"https://your-issuer/\")")),
+            Some(i) if i.trim().is_empty() || i.trim() != i => {
+                return Err(ConfigError::new("issuer", "the issuer must be non-empty, without surrounding whitespace"));
+            }
+            Some(i) => i.clone(),
+        };
+        if let Some(tenants) = &self.tenants {
+            let tenant_id =
+                |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+            if tenants.is_empty() || !tenants.iter().all(|t| tenant_id(t)) {
+                return Err(ConfigError::new(
+                    "tenants",
+                    "name at least one tenant, each a tenant ID (a GUID) or a domain: letters, digits, `-` and `.`",
+                ));
+            }
+        }
+        Ok(issuer)
+    }
+
+    /// At least one audience (but for Cognito), each non-empty and without whitespace.
+    fn check_audiences(&self) -> Result<(), ConfigError> {
+        // Cognito's access tokens carry no `aud`: its preset checks the client instead.
+        if self.audiences.is_empty() && !self.require_token_use {
+            return Err(ConfigError::new(
+                "audience",
+                "no audience set: call .audience(\"https://your-api/\") with the API identifier your issuer puts in `aud`",
+            ));
+        }
+        for aud in &self.audiences {
+            if aud.is_empty() || aud.chars().any(char::is_whitespace) {
+                return Err(ConfigError::new("audience", "an audience must be non-empty and contain no whitespace"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The time and size limits of a token, defaulted and checked.
+    fn token_limits(&self) -> Result<TokenLimits, ConfigError> {
+        let leeway = self.leeway.unwrap_or(DEFAULT_LEEWAY);
+        if leeway > MAX_LEEWAY {
+            return Err(ConfigError::new("leeway", "the leeway may be at most 300 seconds"));
+        }
+        let max_lifetime = self.max_lifetime.unwrap_or(DEFAULT_MAX_LIFETIME);
+        if max_lifetime.is_zero() {
+            return Err(ConfigError::new("max_token_lifetime", "the maximum token lifetime must be positive"));
+        }
+        if self.max_age.is_some_and(|a| a.is_zero()) {
+            return Err(ConfigError::new("max_token_age", "the maximum token age must be positive"));
+        }
+        let max_token_size = self.max_token_size.unwrap_or(DEFAULT_MAX_TOKEN_SIZE);
+        if !(256..=MAX_TOKEN_SIZE_LIMIT).contains(&max_token_size) {
+            return Err(ConfigError::new(
+                "max_token_size",
+                "the maximum token size must be between 256 bytes and 64 KiB",
+            ));
+        }
+        Ok(TokenLimits { leeway, max_lifetime, max_token_size })
+    }
+
+    /// The verified-token cache, its settings checked (`None`: capacity 0, turned off).
+    fn token_cache(&self) -> Result<Option<TokenCache>, ConfigError> {
+        let max_age = self.token_cache_max_age.unwrap_or(DEFAULT_TOKEN_CACHE_MAX_AGE);
+        if max_age.is_zero()
+            || self.token_cache_capacity.is_some_and(|c| c > 1_000_000)
+            || self.token_cache_max_bytes.is_some_and(|b| b < 64 * 1024)
+        {
+            return Err(ConfigError::new(
+                "token_cache",
+                "the token cache needs a positive max age, at most 1 000 000 entries (capacity 0 turns it off) and at least 64 KiB",
+            ));
+        }
+        Ok(match self.token_cache_capacity.unwrap_or(DEFAULT_TOKEN_CACHE_CAPACITY) {
+            0 => None,
+            capacity => Some(TokenCache::new(
+                capacity,
+                self.token_cache_max_bytes.unwrap_or(DEFAULT_TOKEN_CACHE_MAX_BYTES),
+                max_age,
+            )),
+        })
+    }
+
+    /// The claims scopes are read from, and the client allowlist: neither may be empty.
+    fn check_claim_policy(&self) -> Result<(), ConfigError> {
+        if self.scope_claims.as_ref().is_some_and(Vec::is_empty) {
+            return Err(ConfigError::new(
+                "scope_claims",
+                "name at least one scope claim (ScopeClaim::Scope is the standard)",
+            ));
+        }
+        if self.allowed_clients.as_ref().is_some_and(Vec::is_empty) {
+            return Err(ConfigError::new("allowed_clients", "an empty client allowlist would refuse every token"));
+        }
+        Ok(())
+    }
+
+    /// The accepted algorithms and where the keys come from: the shared secret, the static
+    /// keys, or the issuer over HTTP.
+    fn keys(&self, issuer: &str) -> Result<(Vec<Algorithm>, Keys), ConfigError> {
+        if let Some((alg, secret)) = &self.secret {
+            return self.shared_secret_key(*alg, secret).map(|key| (vec![*alg], key));
+        }
+        let algorithms = self.algorithms.clone().unwrap_or_else(|| Algorithm::ASYMMETRIC.to_vec());
+        if algorithms.is_empty() {
+            return Err(ConfigError::new("algorithms", "allow at least one algorithm"));
+        }
+        if let Some(alg) = algorithms.iter().find(|a| a.is_symmetric()) {
+            return Err(ConfigError::new(
+                "algorithms",
+                format!("{alg} needs a shared secret: use .shared_secret({alg}, secret) instead of listing it"),
+            ));
+        }
+        let keys = if self.jwks.is_empty() && self.pems.is_empty() {
+            Keys::Remote(remote_keys(
+                issuer,
+                self.jwks_uri.as_deref(),
+                &algorithms,
+                self.http,
+                self.cache,
+                &self.tls_roots,
+            )?)
+        } else {
+            self.static_keys(&algorithms)?
+        };
+        Ok((algorithms, keys))
+    }
+
+    /// Shared-secret mode: the one HMAC key, alone.
+    fn shared_secret_key(&self, alg: Algorithm, secret: &[u8]) -> Result<Keys, ConfigError> {
+        if !self.jwks.is_empty() || !self.pems.is_empty() {
+            return Err(ConfigError::new(
+                "shared_secret",
+                "shared-secret (HS*) mode cannot be combined with public keys: use one or the other",
+            ));
+        }
+        if !alg.is_symmetric() {
+            return Err(ConfigError::new("shared_secret", "the shared-secret algorithm must be HS256, HS384 or HS512"));
+        }
+        if self.algorithms.as_ref().is_some_and(|a| a.as_slice() != [alg]) {
+            return Err(ConfigError::new(
+                "algorithms",
+                "in shared-secret mode the only accepted algorithm is the secret's own; remove .algorithms(...)",
+            ));
+        }
+        if secret.len() < alg.min_secret_len() {
+            return Err(ConfigError::new(
+                "shared_secret",
+                format!("a {alg} secret must be at least {} bytes of random data", alg.min_secret_len()),
+            ));
+        }
+        if self.jwks_uri.is_some() {
+            return Err(ConfigError::new("jwks_uri", "a jwks_uri cannot be combined with shared-secret mode"));
+        }
+        let key = keys::hmac_key(secret, alg, None);
+        Ok(Keys::Fixed(KeySet::from_keys(vec![key])))
+    }
+
+    /// The static keys (`static_jwks`, `public_key_pem`), each admitted for `algorithms`.
+    fn static_keys(&self, algorithms: &[Algorithm]) -> Result<Keys, ConfigError> {
+        if self.jwks_uri.is_some() {
+            return Err(ConfigError::new(
+                "jwks_uri",
+                "a jwks_uri cannot be combined with static keys (static_jwks, public_key_pem): use one or the other",
+            ));
+        }
+        let mut admitted: Vec<VerifyingKey> = Vec::new();
+        for doc in &self.jwks {
+            let set = KeySet::from_jwks(doc.as_bytes(), algorithms)
+                .map_err(|e| ConfigError::new("static_jwks", e.to_string()))?;
+            for (index, why) in &set.rejected {
+                tracing::warn!(target: "scopegate", index, reason = why.code(), "JWK not admitted");
+            }
+            admitted.extend(set.into_keys());
+        }
+        for (kid, pem) in &self.pems {
+            let key = keys::admit_pem(pem, kid.as_deref(), algorithms)
+                .map_err(|e| ConfigError::new("public_key_pem", format!("the PEM key was not admitted: {e}")))?;
+            admitted.push(key);
+        }
+        if admitted.len() > keys::MAX_KEYS {
+            return Err(ConfigError::new("static_jwks", "more than 100 keys"));
+        }
+        Ok(Keys::Fixed(KeySet::from_keys(admitted)))
+    }
+
+    /// The challenges' `realm`: the one set, or the first audience when it is header-safe,
+    /// or `api`.
+    fn challenge_realm(&self) -> Result<String, ConfigError> {
+        match &self.realm {
+            Some(realm) if is_quoted_string_safe(realm) && !realm.is_empty() => Ok(realm.clone()),
+            Some(_) => Err(ConfigError::new("realm", "the realm must be printable ASCII without `\"` or `\\`")),
+            None => Ok(self
+                .audiences
+                .first()
+                .filter(|a| is_quoted_string_safe(a))
+                .cloned()
+                .unwrap_or_else(|| "api".to_owned())),
+        }
+    }
+
+    /// The RFC 9728 metadata URL the challenges carry, when asked for.
+    fn resource_metadata_url(&self) -> Result<Option<Arc<str>>, ConfigError> {
+        if !self.resource_metadata {
+            return Ok(None);
+        }
+        let (setting, base) = match &self.public_url {
+            Some(url) => ("public_url", url.as_str()),
+            None => ("audience", self.audiences.first().map_or("", String::as_str)),
+        };
+        match crate::policy::metadata_url(base).filter(|url| is_quoted_string_safe(url)) {
+            Some(url) => Ok(Some(url.into())),
+            None => Err(ConfigError::new(
+                setting,
+                format!(
+                    "the resource metadata URL is formed from an http(s) URL with a host, no fragment and no `\"`, `\\` or whitespace; `{base}` is not one: set `public_url`"
+                ),
+            )),
+        }
+    }
+
+    /// Warns (at startup, once per issuer) about settings that accept more than the
+    /// defaults do.
+    fn warn_about_lenient_settings(&self, issuer: &str) {
+        if let Some(clients) = &self.allowed_clients
+            && let Some(aud) = self.audiences.iter().find(|a| clients.contains(a))
+        {
+            tracing::warn!(
+                target: "scopegate",
+                audience = %aud,
+                "the API audience equals an allowed client_id: ID tokens for that client would carry a matching `aud`"
+            );
+        }
+        if self.profile == Profile::Compatible {
+            tracing::warn!(
+                target: "scopegate",
+                issuer = %issuer,
+                "compatible token profile enabled: tokens typed `JWT` or untyped are accepted when they look like access tokens (RFC 9068 strict mode is off)"
+            );
+        }
+    }
+}
+
+/// A token's time and size limits, checked.
+struct TokenLimits {
+    leeway: Duration,
+    max_lifetime: Duration,
+    max_token_size: usize,
 }
 
 enum Keys {
@@ -1287,22 +999,6 @@ struct Member {
     setting: &'static str,
 }
 
-/// The limits of every request to the issuer (keys, discovery, introspection).
-fn check_http_limits(http: HttpLimits) -> Result<(), ConfigError> {
-    let max_timeout = Duration::from_secs(60);
-    if http.connect_timeout.is_zero()
-        || http.total_timeout.is_zero()
-        || http.connect_timeout > max_timeout
-        || http.total_timeout > max_timeout
-    {
-        return Err(ConfigError::new("http_timeouts", "timeouts must be positive and at most 60 seconds"));
-    }
-    if !(1024..=4 * 1024 * 1024).contains(&http.max_body) {
-        return Err(ConfigError::new("max_jwks_size", "the JWKS size limit must be between 1 KiB and 4 MiB"));
-    }
-    Ok(())
-}
-
 /// Checks the remote-key settings and creates the (empty) JWKS cache.
 fn remote_keys(
     issuer: &str,
@@ -1312,30 +1008,8 @@ fn remote_keys(
     cache: CachePolicy,
     tls_roots: &[Vec<u8>],
 ) -> Result<Arc<RemoteKeys>, ConfigError> {
-    check_http_limits(http)?;
-    if cache.cooldown < Duration::from_secs(1) || cache.cooldown > MAX_REFRESH_COOLDOWN {
-        return Err(ConfigError::new(
-            "jwks_refresh_cooldown",
-            "the refresh cooldown must be at least 1 second and at most 1 hour",
-        ));
-    }
-    if cache.min_ttl < Duration::from_secs(1) || cache.min_ttl > cache.max_ttl || cache.max_ttl > MAX_JWKS_DURATION {
-        return Err(ConfigError::new(
-            "jwks_ttl_bounds",
-            "the TTL bounds need 1 s <= min <= max, with max at most 7 days",
-        ));
-    }
-    if cache.max_stale > MAX_JWKS_DURATION {
-        return Err(ConfigError::new("jwks_max_stale", "the stale-serving window may be at most 7 days"));
-    }
-    if !(1..=MAX_FETCH_BUDGET_PER_HOUR).contains(&cache.budget_per_hour)
-        || !(1..=MAX_FETCH_BUDGET_BURST).contains(&cache.budget_burst)
-    {
-        return Err(ConfigError::new(
-            "jwks_fetch_budget",
-            "the fetch budget needs 1 to 3600 fetches an hour and a burst of 1 to 100",
-        ));
-    }
+    http.check()?;
+    cache.check()?;
     let location = match jwks_uri {
         Some(url) => {
             Location::Fixed(check_url(url, http.allow_private_networks, true).map_err(|e| ConfigError::new("jwks_uri", e))?)
@@ -1440,69 +1114,13 @@ fn introspector(
             ));
         }
     };
-    check_http_limits(http)?;
+    http.check()?;
     let client = IssuerClient::new(http, tls_roots)?;
     let settings = introspection::Settings { negative_ttl: Some(negative), cache_ttl: Some(ttl), ..settings };
     Ok(Some(Introspector::new(client, endpoint, client_id, client_secret, keys, &settings, assertion)))
 }
 
-/// Entra ID's login host, in the public cloud.
-const ENTRA_LOGIN: &str = "https://login.microsoftonline.com";
-
-/// A host name given with or without a scheme or trailing slash, as an https origin; one
-/// given with `http://` keeps it (the URL policy allows that for loopback hosts only).
-fn origin(domain: &str) -> String {
-    match domain.strip_prefix("http://") {
-        Some(rest) => format!("http://{}", rest.trim_end_matches('/')),
-        None => format!("https://{}", domain.trim_start_matches("https://").trim_end_matches('/')),
-    }
-}
-
 /// RFC 9110 quoted-string content without escapes: visible ASCII and SP, minus `"` and `\`.
 fn is_quoted_string_safe(value: &str) -> bool {
     value.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
-}
-
-/// The outcome of the crypto self-test, once it has run.
-static SELF_TEST: OnceLock<bool> = OnceLock::new();
-
-/// Proves once per process that the crypto backend verifies a good signature and refuses
-/// a bad one (security spec case 179).
-fn crypto_self_test() -> Result<(), ConfigError> {
-    let ok = *SELF_TEST.get_or_init(|| {
-        use aws_lc_rs::hmac;
-        let key = hmac::Key::new(hmac::HMAC_SHA256, b"scopegate crypto self-test key, 32+ bytes");
-        let tag = hmac::sign(&key, b"message");
-        let good = hmac::verify(&key, b"message", tag.as_ref()).is_ok();
-        let bad = hmac::verify(&key, b"messagf", tag.as_ref()).is_err();
-        let ed = ed25519_self_test();
-        good && bad && ed
-    });
-    if ok { Ok(()) } else { Err(ConfigError::new("crypto", "the aws-lc-rs crypto backend failed its self-test")) }
-}
-
-/// Whether the crypto self-test has run in this process, and passed (feature `testing`):
-/// `None` until the first authority is built. Lets a test see that building one ran it.
-#[cfg(feature = "testing")]
-#[doc(hidden)]
-#[must_use]
-pub fn crypto_self_test_result() -> Option<bool> {
-    SELF_TEST.get().copied()
-}
-
-fn ed25519_self_test() -> bool {
-    use aws_lc_rs::signature::{ED25519, ParsedPublicKey};
-    // RFC 8032 §7.1, test 1: the empty message.
-    const PUBLIC: [u8; 32] = [
-        0xd7, 0x5a, 0x98, 0x01, 0x82, 0xb1, 0x0a, 0xb7, 0xd5, 0x4b, 0xfe, 0xd3, 0xc9, 0x64, 0x07, 0x3a, 0x0e, 0xe1,
-        0x72, 0xf3, 0xda, 0xa6, 0x23, 0x25, 0xaf, 0x02, 0x1a, 0x68, 0xf7, 0x07, 0x51, 0x1a,
-    ];
-    const SIGNATURE: [u8; 64] = [
-        0xe5, 0x56, 0x43, 0x00, 0xc3, 0x60, 0xac, 0x72, 0x90, 0x86, 0xe2, 0xcc, 0x80, 0x6e, 0x82, 0x8a, 0x84, 0x87,
-        0x7f, 0x1e, 0xb8, 0xe5, 0xd9, 0x74, 0xd8, 0x73, 0xe0, 0x65, 0x22, 0x49, 0x01, 0x55, 0x5f, 0xb8, 0x82, 0x15,
-        0x90, 0xa3, 0x3b, 0xac, 0xc6, 0x1e, 0x39, 0x70, 0x1c, 0xf9, 0xb4, 0x6b, 0xd2, 0x5b, 0xf5, 0xf0, 0x59, 0x5b,
-        0xbe, 0x24, 0x65, 0x51, 0x41, 0x43, 0x8e, 0x7a, 0x10, 0x0b,
-    ];
-    ParsedPublicKey::new(&ED25519, PUBLIC)
-        .is_ok_and(|key| key.verify_sig(b"", &SIGNATURE).is_ok() && key.verify_sig(b"x", &SIGNATURE).is_err())
 }
