@@ -260,7 +260,7 @@ async fn authenticate(
         _ => None,
     };
     let token = match cached {
-        Some(result) => authority.settle(result)?,
+        Some((member, result)) => authority.settle(result, Some(&member.inner.config.issuer))?,
         None => match verify_presented(parts, authority, check, introspect).await? {
             Some(token) => token,
             None => return Ok(None),
@@ -324,32 +324,53 @@ impl Authority {
         audience: AudienceCheck<'_>,
         introspect: bool,
     ) -> Result<AccessToken, Rejection> {
-        self.settle(self.verify_token(token, audience, introspect).await)
+        let (member, verified) = self.verify_routed(token, audience, introspect).await;
+        self.settle(verified, member.map(|member| &*member.inner.config.issuer))
     }
 
     /// The response to a bearer token's verification: the token, counted as accepted, or
-    /// the counted rejection. A sender-constrained token (`cnf`) is refused: it needs its
+    /// the counted rejection (`issuer`: the trusted issuer whose checks it went through,
+    /// for the metrics). A sender-constrained token (`cnf`) is refused: it needs its
     /// proof (RFC 9449 §7.2).
-    fn settle(&self, verified: Result<Arc<VerifiedClaims>, RejectionKind>) -> Result<AccessToken, Rejection> {
+    fn settle(
+        &self,
+        verified: Result<Arc<VerifiedClaims>, RejectionKind>,
+        issuer: Option<&str>,
+    ) -> Result<AccessToken, Rejection> {
         match verified {
-            Ok(claims) if claims.bound => Err(self.reject(TokenError::SenderConstrained.into())),
+            Ok(claims) if claims.bound => Err(self.reject_from(TokenError::SenderConstrained.into(), issuer)),
             Ok(claims) => Ok(self.accepted(claims)),
-            Err(kind) => Err(self.reject(kind)),
+            Err(kind) => Err(self.reject_from(kind, issuer)),
         }
     }
 
     /// Counts an accepted token.
     fn accepted(&self, claims: Arc<VerifiedClaims>) -> AccessToken {
         self.inner.stats.accepted.fetch_add(1, Ordering::Relaxed);
-        crate::metrics::token_accepted();
+        crate::metrics::token_accepted(self.metrics_issuer(claims.issuer()));
         AccessToken { claims }
     }
 
     /// Counts a rejection and builds its response.
     pub(crate) fn reject(&self, kind: RejectionKind) -> Rejection {
+        self.reject_from(kind, None)
+    }
+
+    /// [`reject`](Self::reject) for a token that went through the checks of the trusted
+    /// issuer `issuer` (its configured identifier: the metrics' `issuer` label).
+    pub(crate) fn reject_from(&self, kind: RejectionKind, issuer: Option<&str>) -> Rejection {
         self.inner.stats.count_rejection(kind.code());
-        crate::metrics::token_rejected(kind.code());
+        crate::metrics::token_rejected(kind.code(), issuer);
         Rejection::new(kind, self.inner.config.challenge.clone())
+    }
+
+    /// The configured identifier of the trusted issuer of a verified token's `iss`, for
+    /// the metrics' `issuer` label; not looked up without the `metrics` feature.
+    fn metrics_issuer(&self, iss: &str) -> Option<&str> {
+        if !crate::metrics::ENABLED {
+            return None;
+        }
+        self.member_for(iss).map(|member| &*member.inner.config.issuer)
     }
 }
 
@@ -433,11 +454,11 @@ impl<S: AuthorityState, R: Requirement> FromRequestParts<S> for Guard<R> {
             && token.issuer() != issuer
         {
             let kind = RejectionKind::InvalidToken(crate::rejection::TokenError::IssuerNotAllowedHere);
-            return Err(authority.reject(kind).for_route(R::CHALLENGE));
+            return Err(authority.reject_from(kind, authority.metrics_issuer(token.issuer())).for_route(R::CHALLENGE));
         }
         if !R::SCOPES.is_satisfied_by(token.scopes()) {
-            let rejection =
-                authority.reject(RejectionKind::InsufficientScope { required: R::CHALLENGE, requirement: R::SCOPES });
+            let kind = RejectionKind::InsufficientScope { required: R::CHALLENGE, requirement: R::SCOPES };
+            let rejection = authority.reject_from(kind, authority.metrics_issuer(token.issuer()));
             // The 403 goes on the challenge of the scheme the token came with.
             let dpop = authority.dpop_enabled()
                 && matches!(credentials::token(&parts.headers, &parts.uri, true), Ok(Credentials::Dpop(_)));

@@ -43,28 +43,47 @@ impl Authority {
         audience: AudienceCheck<'_>,
         introspect: bool,
     ) -> Result<Arc<VerifiedClaims>, RejectionKind> {
-        if self.inner.also.is_empty() || introspect {
-            return self.verify_own(token, audience, introspect).await;
-        }
+        self.verify_routed(token, audience, introspect).await.1
+    }
+
+    /// [`verify_token`](Self::verify_token), with the trusted issuer whose checks the
+    /// token went through (`None`: refused before it reached one, by the size cap or, with
+    /// several issuers, for an `iss` that could not be read or is not trusted), for the
+    /// `issuer` label of the metrics.
+    pub(crate) async fn verify_routed(
+        &self,
+        token: &str,
+        audience: AudienceCheck<'_>,
+        introspect: bool,
+    ) -> (Option<&Authority>, Result<Arc<VerifiedClaims>, RejectionKind>) {
         if token.len() > self.inner.config.max_token_size {
-            return Err(TokenError::TooLarge.into());
+            return (None, Err(TokenError::TooLarge.into()));
+        }
+        if self.inner.also.is_empty() || introspect {
+            return (Some(self), self.verify_own(token, audience, introspect).await);
         }
         if !is_compact_jws(token) {
-            return self.verify_own(token, audience, false).await;
+            return (Some(self), self.verify_own(token, audience, false).await);
         }
-        if let Some(hit) = self.cached(token.as_bytes(), audience) {
-            return hit;
+        if let Some((member, hit)) = self.cached(token.as_bytes(), audience) {
+            return (Some(member), hit);
         }
+        let member = match self.route(token) {
+            Ok(member) => member,
+            Err(kind) => return (None, Err(kind)),
+        };
+        (Some(member), member.verify_own(token, audience, false).await)
+    }
+
+    /// The trusted issuer the unverified `iss` of a compact JWS names.
+    fn route(&self, token: &str) -> Result<&Authority, RejectionKind> {
         let compact = jws::split(token).map_err(|e| refused(e, None, None))?;
         let payload =
             b64url_decode(compact.payload.as_bytes()).ok_or_else(|| refused(TokenError::Malformed, None, None))?;
         let mut iss = Issuer(None);
         json::read_object(&payload, &mut iss).map_err(|_| refused(TokenError::Malformed, None, None))?;
         let member = iss.0.as_ref().and_then(Member::as_str).and_then(|iss| self.member_for(iss));
-        match member {
-            Some(member) => member.verify_own(token, audience, false).await,
-            None => Err(refused(TokenError::InvalidIssuer, None, None)),
-        }
+        member.ok_or_else(|| refused(TokenError::InvalidIssuer, None, None))
     }
 
     /// Verifies a bearer token with this issuer's own keys and policy, through its
@@ -107,21 +126,21 @@ impl Authority {
     }
 
     /// The answer [`verify_token`](Self::verify_token) gives a JWT that one of the trusted
-    /// issuers' verified-token caches holds, without reading the token (`None`: verify it).
-    /// A token seen before is in its issuer's cache: no need to read its `iss` again. Not
+    /// issuers' verified-token caches holds, without reading the token (`None`: verify it),
+    /// with the issuer whose cache held it. A token seen before is in its issuer's cache: no need to read its `iss` again. Not
     /// for a handler with `introspect`, nor for JWTs that go to introspection.
     pub(crate) fn cached(
         &self,
         token: &[u8],
         audience: AudienceCheck<'_>,
-    ) -> Option<Result<Arc<VerifiedClaims>, RejectionKind>> {
+    ) -> Option<(&Authority, Result<Arc<VerifiedClaims>, RejectionKind>)> {
         if token.len() > self.inner.config.max_token_size {
             return None;
         }
         std::iter::once(self)
             .chain(&self.inner.also)
             .filter(|member| !member.inner.introspection.as_ref().is_some_and(|i| i.introspect_jwts))
-            .find_map(|member| member.cache_hit(token, audience))
+            .find_map(|member| member.cache_hit(token, audience).map(|hit| (member, hit)))
     }
 
     /// The verified-token cache's answer for `token`, if it has one: `None` on a miss (or
@@ -144,7 +163,7 @@ impl Authority {
             return Some(Err(TokenError::InvalidAudience.into()));
         }
         self.inner.stats.cache_hits.fetch_add(1, Ordering::Relaxed);
-        crate::metrics::token_cache_hit();
+        crate::metrics::token_cache_hit(&config.issuer);
         Some(Ok(claims))
     }
 
@@ -180,7 +199,7 @@ impl Authority {
         let checked = self.inner.keys.verify_signature(kid, header.alg, message, signature).await;
         if matches!(checked, Ok(()) | Err(SignatureRefused::Invalid)) {
             self.inner.stats.signatures_checked.fetch_add(1, Ordering::Relaxed);
-            crate::metrics::signature_checked();
+            crate::metrics::signature_checked(&config.issuer);
         }
         match checked {
             Ok(()) => {}
