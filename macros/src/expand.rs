@@ -42,6 +42,7 @@ pub(crate) fn guarded_handler(requirement: &Requirement, handler: Handler) -> To
     let challenge = LitStr::new(&challenge(&requirement.exprs).join(" "), span);
     // Only when set, so that the expansion of every other handler stays as it was.
     let introspect = requirement.introspect.then(|| quote_spanned!(span=> const INTROSPECT: bool = true;));
+    let dpop = requirement.dpop_required.then(|| quote_spanned!(span=> const DPOP_REQUIRED: bool = true;));
 
     // `_: <crate>::__private::Guard<Requirement>`, first, so that it runs before every other
     // extractor (axum extracts in order, and the body extractor last).
@@ -72,6 +73,7 @@ pub(crate) fn guarded_handler(requirement: &Requirement, handler: Handler) -> To
             const CHALLENGE: &'static str = #challenge;
             #introspect
             #issuer
+            #dpop
         }
 
         // The declaration, known at run time through a link-time inventory
@@ -83,6 +85,7 @@ pub(crate) fn guarded_handler(requirement: &Requirement, handler: Handler) -> To
                 name: #fn_name,
                 scopes: <#name as #private::Requirement>::SCOPES,
                 audience: <#name as #private::Requirement>::AUDIENCE,
+                dpop_required: <#name as #private::Requirement>::DPOP_REQUIRED,
                 file: ::core::file!(),
                 line: ::core::line!(),
             }

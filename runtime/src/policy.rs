@@ -68,6 +68,8 @@ pub struct Declaration {
     #[doc(hidden)]
     pub audience: Option<&'static str>,
     #[doc(hidden)]
+    pub dpop_required: bool,
+    #[doc(hidden)]
     pub file: &'static str,
     #[doc(hidden)]
     pub line: u32,
@@ -92,6 +94,13 @@ impl Declaration {
     #[must_use]
     pub fn audience(&self) -> Option<&'static str> {
         self.audience
+    }
+
+    /// Whether the handler accepts only DPoP-bound tokens with their proof
+    /// (`dpop = "required"`), whatever the authority's DPoP policy.
+    #[must_use]
+    pub fn dpop_required(&self) -> bool {
+        self.dpop_required
     }
 
     /// The source file of the attribute.
@@ -166,6 +175,7 @@ pub struct Route {
     handler: &'static str,
     requirement: Requirement,
     audience: Option<String>,
+    dpop_required: bool,
 }
 
 impl Route {
@@ -198,6 +208,13 @@ impl Route {
     pub fn audience(&self) -> Option<&str> {
         self.audience.as_deref()
     }
+
+    /// Whether the route's handler accepts only DPoP (`dpop = "required"`); the table
+    /// shows it as `(DPoP only)` after the requirement.
+    #[must_use]
+    pub fn dpop_required(&self) -> bool {
+        self.dpop_required
+    }
 }
 
 /// The route table: each route's method, path, requirement and audience.
@@ -224,7 +241,7 @@ impl Policy {
             Requirement::Public | Requirement::Unprotected => None,
             Requirement::Scopes(_) | Requirement::AnyToken => Some(self.audience.clone()),
         };
-        self.routes.push(Route { method, path: path.to_owned(), handler, requirement, audience });
+        self.routes.push(Route { method, path: path.to_owned(), handler, requirement, audience, dpop_required: false });
         self
     }
 
@@ -242,6 +259,9 @@ impl Policy {
                 let mut policy = self.push(method, path, name, Requirement::Scopes(declaration.scopes));
                 if let (Some(audience), Some(route)) = (audience, policy.routes.last_mut()) {
                     route.audience = Some(audience);
+                }
+                if let Some(route) = policy.routes.last_mut() {
+                    route.dpop_required = declaration.dpop_required;
                 }
                 policy
             }
@@ -307,7 +327,7 @@ impl fmt::Display for Policy {
                 [
                     r.method.to_string(),
                     r.path.clone(),
-                    r.requirement.to_string(),
+                    if r.dpop_required { format!("{} (DPoP only)", r.requirement) } else { r.requirement.to_string() },
                     r.audience.clone().unwrap_or_else(|| "-".to_owned()),
                     r.handler.to_owned(),
                 ]
