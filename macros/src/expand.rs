@@ -48,6 +48,7 @@ pub(crate) fn guarded_handler(requirement: &Requirement, handler: Handler) -> To
         None => quote_spanned!(span=> ::core::option::Option::None),
     };
     let declared_introspect = syn::LitBool::new(requirement.introspect, span);
+    let dpop = requirement.dpop_required.then(|| quote_spanned!(span=> const DPOP_REQUIRED: bool = true;));
 
     // `_: <crate>::__private::Guard<Requirement>`, first, so that it runs before every other
     // extractor (axum extracts in order, and the body extractor last).
@@ -78,6 +79,7 @@ pub(crate) fn guarded_handler(requirement: &Requirement, handler: Handler) -> To
             const CHALLENGE: &'static str = #challenge;
             #introspect
             #issuer
+            #dpop
         }
 
         // The declaration, known at run time through a link-time inventory
@@ -89,6 +91,7 @@ pub(crate) fn guarded_handler(requirement: &Requirement, handler: Handler) -> To
                 name: #fn_name,
                 scopes: <#name as #private::Requirement>::SCOPES,
                 audience: <#name as #private::Requirement>::AUDIENCE,
+                dpop_required: <#name as #private::Requirement>::DPOP_REQUIRED,
                 file: ::core::file!(),
                 line: ::core::line!(),
                 issuer: #declared_issuer,

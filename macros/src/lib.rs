@@ -19,7 +19,7 @@ use proc_macro2::{Span, TokenStream as TokenStream2};
 /// Requires an OAuth 2.0 access token with the given scopes before an axum handler runs.
 ///
 /// ```text
-/// #[requires_scope(EXPR [, aud = "audience"] [, iss = "issuer"] [, introspect] [, crate = "path"])]
+/// #[requires_scope(EXPR [, aud = "audience"] [, iss = "issuer"] [, introspect] [, dpop = "required"] [, crate = "path"])]
 ///
 /// EXPR := "scope" | "scope", "scope", …      every listed scope is required
 ///       | any(EXPR, …) | all(EXPR, …)        one of / every one of; they nest
@@ -150,6 +150,34 @@ use proc_macro2::{Span, TokenStream as TokenStream2};
 /// `introspect` is a flag: `introspect = true` is a compile error, and so is a misspelling
 /// (`introspekt`), with a suggestion.
 ///
+/// # `dpop = "…"`
+///
+/// `dpop = "required"` makes this handler accept only DPoP-bound tokens (RFC 9449), sent
+/// as `Authorization: DPoP <token>` with their `DPoP` proof, whatever the [`Authority`]'s
+/// own policy: a bearer token is answered like a request without credentials, `401` with
+/// the `DPoP` challenge alone (RFC 9449 §7.1), `WWW-Authenticate: DPoP realm="…",
+/// algs="…"` (reason `missing_credentials`), and every other refusal of the handler offers
+/// only that challenge too. For a route whose tokens must not work when stolen, next to
+/// routes that still take bearer tokens. `dpop = "allowed"` is the default, the
+/// authority's policy; behind an authority built with `DpopPolicy::Required` the option
+/// changes nothing. The route table ([`Policy`]) shows it as written.
+///
+/// The `Authority` must have DPoP on (`.dpop(DpopPolicy::Allowed)`); under one without,
+/// the handler answers `500` with the reason `misconfigured` (and logs why) for every
+/// request, never an accept.
+///
+/// ```
+/// use scopegate::requires_scope;
+///
+/// #[requires_scope("payments:write", dpop = "required")]
+/// async fn pay() -> &'static str {
+///     "paid with a sender-constrained token"
+/// }
+/// # let _ = pay;
+/// ```
+///
+/// Any other value, a bare `dpop` and a second `dpop = …` are compile errors.
+///
 /// # `crate = "…"`
 ///
 /// The path to the `scopegate` crate, for when it is renamed or re-exported (the default
@@ -219,7 +247,8 @@ use proc_macro2::{Span, TokenStream as TokenStream2};
 /// empty or contains a space, a tab, `"`, `\`, a control or a non-ASCII character; no
 /// scope at all; an empty `any()` or `all()`; a scope named twice; an option given twice
 /// or unknown (with a suggestion, e.g. `audience` → `aud`); an empty or blank `aud`, or
-/// one containing whitespace; an `iss` that is not an absolute http(s) URL with a host; a handler that is not `async`, that takes `self`, or that
+/// one containing whitespace; an `iss` that is not an absolute http(s) URL with a host; a
+/// `dpop` other than `"required"` or `"allowed"`; a handler that is not `async`, that takes `self`, or that
 /// takes more than 15 arguments (axum handlers take at most 16 and the guard is one).
 ///
 /// ```compile_fail
@@ -248,6 +277,7 @@ use proc_macro2::{Span, TokenStream as TokenStream2};
 ///
 /// [`Authority`]: https://docs.rs/scopegate/latest/scopegate/struct.Authority.html
 /// [`AccessToken`]: https://docs.rs/scopegate/latest/scopegate/struct.AccessToken.html
+/// [`Policy`]: https://docs.rs/scopegate/latest/scopegate/policy/struct.Policy.html
 #[proc_macro_attribute]
 pub fn requires_scope(attr: TokenStream, item: TokenStream) -> TokenStream {
     expand_or_keep(attr.into(), item.into()).into()

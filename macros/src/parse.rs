@@ -3,7 +3,8 @@
 //! The attribute grammar is
 //!
 //! ```text
-//! ARGS   := EXPR,* [, aud = "audience"] [, iss = "issuer"] [, introspect] [, crate = "path"] [,]
+//! ARGS   := EXPR,* [, aud = "audience"] [, iss = "issuer"] [, introspect] [, dpop = "required"|"allowed"]
+//!           [, crate = "path"] [,]
 //! EXPR   := "scope" | any(EXPR, …) | all(EXPR, …)
 //! ```
 //!
@@ -28,6 +29,7 @@ mod kw {
     syn::custom_keyword!(any);
     syn::custom_keyword!(all);
     syn::custom_keyword!(introspect);
+    syn::custom_keyword!(dpop);
 }
 
 /// How deep `any(…)`/`all(…)` may nest. Real requirements nest two or three levels; the
@@ -49,6 +51,8 @@ pub(crate) struct Args {
     pub(crate) krate: Option<OptionValue>,
     /// The span of the `introspect` flag, when given.
     pub(crate) introspect: Option<Span>,
+    /// `dpop = <value>`.
+    pub(crate) dpop: Option<OptionValue>,
     /// Recoverable problems found while parsing, in source order.
     pub(crate) errors: Vec<syn::Error>,
 }
@@ -98,6 +102,8 @@ enum Item {
     Crate(OptionValue),
     /// The `introspect` flag, at its span.
     Introspect(Span),
+    /// `dpop = <value>`.
+    Dpop(OptionValue),
     /// A malformed item, already reported; `in_scope_position` when it was meant as a scope.
     Skipped {
         in_scope_position: bool,
@@ -120,6 +126,7 @@ impl Parse for Args {
             iss: None,
             krate: None,
             introspect: None,
+            dpop: None,
             errors: Vec::new(),
         };
         // The first option's key, to point out a scope written after the options.
@@ -155,6 +162,10 @@ impl Parse for Args {
                         args.errors.push(syn::Error::new(span, "duplicate option `introspect`: give it only once"));
                     }
                     args.introspect = Some(span);
+                }
+                Item::Dpop(value) => {
+                    first_option.get_or_insert("dpop");
+                    set_once(&mut args.dpop, value, "dpop", &mut args.errors);
                 }
                 Item::Skipped { in_scope_position } => {
                     args.attempted_scope |= in_scope_position;
@@ -210,6 +221,9 @@ fn parse_item(input: ParseStream<'_>, cx: &mut Cx<'_>) -> syn::Result<Item> {
     if lookahead.peek(kw::introspect) {
         return parse_introspect(input, cx);
     }
+    if lookahead.peek(kw::dpop) {
+        return parse_dpop(input, cx);
+    }
     if lookahead.peek(Token![crate]) {
         let key: Token![crate] = input.parse()?;
         return parse_option_value(input, key.span, cx).map(|value| value.map_or(SKIPPED_OPTION, Item::Crate));
@@ -244,6 +258,22 @@ fn parse_introspect(input: ParseStream<'_>, cx: &mut Cx<'_>) -> syn::Result<Item
         return Ok(SKIPPED_OPTION);
     }
     Ok(Item::Introspect(key.span))
+}
+
+/// `dpop = "…"`; unlike `introspect` it is not a flag, so a bare `dpop` is reported with
+/// the two values it takes.
+fn parse_dpop(input: ParseStream<'_>, cx: &mut Cx<'_>) -> syn::Result<Item> {
+    let key: kw::dpop = input.parse()?;
+    if !input.peek(Token![=]) {
+        let rest = skip_rest_of_item(input)?;
+        cx.errors.push(syn::Error::new_spanned(
+            quote::quote!(#key #rest),
+            "`dpop` takes a value: `dpop = \"required\"` (this handler accepts only DPoP-bound tokens \
+             with their proof) or `dpop = \"allowed\"` (the default: the `Authority`'s DPoP policy)",
+        ));
+        return Ok(SKIPPED_OPTION);
+    }
+    parse_option_value(input, key.span, cx).map(|value| value.map_or(SKIPPED_OPTION, Item::Dpop))
 }
 
 /// What an option that was reported during parsing becomes.
@@ -283,8 +313,11 @@ fn parse_unknown_word(input: ParseStream<'_>, cx: &mut Cx<'_>) -> syn::Result<It
         return Ok(Item::Skipped { in_scope_position: true });
     }
     let rest = skip_rest_of_item(input)?;
-    // `introspekt`: a misspelled flag, not a scope without quotes.
-    if rest.is_empty() && edit_distance(&word.unraw().to_string().to_ascii_lowercase(), "introspect") <= 3 {
+    // `introspekt` or `dpop_required`: a misspelled option, not a scope without quotes.
+    let name = word.unraw().to_string();
+    if rest.is_empty()
+        && (edit_distance(&name.to_ascii_lowercase(), "introspect") <= 3 || suggest_option(&name) == Some("dpop"))
+    {
         cx.errors.push(unknown_option(&word));
         return Ok(SKIPPED_OPTION);
     }
@@ -330,13 +363,13 @@ fn unknown_option(word: &Ident) -> syn::Error {
     let name = word.unraw().to_string();
     let message = match suggest_option(&name) {
         Some(known) => format!(
-            "unknown option `{name}`: did you mean `{known}`? (the options are `aud = \"…\"`, `iss = \"…\"`, `introspect` and `crate = \"…\"`)"
+            "unknown option `{name}`: did you mean `{known}`? (the options are `aud = \"…\"`, `iss = \"…\"`, `introspect`, `dpop = \"required\"` and `crate = \"…\"`)"
         ),
         None if name == "scope" || name == "scopes" => format!(
             "unknown option `{name}`: scopes are listed directly, without a key: `#[requires_scope(\"read:items\", \"write:items\")]`"
         ),
         None => format!(
-            "unknown option `{name}`: the options are `aud = \"…\"` (the audience this handler requires), `iss = \"…\"` (the issuer it requires), `introspect` (introspect its tokens, JWTs too) and `crate = \"…\"` (the path to scopegate)"
+            "unknown option `{name}`: the options are `aud = \"…\"` (the audience this handler requires), `iss = \"…\"` (the issuer it requires), `introspect` (introspect its tokens, JWTs too), `dpop = \"required\"` (DPoP-bound tokens only) and `crate = \"…\"` (the path to scopegate)"
         ),
     };
     syn::Error::new(word.span(), message)
@@ -346,7 +379,7 @@ fn unknown_option(word: &Ident) -> syn::Error {
 pub(crate) fn suggest_option(name: &str) -> Option<&'static str> {
     let normalized = name.to_ascii_lowercase();
     let normalized = normalized.trim_matches('_');
-    ["aud", "iss", "crate", "introspect"].into_iter().find(|known| {
+    ["aud", "iss", "crate", "introspect", "dpop"].into_iter().find(|known| {
         normalized == *known
             || (normalized.len() >= 2 && (normalized.starts_with(known) || known.starts_with(normalized)))
             || (normalized.len() >= 3 && edit_distance(normalized, known) <= 2)
@@ -395,7 +428,12 @@ fn parse_group(input: ParseStream<'_>, cx: &mut Cx<'_>) -> syn::Result<GroupExpr
         written += 1;
         match parse_item(&content, &mut inner)? {
             Item::Expr(expr) => members.push(expr),
-            Item::Aud(_) | Item::Iss(_) | Item::Crate(_) | Item::Introspect(_) | Item::Skipped { .. } => {}
+            Item::Aud(_)
+            | Item::Iss(_)
+            | Item::Crate(_)
+            | Item::Introspect(_)
+            | Item::Dpop(_)
+            | Item::Skipped { .. } => {}
         }
         if content.is_empty() {
             break;

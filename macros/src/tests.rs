@@ -63,6 +63,7 @@ fn expands_to_the_documented_shape() {
                 name: "list",
                 scopes: <__scopegate_requirement_list as ::scopegate::__private::Requirement>::SCOPES,
                 audience: <__scopegate_requirement_list as ::scopegate::__private::Requirement>::AUDIENCE,
+                dpop_required: <__scopegate_requirement_list as ::scopegate::__private::Requirement>::DPOP_REQUIRED,
                 file: ::core::file!(),
                 line: ::core::line!(),
                 issuer: ::core::option::Option::None,
@@ -352,7 +353,7 @@ fn syntax_errors_fail_the_parse() {
     assert_eq!(error_of(quote!(aud "x")), "expected `=`");
     assert_eq!(
         error_of(quote!(+)),
-        "expected one of: string literal, `any`, `all`, `aud`, `iss`, `introspect`, `crate`"
+        "expected one of: string literal, `any`, `all`, `aud`, `iss`, `introspect`, `dpop`, `crate`"
     );
 }
 
@@ -374,7 +375,7 @@ fn unknown_options_suggest_near_misses() {
     }
     assert_eq!(
         error_of(quote!("a", audience = "x")),
-        "unknown option `audience`: did you mean `aud`? (the options are `aud = \"…\"`, `iss = \"…\"`, `introspect` and `crate = \"…\"`)"
+        "unknown option `audience`: did you mean `aud`? (the options are `aud = \"…\"`, `iss = \"…\"`, `introspect`, `dpop = \"required\"` and `crate = \"…\"`)"
     );
     assert!(error_of(quote!("a", krate = "sg")).starts_with("unknown option `krate`: did you mean `crate`?"));
     assert!(error_of(quote!("a", realm = "x")).starts_with("unknown option `realm`: the options are"));
@@ -402,7 +403,7 @@ fn introspect_mistakes_are_named() {
         let message = error_of(quote!("a", #misspelled));
         assert!(
             message.ends_with(
-                "did you mean `introspect`? (the options are `aud = \"…\"`, `iss = \"…\"`, `introspect` and `crate = \"…\"`)"
+                "did you mean `introspect`? (the options are `aud = \"…\"`, `iss = \"…\"`, `introspect`, `dpop = \"required\"` and `crate = \"…\"`)"
             ),
             "{message}"
         );
@@ -413,6 +414,47 @@ fn introspect_mistakes_are_named() {
     assert!(error_of(quote!(introspect, "a")).starts_with("scopes come before the options"));
     // A word far from every option is still a scope without quotes.
     assert!(error_of(quote!(admin)).starts_with("expected a scope as a string literal, found `admin`"));
+}
+
+#[test]
+fn dpop_required_is_set_in_the_requirement_only_when_given() {
+    let required = quote!(
+        const DPOP_REQUIRED: bool = true;
+    )
+    .to_string();
+    assert!(expanded(quote!("a", dpop = "required"), handler()).contains(&required));
+    assert!(expanded(quote!("a", aud = "x", introspect, dpop = "required",), handler()).contains(&required));
+    // `allowed` is the default: nothing is emitted, as without the option.
+    assert!(!expanded(quote!("a", dpop = "allowed"), handler()).contains("const DPOP_REQUIRED"));
+    assert!(!expanded(quote!("a"), handler()).contains("const DPOP_REQUIRED"));
+}
+
+#[test]
+fn dpop_mistakes_are_named() {
+    let values = "`\"required\"` (this handler accepts only DPoP-bound tokens with their proof) or \
+                  `\"allowed\"` (the default: the `Authority`'s DPoP policy)";
+    assert_eq!(
+        error_of(quote!("a", dpop = "Required")),
+        format!("unknown DPoP policy `\"Required\"`: `dpop` is {values}")
+    );
+    assert_eq!(error_of(quote!("a", dpop = "")), format!("unknown DPoP policy `\"\"`: `dpop` is {values}"));
+    assert_eq!(
+        error_of(quote!("a", dpop = true)),
+        format!("`dpop` takes a string literal: {values} (constants and macros are not supported)")
+    );
+    assert_eq!(
+        error_of(quote!("a", dpop)),
+        "`dpop` takes a value: `dpop = \"required\"` (this handler accepts only DPoP-bound tokens with their proof) \
+         or `dpop = \"allowed\"` (the default: the `Authority`'s DPoP policy)"
+    );
+    assert_eq!(
+        error_of(quote!("a", dpop = "required", dpop = "allowed")),
+        "duplicate option `dpop`: give `dpop = …` only once"
+    );
+    assert!(error_of(quote!(any("a", dpop = "required"))).starts_with("options go at the top level"));
+    assert!(error_of(quote!(dpop = "required", "a")).starts_with("scopes come before the options"));
+    assert!(error_of(quote!("a", dpop_required)).starts_with("unknown option `dpop_required`: did you mean `dpop`?"));
+    assert!(error_of(quote!("a", dop = "required")).starts_with("unknown option `dop`: did you mean `dpop`?"));
 }
 
 #[test]

@@ -31,6 +31,8 @@ pub(crate) struct Requirement {
     pub(crate) krate: Option<syn::Path>,
     /// `introspect`: the handler's tokens go to the introspection endpoint, JWTs too.
     pub(crate) introspect: bool,
+    /// `dpop = "required"`: the handler refuses bearer tokens.
+    pub(crate) dpop_required: bool,
 }
 
 /// A valid scope expression.
@@ -87,7 +89,8 @@ pub(crate) fn requirement(args: Args) -> syn::Result<Requirement> {
     let audience = args.aud.and_then(|aud| errors.check(audience(&aud)));
     let issuer = args.iss.and_then(|iss| errors.check(issuer(&iss)));
     let krate = args.krate.and_then(|krate| errors.check(crate_path(&krate)));
-    errors.finish(Requirement { exprs, audience, issuer, krate, introspect: args.introspect.is_some() })
+    let dpop_required = args.dpop.and_then(|dpop| errors.check(dpop_policy(&dpop))).unwrap_or(false);
+    errors.finish(Requirement { exprs, audience, issuer, krate, introspect: args.introspect.is_some(), dpop_required })
 }
 
 /// Checks one expression; `seen` holds the scopes met so far, to find duplicates.
@@ -288,6 +291,26 @@ fn issuer(option: &OptionValue) -> syn::Result<LitStr> {
         return Ok(lit.clone());
     };
     Err(syn::Error::new(lit.span(), problem))
+}
+
+/// Checks `dpop = "…"`: `"required"` (true) or `"allowed"` (false, the default), exactly.
+fn dpop_policy(option: &OptionValue) -> syn::Result<bool> {
+    const VALUES: &str = "`\"required\"` (this handler accepts only DPoP-bound tokens with their proof) or \
+                          `\"allowed\"` (the default: the `Authority`'s DPoP policy)";
+    let Some(lit) = string_literal(&option.value) else {
+        return Err(syn::Error::new_spanned(
+            &option.value,
+            format!("`dpop` takes a string literal: {VALUES} (constants and macros are not supported)"),
+        ));
+    };
+    match lit.value().as_str() {
+        "required" => Ok(true),
+        "allowed" => Ok(false),
+        other => Err(syn::Error::new(
+            lit.span(),
+            format!("unknown DPoP policy `\"{}\"`: `dpop` is {VALUES}", other.escape_debug()),
+        )),
+    }
 }
 
 /// Checks `crate = "path"`: a string literal holding a path without generics.

@@ -4,9 +4,10 @@
 //! floor), `jsonwebtoken::decode` with a full `Validation`, and scopegate's path
 //! (`Authority::verify` with the verified-token cache off; for RS256 also with
 //! introspection configured, which must cost the same: a JWT is verified locally unless a
-//! handler asks for `introspect`). Then the cache hit, and scope
-//! evaluation. Then one whole request through an axum router, bearer next to DPoP (the
-//! same token from the verified-token cache; the DPoP request adds the proof checks and the
+//! handler asks for `introspect`). Then the cache hit, scope evaluation, and ES256
+//! verification of one repeated signature next to 1000 distinct ones (P-256 is
+//! variable-time: the repeated one runs the same branches each time). Then one whole
+//! request through an axum router, bearer next to DPoP (the same token from the verified-token cache; the DPoP request adds the proof checks and the
 //! in-memory replay store). After criterion's own report, a summary table prints the median of each
 //! and its ratio to the floor (`scripts/bench.sh` copies it into BENCHMARKS.md).
 //!
@@ -136,6 +137,28 @@ fn cases() -> Vec<Case> {
 
 fn floor(c: &Case) {
     c.floor_key.verify_sig(black_box(&c.message), black_box(&c.signature)).unwrap();
+}
+
+/// ES256 signatures of distinct messages, verified in turn: as DPoP proofs arrive, each
+/// with a new signature. P-256 verification is variable-time, so one signature verified
+/// over and over (the floor row) may let the branch predictor learn its pattern.
+struct FreshSignatures {
+    key: ParsedPublicKey,
+    signed: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+fn fresh_signatures() -> FreshSignatures {
+    let rng = aws_lc_rs::rand::SystemRandom::new();
+    let pair = sig::EcdsaKeyPair::generate(&sig::ECDSA_P256_SHA256_FIXED_SIGNING).unwrap();
+    let key = ParsedPublicKey::new(&sig::ECDSA_P256_SHA256_FIXED, sig::KeyPair::public_key(&pair).as_ref()).unwrap();
+    let signed = (0..1000u32)
+        .map(|i| {
+            let message = format!("message {i}").into_bytes();
+            let signature = pair.sign(&rng, &message).unwrap().as_ref().to_vec();
+            (message, signature)
+        })
+        .collect();
+    FreshSignatures { key, signed }
 }
 
 fn jsonwebtoken_decode(c: &Case) {
@@ -279,6 +302,21 @@ fn bench(c: &mut Criterion) {
         group.finish();
     }
     c.bench_function("verify/cache hit (RS256)", |b| b.iter(|| scopegate_cache_hit(&cases[0])));
+    let fresh = fresh_signatures();
+    let mut group = c.benchmark_group("ES256 verification");
+    let (message, signature) = &fresh.signed[0];
+    group.bench_function("one signature, repeated", |b| {
+        b.iter(|| fresh.key.verify_sig(black_box(message), black_box(signature)).unwrap());
+    });
+    let mut turn = 0;
+    group.bench_function("1000 signatures in turn", |b| {
+        b.iter(|| {
+            turn = (turn + 1) % fresh.signed.len();
+            let (message, signature) = &fresh.signed[turn];
+            fresh.key.verify_sig(black_box(message), black_box(signature)).unwrap();
+        });
+    });
+    group.finish();
     let requests = requests();
     let mut group = c.benchmark_group("request");
     group.bench_function("bearer (cache hit)", |b| b.iter(|| bearer_request(&requests)));

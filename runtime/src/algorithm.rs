@@ -25,8 +25,12 @@ pub enum Algorithm {
     ES256,
     /// ECDSA on P-384 with SHA-384.
     ES384,
-    /// Ed25519.
+    /// Ed25519, under the polymorphic name of RFC 8037.
     EdDSA,
+    /// Ed25519 under its fully-specified name (RFC 9864): the same signatures as
+    /// [`EdDSA`](Self::EdDSA) with an Ed25519 key. Accepted for DPoP proofs by default;
+    /// for access tokens only when named in the allowlist.
+    Ed25519,
     /// HMAC with SHA-256 (shared-secret mode only).
     HS256,
     /// HMAC with SHA-384 (shared-secret mode only).
@@ -62,9 +66,24 @@ impl Algorithm {
     /// The shared-secret algorithms, available only in shared-secret mode.
     const HMAC: [Algorithm; 3] = [Self::HS256, Self::HS384, Self::HS512];
 
+    /// The default allowlist of DPoP proofs: [`ASYMMETRIC`](Self::ASYMMETRIC) and
+    /// `Ed25519` (RFC 9864), which clients may use instead of `EdDSA`.
+    pub(crate) const PROOF: [Algorithm; 10] = [
+        Self::RS256,
+        Self::RS384,
+        Self::RS512,
+        Self::PS256,
+        Self::PS384,
+        Self::PS512,
+        Self::ES256,
+        Self::ES384,
+        Self::EdDSA,
+        Self::Ed25519,
+    ];
+
     /// Every algorithm scopegate knows.
     pub(crate) fn all() -> impl Iterator<Item = Algorithm> {
-        Self::ASYMMETRIC.into_iter().chain(Self::HMAC)
+        Self::PROOF.into_iter().chain(Self::HMAC)
     }
 
     /// The JWS `alg` name.
@@ -80,6 +99,7 @@ impl Algorithm {
             Self::ES256 => "ES256",
             Self::ES384 => "ES384",
             Self::EdDSA => "EdDSA",
+            Self::Ed25519 => "Ed25519",
             Self::HS256 => "HS256",
             Self::HS384 => "HS384",
             Self::HS512 => "HS512",
@@ -103,7 +123,7 @@ impl Algorithm {
             Self::RS256 | Self::RS384 | Self::RS512 | Self::PS256 | Self::PS384 | Self::PS512 => Family::Rsa,
             Self::ES256 => Family::Ec(32),
             Self::ES384 => Family::Ec(48),
-            Self::EdDSA => Family::Ed25519,
+            Self::EdDSA | Self::Ed25519 => Family::Ed25519,
             Self::HS256 | Self::HS384 | Self::HS512 => Family::Hmac,
         }
     }
@@ -134,7 +154,8 @@ mod tests {
         for alg in Algorithm::all() {
             assert_eq!(Algorithm::from_name(alg.as_str()), Some(alg));
         }
-        for bad in ["rs256", "none", "None", "NONE", "ES512", ""] {
+        assert_eq!(Algorithm::from_name("Ed25519"), Some(Algorithm::Ed25519));
+        for bad in ["rs256", "none", "None", "NONE", "ES512", "ed25519", "Ed448", ""] {
             assert_eq!(Algorithm::from_name(bad), None);
         }
     }

@@ -15,13 +15,15 @@
 //!    `iat` within [`AuthorityBuilder::dpop_proof_max_age`](crate::AuthorityBuilder::dpop_proof_max_age) plus the leeway, a `jti`,
 //!    `ath` = base64url(SHA-256(token));
 //! 5. the RFC 7638 thumbprint of the `jwk` = the token's `cnf.jkt`;
-//! 6. the `jti` never seen before for this key ([`ReplayStore`]).
+//! 6. with [`DpopNonce`] on, a `nonce` this API handed out recently (see [`DpopNonce`]);
+//! 7. the `jti` never seen before for this key ([`ReplayStore`]).
 //!
 //! The request's URL is never taken from its `Host` header: the base is
 //! [`AuthorityBuilder::public_url`](crate::AuthorityBuilder::public_url) when set (behind a proxy), otherwise the first
 //! audience when it is an http(s) URL; the path is the request's (before `nest` strips a
 //! prefix).
 
+mod nonce;
 mod replay;
 
 use std::{sync::Arc, time::Duration};
@@ -30,6 +32,8 @@ use aws_lc_rs::digest;
 use axum::http::{HeaderMap, Method, Uri};
 use serde_json::{Map, Value};
 
+pub(crate) use self::nonce::Nonces;
+pub use self::nonce::{DEFAULT_NONCE_ROTATION, DpopNonce, MAX_NONCE_ROTATION, MIN_NONCE_SECRET_LEN};
 #[cfg(feature = "redis")]
 pub use self::replay::RedisReplayStore;
 pub use self::replay::{
@@ -75,6 +79,7 @@ pub(crate) struct Settings {
     pub(crate) store: Option<Arc<dyn ReplayStore>>,
     pub(crate) max_age: Option<Duration>,
     pub(crate) algorithms: Option<Vec<Algorithm>>,
+    pub(crate) nonce: Option<DpopNonce>,
 }
 
 /// DPoP as an [`Authority`](crate::Authority) applies it, fixed at build time.
@@ -90,6 +95,8 @@ pub(crate) struct Dpop {
     /// trailing `/`.
     base: String,
     pub(crate) store: Arc<dyn ReplayStore>,
+    /// Server-provided nonces, when on.
+    pub(crate) nonces: Option<Nonces>,
 }
 
 impl Settings {
@@ -101,7 +108,7 @@ impl Settings {
         audience: Option<&str>,
     ) -> Result<Option<(Dpop, DpopChallenge)>, ConfigError> {
         let Some(policy) = self.policy else {
-            if self.store.is_some() || self.max_age.is_some() || self.algorithms.is_some() {
+            if self.store.is_some() || self.max_age.is_some() || self.algorithms.is_some() || self.nonce.is_some() {
                 return Err(ConfigError::new(
                     "dpop",
                     "DPoP settings are given but DPoP is not on: call .dpop(DpopPolicy::Allowed) or .dpop(DpopPolicy::Required)",
@@ -116,7 +123,7 @@ impl Settings {
                 "the proof age must be positive and at most 300 seconds",
             ));
         }
-        let algorithms = self.algorithms.unwrap_or_else(|| Algorithm::ASYMMETRIC.to_vec());
+        let algorithms = self.algorithms.unwrap_or_else(|| Algorithm::PROOF.to_vec());
         if algorithms.is_empty() {
             return Err(ConfigError::new("dpop_algorithms", "allow at least one proof algorithm"));
         }
@@ -137,6 +144,7 @@ impl Settings {
                 )
             })?,
         };
+        let nonces = self.nonce.map(DpopNonce::build).transpose()?;
         let algs: Vec<&str> = algorithms.iter().map(|a| a.as_str()).collect();
         let challenge = DpopChallenge { algs: algs.join(" ").into(), bearer: policy == DpopPolicy::Allowed };
         let dpop = Dpop {
@@ -146,6 +154,7 @@ impl Settings {
             max_future: leeway.as_secs_f64(),
             base,
             store: self.store.unwrap_or_else(|| Arc::new(MemoryReplayStore::default())),
+            nonces,
         };
         Ok(Some((dpop, challenge)))
     }
@@ -242,6 +251,14 @@ impl Dpop {
         .ok_or(DpopError::InvalidKey)?;
         if thumbprint != jkt {
             return Err(DpopError::KeyMismatch);
+        }
+        if let Some(nonces) = &self.nonces {
+            match claims.get("nonce") {
+                None => return Err(DpopError::MissingNonce),
+                Some(Value::String(nonce)) if nonces.accepts(nonce, now) => {}
+                Some(Value::String(_)) => return Err(DpopError::InvalidNonce),
+                Some(_) => return Err(DpopError::MalformedProof),
+            }
         }
         let replay_key =
             b64url_encode(digest::digest(&digest::SHA256, format!("{thumbprint}.{jti}").as_bytes()).as_ref());

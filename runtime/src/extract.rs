@@ -351,7 +351,8 @@ impl Authority {
         AccessToken { claims }
     }
 
-    /// Counts a rejection and builds its response.
+    /// Counts a rejection and builds its response (a 401 with the current DPoP nonce
+    /// when the authority hands out nonces).
     pub(crate) fn reject(&self, kind: RejectionKind) -> Rejection {
         self.reject_from(kind, None)
     }
@@ -361,7 +362,12 @@ impl Authority {
     pub(crate) fn reject_from(&self, kind: RejectionKind, issuer: Option<&str>) -> Rejection {
         self.inner.stats.count_rejection(kind.code());
         crate::metrics::token_rejected(kind.code(), issuer);
-        Rejection::new(kind, self.inner.config.challenge.clone())
+        let unauthorized = kind.status() == axum::http::StatusCode::UNAUTHORIZED;
+        let rejection = Rejection::new(kind, self.inner.config.challenge.clone());
+        match self.dpop_nonce().filter(|_| unauthorized) {
+            Some(nonce) => rejection.with_dpop_nonce(nonce),
+            None => rejection,
+        }
     }
 
     /// The configured identifier of the trusted issuer of a verified token's `iss`, for
@@ -429,6 +435,8 @@ pub trait Requirement: Send + Sync + 'static {
     const INTROSPECT: bool = false;
     /// The issuer named with `iss = "…"`, or `None` for any issuer the authority trusts.
     const ISSUER: Option<&'static str> = None;
+    /// `dpop = "required"`: bearer tokens are refused on this handler.
+    const DPOP_REQUIRED: bool = false;
 }
 
 /// The extractor `#[requires_scope]` puts first in a handler. Not public API.
@@ -446,15 +454,34 @@ impl<S: AuthorityState, R: Requirement> FromRequestParts<S> for Guard<R> {
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Rejection> {
         let authority = state.authority();
+        // `dpop = "required"`: the handler's challenges offer DPoP alone.
+        let scheme = |rejection: Rejection| {
+            let rejection = rejection.for_route(R::CHALLENGE);
+            if R::DPOP_REQUIRED { rejection.dpop_only() } else { rejection }
+        };
+        if R::DPOP_REQUIRED {
+            if !authority.dpop_enabled() {
+                tracing::error!(
+                    "a handler with `#[requires_scope(…, dpop = \"required\")]` is served by an Authority without \
+                     DPoP: configure it with .dpop(DpopPolicy::Allowed) or .dpop(DpopPolicy::Required)"
+                );
+                return Err(authority.reject(RejectionKind::Misconfigured));
+            }
+            // A bearer token is an unsupported scheme here (RFC 6750 §3.1), even one an
+            // earlier extractor of this request accepted.
+            if matches!(credentials::token(&parts.headers, &parts.uri, true), Ok(Credentials::Bearer(_))) {
+                return Err(scheme(missing_credentials(&authority)));
+            }
+        }
         let token = authenticate(parts, &authority, Reuse::SameAudience(R::AUDIENCE, R::INTROSPECT))
             .await
             .and_then(|token| token.ok_or_else(|| missing_credentials(&authority)))
-            .map_err(|rejection| rejection.for_route(R::CHALLENGE))?;
+            .map_err(scheme)?;
         if let Some(issuer) = R::ISSUER
             && token.issuer() != issuer
         {
             let kind = RejectionKind::InvalidToken(crate::rejection::TokenError::IssuerNotAllowedHere);
-            return Err(authority.reject_from(kind, authority.metrics_issuer(token.issuer())).for_route(R::CHALLENGE));
+            return Err(scheme(authority.reject_from(kind, authority.metrics_issuer(token.issuer()))));
         }
         if !R::SCOPES.is_satisfied_by(token.scopes()) {
             let kind = RejectionKind::InsufficientScope { required: R::CHALLENGE, requirement: R::SCOPES };

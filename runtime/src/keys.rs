@@ -514,7 +514,7 @@ fn aws_lc_algorithm(alg: Algorithm) -> Option<&'static dyn VerificationAlgorithm
         Algorithm::PS512 => &sig::RSA_PSS_2048_8192_SHA512,
         Algorithm::ES256 => &sig::ECDSA_P256_SHA256_FIXED,
         Algorithm::ES384 => &sig::ECDSA_P384_SHA384_FIXED,
-        Algorithm::EdDSA => &sig::ED25519,
+        Algorithm::EdDSA | Algorithm::Ed25519 => &sig::ED25519,
         Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => return None,
     })
 }

@@ -172,6 +172,9 @@
 //! | `dpop_key_mismatch` | 401 `invalid_dpop_proof` | The DPoP proof key is not the key the access token is bound to |
 //! | `dpop_replayed` | 401 `invalid_dpop_proof` | The DPoP proof was already used |
 //! | `dpop_replay_store_unavailable` | 503, no challenge | The DPoP replay store is unavailable; retry later (body only; `Retry-After`) |
+//! | `dpop_nonce_missing` | 401 `use_dpop_nonce` | The DPoP proof has no nonce; retry with the one in the DPoP-Nonce header (with `DPoP-Nonce`) |
+//! | `dpop_nonce_invalid` | 401 `use_dpop_nonce` | The DPoP proof nonce is not current; retry with the one in the DPoP-Nonce header (with `DPoP-Nonce`) |
+//! | `userinfo_dpop_bound` | 401 `invalid_token` | The access token is DPoP-bound; this API cannot present it to the issuer's userinfo endpoint (only for `UserInfo`) |
 //!
 //! ## Your own error body
 //! An API with a JSON error envelope of its own renders scopegate's refusals with
@@ -585,11 +588,22 @@
 //! Challenges offer both schemes (RFC 9449 §7.1), the error on the one the request used:
 //!
 //! ```text
-//! WWW-Authenticate: Bearer realm="https://api.example.test", DPoP realm="https://api.example.test", error="invalid_dpop_proof", error_description="The DPoP proof was already used", algs="RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 EdDSA"
+//! WWW-Authenticate: Bearer realm="https://api.example.test", DPoP realm="https://api.example.test", error="invalid_dpop_proof", error_description="The DPoP proof was already used", algs="RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 EdDSA Ed25519"
 //! ```
 //!
-//! Not yet: server-provided nonces (RFC 9449 §9, `use_dpop_nonce`), and DPoP for the
-//! `/userinfo` call the [`UserInfo`] extractor makes (it presents the token as `Bearer`).
+//! One handler can refuse bearer tokens while the others accept them:
+//! `#[requires_scope("payments:write", dpop = "required")]` answers a bearer token with
+//! 401 and the `DPoP` challenge alone, as `DpopPolicy::Required` does for every handler.
+//!
+//! Server-provided nonces (RFC 9449 §9) are optional:
+//! `.dpop_nonce(DpopNonce::shared_secret(secret))` (one secret for every replica) or
+//! `DpopNonce::random()`. A proof must then carry a recent `nonce`; one without is refused
+//! with `error="use_dpop_nonce"` and the nonce to use in the `DPoP-Nonce` header, which
+//! every 401 carries (see [`dpop::DpopNonce`]).
+//!
+//! [`UserInfo`] refuses a DPoP-bound token (401 `invalid_token`, `userinfo_dpop_bound`)
+//! without calling the issuer: `/userinfo` would need a proof signed with the client's
+//! key, which the API does not hold.
 //!
 //! ## Feature flags
 //! | feature | default | what it adds |

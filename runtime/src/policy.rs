@@ -68,6 +68,8 @@ pub struct Declaration {
     #[doc(hidden)]
     pub audience: Option<&'static str>,
     #[doc(hidden)]
+    pub dpop_required: bool,
+    #[doc(hidden)]
     pub file: &'static str,
     #[doc(hidden)]
     pub line: u32,
@@ -96,6 +98,13 @@ impl Declaration {
     #[must_use]
     pub fn audience(&self) -> Option<&'static str> {
         self.audience
+    }
+
+    /// Whether the handler accepts only DPoP-bound tokens with their proof
+    /// (`dpop = "required"`), whatever the authority's DPoP policy.
+    #[must_use]
+    pub fn dpop_required(&self) -> bool {
+        self.dpop_required
     }
 
     /// The source file of the attribute.
@@ -185,6 +194,7 @@ pub struct Route {
     audience: Option<String>,
     issuer: Option<&'static str>,
     introspect: bool,
+    dpop_required: bool,
 }
 
 impl Route {
@@ -231,8 +241,8 @@ impl Route {
         self.introspect
     }
 
-    /// The table's REQUIREMENT cell: the requirement, then the handler's `iss = "…"` and
-    /// `introspect` as the attribute writes them.
+    /// The table's REQUIREMENT cell: the requirement, then the handler's `iss = "…"`,
+    /// `introspect` and `dpop = "required"` as the attribute writes them.
     fn requirement_cell(&self) -> String {
         let mut cell = self.requirement.to_string();
         if let Some(issuer) = self.issuer {
@@ -241,7 +251,17 @@ impl Route {
         if self.introspect {
             cell.push_str(", introspect");
         }
+        if self.dpop_required {
+            cell.push_str(", dpop = \"required\"");
+        }
         cell
+    }
+
+    /// Whether the route's handler accepts only DPoP (`dpop = "required"`); the table
+    /// shows it as the attribute writes it.
+    #[must_use]
+    pub fn dpop_required(&self) -> bool {
+        self.dpop_required
     }
 }
 
@@ -269,8 +289,16 @@ impl Policy {
             Requirement::Public | Requirement::Unprotected => None,
             Requirement::Scopes(_) | Requirement::AnyToken => Some(self.audience.clone()),
         };
-        let route =
-            Route { method, path: path.to_owned(), handler, requirement, audience, issuer: None, introspect: false };
+        let route = Route {
+            method,
+            path: path.to_owned(),
+            handler,
+            requirement,
+            audience,
+            issuer: None,
+            introspect: false,
+            dpop_required: false,
+        };
         self.routes.push(route);
         self
     }
@@ -292,6 +320,7 @@ impl Policy {
                         route.audience = Some(audience);
                     }
                     (route.issuer, route.introspect) = (declaration.issuer, declaration.introspect);
+                    route.dpop_required = declaration.dpop_required;
                 }
                 policy
             }

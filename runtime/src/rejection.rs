@@ -9,7 +9,7 @@
 use std::{fmt, sync::Arc};
 
 use axum::{
-    http::{HeaderValue, StatusCode, header},
+    http::{HeaderName, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
 
@@ -128,6 +128,11 @@ pub enum TokenError {
     /// A token presented with the `DPoP` scheme that is not bound to a DPoP key (no
     /// `cnf.jkt`): a bearer token cannot be upgraded by adding a proof (RFC 9449 §7.1).
     NotDpopBound,
+    /// A DPoP-bound token (with its valid proof) to a handler that takes
+    /// [`UserInfo`](crate::UserInfo): the issuer's `/userinfo` would need a proof signed
+    /// with the client's key, which the API does not hold, and refuses the token as
+    /// `Bearer` (RFC 9449 §7.2). Refused without calling the issuer.
+    UserinfoDpopBound,
 }
 
 /// A DPoP proof (RFC 9449 §4.3) that failed its checks (HTTP 401,
@@ -168,6 +173,12 @@ pub enum DpopError {
     KeyMismatch,
     /// This proof (`jti`, for this key) was seen before: a replay.
     Replayed,
+    /// Server-provided nonces are on ([`DpopNonce`](crate::dpop::DpopNonce)) and the proof
+    /// has no `nonce` (401 `error="use_dpop_nonce"`, with the nonce in `DPoP-Nonce`).
+    MissingNonce,
+    /// The proof's `nonce` is not one this API handed out in the current or the previous
+    /// rotation period (401 `error="use_dpop_nonce"`, with the nonce in `DPoP-Nonce`).
+    InvalidNonce,
 }
 
 impl DpopError {
@@ -190,6 +201,8 @@ impl DpopError {
             Self::AthMismatch => "dpop_ath_mismatch",
             Self::KeyMismatch => "dpop_key_mismatch",
             Self::Replayed => "dpop_replayed",
+            Self::MissingNonce => "dpop_nonce_missing",
+            Self::InvalidNonce => "dpop_nonce_invalid",
         }
     }
 
@@ -212,6 +225,8 @@ impl DpopError {
             Self::AthMismatch => "The DPoP proof is not for this access token",
             Self::KeyMismatch => "The DPoP proof key is not the key the access token is bound to",
             Self::Replayed => "The DPoP proof was already used",
+            Self::MissingNonce => "The DPoP proof has no nonce; retry with the one in the DPoP-Nonce header",
+            Self::InvalidNonce => "The DPoP proof nonce is not current; retry with the one in the DPoP-Nonce header",
         }
     }
 }
@@ -246,6 +261,7 @@ impl TokenError {
             Self::Inactive => "inactive_token",
             Self::RefreshToken => "refresh_token",
             Self::NotDpopBound => "not_dpop_bound",
+            Self::UserinfoDpopBound => "userinfo_dpop_bound",
         }
     }
 
@@ -280,6 +296,9 @@ impl TokenError {
             Self::Inactive => "The access token is not active",
             Self::RefreshToken => "A refresh token was presented; this API accepts access tokens only",
             Self::NotDpopBound => "The access token is not bound to a DPoP key",
+            Self::UserinfoDpopBound => {
+                "The access token is DPoP-bound; this API cannot present it to the issuer's userinfo endpoint"
+            }
         }
     }
 }
@@ -381,6 +400,8 @@ impl RejectionKind {
             Self::InvalidRequest(_) => Some("invalid_request"),
             Self::InvalidToken(_) => Some("invalid_token"),
             Self::InsufficientScope { .. } => Some("insufficient_scope"),
+            // RFC 9449 §9: the client retries with the nonce it was given.
+            Self::InvalidDpopProof(DpopError::MissingNonce | DpopError::InvalidNonce) => Some("use_dpop_nonce"),
             Self::InvalidDpopProof(_) => Some("invalid_dpop_proof"),
             Self::MissingCredentials => None,
             Self::KeysUnavailable { .. }
@@ -413,7 +434,7 @@ impl RejectionKind {
 
 /// Every reason code, in the order of the per-reason counters: each read from the `code()`
 /// tables above (a test checks that every variant is here).
-pub(crate) const REASONS: [&str; 52] = {
+pub(crate) const REASONS: [&str; 55] = {
     use DpopError as D;
     use RequestError as R;
     use TokenError as T;
@@ -470,6 +491,9 @@ pub(crate) const REASONS: [&str; 52] = {
         D::KeyMismatch.code(),
         D::Replayed.code(),
         RejectionKind::ReplayStoreUnavailable { retry_after_secs: 0 }.code(),
+        D::MissingNonce.code(),
+        D::InvalidNonce.code(),
+        T::UserinfoDpopBound.code(),
     ]
 };
 
@@ -525,11 +549,18 @@ pub struct Rejection {
     route_scope: Option<&'static str>,
     /// The request used the `DPoP` scheme: the `DPoP` challenge carries the error.
     dpop_scheme: bool,
+    /// The route accepts only DPoP (`#[requires_scope(…, dpop = "required")]`): no
+    /// `Bearer` challenge is offered.
+    dpop_only: bool,
+    /// The current DPoP nonce, sent as `DPoP-Nonce` with a 401 (RFC 9449 §9), when the
+    /// authority hands out nonces.
+    dpop_nonce: Option<Box<str>>,
 }
 
 impl Rejection {
     pub(crate) fn new(kind: RejectionKind, challenge: Arc<ChallengeConfig>) -> Self {
-        let rejection = Self { kind, challenge, route_scope: None, dpop_scheme: false };
+        let rejection =
+            Self { kind, challenge, route_scope: None, dpop_scheme: false, dpop_only: false, dpop_nonce: None };
         rejection.trace();
         rejection
     }
@@ -544,6 +575,26 @@ impl Rejection {
     pub(crate) fn under_dpop(mut self) -> Self {
         self.dpop_scheme = true;
         self
+    }
+
+    /// The same rejection for a route that accepts only DPoP: the `Bearer` scheme is not
+    /// offered (as under `DpopPolicy::Required`).
+    pub(crate) fn dpop_only(mut self) -> Self {
+        self.dpop_only = true;
+        self
+    }
+
+    /// The same rejection with the nonce the client is to put in its next proof.
+    pub(crate) fn with_dpop_nonce(mut self, nonce: String) -> Self {
+        self.dpop_nonce = Some(nonce.into());
+        self
+    }
+
+    /// The nonce sent in the `DPoP-Nonce` header of this 401, when the authority hands
+    /// out DPoP nonces ([`AuthorityBuilder::dpop_nonce`](crate::AuthorityBuilder::dpop_nonce)).
+    #[must_use]
+    pub fn dpop_nonce(&self) -> Option<&str> {
+        self.dpop_nonce.as_deref()
     }
 
     /// What went wrong.
@@ -601,7 +652,8 @@ impl Rejection {
     /// The `WWW-Authenticate` value, if this outcome has a challenge (400, 401, 403).
     ///
     /// With DPoP on, a 401's `DPoP` challenge with `algs` follows the `Bearer` one (RFC
-    /// 9449 §7.1), or stands alone when DPoP is required; the error goes on the challenge
+    /// 9449 §7.1), or stands alone when DPoP is required (by the authority or by the
+    /// route's `dpop = "required"`); the error goes on the challenge
     /// of the scheme the request used, and a 400 or 403 carries that challenge alone.
     #[must_use]
     pub fn challenge(&self) -> Option<String> {
@@ -616,7 +668,7 @@ impl Rejection {
             kind => kind.oauth_error(),
         };
         let dpop = self.challenge.dpop.as_ref();
-        let bearer_offered = dpop.is_none_or(|d| d.bearer);
+        let bearer_offered = dpop.is_none_or(|d| d.bearer && !self.dpop_only);
         let on_dpop = dpop.is_some()
             && (self.dpop_scheme || !bearer_offered || matches!(self.kind, RejectionKind::InvalidDpopProof(_)));
         // The other scheme is offered only with a 401: a 400 or 403 answers the request's own.
@@ -778,6 +830,10 @@ impl IntoResponse for Rejection {
                 HeaderValue::from_str(&challenge).unwrap_or_else(|_| HeaderValue::from_static("Bearer realm=\"api\""));
             headers.insert(header::WWW_AUTHENTICATE, value);
         }
+        // Base64url, so always a valid header value.
+        if let Some(nonce) = self.dpop_nonce.as_deref().and_then(|n| HeaderValue::from_str(n).ok()) {
+            headers.insert(HeaderName::from_static("dpop-nonce"), nonce);
+        }
         if let RejectionKind::KeysUnavailable { retry_after_secs }
         | RejectionKind::IntrospectionUnavailable { retry_after_secs }
         | RejectionKind::UserinfoUnavailable { retry_after_secs }
@@ -832,6 +888,7 @@ mod tests {
             T::Inactive,
             T::RefreshToken,
             T::NotDpopBound,
+            T::UserinfoDpopBound,
         ];
         use DpopError as D;
         let proofs = [
@@ -850,6 +907,8 @@ mod tests {
             D::AthMismatch,
             D::KeyMismatch,
             D::Replayed,
+            D::MissingNonce,
+            D::InvalidNonce,
         ];
         for error in proofs {
             match error {
@@ -867,7 +926,9 @@ mod tests {
                 | D::MissingJti
                 | D::AthMismatch
                 | D::KeyMismatch
-                | D::Replayed => {}
+                | D::Replayed
+                | D::MissingNonce
+                | D::InvalidNonce => {}
             }
         }
         for error in requests {
@@ -905,7 +966,8 @@ mod tests {
                 | T::UserinfoSubjectMismatch
                 | T::Inactive
                 | T::RefreshToken
-                | T::NotDpopBound => {}
+                | T::NotDpopBound
+                | T::UserinfoDpopBound => {}
             }
         }
         let mut kinds = vec![

@@ -273,7 +273,7 @@ impl TokenBuilder {
         let kid = match alg {
             Algorithm::ES256 => Some("ec-1"),
             Algorithm::ES384 => Some("ec-384"),
-            Algorithm::EdDSA => Some("ed-1"),
+            Algorithm::EdDSA | Algorithm::Ed25519 => Some("ed-1"),
             Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => None,
             _ => Some("rsa-1"),
         };
@@ -408,7 +408,7 @@ impl TokenBuilder {
             Algorithm::PS512 => rsa(&sig::RSA_PSS_SHA512),
             Algorithm::ES256 => keys.ec.sign(&rng, message).expect("ECDSA signing").as_ref().to_vec(),
             Algorithm::ES384 => keys.ec384.sign(&rng, message).expect("ECDSA signing").as_ref().to_vec(),
-            Algorithm::EdDSA => keys.ed.sign(message).as_ref().to_vec(),
+            Algorithm::EdDSA | Algorithm::Ed25519 => keys.ed.sign(message).as_ref().to_vec(),
             Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => {
                 let algorithm = match self.alg {
                     Algorithm::HS384 => hmac::HMAC_SHA384,
@@ -422,7 +422,8 @@ impl TokenBuilder {
     }
 }
 
-/// A client's DPoP key (ES256 on P-256), which signs proofs (RFC 9449 §4).
+/// A client's DPoP key (ES256 on P-256, or Ed25519 with [`DpopKey::ed25519`]), which
+/// signs proofs (RFC 9449 §4).
 ///
 /// ```
 /// use scopegate::testing::{DpopKey, TestIssuer};
@@ -436,7 +437,13 @@ impl TokenBuilder {
 /// ```
 #[derive(Clone)]
 pub struct DpopKey {
-    pair: Arc<EcdsaKeyPair>,
+    pair: ProofKeyPair,
+}
+
+#[derive(Clone)]
+enum ProofKeyPair {
+    P256(Arc<EcdsaKeyPair>),
+    Ed25519(Arc<Ed25519KeyPair>),
 }
 
 impl fmt::Debug for DpopKey {
@@ -450,24 +457,49 @@ impl DpopKey {
     #[must_use]
     pub fn generate() -> Self {
         let pair = EcdsaKeyPair::generate(&sig::ECDSA_P256_SHA256_FIXED_SIGNING).expect("P-256 key generation");
-        Self { pair: Arc::new(pair) }
+        Self { pair: ProofKeyPair::P256(Arc::new(pair)) }
     }
 
-    /// The public key as a JWK (`kty`, `crv`, `x`, `y`), as a proof's header carries it.
+    /// A new Ed25519 key: its proofs are signed `alg: EdDSA` (set the header's `alg` to
+    /// `Ed25519` for RFC 9864's fully-specified name).
+    #[must_use]
+    pub fn ed25519() -> Self {
+        let pair = Ed25519KeyPair::generate().expect("Ed25519 key generation");
+        Self { pair: ProofKeyPair::Ed25519(Arc::new(pair)) }
+    }
+
+    /// The public key as a JWK (`kty`, `crv`, `x`, `y`; `x` only for Ed25519), as a
+    /// proof's header carries it.
     #[must_use]
     pub fn public_jwk(&self) -> Value {
-        let point = self.pair.public_key().as_ref();
-        let (x, y) = point.get(1..).unwrap_or_default().split_at(32);
-        json!({"kty": "EC", "crv": "P-256", "x": b64url_encode(x), "y": b64url_encode(y)})
+        match &self.pair {
+            ProofKeyPair::P256(pair) => {
+                let point = pair.public_key().as_ref();
+                let (x, y) = point.get(1..).unwrap_or_default().split_at(32);
+                json!({"kty": "EC", "crv": "P-256", "x": b64url_encode(x), "y": b64url_encode(y)})
+            }
+            ProofKeyPair::Ed25519(pair) => {
+                json!({"kty": "OKP", "crv": "Ed25519", "x": b64url_encode(pair.public_key().as_ref())})
+            }
+        }
     }
 
     /// The key pair as a JWK with the private `d`: what a proof must never carry.
     #[must_use]
     pub fn private_jwk(&self) -> Value {
-        let d = self.pair.private_key().as_be_bytes().expect("P-256 private key bytes");
+        let d = match &self.pair {
+            ProofKeyPair::P256(pair) => {
+                pair.private_key().as_be_bytes().expect("P-256 private key bytes").as_ref().to_vec()
+            }
+            ProofKeyPair::Ed25519(pair) => {
+                let seed = pair.seed().expect("Ed25519 seed");
+                let bytes: aws_lc_rs::encoding::Curve25519SeedBin<'_> = seed.as_be_bytes().expect("Ed25519 seed bytes");
+                bytes.as_ref().to_vec()
+            }
+        };
         let mut jwk = self.public_jwk();
         if let Value::Object(map) = &mut jwk {
-            map.insert("d".into(), b64url_encode(d.as_ref()).into());
+            map.insert("d".into(), b64url_encode(&d).into());
         }
         jwk
     }
@@ -482,12 +514,16 @@ impl DpopKey {
     }
 
     /// A proof for a request with `method` to `htu`: header `typ: dpop+jwt`, `alg: ES256`
-    /// and the public `jwk`; claims `htm`, `htu`, `iat` (now) and a unique `jti`. Add the
-    /// token's hash with [`ProofBuilder::access_token`].
+    /// (`EdDSA` for an Ed25519 key) and the public `jwk`; claims `htm`, `htu`, `iat` (now)
+    /// and a unique `jti`. Add the token's hash with [`ProofBuilder::access_token`].
     pub fn proof(&self, method: &str, htu: &str) -> ProofBuilder {
         let mut header = Map::new();
         header.insert("typ".into(), "dpop+jwt".into());
-        header.insert("alg".into(), "ES256".into());
+        let alg = match self.pair {
+            ProofKeyPair::P256(_) => "ES256",
+            ProofKeyPair::Ed25519(_) => "EdDSA",
+        };
+        header.insert("alg".into(), alg.into());
         header.insert("jwk".into(), self.public_jwk());
         let mut claims = Map::new();
         claims.insert("jti".into(), unique_jti().into());
@@ -532,6 +568,11 @@ impl ProofBuilder {
         self
     }
 
+    /// Sets `nonce`, the value of the API's `DPoP-Nonce` header (RFC 9449 §9).
+    pub fn nonce(self, nonce: &str) -> Self {
+        self.claim("nonce", nonce)
+    }
+
     /// Removes a claim.
     pub fn without_claim(mut self, name: &str) -> Self {
         self.claims.remove(name);
@@ -561,10 +602,13 @@ impl ProofBuilder {
             Some(secret) => {
                 hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, secret), signing_input.as_bytes()).as_ref().to_vec()
             }
-            None => {
-                let rng = rand::SystemRandom::new();
-                self.key.pair.sign(&rng, signing_input.as_bytes()).expect("ECDSA signing").as_ref().to_vec()
-            }
+            None => match &self.key.pair {
+                ProofKeyPair::P256(pair) => {
+                    let rng = rand::SystemRandom::new();
+                    pair.sign(&rng, signing_input.as_bytes()).expect("ECDSA signing").as_ref().to_vec()
+                }
+                ProofKeyPair::Ed25519(pair) => pair.sign(signing_input.as_bytes()).as_ref().to_vec(),
+            },
         };
         format!("{signing_input}.{}", b64url_encode(&signature))
     }

@@ -32,7 +32,7 @@ use crate::{
     credentials::{self, Credentials},
     extract::{self, AccessToken, AuthorityState},
     jws::Typ,
-    rejection::{Rejection, RejectionKind},
+    rejection::{Rejection, RejectionKind, TokenError},
     source::{DocumentRefused, TypRule},
     userinfo_client::{ACCEPT, Failure, Flight, Profile, lock},
 };
@@ -63,6 +63,15 @@ use crate::{
 /// `userinfo_invalid` when a signed answer does not verify; 503 `userinfo_unavailable`
 /// (with `Retry-After`) when the issuer is down, slow, or answers anything else; 500
 /// `misconfigured` when no endpoint is configured or discovered.
+///
+/// A DPoP-bound token (RFC 9449) is refused with 401 `invalid_token`, reason
+/// `userinfo_dpop_bound`, without calling the issuer, even with its valid proof: the
+/// issuer's `/userinfo` is a protected resource that must refuse a bound token presented
+/// as `Bearer` (RFC 9449 §7.2), and presenting it with the `DPoP` scheme needs a fresh
+/// proof for that URL signed with the client's private key, which the API never holds
+/// (the client's proof names the API's URL, and is single-use). A route that must serve
+/// DPoP clients reads the profile from the token's own claims
+/// ([`AccessToken::claims`]) instead. Bearer tokens are unaffected.
 #[derive(Clone)]
 pub struct UserInfo {
     profile: Arc<Profile>,
@@ -323,6 +332,13 @@ impl<S: AuthorityState> FromRequestParts<S> for UserInfo {
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Rejection> {
         let authority = state.authority();
         let verified = extract::verified_token(parts, &authority).await?;
+        // Verified with its proof, but `/userinfo` would need a proof of the client's key
+        // too: as `Bearer` the issuer must refuse it (RFC 9449 §7.2).
+        if authority.dpop_enabled()
+            && matches!(credentials::token(&parts.headers, &parts.uri, true), Ok(Credentials::Dpop(_)))
+        {
+            return Err(authority.reject(RejectionKind::InvalidToken(TokenError::UserinfoDpopBound)).under_dpop());
+        }
         // The token was just read from this header, so it is there.
         let Ok(Credentials::Bearer(token)) = credentials::bearer_token(&parts.headers, &parts.uri) else {
             return Err(authority.reject(RejectionKind::MissingCredentials));

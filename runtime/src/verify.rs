@@ -288,6 +288,12 @@ impl Authority {
         self.inner.dpop.is_some()
     }
 
+    /// The DPoP nonce to hand out now, when nonces are on ([`dpop::DpopNonce`]).
+    pub(crate) fn dpop_nonce(&self) -> Option<String> {
+        let nonces = self.inner.dpop.as_ref()?.nonces.as_ref()?;
+        Some(nonces.current(self.inner.config.clock.now()))
+    }
+
     /// Verifies a token sent with the `DPoP` scheme and the request's proof
     /// (`introspect`: the token at the introspection endpoint even if it is a JWT).
     pub(crate) async fn verify_dpop(

@@ -21,9 +21,9 @@ use axum::{
 };
 use http_body_util::BodyExt as _;
 use scopegate::{
-    AccessToken, Authority, AuthorityBuilder, DpopError, RejectionKind, TokenError,
-    dpop::{DpopPolicy, MemoryReplayStore, RedisReplayStore, ReplayStore},
-    testing::{self, DpopKey, TestIssuer},
+    AccessToken, Algorithm, Authority, AuthorityBuilder, DpopError, RejectionKind, TokenError,
+    dpop::{DpopNonce, DpopPolicy, MemoryReplayStore, RedisReplayStore, ReplayStore},
+    testing::{self, DpopKey, TestClock, TestIssuer},
 };
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
@@ -32,7 +32,7 @@ const AUD: &str = testing::DEFAULT_AUDIENCE;
 const REALM: &str = AUD;
 /// The URL of `/me` as clients see it: the audience is the external base URL.
 const ME: &str = "https://api.example.test/me";
-const ALGS: &str = "RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 EdDSA";
+const ALGS: &str = "RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 EdDSA Ed25519";
 
 fn builder() -> AuthorityBuilder {
     TestIssuer::new().authority_builder(AUD).dpop(DpopPolicy::Allowed)
@@ -51,9 +51,23 @@ async fn admin() -> &'static str {
     "admin"
 }
 
+/// DPoP only, under any authority policy.
+#[scopegate::requires_scope("payments:write", dpop = "required")]
+async fn pay(token: AccessToken) -> String {
+    token.subject().to_owned()
+}
+
+/// The same requirement without the option.
+#[scopegate::requires_scope("payments:write")]
+async fn pay_either_way(token: AccessToken) -> String {
+    token.subject().to_owned()
+}
+
 fn app(authority: Authority) -> Router {
     Router::new()
         .route("/me", get(me))
+        .route("/pay", get(pay))
+        .route("/pay-either-way", get(pay_either_way))
         .route("/items", post(me))
         .route("/admin", get(admin))
         .nest("/v1", Router::new().route("/me", get(me)))
@@ -64,6 +78,8 @@ fn app(authority: Authority) -> Router {
 struct Reply {
     status: StatusCode,
     challenge: Option<String>,
+    /// The `DPoP-Nonce` header.
+    nonce: Option<String>,
     body: String,
 }
 
@@ -84,8 +100,9 @@ async fn send(router: &Router, method: &str, path: &str, authorization: Option<&
     let response = router.clone().oneshot(request.body(Body::empty()).unwrap()).await.unwrap();
     let status = response.status();
     let challenge = response.headers().get(header::WWW_AUTHENTICATE).map(|v| v.to_str().unwrap().to_owned());
+    let nonce = response.headers().get("dpop-nonce").map(|v| v.to_str().unwrap().to_owned());
     let body = String::from_utf8(response.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
-    Reply { status, challenge, body }
+    Reply { status, challenge, nonce, body }
 }
 
 /// `GET /me` with `Authorization: DPoP <token>` and one proof.
@@ -569,4 +586,360 @@ async fn when_redis_goes_away_dpop_requests_get_503_never_an_accept() {
     assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE, "{reply:?}");
     assert_eq!(reply.challenge, None);
     assert_eq!(reply.reason().as_deref(), Some("dpop_replay_store_unavailable"));
+}
+
+// ---------------------------------------------------------------------------------------
+// `#[requires_scope(…, dpop = "required")]`
+// ---------------------------------------------------------------------------------------
+
+const PAY: &str = "https://api.example.test/pay";
+
+/// A token with `payments:write`, bound to a new key.
+fn payment_token() -> (DpopKey, String) {
+    let key = DpopKey::generate();
+    let token = TestIssuer::new().access_token().scope("payments:write").dpop_bound(&key).sign();
+    (key, token)
+}
+
+#[tokio::test]
+async fn a_bearer_token_to_a_dpop_required_handler_is_401_with_the_dpop_challenge_alone() {
+    let authority = authority();
+    let router = app(authority.clone());
+    let bearer = TestIssuer::new().access_token().scope("payments:write").sign();
+    let reply = send(&router, "GET", "/pay", Some(&format!("Bearer {bearer}")), &[]).await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{reply:?}");
+    assert_eq!(reply.challenge.as_deref(), Some(format!("DPoP realm=\"{REALM}\", algs=\"{ALGS}\"").as_str()));
+    assert_eq!(reply.reason().as_deref(), Some("missing_credentials"));
+    // The same token opens the handler without the option: the authority allows bearer.
+    let reply = send(&router, "GET", "/pay-either-way", Some(&format!("Bearer {bearer}")), &[]).await;
+    assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
+    // No credentials: the DPoP challenge alone too.
+    let reply = send(&router, "GET", "/pay", None, &[]).await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(reply.challenge.as_deref(), Some(format!("DPoP realm=\"{REALM}\", algs=\"{ALGS}\"").as_str()));
+    // A bound token sent as `Bearer`: refused before it is verified.
+    let (_, bound) = payment_token();
+    let reply = send(&router, "GET", "/pay", Some(&format!("Bearer {bound}")), &[]).await;
+    assert_eq!(reply.challenge.as_deref(), Some(format!("DPoP realm=\"{REALM}\", algs=\"{ALGS}\"").as_str()));
+    assert_eq!(reply.reason().as_deref(), Some("missing_credentials"));
+    assert_eq!(authority.stats().accepted, 1, "only the bearer request to /pay-either-way was accepted");
+}
+
+#[tokio::test]
+async fn a_dpop_request_to_a_dpop_required_handler_passes_and_its_refusals_offer_dpop_alone() {
+    let router = app(authority());
+    let (key, token) = payment_token();
+    let proof = key.proof("GET", PAY).access_token(&token).sign();
+    let reply = send(&router, "GET", "/pay", Some(&format!("DPoP {token}")), &[&proof]).await;
+    assert_eq!((reply.status, reply.body.as_str()), (StatusCode::OK, testing::DEFAULT_SUBJECT), "{reply:?}");
+    // A refused proof: the error on the DPoP challenge, and no Bearer challenge before it.
+    let proof = key.proof("POST", PAY).access_token(&token).sign();
+    let reply = send(&router, "GET", "/pay", Some(&format!("DPoP {token}")), &[&proof]).await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    let description = DpopError::MethodMismatch.description();
+    assert_eq!(
+        reply.challenge.as_deref(),
+        Some(
+            format!(
+                "DPoP realm=\"{REALM}\", error=\"invalid_dpop_proof\", error_description=\"{description}\", algs=\"{ALGS}\""
+            )
+            .as_str()
+        )
+    );
+    // Without the scope: 403 on the DPoP challenge.
+    let key = DpopKey::generate();
+    let token = TestIssuer::new().access_token().dpop_bound(&key).sign();
+    let proof = key.proof("GET", PAY).access_token(&token).sign();
+    let reply = send(&router, "GET", "/pay", Some(&format!("DPoP {token}")), &[&proof]).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        reply.challenge.as_deref(),
+        Some(
+            format!("DPoP realm=\"{REALM}\", error=\"insufficient_scope\", scope=\"payments:write\", algs=\"{ALGS}\"")
+                .as_str()
+        )
+    );
+}
+
+#[tokio::test]
+async fn a_bearer_token_an_earlier_extractor_accepted_is_still_refused_by_a_dpop_required_handler() {
+    let authority = authority();
+    let router = Router::new()
+        .route("/pay", get(pay))
+        .layer(axum::middleware::from_fn_with_state(authority.clone(), note_caller))
+        .with_state(authority);
+    let bearer = TestIssuer::new().access_token().scope("payments:write").sign();
+    let reply = send(&router, "GET", "/pay", Some(&format!("Bearer {bearer}")), &[]).await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{reply:?}");
+    assert_eq!(reply.challenge.as_deref(), Some(format!("DPoP realm=\"{REALM}\", algs=\"{ALGS}\"").as_str()));
+    assert_eq!(reply.reason().as_deref(), Some("missing_credentials"));
+}
+
+#[tokio::test]
+async fn behind_an_authority_that_requires_dpop_the_handler_option_changes_nothing() {
+    let router = app(builder().dpop(DpopPolicy::Required).build().unwrap());
+    let bearer = TestIssuer::new().access_token().scope("payments:write").sign();
+    let (key, token) = payment_token();
+    for path in ["/pay", "/pay-either-way"] {
+        let url = format!("https://api.example.test{path}");
+        let reply = send(&router, "GET", path, Some(&format!("Bearer {bearer}")), &[]).await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{path}");
+        assert_eq!(
+            reply.challenge.as_deref(),
+            Some(format!("DPoP realm=\"{REALM}\", algs=\"{ALGS}\"").as_str()),
+            "{path}"
+        );
+        assert_eq!(reply.reason().as_deref(), Some("missing_credentials"), "{path}");
+        let reply = send(&router, "GET", path, None, &[]).await;
+        assert_eq!(
+            reply.challenge.as_deref(),
+            Some(format!("DPoP realm=\"{REALM}\", algs=\"{ALGS}\"").as_str()),
+            "{path}"
+        );
+        let proof = key.proof("GET", &url).access_token(&token).sign();
+        let reply = send(&router, "GET", path, Some(&format!("DPoP {token}")), &[&proof]).await;
+        assert_eq!((reply.status, reply.body.as_str()), (StatusCode::OK, testing::DEFAULT_SUBJECT), "{path}");
+    }
+}
+
+#[tokio::test]
+async fn a_dpop_required_handler_behind_an_authority_without_dpop_is_misconfigured_never_open() {
+    let router = app(TestIssuer::new().authority(AUD));
+    let bearer = TestIssuer::new().access_token().scope("payments:write").sign();
+    for authorization in [Some(format!("Bearer {bearer}")), None] {
+        let reply = send(&router, "GET", "/pay", authorization.as_deref(), &[]).await;
+        assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR, "{reply:?}");
+        assert_eq!(reply.challenge, None);
+        assert_eq!(reply.reason().as_deref(), Some("misconfigured"));
+    }
+}
+
+#[test]
+fn the_route_table_shows_a_dpop_required_handler() {
+    use axum::http::Method;
+    let policy = scopegate::policy::Policy::new(AUD).route(Method::GET, "/pay", pay).route(
+        Method::GET,
+        "/pay-either-way",
+        pay_either_way,
+    );
+    let routes = policy.routes();
+    assert_eq!(routes.iter().map(|r| r.dpop_required()).collect::<Vec<_>>(), [true, false]);
+    assert!(scopegate::policy::declaration_of(&pay).unwrap().dpop_required());
+    assert!(!scopegate::policy::declaration_of(&pay_either_way).unwrap().dpop_required());
+    let table = policy.to_string();
+    let rows: Vec<&str> = table.lines().skip(1).collect();
+    assert_eq!(
+        rows[0], "GET     /pay             \"payments:write\", dpop = \"required\"  https://api.example.test  dpop::pay",
+        "{table}"
+    );
+    assert_eq!(
+        rows[1],
+        "GET     /pay-either-way  \"payments:write\"                     https://api.example.test  dpop::pay_either_way",
+        "{table}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Server-provided nonces (RFC 9449 §9)
+// ---------------------------------------------------------------------------------------
+
+const NONCE_SECRET: [u8; 32] = *b"a shared secret of 32 bytes, ok!";
+
+/// An authority handing out nonces from the shared secret, rotated every minute, on
+/// `clock`.
+fn nonce_builder(clock: &TestClock) -> AuthorityBuilder {
+    builder().dpop_nonce(DpopNonce::shared_secret(NONCE_SECRET).rotation(Duration::from_secs(60))).clock(clock)
+}
+
+/// A clock at the start of the current minute (a rotation period of the tests).
+fn minute_clock() -> TestClock {
+    let now = TestClock::at_system_time().now();
+    TestClock::at(now - now % 60.0)
+}
+
+/// A bound token issued at the clock's time.
+fn bound_token_at(clock: &TestClock) -> (DpopKey, String) {
+    let key = DpopKey::generate();
+    #[allow(clippy::cast_possible_truncation)]
+    let now = clock.now() as i64;
+    let token = TestIssuer::new().access_token().dpop_bound(&key).claim("iat", now).claim("exp", now + 3600).sign();
+    (key, token)
+}
+
+/// A proof for `GET /me` at the clock's time, with `nonce` if given.
+fn proof_at(key: &DpopKey, token: &str, clock: &TestClock, nonce: Option<&str>) -> String {
+    #[allow(clippy::cast_possible_truncation)]
+    let proof = key.proof("GET", ME).access_token(token).claim("iat", clock.now() as i64);
+    match nonce {
+        Some(nonce) => proof.nonce(nonce).sign(),
+        None => proof.sign(),
+    }
+}
+
+/// The challenge of a proof refused for its nonce.
+fn nonce_challenge(error: DpopError) -> String {
+    format!(
+        "Bearer realm=\"{REALM}\", DPoP realm=\"{REALM}\", error=\"use_dpop_nonce\", error_description=\"{}\", algs=\"{ALGS}\"",
+        error.description()
+    )
+}
+
+/// Asserts a 401 `use_dpop_nonce` for `error`, and returns the nonce it hands out.
+fn assert_use_nonce(reply: &Reply, error: DpopError) -> String {
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{reply:?}");
+    assert_eq!(reply.challenge.as_deref(), Some(nonce_challenge(error).as_str()), "{reply:?}");
+    assert_eq!(reply.reason().as_deref(), Some(error.code()), "{reply:?}");
+    let nonce = reply.nonce.clone().expect("a DPoP-Nonce header");
+    assert_eq!(nonce.len(), 22, "{nonce}");
+    nonce
+}
+
+#[tokio::test]
+async fn with_nonces_on_a_proof_without_a_nonce_gets_use_dpop_nonce_and_the_nonce_to_retry_with() {
+    let clock = minute_clock();
+    let router = app(nonce_builder(&clock).build().unwrap());
+    let (key, token) = bound_token_at(&clock);
+    let reply = get_me(&router, &token, &proof_at(&key, &token, &clock, None)).await;
+    let nonce = assert_use_nonce(&reply, DpopError::MissingNonce);
+    // The retry with it is accepted.
+    let reply = get_me(&router, &token, &proof_at(&key, &token, &clock, Some(&nonce))).await;
+    assert_eq!((reply.status, reply.nonce), (StatusCode::OK, None), "{}", reply.body);
+    // Every 401 hands out the nonce, a request without credentials too.
+    let reply = send(&router, "GET", "/me", None, &[]).await;
+    assert_eq!((reply.status, reply.nonce.as_deref()), (StatusCode::UNAUTHORIZED, Some(nonce.as_str())));
+    // A 403 does not: the proof was accepted.
+    let proof = key.proof("GET", "https://api.example.test/admin").access_token(&token).nonce(&nonce);
+    #[allow(clippy::cast_possible_truncation)]
+    let proof = proof.claim("iat", clock.now() as i64).sign();
+    let reply = send(&router, "GET", "/admin", Some(&format!("DPoP {token}")), &[&proof]).await;
+    assert_eq!((reply.status, reply.nonce), (StatusCode::FORBIDDEN, None));
+}
+
+#[tokio::test]
+async fn with_nonces_on_a_wrong_or_malformed_nonce_is_refused() {
+    let clock = minute_clock();
+    let router = app(nonce_builder(&clock).build().unwrap());
+    let (key, token) = bound_token_at(&clock);
+    // Another secret's nonce of the same instant.
+    let other = app(builder().dpop_nonce(DpopNonce::random()).clock(&clock).build().unwrap());
+    let foreign = send(&other, "GET", "/me", None, &[]).await.nonce.unwrap();
+    for wrong in [foreign.as_str(), "", "AAAAAAAAAAAAAAAAAAAAAA"] {
+        let reply = get_me(&router, &token, &proof_at(&key, &token, &clock, Some(wrong))).await;
+        assert_use_nonce(&reply, DpopError::InvalidNonce);
+    }
+    let proof = key.proof("GET", ME).access_token(&token).claim("nonce", 7);
+    #[allow(clippy::cast_possible_truncation)]
+    let proof = proof.claim("iat", clock.now() as i64).sign();
+    assert_refused(&router, &token, &proof, DpopError::MalformedProof).await;
+}
+
+#[tokio::test]
+async fn nonces_rotate_and_one_lasts_into_the_next_period_but_not_further() {
+    let clock = minute_clock();
+    let router = app(nonce_builder(&clock).build().unwrap());
+    let (key, token) = bound_token_at(&clock);
+    let first = send(&router, "GET", "/me", None, &[]).await.nonce.unwrap();
+    // 59 s on: the same period, the same nonce.
+    clock.advance(Duration::from_secs(59));
+    assert_eq!(send(&router, "GET", "/me", None, &[]).await.nonce.as_deref(), Some(first.as_str()));
+    // The next period: a new nonce is handed out, and the first is still accepted.
+    clock.advance(Duration::from_secs(1));
+    let second = send(&router, "GET", "/me", None, &[]).await.nonce.unwrap();
+    assert_ne!(second, first);
+    let reply = get_me(&router, &token, &proof_at(&key, &token, &clock, Some(&first))).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    // Two periods on: the first is stale; the refusal hands out the current one, which works.
+    clock.advance(Duration::from_secs(60));
+    let reply = get_me(&router, &token, &proof_at(&key, &token, &clock, Some(&first))).await;
+    let third = assert_use_nonce(&reply, DpopError::InvalidNonce);
+    assert!(third != first && third != second, "{first} {second} {third}");
+    let reply = get_me(&router, &token, &proof_at(&key, &token, &clock, Some(&third))).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    // A nonce of a period still to come is not accepted either.
+    let future = {
+        let later = TestClock::at(clock.now() + 60.0);
+        let ahead = app(nonce_builder(&later).build().unwrap());
+        send(&ahead, "GET", "/me", None, &[]).await.nonce.unwrap()
+    };
+    let reply = get_me(&router, &token, &proof_at(&key, &token, &clock, Some(&future))).await;
+    assert_use_nonce(&reply, DpopError::InvalidNonce);
+}
+
+#[tokio::test]
+async fn replicas_with_one_nonce_secret_accept_each_others_nonces() {
+    let clock = minute_clock();
+    let store: Arc<dyn ReplayStore> = Arc::new(MemoryReplayStore::default());
+    let first = app(nonce_builder(&clock).dpop_replay_store(Arc::clone(&store)).build().unwrap());
+    let second = app(nonce_builder(&clock).dpop_replay_store(store).build().unwrap());
+    let (key, token) = bound_token_at(&clock);
+    let nonce = send(&first, "GET", "/me", None, &[]).await.nonce.unwrap();
+    let reply = get_me(&second, &token, &proof_at(&key, &token, &clock, Some(&nonce))).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    // Random secrets: each replica its own nonces.
+    let random = |clock: &TestClock| app(builder().dpop_nonce(DpopNonce::random()).clock(clock).build().unwrap());
+    let (one, two) = (random(&clock), random(&clock));
+    let nonce = send(&one, "GET", "/me", None, &[]).await.nonce.unwrap();
+    let reply = get_me(&two, &token, &proof_at(&key, &token, &clock, Some(&nonce))).await;
+    assert_use_nonce(&reply, DpopError::InvalidNonce);
+}
+
+#[tokio::test]
+async fn without_nonces_no_dpop_nonce_header_is_sent() {
+    let router = app(authority());
+    let (key, token) = bound_token();
+    let reply = send(&router, "GET", "/me", None, &[]).await;
+    assert_eq!((reply.status, reply.nonce), (StatusCode::UNAUTHORIZED, None));
+    // A proof with a nonce nobody asked for is accepted as it is.
+    let reply = get_me(&router, &token, &key.proof("GET", ME).access_token(&token).nonce("anything").sign()).await;
+    assert_eq!(reply.status, StatusCode::OK);
+}
+
+#[test]
+fn nonce_settings_are_checked_at_build_time() {
+    let error = builder().dpop_nonce(DpopNonce::shared_secret(*b"too short")).build().unwrap_err();
+    assert_eq!(error.setting(), "dpop_nonce", "{error}");
+    assert!(error.to_string().contains("has 9 bytes; give at least 32"), "{error}");
+    let error = builder().dpop_nonce(DpopNonce::random().rotation(Duration::ZERO)).build().unwrap_err();
+    assert_eq!(error.setting(), "dpop_nonce", "{error}");
+    let error = TestIssuer::new().authority_builder(AUD).dpop_nonce(DpopNonce::random()).build().unwrap_err();
+    assert_eq!(error.setting(), "dpop", "{error}");
+    // The secret is never printed.
+    assert_eq!(
+        format!("{:?}", DpopNonce::shared_secret(NONCE_SECRET)),
+        "DpopNonce { shared_secret: true, rotation: 300s }"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// `Ed25519` (RFC 9864)
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn an_ed25519_proof_is_accepted_under_either_name() {
+    let router = app(authority());
+    let key = DpopKey::ed25519();
+    let token = TestIssuer::new().access_token().dpop_bound(&key).sign();
+    for alg in ["EdDSA", "Ed25519"] {
+        let proof = key.proof("GET", ME).access_token(&token).header("alg", alg).sign();
+        let reply = get_me(&router, &token, &proof).await;
+        assert_eq!(reply.status, StatusCode::OK, "{alg}: {reply:?}");
+    }
+    // An allowlist without the new name refuses it, and says which it takes.
+    let router = app(builder().dpop_algorithms([Algorithm::EdDSA]).build().unwrap());
+    let proof = key.proof("GET", ME).access_token(&token).header("alg", "Ed25519").sign();
+    let reply = get_me(&router, &token, &proof).await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    let description = DpopError::AlgorithmNotAllowed.description();
+    assert_eq!(
+        reply.challenge.as_deref(),
+        Some(
+            format!(
+                "Bearer realm=\"{REALM}\", DPoP realm=\"{REALM}\", error=\"invalid_dpop_proof\", error_description=\"{description}\", algs=\"EdDSA\""
+            )
+            .as_str()
+        )
+    );
+    // An Ed25519 key does not verify an ES256-named proof.
+    let proof = key.proof("GET", ME).access_token(&token).header("alg", "ES256").sign();
+    assert_refused(&app(authority()), &token, &proof, DpopError::InvalidKey).await;
 }

@@ -476,3 +476,43 @@ async fn a_userinfo_endpoint_must_pass_the_url_policy() {
     let error = issuer.builder().userinfo_cache_ttl(Duration::ZERO).build().unwrap_err();
     assert_eq!(error.setting(), "userinfo_cache_ttl");
 }
+
+#[tokio::test]
+async fn a_dpop_bound_token_with_its_proof_is_refused_by_userinfo_without_calling_the_issuer() {
+    use scopegate::{TokenError, dpop::DpopPolicy, testing::DpopKey};
+    let issuer = Issuer::start(Mode::Json(profile_json())).await;
+    let authority = issuer.builder().dpop(DpopPolicy::Allowed).build().unwrap();
+    let app = app(&authority);
+    let key = DpopKey::generate();
+    let token = issuer.keys.access_token().scope("profile").dpop_bound(&key).sign();
+    let request = |path: &str| {
+        let proof = key.proof("GET", &format!("{AUD}{path}")).access_token(&token).sign();
+        Request::get(path)
+            .header("authorization", format!("DPoP {token}"))
+            .header("dpop", proof)
+            .body(Body::empty())
+            .unwrap()
+    };
+    let response = app.clone().oneshot(request("/profile")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let algs = "RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 EdDSA Ed25519";
+    let description = TokenError::UserinfoDpopBound.description();
+    assert_eq!(
+        response.headers().get(header::WWW_AUTHENTICATE).unwrap().to_str().unwrap(),
+        format!(
+            "Bearer realm=\"{AUD}\", DPoP realm=\"{AUD}\", error=\"invalid_token\", error_description=\"{description}\", algs=\"{algs}\""
+        )
+    );
+    let body: Value = serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    assert_eq!(body["reason"], "userinfo_dpop_bound");
+    assert_eq!(issuer.calls(), 0, "the bound token was not sent to the issuer");
+    // The same request to a handler without UserInfo is accepted: only /userinfo cannot be served.
+    let response = app.clone().oneshot(request("/token")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    // Bearer tokens still get their profile from the same authority.
+    let outcome = get_with(&app, "/profile", Some(&issuer.token())).await;
+    assert_eq!((outcome.status, issuer.calls()), (200, 1), "{outcome:?}");
+    // Outside a request the bound token is refused as any bearer use of it is.
+    let error = authority.userinfo(&token).await.unwrap_err();
+    assert_eq!(error.reason(), "sender_constrained");
+}

@@ -36,7 +36,7 @@ const REALM: &str = "Bearer realm=\"https://api.example.test\"";
 const META: &str = "resource_metadata=\"https://api.example.test/.well-known/oauth-protected-resource\"";
 /// RFC 9449 §7.1: a 401 offers the DPoP scheme too, with the accepted proof algorithms.
 const DPOP: &str =
-    "DPoP realm=\"https://api.example.test\", algs=\"RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 EdDSA\"";
+    "DPoP realm=\"https://api.example.test\", algs=\"RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 EdDSA Ed25519\"";
 
 // ---------------------------------------------------------------------------------------
 // The service under test

@@ -649,7 +649,7 @@ impl Service {
             String::new()
         } else {
             format!(
-                ", DPoP realm=\"{}\", algs=\"RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 EdDSA\"",
+                ", DPoP realm=\"{}\", algs=\"RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 EdDSA Ed25519\"",
                 self.audience
             )
         }
@@ -1334,7 +1334,7 @@ async fn fixture_dpop_bound_token_with_an_independent_proof_is_accepted_and_a_re
         let reply = dpop_get(&second, "/api/appointments", proof(0)).await;
         let description = "The DPoP proof was already used";
         let challenge = format!(
-            "{}, DPoP realm=\"{AUDIENCE}\", error=\"invalid_dpop_proof\", error_description=\"{description}\", scope=\"read:appointments\"{}, algs=\"RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 EdDSA\"",
+            "{}, DPoP realm=\"{AUDIENCE}\", error=\"invalid_dpop_proof\", error_description=\"{description}\", scope=\"read:appointments\"{}, algs=\"RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 EdDSA Ed25519\"",
             second.realm(),
             second.metadata()
         );

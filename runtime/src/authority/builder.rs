@@ -499,10 +499,22 @@ impl AuthorityBuilder {
         self
     }
 
-    /// The algorithms accepted for proofs (default [`Algorithm::ASYMMETRIC`]; HMAC never:
+    /// The algorithms accepted for proofs (default [`Algorithm::ASYMMETRIC`] and
+    /// [`Algorithm::Ed25519`], RFC 9864's name for `EdDSA` with an Ed25519 key; HMAC never:
     /// a proof is signed with the client's private key). Also the challenge's `algs`.
     pub fn dpop_algorithms(mut self, algorithms: impl IntoIterator<Item = Algorithm>) -> Self {
         self.dpop.algorithms = Some(algorithms.into_iter().collect());
+        self
+    }
+
+    /// Server-provided DPoP nonces (RFC 9449 §9): off by default. When on, every proof
+    /// must carry a recent `nonce`; one without, or with a stale one, is refused with 401
+    /// `error="use_dpop_nonce"` and the current nonce in the `DPoP-Nonce` header, which
+    /// every 401 of this authority carries. Nonces rotate ([`DpopNonce::rotation`](crate::dpop::DpopNonce::rotation));
+    /// replicas agree when built with one [`DpopNonce::shared_secret`](crate::dpop::DpopNonce::shared_secret).
+    /// See [`DpopNonce`](crate::dpop::DpopNonce).
+    pub fn dpop_nonce(mut self, nonce: crate::dpop::DpopNonce) -> Self {
+        self.dpop.nonce = Some(nonce);
         self
     }
 
