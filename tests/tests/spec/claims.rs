@@ -127,7 +127,18 @@ async fn case_087_audience_array_with_a_matching_member_is_accepted() {
         let body = call(&app, &issuer().access_token().audience(aud.clone()).sign()).await.accept();
         assert_eq!(body["aud"], aud);
     }
-    // No `require_single_audience` hardening flag exists (optional in the spec).
+}
+
+#[tokio::test]
+async fn case_087_require_single_audience_refuses_a_token_for_several_apis() {
+    // The optional hardening: a token for this API alone, as a string or a one-member
+    // array, is still accepted.
+    let strict = app_for(issuer().authority_builder(AUD).require_single_audience(true).build().expect("builds"));
+    let several = issuer().access_token().audience(json!([AUD, "other-api"])).sign();
+    expect_badtok(&strict, &several, TokenError::InvalidAudience).await;
+    for aud in [json!(AUD), json!([AUD])] {
+        call(&strict, &issuer().access_token().audience(aud.clone()).sign()).await.labelled(aud.to_string()).accept();
+    }
 }
 
 #[tokio::test]
