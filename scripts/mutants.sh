@@ -47,6 +47,20 @@ else
   done
 fi
 
+# More cargo-mutants arguments, split on spaces (write a space inside a regex as `.`):
+#   MUTANTS_ARGS="--iterate"                 only the mutants the last run did not catch
+#   MUTANTS_ARGS="-F in.validate$"           only the mutants of one function
+#   MUTANTS_ARGS="--config F --baseline skip" judged by other tests: a quicker first pass,
+#     e.g. F with `test_package = ["scopegate-tests"]` and `additional_cargo_args =
+#     ["--test", "spec"]` (the spec suite alone; `additional_cargo_test_args` would narrow
+#     the test run but not the build of every test target). The baseline must be skipped
+#     then: cargo-mutants tests the unmutated tree with the mutated package's tests only.
+#     A mutant such a pass misses is judged again with this file's selection.
+if [[ -n "${MUTANTS_ARGS:-}" ]]; then
+  read -ra extra <<<"$MUTANTS_ARGS"
+  args+=("${extra[@]}")
+fi
+
 # cargo-mutants' own copy of the tree does not keep file times, and cargo then rebuilds
 # every dependency (minutes on two cores). So the tree, target/ included, is copied here
 # with `cp -a` (times kept: only the runtime is rebuilt) and mutated in place in the copy,

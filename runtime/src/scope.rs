@@ -242,6 +242,32 @@ mod tests {
     }
 
     #[test]
+    fn a_requirement_prints_as_its_expression() {
+        assert_eq!(NESTED.to_string(), r#"any("admin", all("write", "delete"))"#);
+        assert_eq!(ScopeExpr::Scope("read").to_string(), r#""read""#);
+    }
+
+    #[test]
+    fn the_granted_set_counts_each_distinct_scope_once() {
+        let granted = Scopes::from_space_delimited("b a b");
+        assert_eq!((granted.len(), granted.is_empty()), (2, false));
+        let none = Scopes::from_space_delimited("  ");
+        assert_eq!((none.len(), none.is_empty()), (0, true));
+    }
+
+    #[test]
+    fn granted_sets_are_equal_when_they_hold_the_same_scopes() {
+        let listed: Scopes = ["write", "read", "write"].into_iter().collect();
+        assert_eq!(Scopes::from_space_delimited("read write"), listed);
+        assert_ne!(Scopes::from_space_delimited("read"), listed);
+    }
+
+    #[test]
+    fn a_granted_set_debugs_as_a_sorted_set() {
+        assert_eq!(format!("{:?}", Scopes::from_space_delimited("b a")), r#"{"a", "b"}"#);
+    }
+
+    #[test]
     fn the_challenge_set_satisfies_the_requirement() {
         assert_eq!(NESTED.satisfying_scopes(), ["admin"]);
         let expr = ScopeExpr::All(&[ScopeExpr::Scope("audit"), NESTED, ScopeExpr::Scope("audit")]);

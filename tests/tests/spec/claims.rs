@@ -127,7 +127,18 @@ async fn case_087_audience_array_with_a_matching_member_is_accepted() {
         let body = call(&app, &issuer().access_token().audience(aud.clone()).sign()).await.accept();
         assert_eq!(body["aud"], aud);
     }
-    // No `require_single_audience` hardening flag exists (optional in the spec).
+}
+
+#[tokio::test]
+async fn case_087_require_single_audience_refuses_a_token_for_several_apis() {
+    // The optional hardening: a token for this API alone, as a string or a one-member
+    // array, is still accepted.
+    let strict = app_for(issuer().authority_builder(AUD).require_single_audience(true).build().expect("builds"));
+    let several = issuer().access_token().audience(json!([AUD, "other-api"])).sign();
+    expect_badtok(&strict, &several, TokenError::InvalidAudience).await;
+    for aud in [json!(AUD), json!([AUD])] {
+        call(&strict, &issuer().access_token().audience(aud.clone()).sign()).await.labelled(aud.to_string()).accept();
+    }
 }
 
 #[tokio::test]
@@ -379,6 +390,60 @@ async fn case_111_time_checks_use_the_wall_clock() {
     let app = default_app();
     expect_badtok(&app, &issuer().access_token().expires_in(-61).sign(), TokenError::Expired).await;
     expect_accept(&app, &issuer().access_token().expires_in(-55).sign()).await;
+}
+
+/// An app whose verifier's clock stands still at the returned time, so that each time
+/// bound can be met exactly: leeway 60 s (the default), maximum lifetime 1 h,
+/// `max_token_age` 10 min. The token builder sets `iat` and `exp`.
+fn app_at_a_fixed_time() -> (axum::Router, f64, impl Fn(f64, f64) -> scopegate::testing::TokenBuilder) {
+    let at = now() as f64;
+    let clock = TestClock::at(at);
+    let authority = issuer()
+        .authority_builder(AUD)
+        .max_token_lifetime(Duration::from_secs(3600))
+        .max_token_age(Duration::from_secs(600))
+        .clock(&clock)
+        .build()
+        .expect("builds");
+    let token = |iat: f64, exp: f64| issuer().access_token().claim("iat", iat).claim("exp", exp);
+    (app_for(authority), at, token)
+}
+
+#[tokio::test]
+async fn case_105_nbf_exactly_the_leeway_ahead_is_accepted_and_no_later() {
+    let (app, at, token) = app_at_a_fixed_time();
+    expect_accept(&app, &token(at, at + 300.0).claim("nbf", at + 60.0).sign()).await;
+    expect_badtok(&app, &token(at, at + 300.0).claim("nbf", at + 60.5).sign(), TokenError::NotYetValid).await;
+}
+
+#[tokio::test]
+async fn case_108_iat_exactly_the_leeway_ahead_is_accepted_and_no_later() {
+    let (app, at, token) = app_at_a_fixed_time();
+    expect_accept(&app, &token(at + 60.0, at + 300.0).sign()).await;
+    expect_badtok(&app, &token(at + 60.5, at + 300.0).sign(), TokenError::IssuedInFuture).await;
+}
+
+#[tokio::test]
+async fn case_104_exp_exactly_the_maximum_lifetime_past_now_is_accepted_and_no_later() {
+    // `iat` ahead of now, inside the leeway: `exp - iat` stays below the maximum, so only
+    // the distance from now decides.
+    let (app, at, token) = app_at_a_fixed_time();
+    expect_accept(&app, &token(at + 30.0, at + 3600.0).sign()).await;
+    expect_badtok(&app, &token(at + 30.0, at + 3600.5).sign(), TokenError::LifetimeExceeded).await;
+}
+
+#[tokio::test]
+async fn case_104_exp_exactly_the_maximum_lifetime_past_iat_is_accepted_and_no_later() {
+    let (app, at, token) = app_at_a_fixed_time();
+    expect_accept(&app, &token(at - 30.0, at + 3570.0).sign()).await;
+    expect_badtok(&app, &token(at - 30.5, at + 3570.0).sign(), TokenError::LifetimeExceeded).await;
+}
+
+#[tokio::test]
+async fn case_110_iat_exactly_max_token_age_ago_is_accepted_and_no_earlier() {
+    let (app, at, token) = app_at_a_fixed_time();
+    expect_accept(&app, &token(at - 600.0, at + 300.0).sign()).await;
+    expect_badtok(&app, &token(at - 600.5, at + 300.0).sign(), TokenError::LifetimeExceeded).await;
 }
 
 // --- 6d. other required claims -------------------------------------------------------
