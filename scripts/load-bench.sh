@@ -34,43 +34,17 @@ ROUNDS="${2:-5}"
 LOAD_AT_START="$(cut -d' ' -f1-3 /proc/loadavg)"
 TOKENS="${TOKENS:-20000}"
 OUT="target/load-bench.md"
-WORK="$(mktemp -d /tmp/scopegate-load-XXXXXX)"
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-if ! command -v wrk >/dev/null; then
-  echo "installing wrk (Debian package)" >&2
-  apt-get update -qq && apt-get install -y -qq wrk >/dev/null
-fi
-command -v curl >/dev/null || { echo "needs curl" >&2; exit 1; }
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh load
+need wrk
+need curl
 if [ "$(nproc)" -lt 2 ]; then echo "needs 2 cores (server and load on different cores)" >&2; exit 1; fi
-
-# Two builds: the bench tools use scopegate's `testing` feature, which must not reach the
-# example service's build.
-cargo build --release -q -p appointments-api
-cargo build --release -q -p scopegate-loadbench
-BIN=target/release
-
-wait_for_line() { # file pattern timeout_s
-  local deadline=$((SECONDS + $3))
-  until grep -q "$2" "$1" 2>/dev/null; do
-    [ "$SECONDS" -lt "$deadline" ] || { echo "timed out waiting for '$2' in $1" >&2; cat "$1" >&2; exit 1; }
-    sleep 0.05
-  done
-}
+build_release
 
 stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 
 echo "signing $TOKENS distinct RS256 tokens ..." >&2
-"$BIN/bench-issuer" "$TOKENS" "$WORK/tokens.txt" "$WORK/key.pem" 2>"$WORK/issuer.err" &
-PIDS+=($!)
-wait_for_line "$WORK/issuer.err" "^issuer: " 600
-ISSUER=$(sed -nE 's|^issuer: (http://[^ ]+)$|\1|p' "$WORK/issuer.err")
+start_issuer "$TOKENS"
 head -1 "$WORK/tokens.txt" >"$WORK/one-token.txt"
 TOKEN_BYTES=$(head -1 "$WORK/tokens.txt" | tr -d '\n' | wc -c)
 
