@@ -82,8 +82,10 @@ impl fmt::Debug for VerifyingKey {
     }
 }
 
-/// Why a key was not admitted. Logged by the key source; never sent to clients.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Why a key was not admitted. Logged by the key source; never sent to clients. Its
+/// `Display` is its [`code`](Self::code).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{}", self.code())]
 #[non_exhaustive]
 pub enum KeyRejection {
     /// The JWK is not a JSON object, or a member has the wrong JSON type.
@@ -136,41 +138,29 @@ impl KeyRejection {
     }
 }
 
-impl fmt::Display for KeyRejection {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.code())
-    }
-}
-
 /// Why a whole key set was refused.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum KeySetError {
     /// Not a JSON object with a `keys` array.
+    #[error("the document is not a JWK set (a JSON object with a \"keys\" array)")]
     NotAJwks,
     /// More than 100 keys.
+    #[error("the JWK set holds more than {MAX_KEYS} keys")]
     TooManyKeys,
     /// No key could be admitted; each rejected key's position and reason.
+    #[error("the JWK set has no usable signing key{}", Rejected(.0))]
     NoUsableKeys(Vec<(usize, KeyRejection)>),
 }
 
-impl fmt::Display for KeySetError {
+/// The rejected keys of a set, each as `; key {position}: {reason}`.
+struct Rejected<'a>(&'a [(usize, KeyRejection)]);
+
+impl fmt::Display for Rejected<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::NotAJwks => f.write_str("the document is not a JWK set (a JSON object with a \"keys\" array)"),
-            Self::TooManyKeys => write!(f, "the JWK set holds more than {MAX_KEYS} keys"),
-            Self::NoUsableKeys(rejected) => {
-                f.write_str("the JWK set has no usable signing key")?;
-                for (i, why) in rejected {
-                    write!(f, "; key {i}: {why}")?;
-                }
-                Ok(())
-            }
-        }
+        self.0.iter().try_for_each(|(i, why)| write!(f, "; key {i}: {why}"))
     }
 }
-
-impl std::error::Error for KeySetError {}
 
 /// An immutable set of admitted keys. Readers hold an `Arc` to it; a new set replaces it
 /// whole.
