@@ -1,4 +1,6 @@
-//! The verification pipeline: from a bearer token string to verified claims.
+//! The verifier: its entry points ([`Authority::verify`], and for the extractors
+//! `verify_for`: a token in, an [`AccessToken`] or a [`Rejection`] out, each outcome
+//! counted once), and the pipeline from a bearer token string to verified claims.
 //!
 //! The order is fixed and cheap checks come first: size cap, compact form, header
 //! (algorithm allowlist, refused parameters, `typ`), key selection, the signature, and
@@ -12,6 +14,7 @@ use std::{
 };
 
 use crate::{
+    access_token::AccessToken,
     authority::Authority,
     b64::b64url_decode,
     claims::{self, AudienceCheck, RawClaims, VerifiedClaims},
@@ -20,9 +23,54 @@ use crate::{
     json::{self, Member, Sink},
     jws::{self, MAX_HEADER_BYTES, MAX_SIGNATURE_BYTES, Typ},
     keys::Unavailable,
-    rejection::{DpopError, RejectionKind, TokenError},
+    rejection::{DpopError, Rejection, RejectionKind, TokenError},
     source::SignatureRefused,
 };
+
+/// The entry points: a token in, an [`AccessToken`] or a [`Rejection`] out, each outcome
+/// counted once. The extractors (`extract.rs`) call these; they only read the request.
+impl Authority {
+    /// Verifies a bearer token (the credential after `Bearer `) for the default
+    /// audiences, outside of an HTTP request: for WebSocket handshakes, message queues or
+    /// tests. Scope requirements are the caller's to check ([`AccessToken::has_scope`],
+    /// [`ScopeExpr::is_satisfied_by`](crate::ScopeExpr::is_satisfied_by)).
+    ///
+    /// # Errors
+    /// A [`Rejection`] saying why the token was refused.
+    pub async fn verify(&self, token: &str) -> Result<AccessToken, Rejection> {
+        self.verify_for(token, AudienceCheck::Configured, false).await
+    }
+
+    /// Verifies a bearer token for `audience` (`introspect`: at the introspection endpoint
+    /// even if it is a JWT), counting the outcome. A sender-constrained token (`cnf`) is
+    /// refused here: it needs its proof (RFC 9449 §7.2).
+    pub(crate) async fn verify_for(
+        &self,
+        token: &str,
+        audience: AudienceCheck<'_>,
+        introspect: bool,
+    ) -> Result<AccessToken, Rejection> {
+        match self.verify_token(token, audience, introspect).await {
+            Ok(claims) if claims.bound => Err(self.reject(TokenError::SenderConstrained.into())),
+            Ok(claims) => Ok(self.accepted(claims)),
+            Err(kind) => Err(self.reject(kind)),
+        }
+    }
+
+    /// Counts an accepted token.
+    pub(crate) fn accepted(&self, claims: Arc<VerifiedClaims>) -> AccessToken {
+        self.inner.stats.accepted.fetch_add(1, Ordering::Relaxed);
+        crate::metrics::token_accepted();
+        AccessToken::new(claims)
+    }
+
+    /// Counts a rejection and builds its response.
+    pub(crate) fn reject(&self, kind: RejectionKind) -> Rejection {
+        self.inner.stats.count_rejection(kind.code());
+        crate::metrics::token_rejected(kind.code());
+        Rejection::new(kind, self.inner.config.challenge.clone())
+    }
+}
 
 impl Authority {
     /// Verifies a bearer token for the given audience, with the one trusted issuer its
