@@ -37,18 +37,20 @@ pub(crate) struct Unavailable {
 /// A key the verifier may use, with one ready verifier per permitted algorithm.
 pub(crate) struct VerifyingKey {
     kid: Option<Box<str>>,
-    verifiers: Vec<(Algorithm, Verifier)>,
+    verifiers: Vec<(Algorithm, SignatureChecker)>,
 }
 
+/// One key's signature check for one algorithm, the key parsed once (the verifier is
+/// `Authority`; this only says whether a signature is the key's).
 // The public-key variant is the one on every hot path; boxing it would add an indirection
 // per verification to save a few bytes per key.
 #[allow(clippy::large_enum_variant)]
-pub(crate) enum Verifier {
+pub(crate) enum SignatureChecker {
     Public(ParsedPublicKey),
     Hmac(hmac::Key),
 }
 
-impl Verifier {
+impl SignatureChecker {
     /// Checks `signature` over `message`; constant-time for HMAC.
     pub(crate) fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
         match self {
@@ -63,7 +65,7 @@ impl VerifyingKey {
         self.kid.as_deref()
     }
 
-    pub(crate) fn verifier(&self, alg: Algorithm) -> Option<&Verifier> {
+    pub(crate) fn verifier(&self, alg: Algorithm) -> Option<&SignatureChecker> {
         self.verifiers.iter().find(|(a, _)| *a == alg).map(|(_, v)| v)
     }
 
@@ -174,7 +176,7 @@ pub(crate) struct KeySet {
 /// The outcome of looking up the key for a token.
 pub(crate) enum KeyLookup<'a> {
     /// One or two candidate verifiers (two only for a duplicated `kid`).
-    Found([Option<&'a Verifier>; 2]),
+    Found([Option<&'a SignatureChecker>; 2]),
     /// No key has this `kid` (a refresh may help).
     UnknownKid,
     /// No usable key: wrong algorithm for the kid, no kid with several candidates, or
@@ -235,7 +237,7 @@ impl KeySet {
 
     /// Finds the verifier for a token's `kid` and `alg` (security spec cases 55-60, 71).
     pub(crate) fn lookup(&self, kid: Option<&str>, alg: Algorithm) -> KeyLookup<'_> {
-        let mut found: [Option<&Verifier>; 2] = [None, None];
+        let mut found: [Option<&SignatureChecker>; 2] = [None, None];
         let mut count = 0usize;
         let mut kid_seen = false;
         for key in &self.keys {
@@ -422,7 +424,7 @@ impl KeyMaterial {
                 Family::Ec(_) => KeyRejection::InvalidCurve,
                 _ => KeyRejection::InvalidKeyMaterial,
             })?;
-            verifiers.push((alg, Verifier::Public(parsed)));
+            verifiers.push((alg, SignatureChecker::Public(parsed)));
         }
         if verifiers.is_empty() {
             return Err(KeyRejection::AlgorithmMismatch);
@@ -491,7 +493,7 @@ pub(crate) fn hmac_key(secret: &[u8], alg: Algorithm, kid: Option<Box<str>>) -> 
         Algorithm::HS512 => hmac::HMAC_SHA512,
         _ => hmac::HMAC_SHA256,
     };
-    VerifyingKey { kid, verifiers: vec![(alg, Verifier::Hmac(hmac::Key::new(algorithm, secret)))] }
+    VerifyingKey { kid, verifiers: vec![(alg, SignatureChecker::Hmac(hmac::Key::new(algorithm, secret)))] }
 }
 
 fn aws_lc_algorithm(alg: Algorithm) -> Option<&'static dyn VerificationAlgorithm> {
