@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Load benchmark of the example service (release build) on loopback, with wrk.
 #
-#   bash scripts/load-bench.sh [SECONDS]      # default 10 s per run; writes target/load-bench.md
+#   bash scripts/load-bench.sh [SECONDS] [ROUNDS]   # default 3 s per run, 5 rounds;
+#                                                   # writes target/load-bench.md
 #
 # A loopback issuer (bench-issuer: discovery and JWKS, scopegate's test keys) signs
-# TOKENS distinct RS256 access tokens beforehand. The server runs on core 0, wrk on core 1
-# (one thread, 32 connections), so the two never compete for a core; each server is
-# measured with one Tokio worker and with the default multi-thread runtime (as many
-# workers as cores, here both on core 0). Runs, each bounded by SECONDS:
+# TOKENS distinct RS256 access tokens beforehand. The servers run on core 0, wrk on core 1
+# (one thread, 32 connections), so the server and the load never compete for a core; each
+# server is measured with one Tokio worker and with the default multi-thread runtime (as
+# many workers as the CPUs the process may use: pinned to core 0, that is one; the table
+# gives the count read from /proc). Runs:
 #   open        GET /health on the example service                       (no token)
 #   one token   GET /api/me with one repeated token                      (verified-token cache hits)
 #   distinct    GET /api/me with distinct tokens, TOKEN_CACHE=off        (a signature check per request)
@@ -15,6 +17,11 @@
 #               pre-parsed aws-lc-rs key, answering the same JSON    (bench/src/bin/floor-api.rs)
 #   naive       the same tokens against naive-api: a hand-written jsonwebtoken::decode
 #               extractor                                            (bench/src/bin/naive-api.rs)
+# The runs alternate, ROUNDS times, each bounded by SECONDS: a virtual machine's speed
+# drifts by tens of percent within a minute, so a ratio is taken within each round (runs
+# seconds apart) and the table gives the median over the rounds, with its range. The
+# open and one-token runs send a fixed request (no wrk script), so the load generator does
+# the same work for both.
 # Then both cores: the example with two workers, unpinned, and wrk with two threads on the
 # same machine (open and one token), as a scaling ratio to one worker on one core; and the
 # start-up time: from the process's start to its first accepted request (5 starts).
@@ -22,47 +29,22 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-SECONDS_PER_RUN="${1:-10}"
+SECONDS_PER_RUN="${1:-3}"
+ROUNDS="${2:-5}"
 LOAD_AT_START="$(cut -d' ' -f1-3 /proc/loadavg)"
 TOKENS="${TOKENS:-20000}"
 OUT="target/load-bench.md"
-WORK="$(mktemp -d /tmp/scopegate-load-XXXXXX)"
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-if ! command -v wrk >/dev/null; then
-  echo "installing wrk (Debian package)" >&2
-  apt-get update -qq && apt-get install -y -qq wrk >/dev/null
-fi
-command -v curl >/dev/null || { echo "needs curl" >&2; exit 1; }
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh load
+need wrk
+need curl
 if [ "$(nproc)" -lt 2 ]; then echo "needs 2 cores (server and load on different cores)" >&2; exit 1; fi
-
-# Two builds: the bench tools use scopegate's `testing` feature, which must not reach the
-# example service's build.
-cargo build --release -q -p appointments-api
-cargo build --release -q -p scopegate-loadbench
-BIN=target/release
-
-wait_for_line() { # file pattern timeout_s
-  local deadline=$((SECONDS + $3))
-  until grep -q "$2" "$1" 2>/dev/null; do
-    [ "$SECONDS" -lt "$deadline" ] || { echo "timed out waiting for '$2' in $1" >&2; cat "$1" >&2; exit 1; }
-    sleep 0.05
-  done
-}
+build_release
 
 stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 
 echo "signing $TOKENS distinct RS256 tokens ..." >&2
-"$BIN/bench-issuer" "$TOKENS" "$WORK/tokens.txt" "$WORK/key.pem" 2>"$WORK/issuer.err" &
-PIDS+=($!)
-wait_for_line "$WORK/issuer.err" "^issuer: " 600
-ISSUER=$(sed -nE 's|^issuer: (http://[^ ]+)$|\1|p' "$WORK/issuer.err")
+start_issuer "$TOKENS"
 head -1 "$WORK/tokens.txt" >"$WORK/one-token.txt"
 TOKEN_BYTES=$(head -1 "$WORK/tokens.txt" | tr -d '\n' | wc -c)
 
@@ -102,14 +84,16 @@ start_server() {
   sleep 0.5
 }
 
-# run_wrk NAME URL TOKEN_FILE|- [THREADS CONNECTIONS CPUS] → "req/s p99 non2xx"
+# run_wrk NAME URL -|TOKEN_FILE|@TOKEN [THREADS CONNECTIONS CPUS] → "req/s p99 non2xx"
+# (-: no token; a file: each request the next token of it; @TOKEN: that one token, fixed)
 run_wrk() {
   local out="$WORK/$1.wrk" threads=${4:-1} conns=${5:-32} cpus=${6:-1}
-  if [ "$3" = "-" ]; then
-    taskset -c "$cpus" wrk -t"$threads" -c"$conns" -d"${SECONDS_PER_RUN}s" --latency "$2" >"$out"
-  else
-    TOKEN_FILE="$3" taskset -c "$cpus" wrk -t"$threads" -c"$conns" -d"${SECONDS_PER_RUN}s" --latency -s "$WORK/tokens.lua" "$2" >"$out"
-  fi
+  local args=(-t"$threads" -c"$conns" -d"${SECONDS_PER_RUN}s" --latency)
+  case "$3" in
+    -) taskset -c "$cpus" wrk "${args[@]}" "$2" >"$out" ;;
+    @*) taskset -c "$cpus" wrk "${args[@]}" -H "Authorization: Bearer ${3#@}" "$2" >"$out" ;;
+    *) TOKEN_FILE="$3" taskset -c "$cpus" wrk "${args[@]}" -s "$WORK/tokens.lua" "$2" >"$out" ;;
+  esac
   local rps p99 non2xx
   rps=$(awk '/^Requests\/sec:/ {print $2}' "$out")
   p99=$(awk '$1 == "99%" {print $2}' "$out")
@@ -118,37 +102,59 @@ run_wrk() {
 }
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
-declare -A RPS P99 BAD
-record() { # key "rps p99 bad"
-  read -r RPS[$1] P99[$1] BAD[$1] <<<"$2"
-  echo "  $1: ${RPS[$1]} req/s, p99 ${P99[$1]}, non-2xx ${BAD[$1]}" >&2
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+declare -A RPS P99 BAD RUNS RATIOS URL WORKERS
+# record KEY "rps p99 bad" [BASE]: one run of KEY in this round; with BASE (measured just
+# before, in the same round), the ratio KEY/BASE of this round too.
+record() {
+  local rps p99 bad
+  read -r rps p99 bad <<<"$2"
+  RUNS[$1]+="$rps "
+  P99[$1]+="$p99 "
+  BAD[$1]=$(( ${BAD[$1]:-0} + bad ))
+  local last=""
+  if [ -n "${3:-}" ]; then
+    last=$(ratio "$rps" "${RPS[$3]}")
+    RATIOS[$1]+="$last "
+  fi
+  RPS[$1]=$rps
+  echo "  $1: $rps req/s, p99 $p99, non-2xx $bad ${last:+(ratio $last)}" >&2
 }
+TOKEN=$(cat "$WORK/one-token.txt")
+workers() { grep -c '^tokio-rt-worker' /proc/"$1"/task/*/comm 2>/dev/null | awk -F: '{ n += $2 } END { print n }'; }
 
 for mode in 1 default; do
-  echo "runtime: workers=$mode, server on core 0" >&2
+  echo "runtime: workers=$mode, servers on core 0" >&2
   start_server "api-$mode" 0 "$mode" ISSUER="$ISSUER" -- "$BIN/appointments-api"
-  record "open-$mode" "$(run_wrk "open-$mode" "$SERVER_URL/health" -)"
-  record "one-$mode" "$(run_wrk "one-$mode" "$SERVER_URL/api/me" "$WORK/one-token.txt")"
-  stop "$SERVER_PID"
+  URL[api]=$SERVER_URL
+  WORKERS[$mode]=$(workers "$SERVER_PID")
   start_server "nocache-$mode" 0 "$mode" ISSUER="$ISSUER" TOKEN_CACHE=off -- "$BIN/appointments-api"
-  record "distinct-$mode" "$(run_wrk "distinct-$mode" "$SERVER_URL/api/me" "$WORK/tokens.txt")"
-  stop "$SERVER_PID"
+  URL[nocache]=$SERVER_URL
   start_server "floor-$mode" 0 "$mode" PUBLIC_KEY_PEM="$WORK/key.pem" -- "$BIN/floor-api"
-  record "floor-$mode" "$(run_wrk "floor-$mode" "$SERVER_URL/api/me" "$WORK/tokens.txt")"
-  stop "$SERVER_PID"
+  URL[floor]=$SERVER_URL
   start_server "naive-$mode" 0 "$mode" ISSUER="$ISSUER" -- "$BIN/naive-api"
-  record "naive-$mode" "$(run_wrk "naive-$mode" "$SERVER_URL/api/me" "$WORK/tokens.txt")"
-  stop "$SERVER_PID"
+  URL[naive]=$SERVER_URL
+  for round in $(seq "$ROUNDS"); do
+    echo " round $round" >&2
+    record "open-$mode" "$(run_wrk "open-$mode" "${URL[api]}/health" -)"
+    record "one-$mode" "$(run_wrk "one-$mode" "${URL[api]}/api/me" "@$TOKEN")" "open-$mode"
+    record "floor-$mode" "$(run_wrk "floor-$mode" "${URL[floor]}/api/me" "$WORK/tokens.txt")"
+    record "distinct-$mode" "$(run_wrk "distinct-$mode" "${URL[nocache]}/api/me" "$WORK/tokens.txt")" "floor-$mode"
+    record "naive-$mode" "$(run_wrk "naive-$mode" "${URL[naive]}/api/me" "$WORK/tokens.txt")" "floor-$mode"
+  done
+  for pid in "${PIDS[@]:1}"; do stop "$pid"; done
+  PIDS=("${PIDS[0]}")
 done
 
 echo "both cores: two workers, wrk with two threads, unpinned" >&2
 start_server "api-2cores" 0,1 2 ISSUER="$ISSUER" -- "$BIN/appointments-api"
-record "open-2cores" "$(run_wrk "open-2cores" "$SERVER_URL/health" - 2 64 0,1)"
-record "one-2cores" "$(run_wrk "one-2cores" "$SERVER_URL/api/me" "$WORK/one-token.txt" 2 64 0,1)"
+for round in $(seq "$ROUNDS"); do
+  record "open-2cores" "$(run_wrk "open-2cores" "$SERVER_URL/health" - 2 64 0,1)"
+  record "one-2cores" "$(run_wrk "one-2cores" "$SERVER_URL/api/me" "@$TOKEN" 2 64 0,1)"
+done
 stop "$SERVER_PID"
 
 echo "start-up: process start to first accepted request" >&2
-TOKEN=$(cat "$WORK/one-token.txt")
 STARTUPS=()
 for i in 1 2 3 4 5; do
   port=$((20000 + RANDOM % 20000))
@@ -168,28 +174,49 @@ done
 STARTUP_MEDIAN=$(printf '%s\n' "${STARTUPS[@]}" | sort -n | sed -n 3p)
 
 mkdir -p target
-row() { # label key base
-  echo "| $1 | ${RPS[$2]} | ${P99[$2]} | ${BAD[$2]} | $(ratio "${RPS[$2]}" "${RPS[$3]}") |"
+# row LABEL KEY [BASE]: median req/s over the rounds; with BASE, the median of the rounds'
+# ratios KEY/BASE and their range.
+row() {
+  local ratio="1.000" range=""
+  if [ -n "${3:-}" ]; then
+    read -r -a r <<<"${RATIOS[$2]}"
+    ratio=$(median "${r[@]}")
+    range=" ($(printf '%s\n' "${r[@]}" | sort -g | head -1)–$(printf '%s\n' "${r[@]}" | sort -g | tail -1))"
+  fi
+  read -r -a runs <<<"${RUNS[$2]}"
+  read -r -a p99s <<<"${P99[$2]}"
+  echo "| $1 | $(median "${runs[@]}") | ${p99s[*]: -1} | ${BAD[$2]} | ${ratio}${range} |"
+}
+# scaling LABEL KEY BASE: the median of KEY's rounds over the median of BASE's.
+scaling() {
+  read -r -a a <<<"${RUNS[$2]}"
+  read -r -a b <<<"${RUNS[$3]}"
+  read -r -a p <<<"${P99[$2]}"
+  echo "| $1 | $(median "${a[@]}") | ${p[*]: -1} | ${BAD[$2]} | $(ratio "$(median "${a[@]}")" "$(median "${b[@]}")") |"
 }
 {
   for mode in 1 default; do
-    if [ "$mode" = 1 ]; then echo "### One Tokio worker, server on core 0"; else echo "### Default multi-thread runtime ($(nproc) workers), server on core 0"; fi
+    if [ "$mode" = 1 ]; then
+      echo "### One Tokio worker, servers on core 0"
+    else
+      echo "### Default multi-thread runtime, servers on core 0 (tokio started ${WORKERS[$mode]} worker thread(s): one per CPU the process may use)"
+    fi
     echo
-    echo "| run | req/s | p99 | non-2xx | ratio |"
+    echo "| run | req/s (median) | p99 (last round) | non-2xx | ratio (median of ${ROUNDS} rounds, range) |"
     echo "|---|---|---|---|---|"
-    row "open route \`GET /health\`" "open-$mode" "open-$mode"
+    row "open route \`GET /health\`" "open-$mode"
     row "\`GET /api/me\`, one repeated token (ratio to the open route; target ≥ 0.9)" "one-$mode" "open-$mode"
-    row "signature floor (\`floor-api\`), distinct tokens" "floor-$mode" "floor-$mode"
+    row "signature floor (\`floor-api\`), distinct tokens" "floor-$mode"
     row "\`GET /api/me\`, distinct tokens, \`TOKEN_CACHE=off\` (ratio to the floor; target ≥ 0.85)" "distinct-$mode" "floor-$mode"
     row "hand-written \`jsonwebtoken::decode\` extractor (\`naive-api\`), distinct tokens (ratio to the floor)" "naive-$mode" "floor-$mode"
     echo
   done
   echo "### Both cores"
   echo
-  echo "| run | req/s | p99 | non-2xx | scaling (to one worker on one core) |"
+  echo "| run | req/s (median) | p99 (last round) | non-2xx | scaling (to one worker on one core) |"
   echo "|---|---|---|---|---|"
-  row "open route, two workers on two cores" "open-2cores" "open-1"
-  row "\`GET /api/me\`, one repeated token, two workers on two cores" "one-2cores" "one-1"
+  scaling "open route, two workers on two cores" "open-2cores" "open-1"
+  scaling "\`GET /api/me\`, one repeated token, two workers on two cores" "one-2cores" "one-1"
   echo
   echo "wrk -t2 -c64 on the same two cores as the server: the load generator takes a share of the cores, so the ratio is what one machine running both shows, not the server's ceiling."
   echo
@@ -197,5 +224,5 @@ row() { # label key base
   echo
   echo "Process start to the first accepted \`GET /api/me\` (discovery and JWKS from the loopback issuer, then a signature check), median of 5: **${STARTUP_MEDIAN} ms** (all: ${STARTUPS[*]} ms; polled every 2 ms with curl)."
   echo
-  echo "wrk -t1 -c32 -d${SECONDS_PER_RUN}s on core 1 unless said otherwise; RS256 tokens of ${TOKEN_BYTES} bytes from the loopback issuer, ${TOKENS} distinct; $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); load average at the start ${LOAD_AT_START}, at the end $(cut -d' ' -f1-3 /proc/loadavg)."
+  echo "wrk -t1 -c32 -d${SECONDS_PER_RUN}s on core 1 unless said otherwise, ${ROUNDS} rounds of every run in turn; RS256 tokens of ${TOKEN_BYTES} bytes from the loopback issuer, ${TOKENS} distinct; $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); load average at the start ${LOAD_AT_START}, at the end $(cut -d' ' -f1-3 /proc/loadavg)."
 } | tee "$OUT"

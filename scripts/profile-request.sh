@@ -14,32 +14,14 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 REQUESTS="${1:-3000}"
 OUT="target/profile-request.md"
 PROFILE="target/profile"
-WORK="$(mktemp -d /tmp/scopegate-profile-XXXXXX)"
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-if ! command -v valgrind >/dev/null; then
-  echo "installing valgrind (Debian package)" >&2
-  apt-get update -qq && apt-get install -y -qq valgrind >/dev/null
-fi
-command -v curl >/dev/null || { echo "needs curl" >&2; exit 1; }
-
-# Two builds: the bench tools use scopegate's `testing` feature, which must not reach the
-# example service's build.
-cargo build --release -q -p appointments-api
-cargo build --release -q -p scopegate-loadbench
-BIN=target/release
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh profile
+need valgrind
+need curl
+build_release
 mkdir -p "$PROFILE"
 
-"$BIN/bench-issuer" 1 "$WORK/tokens.txt" "$WORK/key.pem" 2>"$WORK/issuer.err" &
-PIDS+=($!)
-until grep -q "^issuer: " "$WORK/issuer.err" 2>/dev/null; do sleep 0.05; done
-ISSUER=$(sed -nE 's|^issuer: (http://[^ ]+)$|\1|p' "$WORK/issuer.err")
+start_issuer 1
 TOKEN=$(head -1 "$WORK/tokens.txt")
 PORT=$((20000 + RANDOM % 20000))
 
@@ -70,7 +52,7 @@ per() { awk -v a="$1" -v b="$BASE" -v n="$REQUESTS" 'BEGIN { printf "%.0f", (a -
 HEALTH_PER=$(per "$HEALTH")
 ME_PER=$(per "$ME")
 TOP=$(callgrind_annotate --inclusive=yes "$PROFILE/cg.me" 2>/dev/null \
-  | grep -E 'scopegate::|appointments_api::routes' | grep -v 'AuthorityBuilder\|remote_keys\|IssuerClient::new\|self_test' | head -8 \
+  | grep -E 'scopegate::|appointments_api::routes' | grep -v '^ *[0-9,]* *([^)]*) *[^ ]*core::ptr::drop_in_place' | grep -v 'AuthorityBuilder\|remote_keys\|IssuerClient::new\|self_test' | head -8 \
   | awk -v n="$REQUESTS" '{ gsub(",", "", $1); fn = $0; sub(/^[^?]*\?\?\?:/, "", fn); sub(/ \[.*$/, "", fn); printf "| `%s` | %.0f |\n", fn, $1 / n }')
 {
   echo "| route | instructions per request |"

@@ -42,6 +42,12 @@ pub(crate) fn guarded_handler(requirement: &Requirement, handler: Handler) -> To
     let challenge = LitStr::new(&challenge(&requirement.exprs).join(" "), span);
     // Only when set, so that the expansion of every other handler stays as it was.
     let introspect = requirement.introspect.then(|| quote_spanned!(span=> const INTROSPECT: bool = true;));
+    // The declaration's copies, as values: the trait's constants are named only when set.
+    let declared_issuer = match &requirement.issuer {
+        Some(issuer) => quote_spanned!(span=> ::core::option::Option::Some(#issuer)),
+        None => quote_spanned!(span=> ::core::option::Option::None),
+    };
+    let declared_introspect = syn::LitBool::new(requirement.introspect, span);
 
     // `_: <crate>::__private::Guard<Requirement>`, first, so that it runs before every other
     // extractor (axum extracts in order, and the body extractor last).
@@ -85,6 +91,8 @@ pub(crate) fn guarded_handler(requirement: &Requirement, handler: Handler) -> To
                 audience: <#name as #private::Requirement>::AUDIENCE,
                 file: ::core::file!(),
                 line: ::core::line!(),
+                issuer: #declared_issuer,
+                introspect: #declared_introspect,
             }
         }
 

@@ -65,6 +65,8 @@ fn expands_to_the_documented_shape() {
                 audience: <__scopegate_requirement_list as ::scopegate::__private::Requirement>::AUDIENCE,
                 file: ::core::file!(),
                 line: ::core::line!(),
+                issuer: ::core::option::Option::None,
+                introspect: false,
             }
         }
 

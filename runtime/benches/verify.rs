@@ -2,7 +2,9 @@
 //!
 //! For each algorithm: the bare signature check with a pre-parsed aws-lc-rs key (the
 //! floor), `jsonwebtoken::decode` with a full `Validation`, and scopegate's path
-//! (`Authority::verify` with the verified-token cache off). Then the cache hit, and scope
+//! (`Authority::verify` with the verified-token cache off; for RS256 also with
+//! introspection configured, which must cost the same: a JWT is verified locally unless a
+//! handler asks for `introspect`). Then the cache hit, and scope
 //! evaluation. Then one whole request through an axum router, bearer next to DPoP (the
 //! same token from the verified-token cache; the DPoP request adds the proof checks and the
 //! in-memory replay store). After criterion's own report, a summary table prints the median of each
@@ -59,6 +61,9 @@ struct Case {
     validation: Validation,
     authority: Authority,
     cached: Authority,
+    /// As `authority`, with introspection configured: a JWT is still verified locally (the
+    /// endpoint, a closed port, is never called).
+    introspecting: Authority,
 }
 
 fn spki_der(pem: &str) -> Vec<u8> {
@@ -98,7 +103,15 @@ fn case(issuer: &TestIssuer, alg: Algorithm) -> Case {
 
     let authority = issuer.authority_builder(AUD).token_cache_capacity(0).build().unwrap();
     let cached = issuer.authority(AUD);
+    let introspecting = issuer
+        .authority_builder(AUD)
+        .token_cache_capacity(0)
+        .introspection("api", "secret")
+        .introspection_endpoint("http://127.0.0.1:9/introspect")
+        .build()
+        .unwrap();
     ready(authority.verify(&token)).unwrap();
+    ready(introspecting.verify(&token)).unwrap();
     Case {
         alg,
         message: input.as_bytes().to_vec(),
@@ -109,6 +122,7 @@ fn case(issuer: &TestIssuer, alg: Algorithm) -> Case {
         validation,
         authority,
         cached,
+        introspecting,
     }
 }
 
@@ -130,6 +144,10 @@ fn jsonwebtoken_decode(c: &Case) {
 
 fn scopegate_verify(c: &Case) {
     ready(c.authority.verify(black_box(&c.token))).unwrap();
+}
+
+fn scopegate_verify_introspection_configured(c: &Case) {
+    ready(c.introspecting.verify(black_box(&c.token))).unwrap();
 }
 
 fn scopegate_cache_hit(c: &Case) {
@@ -253,6 +271,11 @@ fn bench(c: &mut Criterion) {
         group.bench_function("floor (signature only)", |b| b.iter(|| floor(case)));
         group.bench_function("jsonwebtoken::decode", |b| b.iter(|| jsonwebtoken_decode(case)));
         group.bench_function("scopegate", |b| b.iter(|| scopegate_verify(case)));
+        if case.alg == Algorithm::RS256 {
+            group.bench_function("scopegate, introspection configured", |b| {
+                b.iter(|| scopegate_verify_introspection_configured(case));
+            });
+        }
         group.finish();
     }
     c.bench_function("verify/cache hit (RS256)", |b| b.iter(|| scopegate_cache_hit(&cases[0])));
@@ -316,6 +339,19 @@ fn summary() {
         let ratio = |d: Duration| d.as_secs_f64() / fl.as_secs_f64();
         println!("| {} | {} | {} | {:.2}× | {} | {:.2}× |", case.alg, fmt(fl), fmt(jw), ratio(jw), fmt(sg), ratio(sg));
     }
+    // The same RS256 JWT with introspection configured: verified locally all the same.
+    let (mut plain, mut configured) = (Vec::new(), Vec::new());
+    for _ in 0..31 {
+        plain.push(median(|| scopegate_verify(&cases[0]), 200, 1));
+        configured.push(median(|| scopegate_verify_introspection_configured(&cases[0]), 200, 1));
+    }
+    plain.sort_unstable();
+    configured.sort_unstable();
+    println!(
+        "\n| RS256 JWT, cache off: without introspection | with introspection configured |\n|---|---|\n| {} | {} |",
+        fmt(plain[15]),
+        fmt(configured[15])
+    );
     let hit = median(|| scopegate_cache_hit(&cases[0]), 20_000, 31);
     println!("\n| verified-token cache hit (RS256 token, {} bytes) | {} |", cases[0].token.len(), fmt(hit));
     println!("|---|---|");

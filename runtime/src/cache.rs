@@ -112,13 +112,13 @@ impl TokenCache {
         }
     }
 
-    fn locate(&self, token: &str) -> (u64, &RwLock<Shard>) {
-        // The last 48 base64url characters (288 bits) of the signature segment, or all of
-        // a shorter one: the token's high-entropy tail. Hashing them alone costs a tenth of
-        // hashing an RS256 token, and hits still compare the whole token. Only tokens that
-        // passed every check are inserted, so nobody can choose colliding entries.
-        let signature = token.rsplit_once('.').map_or(token, |(_, signature)| signature);
-        let tail = signature.get(signature.len().saturating_sub(TAIL_BYTES)..).unwrap_or(signature);
+    fn locate(&self, token: &[u8]) -> (u64, &RwLock<Shard>) {
+        // The last 48 characters (288 bits) of the token, or all of a shorter one: only
+        // compact JWS are inserted, so that is the tail of the signature segment, its
+        // high-entropy part. Hashing them alone costs a tenth of hashing an RS256 token,
+        // and hits still compare the whole token. Only tokens that passed every check are
+        // inserted, so nobody can choose colliding entries.
+        let tail = token.get(token.len().saturating_sub(TAIL_BYTES)..).unwrap_or(token);
         let hash = self.hasher.hash_one(tail);
         // The low bits pick the shard; the map uses the whole hash.
         let shard = &self.shards[(hash as usize) % SHARDS];
@@ -126,12 +126,13 @@ impl TokenCache {
     }
 
     /// The cached claims of exactly this token, if still fresh for `generation` and
-    /// unexpired at `now` (seconds since the epoch).
-    pub(crate) fn get(&self, token: &str, generation: u64, now: f64) -> Option<Arc<VerifiedClaims>> {
+    /// unexpired at `now` (seconds since the epoch). Bytes, not text: a request's header
+    /// is looked up before it is read as text (an exact match is the same text).
+    pub(crate) fn get(&self, token: &[u8], generation: u64, now: f64) -> Option<Arc<VerifiedClaims>> {
         let (hash, shard) = self.locate(token);
         let shard = shard.read().unwrap_or_else(std::sync::PoisonError::into_inner);
         let entry = shard.map.get(&hash)?;
-        let fresh = *entry.token == *token
+        let fresh = *entry.token.as_bytes() == *token
             && entry.generation == generation
             && now < entry.claims.expires_at
             && entry.inserted.elapsed() < self.max_age;
@@ -148,7 +149,7 @@ impl TokenCache {
         if needed > self.per_shard_bytes {
             return;
         }
-        let (hash, shard) = self.locate(token);
+        let (hash, shard) = self.locate(token.as_bytes());
         let mut guard = shard.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         let shard = &mut *guard;
         shard.remove(hash);
@@ -194,7 +195,7 @@ impl TokenCache {
 #[derive(Clone, Copy, Default)]
 struct IdentityHasher;
 
-/// How many trailing bytes of a token's signature segment are hashed.
+/// How many trailing bytes of a token (of its signature segment) are hashed.
 const TAIL_BYTES: usize = 48;
 
 impl BuildHasher for IdentityHasher {
@@ -233,22 +234,26 @@ mod tests {
     fn hits_only_the_exact_token_while_fresh() {
         let cache = TokenCache::new(100, DEFAULT_TOKEN_CACHE_MAX_BYTES, Duration::from_secs(60));
         cache.insert("a.b.c", &claims(1000.0), 7);
-        assert!(cache.get("a.b.c", 7, 999.0).is_some());
-        assert!(cache.get("a.b.d", 7, 999.0).is_none());
-        assert!(cache.get("a.b.c", 8, 999.0).is_none(), "another key-set generation");
-        assert!(cache.get("a.b.c", 7, 1000.0).is_none(), "at exp");
+        assert!(cache.get(b"a.b.c", 7, 999.0).is_some());
+        assert!(cache.get(b"a.b.d", 7, 999.0).is_none());
+        assert!(cache.get(b"a.b.c", 8, 999.0).is_none(), "another key-set generation");
+        assert!(cache.get(b"a.b.c", 7, 1000.0).is_none(), "at exp");
     }
 
     #[test]
-    fn a_token_sharing_the_signature_segment_never_hits() {
+    fn a_token_sharing_the_hashed_tail_never_hits() {
+        // Two tokens whose last 48 characters (the signature's tail) are equal share a
+        // hash, and so a slot: each compares the whole token.
+        let signature = "s".repeat(TAIL_BYTES + 12);
+        let (one, two) = (format!("h.payload-one.{signature}"), format!("h.payload-two.{signature}"));
         let cache = TokenCache::new(100, DEFAULT_TOKEN_CACHE_MAX_BYTES, Duration::from_secs(60));
-        cache.insert("h.payload-one.sig", &claims(1000.0), 0);
-        assert!(cache.get("h.payload-two.sig", 0, 1.0).is_none());
-        assert!(cache.get("h.payload-one.sig", 0, 1.0).is_some());
+        cache.insert(&one, &claims(1000.0), 0);
+        assert!(cache.get(two.as_bytes(), 0, 1.0).is_none());
+        assert!(cache.get(one.as_bytes(), 0, 1.0).is_some());
         // The second token takes the slot; the first then misses (and is verified again).
-        cache.insert("h.payload-two.sig", &claims(1000.0), 0);
-        assert!(cache.get("h.payload-one.sig", 0, 1.0).is_none());
-        assert!(cache.get("h.payload-two.sig", 0, 1.0).is_some());
+        cache.insert(&two, &claims(1000.0), 0);
+        assert!(cache.get(one.as_bytes(), 0, 1.0).is_none());
+        assert!(cache.get(two.as_bytes(), 0, 1.0).is_some());
     }
 
     #[test]
@@ -256,7 +261,7 @@ mod tests {
         let cache = TokenCache::new(100, DEFAULT_TOKEN_CACHE_MAX_BYTES, Duration::from_millis(1));
         cache.insert("a.b.c", &claims(1e9), 0);
         std::thread::sleep(Duration::from_millis(5));
-        assert!(cache.get("a.b.c", 0, 1.0).is_none());
+        assert!(cache.get(b"a.b.c", 0, 1.0).is_none());
     }
 
     #[test]
@@ -272,7 +277,7 @@ mod tests {
         // A token larger than a shard's budget is not cached at all.
         let huge = "y".repeat(5000);
         cache.insert(&huge, &claims(1e9), 0);
-        assert!(cache.get(&huge, 0, 1.0).is_none());
+        assert!(cache.get(huge.as_bytes(), 0, 1.0).is_none());
     }
 
     #[test]

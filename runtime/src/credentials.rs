@@ -68,6 +68,33 @@ pub(crate) fn token<'a>(headers: &'a HeaderMap, uri: &Uri, dpop: bool) -> Result
     Ok(if is_dpop { Credentials::Dpop(token) } else { Credentials::Bearer(token) })
 }
 
+/// The token of the common request, `Authorization: Bearer <token>` (one header, the scheme
+/// in any case, then spaces), if the request takes that form and has no `access_token`
+/// query parameter; `None` for everything else. Its syntax is **not** checked, and it is
+/// not even read as text: it is only
+/// for looking the token up among tokens that passed [`token`]'s checks (the
+/// verified-token cache, which holds only compact JWS, three base64url segments joined by
+/// dots). An exact match is a token [`token`] accepts, the same `Bearer` credential: a
+/// header of this form whose token has that syntax is visible ASCII with a `b64token`.
+/// Anything that is not a match goes through [`token`].
+///
+/// The checks it skips were the largest cost of a request whose token the cache already
+/// knew: reading every byte of the header twice (BENCHMARKS.md).
+pub(crate) fn plain_bearer<'a>(headers: &'a HeaderMap, uri: &Uri) -> Option<&'a [u8]> {
+    let mut values = headers.get_all(AUTHORIZATION).iter();
+    let value = values.next()?.as_bytes();
+    if values.next().is_some() {
+        return None;
+    }
+    let (scheme, rest) = value.split_at_checked(6)?;
+    if !scheme.eq_ignore_ascii_case(b"bearer") || !rest.starts_with(b" ") {
+        return None;
+    }
+    let start = rest.iter().position(|&b| b != b' ')?;
+    let token = rest.get(start..)?;
+    (!has_query_access_token(uri)).then_some(token)
+}
+
 /// `b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`
 fn is_b64token(token: &str) -> bool {
     let body = token.trim_end_matches('=');
@@ -167,6 +194,58 @@ mod tests {
             };
             assert_eq!(extract(&[&header], "/").map(|_| ()), expected, "byte {b:#04x}");
         }
+    }
+
+    /// `plain_bearer` skips the syntax checks for tokens found in the verified-token
+    /// cache, which holds only compact JWS: for every header and query it reads such a
+    /// token from, `token` must accept the same token as the same credential.
+    #[test]
+    fn a_compact_jws_read_by_plain_bearer_is_the_token_the_full_checks_accept() {
+        let jws_syntax = |t: &str| {
+            t.split('.').count() == 3
+                && t.split('.')
+                    .all(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+        };
+        let schemes = ["Bearer", "bearer", "BEARER", "bEaReR", "Bearerx", "Bearer,", "Basic", "DPoP", "Bear"];
+        let separators = ["", " ", "   ", "\t", " \t", "\t ", ","];
+        let mut tokens: Vec<String> = vec!["a.b.c".into(), "eyJ.eyJ.sig-_".into(), "a.b".into(), "a..c".into()];
+        for b in 0..=255u8 {
+            tokens.push(format!("a.b{}.c", char::from(b)));
+            tokens.push(format!("a.b.c{}", char::from(b)));
+        }
+        let uris: [Uri; 5] = ["/", "/x?y=1", "/x?access_token=t", "/x?a=1&%61ccess_token=t", "/x?access_tokens=t"]
+            .map(|u| u.parse().unwrap());
+        let mut checked = 0;
+        for scheme in schemes {
+            for separator in separators {
+                for token in &tokens {
+                    let Ok(value) = HeaderValue::from_bytes(format!("{scheme}{separator}{token}").as_bytes()) else {
+                        continue;
+                    };
+                    for count in [1, 2] {
+                        let mut headers = HeaderMap::new();
+                        for _ in 0..count {
+                            headers.append(AUTHORIZATION, value.clone());
+                        }
+                        for uri in &uris {
+                            let Some(fast) = plain_bearer(&headers, uri) else { continue };
+                            let Ok(fast) = std::str::from_utf8(fast) else { continue };
+                            if jws_syntax(fast) {
+                                assert_eq!(token_of(&headers, uri), Ok(Credentials::Bearer(fast)), "{value:?} {uri}");
+                                checked += 1;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        // Four Bearer spellings × three space separators × the tokens of JWS form × the
+        // three URIs without an access_token parameter.
+        assert!(checked >= 4 * 3 * 60 * 3, "{checked}");
+    }
+
+    fn token_of<'a>(headers: &'a HeaderMap, uri: &Uri) -> Result<Credentials<'a>, RequestError> {
+        token(headers, uri, true)
     }
 
     #[test]

@@ -17,7 +17,10 @@ impl AuthorityBuilder {
     /// A builder configured from the process environment (see the table in the crate docs'
     /// "Configuration from the environment"): `ISSUER` and `AUDIENCE` are required,
     /// `JWKS_URI`, `TOKEN_PROFILE`, `SCOPE_CLAIMS`, `ALLOWED_CLIENTS`, `ALGORITHMS` and
-    /// `LEEWAY_SECS` optional. Further settings can be chained before building.
+    /// `LEEWAY_SECS` optional. `ISSUER` may list several issuers separated by commas
+    /// (`https://a/,https://b/`): the first is this builder's, each other one is trusted
+    /// with [`also_trust`](Self::also_trust), with its own discovery and keys and the same
+    /// token policy. Further settings chained before building apply to the first issuer.
     ///
     /// ```no_run
     /// # async fn run() -> Result<(), scopegate::ConfigError> {
@@ -36,27 +39,38 @@ impl AuthorityBuilder {
     }
 
     /// [`from_env`](Self::from_env) with the variables read through `lookup`.
+    ///
+    /// Every variable is checked before any builder is made, and each issuer of a
+    /// comma-separated `ISSUER` gets the same token policy (audiences, profile, scope
+    /// claims, clients, algorithms, leeway) on a builder of its own, trusted with
+    /// [`also_trust`](Self::also_trust).
     pub(crate) fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let required = |name: &'static str, what: &str| match lookup(name) {
             Some(value) if !value.trim().is_empty() => Ok(value),
             Some(_) => Err(ConfigError::new(name, format!("is set but empty: set it to {what}"))),
             None => Err(ConfigError::new(name, format!("is not set: set it to {what}"))),
         };
-        let issuer = required("ISSUER", "the exact `iss` of your tokens, such as https://your-tenant.example/")?;
+        let issuers = issuers(&required(
+            "ISSUER",
+            "the exact `iss` of your tokens, such as https://your-tenant.example/ (several separated by commas)",
+        )?)?;
         let audiences = required("AUDIENCE", "your API's identifier, the `aud` your issuer puts in its access tokens")?;
-        let mut builder = Authority::builder().issuer(issuer);
-        for audience in list(&audiences) {
-            builder = builder.audience(audience);
-        }
-        if let Some(uri) = lookup("JWKS_URI") {
+        let mut policy = EnvPolicy { audiences: list(&audiences).map(str::to_owned).collect(), ..EnvPolicy::default() };
+        let jwks_uri = lookup("JWKS_URI");
+        if let Some(uri) = &jwks_uri {
             if uri.trim().is_empty() {
                 return Err(ConfigError::new("JWKS_URI", "is set but empty: unset it to use discovery"));
             }
-            builder = builder.jwks_uri(uri);
+            if issuers.len() > 1 {
+                return Err(ConfigError::new(
+                    "JWKS_URI",
+                    "holds one issuer's keys, but ISSUER lists several: unset JWKS_URI, each issuer's keys are then discovered",
+                ));
+            }
         }
         match lookup("TOKEN_PROFILE").as_deref().map(str::trim) {
             None | Some("rfc9068") => {}
-            Some("compatible") => builder = builder.profile(Profile::Compatible),
+            Some("compatible") => policy.profile = Some(Profile::Compatible),
             Some(other) => {
                 return Err(ConfigError::new(
                     "TOKEN_PROFILE",
@@ -76,10 +90,10 @@ impl AuthorityBuilder {
                     )),
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-            builder = builder.scope_claims(claims);
+            policy.scope_claims = Some(claims);
         }
         if let Some(value) = lookup("ALLOWED_CLIENTS") {
-            builder = builder.allowed_clients(list(&value));
+            policy.allowed_clients = Some(list(&value).map(str::to_owned).collect());
         }
         if let Some(value) = lookup("ALGORITHMS") {
             let algorithms = list(&value)
@@ -94,16 +108,81 @@ impl AuthorityBuilder {
                     })
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-            builder = builder.algorithms(algorithms);
+            policy.algorithms = Some(algorithms);
         }
         if let Some(value) = lookup("LEEWAY_SECS") {
             let secs = value.trim().parse::<u64>().ok().filter(|secs| *secs <= 300).ok_or_else(|| {
                 ConfigError::new("LEEWAY_SECS", format!("`{value}` is not a number of seconds from 0 to 300"))
             })?;
-            builder = builder.leeway(Duration::from_secs(secs));
+            policy.leeway = Some(Duration::from_secs(secs));
+        }
+        let mut issuers = issuers.into_iter();
+        let first = issuers.next().ok_or_else(|| ConfigError::new("ISSUER", "lists no issuer"))?;
+        let mut builder = policy.apply(Authority::builder().issuer(first));
+        if let Some(uri) = jwks_uri {
+            builder = builder.jwks_uri(uri);
+        }
+        for other in issuers {
+            builder = builder.also_trust(policy.apply(Authority::builder().issuer(other)));
         }
         Ok(builder)
     }
+}
+
+/// The token policy read from the environment, given to every issuer's builder.
+#[derive(Default)]
+struct EnvPolicy {
+    audiences: Vec<String>,
+    profile: Option<Profile>,
+    scope_claims: Option<Vec<ScopeClaim>>,
+    allowed_clients: Option<Vec<String>>,
+    algorithms: Option<Vec<Algorithm>>,
+    leeway: Option<Duration>,
+}
+
+impl EnvPolicy {
+    fn apply(&self, mut builder: AuthorityBuilder) -> AuthorityBuilder {
+        for audience in &self.audiences {
+            builder = builder.audience(audience);
+        }
+        if let Some(profile) = self.profile {
+            builder = builder.profile(profile);
+        }
+        if let Some(claims) = &self.scope_claims {
+            builder = builder.scope_claims(claims.iter().copied());
+        }
+        if let Some(clients) = &self.allowed_clients {
+            builder = builder.allowed_clients(clients);
+        }
+        if let Some(algorithms) = &self.algorithms {
+            builder = builder.algorithms(algorithms.iter().copied());
+        }
+        if let Some(leeway) = self.leeway {
+            builder = builder.leeway(leeway);
+        }
+        builder
+    }
+}
+
+/// The issuers of `ISSUER`: one, or several separated by commas (an issuer identifier is
+/// a URL, which has no comma worth keeping), each an `https` or `http` URL, none twice.
+fn issuers(value: &str) -> Result<Vec<String>, ConfigError> {
+    let mut issuers: Vec<String> = Vec::new();
+    for issuer in value.split(',').map(str::trim) {
+        if !(issuer.starts_with("https://") || issuer.starts_with("http://")) {
+            return Err(ConfigError::new(
+                "ISSUER",
+                format!(
+                    "`{issuer}` is not an issuer URL: use the exact `iss` of your tokens, such as https://your-tenant.example/ (several separated by commas)"
+                ),
+            ));
+        }
+        if issuers.iter().any(|i| i == issuer) {
+            return Err(ConfigError::new("ISSUER", format!("`{issuer}` is listed twice")));
+        }
+        issuers.push(issuer.to_owned());
+    }
+    Ok(issuers)
 }
 
 impl Authority {
@@ -168,6 +247,18 @@ mod tests {
             (&[ISS, AUD, ("ALGORITHMS", "RS256,none")], "ALGORITHMS", "`none` is not a supported algorithm"),
             (&[ISS, AUD, ("LEEWAY_SECS", "301")], "LEEWAY_SECS", "`301` is not a number of seconds"),
             (&[ISS, AUD, ("LEEWAY_SECS", "soon")], "LEEWAY_SECS", "`soon` is not a number of seconds"),
+            (&[("ISSUER", "tenant.example"), AUD], "ISSUER", "`tenant.example` is not an issuer URL"),
+            (&[("ISSUER", "https://a.example/,"), AUD], "ISSUER", "`` is not an issuer URL"),
+            (
+                &[("ISSUER", "https://a.example/, https://a.example/"), AUD],
+                "ISSUER",
+                "`https://a.example/` is listed twice",
+            ),
+            (
+                &[("ISSUER", "https://a.example/,https://b.example/"), AUD, ("JWKS_URI", "https://a.example/keys")],
+                "JWKS_URI",
+                "holds one issuer's keys, but ISSUER lists several",
+            ),
         ];
         for (vars, variable, message) in cases {
             let Err(error) = builder(vars) else { panic!("{vars:?} was accepted") };
@@ -197,6 +288,53 @@ mod tests {
         assert_eq!(config.allowed_clients.as_deref().map(<[Box<str>]>::len), Some(2));
         assert_eq!(config.algorithms, [Algorithm::EdDSA]);
         assert_eq!(config.leeway, Duration::ZERO);
+    }
+
+    /// Two issuers, `{base}/a/` and `{base}/b/`, each with its own keys, served on
+    /// 127.0.0.1 with a discovery document and a JWKS.
+    async fn two_issuers() -> (String, crate::testing::TestIssuer, crate::testing::TestIssuer) {
+        use axum::{Json, Router, routing::get};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let a = crate::testing::TestIssuer::with_fresh_keys(format!("{base}/a/"));
+        let b = crate::testing::TestIssuer::with_fresh_keys(format!("{base}/b/"));
+        let discovery = |name: &str| {
+            let doc =
+                serde_json::json!({"issuer": format!("{base}/{name}/"), "jwks_uri": format!("{base}/{name}/keys")});
+            move || async move { Json(doc) }
+        };
+        let (keys_a, keys_b) = (a.jwks(), b.jwks());
+        let app = Router::new()
+            .route("/a/.well-known/openid-configuration", get(discovery("a")))
+            .route("/b/.well-known/openid-configuration", get(discovery("b")))
+            .route("/a/keys", get(move || async move { Json(keys_a) }))
+            .route("/b/keys", get(move || async move { Json(keys_b) }));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (base, a, b)
+    }
+
+    #[tokio::test]
+    async fn several_issuers_each_get_the_policy_and_only_their_own_keys() {
+        let (base, a, b) = two_issuers().await;
+        let issuers = format!("{base}/a/, {base}/b/");
+        let authority = builder(&[("ISSUER", &issuers), ("AUDIENCE", "api"), ("TOKEN_PROFILE", "compatible")])
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        assert_eq!(authority.issuers(), [a.issuer(), b.issuer()]);
+        // Tokens typed `JWT` (the compatible profile) for `api`, of each issuer.
+        let of = |issuer: &crate::testing::TestIssuer| issuer.access_token().typ("JWT").audience("api");
+        for issuer in [&a, &b] {
+            let token = authority.verify(&of(issuer).sign()).await.unwrap();
+            assert_eq!(token.issuer(), issuer.issuer());
+        }
+        let outcome = |result: Result<crate::AccessToken, crate::Rejection>| result.map(|_| ()).map_err(|r| r.reason());
+        // The second issuer holds the same audience: a token of b for another API is refused.
+        assert_eq!(outcome(authority.verify(&of(&b).audience("other").sign()).await), Err("invalid_audience"));
+        // A token naming b, signed with a's keys, is checked against b's keys only.
+        let forged = a.access_token().typ("JWT").audience("api").claim("iss", b.issuer()).sign();
+        assert_eq!(outcome(authority.verify(&forged).await), Err("invalid_signature"));
     }
 
     #[test]

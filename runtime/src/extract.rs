@@ -109,29 +109,24 @@ async fn authenticate(
     if let Some(token) = parts.extensions.get::<Verified>().and_then(|v| v.find(authority, reuse)) {
         return Ok(Some(token.clone()));
     }
-    let credentials = match credentials::token(&parts.headers, &parts.uri, authority.dpop_enabled()) {
-        // DPoP required: a bearer token is an unsupported scheme (RFC 6750 §3.1).
-        Ok(Credentials::Bearer(_)) if authority.dpop_required() => return Err(missing_credentials(authority)),
-        Ok(Credentials::None) => return Ok(None),
-        Ok(credentials) => credentials,
-        Err(error) => return Err(authority.reject(RejectionKind::InvalidRequest(error))),
-    };
     let (audience, introspect) = match reuse {
         Reuse::SameAuthority => (None, false),
         Reuse::SameAudience(audience, introspect) => (audience, introspect),
     };
     let check = audience.map_or(AudienceCheck::Configured, AudienceCheck::Exact);
-    let token = match credentials {
-        Credentials::Dpop(token) => {
-            // Owned: the proof check records the accepted proof in the request extensions.
-            let token = token.to_owned();
-            match authority.verify_dpop(parts, &token, check, introspect).await {
-                Ok(claims) => authority.accepted(claims),
-                Err(kind) => return Err(authority.reject(kind).under_dpop()),
-            }
-        }
-        Credentials::Bearer(token) => authority.verify_for(token, check, introspect).await?,
-        Credentials::None => return Ok(None),
+    // The common request: a bearer token verified before. A token in the verified-token
+    // cache passed every syntax check `credentials::token` makes, so they are not made
+    // again (see `credentials::plain_bearer`); anything else takes the full path below.
+    let cached = match credentials::plain_bearer(&parts.headers, &parts.uri) {
+        Some(token) if !introspect && !authority.dpop_required() => authority.cached(token, check),
+        _ => None,
+    };
+    let token = match cached {
+        Some((member, result)) => authority.settle(result, Some(&member.inner.config.issuer))?,
+        None => match verify_presented(parts, authority, check, introspect).await? {
+            Some(token) => token,
+            None => return Ok(None),
+        },
     };
     let outcome = Outcome { authority: Arc::downgrade(&authority.inner), audience, token: token.clone() };
     match parts.extensions.get_mut::<Verified>() {
@@ -141,6 +136,34 @@ async fn authenticate(
         }
     }
     Ok(Some(token))
+}
+
+/// Reads the request's credentials with every syntax check and verifies them for `check`.
+async fn verify_presented(
+    parts: &mut Parts,
+    authority: &Authority,
+    check: AudienceCheck<'_>,
+    introspect: bool,
+) -> Result<Option<AccessToken>, Rejection> {
+    let credentials = match credentials::token(&parts.headers, &parts.uri, authority.dpop_enabled()) {
+        // DPoP required: a bearer token is an unsupported scheme (RFC 6750 §3.1).
+        Ok(Credentials::Bearer(_)) if authority.dpop_required() => return Err(missing_credentials(authority)),
+        Ok(Credentials::None) => return Ok(None),
+        Ok(credentials) => credentials,
+        Err(error) => return Err(authority.reject(RejectionKind::InvalidRequest(error))),
+    };
+    match credentials {
+        Credentials::Dpop(token) => {
+            // Owned: the proof check records the accepted proof in the request extensions.
+            let token = token.to_owned();
+            match authority.verify_dpop(parts, &token, check, introspect).await {
+                Ok(claims) => Ok(Some(authority.accepted(claims))),
+                Err(kind) => Err(authority.reject(kind).under_dpop()),
+            }
+        }
+        Credentials::Bearer(token) => authority.verify_for(token, check, introspect).await.map(Some),
+        Credentials::None => Ok(None),
+    }
 }
 
 /// The request's token, verified for the authority's configured audiences exactly as by
@@ -223,11 +246,11 @@ impl<S: AuthorityState, R: Requirement> FromRequestParts<S> for Guard<R> {
             && token.issuer() != issuer
         {
             let kind = RejectionKind::InvalidToken(crate::rejection::TokenError::IssuerNotAllowedHere);
-            return Err(authority.reject(kind).for_route(R::CHALLENGE));
+            return Err(authority.reject_from(kind, authority.metrics_issuer(token.issuer())).for_route(R::CHALLENGE));
         }
         if !R::SCOPES.is_satisfied_by(token.scopes()) {
-            let rejection =
-                authority.reject(RejectionKind::InsufficientScope { required: R::CHALLENGE, requirement: R::SCOPES });
+            let kind = RejectionKind::InsufficientScope { required: R::CHALLENGE, requirement: R::SCOPES };
+            let rejection = authority.reject_from(kind, authority.metrics_issuer(token.issuer()));
             // The 403 goes on the challenge of the scheme the token came with.
             let dpop = authority.dpop_enabled()
                 && matches!(credentials::token(&parts.headers, &parts.uri, true), Ok(Credentials::Dpop(_)));

@@ -56,6 +56,7 @@ use tokio::sync::watch;
 
 use crate::{
     claims::{self, AudienceCheck, VerifiedClaims},
+    client_assertion::{AssertionSigner, JWT_BEARER, KeyText},
     config::Config,
     http::{FetchError, IssuerClient},
     jwks::RemoteKeys,
@@ -91,6 +92,10 @@ pub enum ClientAuth {
     ClientSecretBasic,
     /// `client_id` and `client_secret` in the form body.
     ClientSecretPost,
+    /// `private_key_jwt` (RFC 7523 §2.2, OpenID Connect Core §9): a JWT signed with the
+    /// API's private key, fresh for each request, instead of a secret. Set by
+    /// `AuthorityBuilder::introspection_private_key_pem` and `…_jwk`, which give the key.
+    PrivateKeyJwt,
 }
 
 /// The builder's introspection settings.
@@ -106,6 +111,8 @@ pub(crate) struct Settings {
     pub(crate) cache_capacity: Option<usize>,
     pub(crate) cache_max_bytes: Option<usize>,
     pub(crate) jwt_response: bool,
+    /// `private_key_jwt`: the `kid` and the private key.
+    pub(crate) signing_key: Option<(String, KeyText)>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -149,6 +156,8 @@ pub(crate) struct Introspector {
     client_id: Box<str>,
     client_secret: Box<str>,
     client_auth: ClientAuth,
+    /// `private_key_jwt`: the signer and the assertions' `aud` (the issuer identifier).
+    assertion: Option<(AssertionSigner, Box<str>)>,
     pub(crate) introspect_jwts: bool,
     accepts_missing_audience: bool,
     /// RFC 9701: ask for, and accept only, answers signed with these keys.
@@ -172,6 +181,7 @@ impl Introspector {
         client_secret: String,
         keys: &KeySource,
         settings: &Settings,
+        assertion: Option<(AssertionSigner, Box<str>)>,
     ) -> Self {
         Self {
             client,
@@ -179,6 +189,7 @@ impl Introspector {
             client_id: client_id.into(),
             client_secret: client_secret.into(),
             client_auth: settings.client_auth,
+            assertion,
             introspect_jwts: settings.introspect_jwts,
             accepts_missing_audience: settings.accepts_missing_audience,
             signed_answers: settings.jwt_response.then(|| keys.clone()),
@@ -313,6 +324,22 @@ impl Introspector {
                 form.push_str(&form_encode(&self.client_id));
                 form.push_str("&client_secret=");
                 form.push_str(&form_encode(&self.client_secret));
+                None
+            }
+            ClientAuth::PrivateKeyJwt => {
+                let now = config.clock.now().max(0.0) as u64;
+                let Some(assertion) =
+                    self.assertion.as_ref().and_then(|(signer, aud)| signer.assertion(&self.client_id, aud, now))
+                else {
+                    tracing::error!(target: "scopegate", "cannot sign the private_key_jwt client assertion; cannot introspect");
+                    return Outcome::Unavailable;
+                };
+                form.push_str("&client_id=");
+                form.push_str(&form_encode(&self.client_id));
+                form.push_str("&client_assertion_type=");
+                form.push_str(&form_encode(JWT_BEARER));
+                form.push_str("&client_assertion=");
+                form.push_str(&assertion);
                 None
             }
         };

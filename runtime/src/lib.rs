@@ -271,14 +271,25 @@
 //!
 //! | counter | labels | counts |
 //! |---|---|---|
-//! | `scopegate_tokens_accepted_total` | | tokens that passed every check (verified-token cache hits and introspected tokens included) |
-//! | `scopegate_tokens_rejected_total` | `reason`: a code of the reason table | refused requests |
-//! | `scopegate_signatures_checked_total` | | signature verifications performed |
-//! | `scopegate_token_cache_hits_total` | | tokens accepted from the verified-token cache |
+//! | `scopegate_tokens_accepted_total` | `issuer` | tokens that passed every check (verified-token cache hits and introspected tokens included) |
+//! | `scopegate_tokens_rejected_total` | `reason`: a code of the reason table; `issuer` once the token reached an issuer's checks | refused requests |
+//! | `scopegate_signatures_checked_total` | `issuer` | signature verifications performed |
+//! | `scopegate_token_cache_hits_total` | `issuer` | tokens accepted from the verified-token cache |
 //! | `scopegate_jwks_fetches_total` | `outcome`: `success`, `failure` | JWKS fetches finished (discovery included) |
 //! | `scopegate_key_set_changes_total` | | fetches that changed the set of key ids (the first load counts) |
 //! | `scopegate_introspection_requests_total` | | requests sent to the introspection endpoint |
 //! | `scopegate_userinfo_requests_total` | | requests sent to the userinfo endpoint |
+//!
+//! `issuer` is the identifier of the trusted issuer whose keys and policy checked the
+//! token, as configured ([`AuthorityBuilder::issuer`], or an
+//! [`also_trust`](AuthorityBuilder::also_trust) builder's; for the Entra ID multi-tenant
+//! preset, its `{tenantid}` template), never a string read from a token: its values are
+//! the issuers you configured. A refusal carries it once the token reached an issuer: with
+//! one issuer every token past the size cap does; with several, a token whose `iss` cannot
+//! be read or is not trusted is refused before any issuer and has no `issuer` label. A
+//! refusal of the guard after verification (`insufficient_scope`,
+//! `issuer_not_allowed_here`) and of `/userinfo` carries the token's issuer; refusals of
+//! a token sent with DPoP, and of requests without a token, carry none.
 //!
 //! Every `Authority` build registers the counters' descriptions with the recorder
 //! installed then: install it first. Without the feature nothing is recorded and the
@@ -305,9 +316,9 @@
 //!
 //! | variable | required | meaning |
 //! |---|---|---|
-//! | `ISSUER` | yes | the exact `iss` of your tokens; keys are found through discovery |
+//! | `ISSUER` | yes | the exact `iss` of your tokens; keys are found through discovery. Several separated by commas (`https://a/,https://b/`): each with its own discovery and keys and the settings below, a token verified only with its own issuer's keys |
 //! | `AUDIENCE` | yes | your API's identifier (`aud`); several separated by commas |
-//! | `JWKS_URI` | no | the issuer's JWK set URL, to skip discovery |
+//! | `JWKS_URI` | no | the issuer's JWK set URL, to skip discovery (one issuer only) |
 //! | `TOKEN_PROFILE` | no | `rfc9068` (default) or `compatible` |
 //! | `SCOPE_CLAIMS` | no | the scope claims to read, in order: `scope`, `scp`, `permissions` (comma-separated) |
 //! | `ALLOWED_CLIENTS` | no | the client ids whose tokens are accepted (comma-separated) |
@@ -466,8 +477,14 @@
 //!   revocation).
 //! - **Client authentication**: [`ClientAuth::ClientSecretBasic`] (HTTP Basic with the
 //!   form-urlencoded id and secret, RFC 6749 §2.3.1) or [`ClientAuth::ClientSecretPost`]
-//!   ([`AuthorityBuilder::introspection_client_auth`]). The requests obey the same URL
-//!   policy, timeouts and body cap as key fetches.
+//!   ([`AuthorityBuilder::introspection_client_auth`]), or `private_key_jwt` (RFC 7523
+//!   §2.2, OpenID Connect Core §9) with the API's own private key instead of a secret
+//!   ([`AuthorityBuilder::introspection_private_key_pem`] or
+//!   [`…_jwk`](AuthorityBuilder::introspection_private_key_jwk): RSA for RS256, P-256 for
+//!   ES256, read at build): each request carries a fresh assertion (`iss` = `sub` = the
+//!   client id, `aud` = the issuer identifier, a random `jti`, `iat`, `exp` a minute
+//!   later, the key's `kid`). The requests obey the same URL policy, timeouts and body
+//!   cap as key fetches.
 //! - **Signed answers** (RFC 9701): [`AuthorityBuilder::introspection_jwt_response`] asks
 //!   for a JWT answer signed with the issuer's keys and accepts nothing else (its `typ`,
 //!   `iss`, `aud` = the API's client id and `iat` are checked, then the answer inside).
@@ -597,6 +614,7 @@ mod authority;
 mod b64;
 mod cache;
 mod claims;
+mod client_assertion;
 mod clock;
 mod config;
 mod credentials;

@@ -12,13 +12,14 @@
 //! [`Authority`]: crate::Authority
 //! [`Authority::stats`]: crate::Authority::stats
 
-/// Tokens that passed every check.
+/// Tokens that passed every check, labelled `issuer`.
 pub const TOKENS_ACCEPTED: &str = "scopegate_tokens_accepted_total";
-/// Refused requests, labelled `reason` with the reason code.
+/// Refused requests, labelled `reason` with the reason code, and `issuer` once the token
+/// reached an issuer's checks.
 pub const TOKENS_REJECTED: &str = "scopegate_tokens_rejected_total";
-/// Signature verifications performed.
+/// Signature verifications performed, labelled `issuer` (whose keys checked it).
 pub const SIGNATURES_CHECKED: &str = "scopegate_signatures_checked_total";
-/// Tokens accepted from the verified-token cache.
+/// Tokens accepted from the verified-token cache, labelled `issuer`.
 pub const TOKEN_CACHE_HITS: &str = "scopegate_token_cache_hits_total";
 /// JWKS fetches finished, labelled `outcome` (`success` or `failure`).
 pub const JWKS_FETCHES: &str = "scopegate_jwks_fetches_total";
@@ -51,6 +52,22 @@ mod record {
     pub(crate) fn increment_labelled(name: &'static str, label: &'static str, value: &'static str) {
         ::metrics::counter!(name, label => value).increment(1);
     }
+
+    /// `name`, labelled `issuer` when it is known, and `label` when given.
+    pub(crate) fn increment_by_issuer(
+        name: &'static str,
+        issuer: Option<&str>,
+        label: Option<(&'static str, &'static str)>,
+    ) {
+        let mut labels = Vec::with_capacity(2);
+        if let Some((key, value)) = label {
+            labels.push(::metrics::Label::from_static_parts(key, value));
+        }
+        if let Some(issuer) = issuer {
+            labels.push(::metrics::Label::new("issuer", issuer.to_owned()));
+        }
+        ::metrics::counter!(name, labels).increment(1);
+    }
 }
 
 #[cfg(not(feature = "metrics"))]
@@ -58,7 +75,12 @@ mod record {
     pub(crate) fn describe() {}
     pub(crate) fn increment(_: &'static str) {}
     pub(crate) fn increment_labelled(_: &'static str, _: &'static str, _: &'static str) {}
+    pub(crate) fn increment_by_issuer(_: &'static str, _: Option<&str>, _: Option<(&'static str, &'static str)>) {}
 }
+
+/// Whether counters are recorded at all (the `metrics` feature): without it, the issuer
+/// a label would name is not even looked up.
+pub(crate) const ENABLED: bool = cfg!(feature = "metrics");
 
 /// Registers the description of every counter with the installed recorder (at every
 /// `Authority` build: recorders keep the latest, and builds are rare).
@@ -66,20 +88,24 @@ pub(crate) fn describe() {
     record::describe();
 }
 
-pub(crate) fn token_accepted() {
-    record::increment(TOKENS_ACCEPTED);
+// `issuer`: the identifier of the trusted issuer whose checks the token went through, as
+// configured (never a value read from a token, so the label's values are the configured
+// issuers and nothing an attacker chooses); `None` when the token reached no issuer.
+
+pub(crate) fn token_accepted(issuer: Option<&str>) {
+    record::increment_by_issuer(TOKENS_ACCEPTED, issuer, None);
 }
 
-pub(crate) fn token_rejected(reason: &'static str) {
-    record::increment_labelled(TOKENS_REJECTED, "reason", reason);
+pub(crate) fn token_rejected(reason: &'static str, issuer: Option<&str>) {
+    record::increment_by_issuer(TOKENS_REJECTED, issuer, Some(("reason", reason)));
 }
 
-pub(crate) fn signature_checked() {
-    record::increment(SIGNATURES_CHECKED);
+pub(crate) fn signature_checked(issuer: &str) {
+    record::increment_by_issuer(SIGNATURES_CHECKED, Some(issuer), None);
 }
 
-pub(crate) fn token_cache_hit() {
-    record::increment(TOKEN_CACHE_HITS);
+pub(crate) fn token_cache_hit(issuer: &str) {
+    record::increment_by_issuer(TOKEN_CACHE_HITS, Some(issuer), None);
 }
 
 pub(crate) fn jwks_fetch(succeeded: bool) {

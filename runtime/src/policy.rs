@@ -71,6 +71,10 @@ pub struct Declaration {
     pub file: &'static str,
     #[doc(hidden)]
     pub line: u32,
+    #[doc(hidden)]
+    pub issuer: Option<&'static str>,
+    #[doc(hidden)]
+    pub introspect: bool,
 }
 
 inventory::collect!(Declaration);
@@ -104,6 +108,19 @@ impl Declaration {
     #[must_use]
     pub fn line(&self) -> u32 {
         self.line
+    }
+
+    /// The issuer named with `iss = "…"`, or `None` for any issuer the authority trusts.
+    #[must_use]
+    pub fn issuer(&self) -> Option<&'static str> {
+        self.issuer
+    }
+
+    /// Whether the handler has `introspect`: its tokens, JWTs too, go to the issuer's
+    /// introspection endpoint.
+    #[must_use]
+    pub fn introspects(&self) -> bool {
+        self.introspect
     }
 }
 
@@ -166,6 +183,8 @@ pub struct Route {
     handler: &'static str,
     requirement: Requirement,
     audience: Option<String>,
+    issuer: Option<&'static str>,
+    introspect: bool,
 }
 
 impl Route {
@@ -198,6 +217,32 @@ impl Route {
     pub fn audience(&self) -> Option<&str> {
         self.audience.as_deref()
     }
+
+    /// The issuer a token must come from (the handler's `iss = "…"`), or `None` for any
+    /// issuer the authority trusts.
+    #[must_use]
+    pub fn issuer(&self) -> Option<&'static str> {
+        self.issuer
+    }
+
+    /// Whether the route's tokens, JWTs too, are introspected (the handler's `introspect`).
+    #[must_use]
+    pub fn introspects(&self) -> bool {
+        self.introspect
+    }
+
+    /// The table's REQUIREMENT cell: the requirement, then the handler's `iss = "…"` and
+    /// `introspect` as the attribute writes them.
+    fn requirement_cell(&self) -> String {
+        let mut cell = self.requirement.to_string();
+        if let Some(issuer) = self.issuer {
+            cell.push_str(&format!(", iss = \"{issuer}\""));
+        }
+        if self.introspect {
+            cell.push_str(", introspect");
+        }
+        cell
+    }
 }
 
 /// The route table: each route's method, path, requirement and audience.
@@ -224,7 +269,9 @@ impl Policy {
             Requirement::Public | Requirement::Unprotected => None,
             Requirement::Scopes(_) | Requirement::AnyToken => Some(self.audience.clone()),
         };
-        self.routes.push(Route { method, path: path.to_owned(), handler, requirement, audience });
+        let route =
+            Route { method, path: path.to_owned(), handler, requirement, audience, issuer: None, introspect: false };
+        self.routes.push(route);
         self
     }
 
@@ -240,8 +287,11 @@ impl Policy {
             Some(declaration) => {
                 let audience = declaration.audience.map(str::to_owned);
                 let mut policy = self.push(method, path, name, Requirement::Scopes(declaration.scopes));
-                if let (Some(audience), Some(route)) = (audience, policy.routes.last_mut()) {
-                    route.audience = Some(audience);
+                if let Some(route) = policy.routes.last_mut() {
+                    if let Some(audience) = audience {
+                        route.audience = Some(audience);
+                    }
+                    (route.issuer, route.introspect) = (declaration.issuer, declaration.introspect);
                 }
                 policy
             }
@@ -307,7 +357,7 @@ impl fmt::Display for Policy {
                 [
                     r.method.to_string(),
                     r.path.clone(),
-                    r.requirement.to_string(),
+                    r.requirement_cell(),
                     r.audience.clone().unwrap_or_else(|| "-".to_owned()),
                     r.handler.to_owned(),
                 ]

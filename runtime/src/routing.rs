@@ -52,6 +52,32 @@
 //! # fn main() {}
 //! ```
 //!
+//! Why only the *first* argument: the bound is a trait with one impl per shape of
+//! handler, and the marker `M` it infers names the shape. An impl for "`AccessToken` in
+//! position 2" (`FnOnce(T1, AccessToken, …)`) cannot say "and `T1` is not the guard, nor
+//! another `AccessToken` or `UserInfo`" (that is negative reasoning, which stable Rust's
+//! trait system does not have, and specialization is unstable). So a guarded handler that
+//! also takes `AccessToken`, which is the common case (`fn list(_: Guard, token:
+//! AccessToken)` after the attribute's expansion), and `fn profile(token: AccessToken,
+//! info: UserInfo)` would each match two impls, and rustc refuses an ambiguous `M`
+//! ("type annotations needed") instead of picking one: today's valid handlers would stop
+//! compiling. Checking the first argument only is unambiguous; the compile error for a
+//! token in another position says to move it first, which changes nothing at run time
+//! (the token extractors are `FromRequestParts` and read no body):
+//!
+//! ```compile_fail
+//! use axum::{Router, extract::Path};
+//! use scopegate::{AccessToken, Authority, routing::get};
+//!
+//! // error: … is not protected by scopegate (note: … move it first)
+//! async fn show(Path(id): Path<u32>, token: AccessToken) -> String { format!("{id} {}", token.subject()) }
+//!
+//! fn app(authority: Authority) -> Router {
+//!     Router::new().route("/items/{id}", get(show)).with_state(authority)
+//! }
+//! # fn main() {}
+//! ```
+//!
 //! Why a bound and not a check at start-up: a route table ([`crate::policy::Policy`])
 //! finds an unprotected route when someone runs it (a test, `--routes`); the bound finds
 //! it before the program exists. The table is still there to print and test.
@@ -82,7 +108,7 @@ mod sealed {
     message = "`{Self}` is not protected by scopegate",
     label = "this handler has no `#[requires_scope(…)]` and is not marked `public(…)`",
     note = "fix it one of three ways: add `#[requires_scope(\"…\")]` to the handler (a token with these scopes is required); wrap it as `public(handler)` (`scopegate::routing::public`) if it is open on purpose; or route it with axum's own `axum::routing::get`/`post`/…, which scopegate does not check",
-    note = "a handler whose first argument is `scopegate::AccessToken` or `scopegate::UserInfo` counts as protected too (any valid access token)"
+    note = "a handler that takes `scopegate::AccessToken` or `scopegate::UserInfo` counts as protected too (any valid access token), but only as its first argument: if it takes one in another position, move it first"
 )]
 pub trait Protected<M>: sealed::Handler<M> {}
 

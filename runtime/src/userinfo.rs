@@ -228,7 +228,9 @@ impl Authority {
                 in_flight.remove(token);
             }
         }
-        result.map(|profile| UserInfo { profile }).map_err(|failure| self.reject(failure.into()))
+        result
+            .map(|profile| UserInfo { profile })
+            .map_err(|failure| self.reject_from(failure.into(), Some(&issuer.inner.config.issuer)))
     }
 
     /// One call to the endpoint, and the checks of its answer.

@@ -42,33 +42,60 @@ impl Authority {
     }
 
     /// Verifies a bearer token for `audience` (`introspect`: at the introspection endpoint
-    /// even if it is a JWT), counting the outcome. A sender-constrained token (`cnf`) is
-    /// refused here: it needs its proof (RFC 9449 §7.2).
+    /// even if it is a JWT), counting the outcome.
     pub(crate) async fn verify_for(
         &self,
         token: &str,
         audience: AudienceCheck<'_>,
         introspect: bool,
     ) -> Result<AccessToken, Rejection> {
-        match self.verify_token(token, audience, introspect).await {
-            Ok(claims) if claims.bound => Err(self.reject(TokenError::SenderConstrained.into())),
+        let (member, verified) = self.verify_routed(token, audience, introspect).await;
+        self.settle(verified, member.map(|member| &*member.inner.config.issuer))
+    }
+
+    /// The response to a bearer token's verification: the token, counted as accepted, or
+    /// the counted rejection (`issuer`: the trusted issuer whose checks it went through,
+    /// for the metrics). A sender-constrained token (`cnf`) is refused: it needs its
+    /// proof (RFC 9449 §7.2).
+    pub(crate) fn settle(
+        &self,
+        verified: Result<Arc<VerifiedClaims>, RejectionKind>,
+        issuer: Option<&str>,
+    ) -> Result<AccessToken, Rejection> {
+        match verified {
+            Ok(claims) if claims.bound => Err(self.reject_from(TokenError::SenderConstrained.into(), issuer)),
             Ok(claims) => Ok(self.accepted(claims)),
-            Err(kind) => Err(self.reject(kind)),
+            Err(kind) => Err(self.reject_from(kind, issuer)),
         }
     }
 
     /// Counts an accepted token.
     pub(crate) fn accepted(&self, claims: Arc<VerifiedClaims>) -> AccessToken {
         self.inner.stats.accepted.fetch_add(1, Ordering::Relaxed);
-        crate::metrics::token_accepted();
+        crate::metrics::token_accepted(self.metrics_issuer(claims.issuer()));
         AccessToken::new(claims)
     }
 
     /// Counts a rejection and builds its response.
     pub(crate) fn reject(&self, kind: RejectionKind) -> Rejection {
+        self.reject_from(kind, None)
+    }
+
+    /// [`reject`](Self::reject) for a token that went through the checks of the trusted
+    /// issuer `issuer` (its configured identifier: the metrics' `issuer` label).
+    pub(crate) fn reject_from(&self, kind: RejectionKind, issuer: Option<&str>) -> Rejection {
         self.inner.stats.count_rejection(kind.code());
-        crate::metrics::token_rejected(kind.code());
+        crate::metrics::token_rejected(kind.code(), issuer);
         Rejection::new(kind, self.inner.config.challenge.clone())
+    }
+
+    /// The configured identifier of the trusted issuer of a verified token's `iss`, for
+    /// the metrics' `issuer` label; not looked up without the `metrics` feature.
+    pub(crate) fn metrics_issuer(&self, iss: &str) -> Option<&str> {
+        if !crate::metrics::ENABLED {
+            return None;
+        }
+        self.member_for(iss).map(|member| &*member.inner.config.issuer)
     }
 }
 
@@ -91,31 +118,47 @@ impl Authority {
         audience: AudienceCheck<'_>,
         introspect: bool,
     ) -> Result<Arc<VerifiedClaims>, RejectionKind> {
-        if self.inner.also.is_empty() || introspect {
-            return self.verify_own(token, audience, introspect).await;
-        }
+        self.verify_routed(token, audience, introspect).await.1
+    }
+
+    /// [`verify_token`](Self::verify_token), with the trusted issuer whose checks the
+    /// token went through (`None`: refused before it reached one, by the size cap or, with
+    /// several issuers, for an `iss` that could not be read or is not trusted), for the
+    /// `issuer` label of the metrics.
+    pub(crate) async fn verify_routed(
+        &self,
+        token: &str,
+        audience: AudienceCheck<'_>,
+        introspect: bool,
+    ) -> (Option<&Authority>, Result<Arc<VerifiedClaims>, RejectionKind>) {
         if token.len() > self.inner.config.max_token_size {
-            return Err(TokenError::TooLarge.into());
+            return (None, Err(TokenError::TooLarge.into()));
+        }
+        if self.inner.also.is_empty() || introspect {
+            return (Some(self), self.verify_own(token, audience, introspect).await);
         }
         if !is_compact_jws(token) {
-            return self.verify_own(token, audience, false).await;
+            return (Some(self), self.verify_own(token, audience, false).await);
         }
-        // A token seen before is in its issuer's cache: no need to read its `iss` again.
-        for member in std::iter::once(self).chain(&self.inner.also) {
-            if let Some(hit) = member.cache_hit(token, audience) {
-                return hit;
-            }
+        if let Some((member, hit)) = self.cached(token.as_bytes(), audience) {
+            return (Some(member), hit);
         }
+        let member = match self.route(token) {
+            Ok(member) => member,
+            Err(kind) => return (None, Err(kind)),
+        };
+        (Some(member), member.verify_own(token, audience, false).await)
+    }
+
+    /// The trusted issuer the unverified `iss` of a compact JWS names.
+    fn route(&self, token: &str) -> Result<&Authority, RejectionKind> {
         let compact = jws::split(token).map_err(|e| refused(e, None, None))?;
         let payload =
             b64url_decode(compact.payload.as_bytes()).ok_or_else(|| refused(TokenError::Malformed, None, None))?;
         let mut iss = Issuer(None);
         json::read_object(&payload, &mut iss).map_err(|_| refused(TokenError::Malformed, None, None))?;
         let member = iss.0.as_ref().and_then(Member::as_str).and_then(|iss| self.member_for(iss));
-        match member {
-            Some(member) => member.verify_own(token, audience, false).await,
-            None => Err(refused(TokenError::InvalidIssuer, None, None)),
-        }
+        member.ok_or_else(|| refused(TokenError::InvalidIssuer, None, None))
     }
 
     /// Verifies a bearer token with this issuer's own keys and policy, through its
@@ -148,7 +191,7 @@ impl Authority {
         let Some(cache) = &self.inner.token_cache else {
             return self.verify_uncached(token, audience).await.map(Arc::new);
         };
-        if let Some(hit) = self.cache_hit(token, audience) {
+        if let Some(hit) = self.cache_hit(token.as_bytes(), audience) {
             return hit;
         }
         let generation = self.inner.keys.generation();
@@ -157,11 +200,29 @@ impl Authority {
         Ok(claims)
     }
 
+    /// The answer [`verify_token`](Self::verify_token) gives a JWT that one of the trusted
+    /// issuers' verified-token caches holds, without reading the token (`None`: verify it),
+    /// with the issuer whose cache held it. A token seen before is in its issuer's cache: no need to read its `iss` again. Not
+    /// for a handler with `introspect`, nor for JWTs that go to introspection.
+    pub(crate) fn cached(
+        &self,
+        token: &[u8],
+        audience: AudienceCheck<'_>,
+    ) -> Option<(&Authority, Result<Arc<VerifiedClaims>, RejectionKind>)> {
+        if token.len() > self.inner.config.max_token_size {
+            return None;
+        }
+        std::iter::once(self)
+            .chain(&self.inner.also)
+            .filter(|member| !member.inner.introspection.as_ref().is_some_and(|i| i.introspect_jwts))
+            .find_map(|member| member.cache_hit(token, audience).map(|hit| (member, hit)))
+    }
+
     /// The verified-token cache's answer for `token`, if it has one: `None` on a miss (or
     /// without a cache).
     fn cache_hit(
         &self,
-        token: &str,
+        token: &[u8],
         audience: AudienceCheck<'_>,
     ) -> Option<Result<Arc<VerifiedClaims>, RejectionKind>> {
         let config = &self.inner.config;
@@ -177,7 +238,7 @@ impl Authority {
             return Some(Err(TokenError::InvalidAudience.into()));
         }
         self.inner.stats.cache_hits.fetch_add(1, Ordering::Relaxed);
-        crate::metrics::token_cache_hit();
+        crate::metrics::token_cache_hit(&config.issuer);
         Some(Ok(claims))
     }
 
@@ -213,7 +274,7 @@ impl Authority {
         let checked = self.inner.keys.verify_signature(kid, header.alg, message, signature).await;
         if matches!(checked, Ok(()) | Err(SignatureRefused::Invalid)) {
             self.inner.stats.signatures_checked.fetch_add(1, Ordering::Relaxed);
-            crate::metrics::signature_checked();
+            crate::metrics::signature_checked(&config.issuer);
         }
         match checked {
             Ok(()) => {}

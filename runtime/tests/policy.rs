@@ -36,6 +36,11 @@ async fn reports() -> &'static str {
     "reports"
 }
 
+#[requires_scope("payments:write", iss = "https://workforce.example.test/", introspect)]
+async fn pay() -> &'static str {
+    "paid"
+}
+
 async fn me(token: AccessToken) -> String {
     token.subject().to_owned()
 }
@@ -94,7 +99,7 @@ fn every_guarded_handler_is_declared_with_its_path_scopes_audience_and_location(
     assert!(policy::declaration_of(&health).is_none());
     let mut names: Vec<_> = policy::declarations().map(|d| d.handler()).collect();
     names.sort_unstable();
-    assert_eq!(names, ["policy::list", "policy::local", "policy::remove", "policy::reports"]);
+    assert_eq!(names, ["policy::list", "policy::local", "policy::pay", "policy::remove", "policy::reports"]);
 }
 
 #[test]
@@ -149,6 +154,24 @@ fn the_table_prints_aligned_columns() {
         "METHOD  PATH           REQUIREMENT          AUDIENCE                  HANDLER\n\
          GET     /appointments  \"read:appointments\"  https://api.example.test  policy::list\n\
          GET     /health        public               -                         policy::health\n"
+    );
+}
+
+#[test]
+fn the_route_table_shows_a_handlers_iss_and_introspect() {
+    let declaration = policy::declaration_of(&pay).unwrap();
+    assert_eq!((declaration.issuer(), declaration.introspects()), (Some("https://workforce.example.test/"), true));
+    let plain = policy::declaration_of(&list).unwrap();
+    assert_eq!((plain.issuer(), plain.introspects()), (None, false));
+
+    let policy = Policy::new(AUD).route(Method::POST, "/pay", pay).route(Method::GET, "/appointments", list);
+    let rows: Vec<_> = policy.routes().iter().map(|r| (r.path(), r.issuer(), r.introspects())).collect();
+    assert_eq!(rows, [("/pay", Some("https://workforce.example.test/"), true), ("/appointments", None, false)]);
+    assert_eq!(
+        policy.to_string(),
+        "METHOD  PATH           REQUIREMENT                                                            AUDIENCE                  HANDLER\n\
+         POST    /pay           \"payments:write\", iss = \"https://workforce.example.test/\", introspect  https://api.example.test  policy::pay\n\
+         GET     /appointments  \"read:appointments\"                                                    https://api.example.test  policy::list\n"
     );
 }
 

@@ -102,3 +102,98 @@ async fn the_cache_rechecks_the_audience_on_every_hit() {
     assert_eq!(status, 401);
     assert!(body.contains("\"reason\":\"invalid_audience\""), "{body}");
 }
+
+/// Sends one GET with these `Authorization` values: (status, challenge, body).
+async fn send(app: &Router, authorizations: &[&str], path: &str) -> (u16, String, String) {
+    use axum::{body::Body, http::Request};
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    let mut request = Request::get(path);
+    for value in authorizations {
+        request = request.header("authorization", *value);
+    }
+    let response = app.clone().oneshot(request.body(Body::empty()).unwrap()).await.unwrap();
+    let status = response.status().as_u16();
+    let challenge = response.headers().get("www-authenticate").map(|v| v.to_str().unwrap().to_owned());
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (status, challenge.unwrap_or_default(), String::from_utf8(body.to_vec()).unwrap())
+}
+
+/// A request whose token the cache holds skips the header's syntax checks (they were the
+/// largest cost of such a request); every header form those checks refuse must still be
+/// refused exactly as by an authority that never saw the token.
+#[tokio::test]
+async fn a_cached_token_in_a_header_the_syntax_checks_refuse_is_refused_as_if_never_seen() {
+    let issuer = TestIssuer::new();
+    let warm = issuer.authority("https://api.example.test");
+    let cold = issuer.authority("https://api.example.test");
+    let warm_app = Router::new().route("/me", get(me)).with_state(warm.clone());
+    let cold_app = Router::new().route("/me", get(me)).with_state(cold.clone());
+    let token = issuer.access_token().scope("a").sign();
+    let bearer = format!("Bearer {token}");
+    assert_eq!(send(&warm_app, &[&bearer], "/me").await.0, 200);
+
+    let tab = format!("Bearer\t{token}");
+    let trailing = format!("Bearer {token} ");
+    let comma = format!("Bearer {token},");
+    let refused: [(&[&str], &str, u16, &str); 5] = [
+        (&[&tab], "/me", 400, "malformed_credentials"),
+        (&[&bearer], "/me?access_token=x", 400, "multiple_methods"),
+        (&[&bearer], "/me?a=1&access%5Ftoken=x", 400, "multiple_methods"),
+        (&[&bearer, &bearer], "/me", 400, "multiple_authorization_headers"),
+        (&[&trailing], "/me", 400, "malformed_credentials"),
+    ];
+    for (headers, path, status, reason) in
+        refused.iter().copied().chain([(&[comma.as_str()][..], "/me", 400, "malformed_credentials")])
+    {
+        let answer = send(&warm_app, headers, path).await;
+        assert_eq!(answer, send(&cold_app, headers, path).await, "{headers:?} {path}");
+        assert_eq!(answer.0, status, "{headers:?} {path}");
+        assert!(answer.2.contains(&format!("\"reason\":\"{reason}\"")), "{headers:?} {path}: {}", answer.2);
+    }
+    assert_eq!(warm.stats().token_cache_hits, 0);
+
+    // The forms the checks accept are served from the cache.
+    for value in [format!("bearer {token}"), format!("BEARER   {token}")] {
+        assert_eq!(send(&warm_app, &[&value], "/me?q=1").await.0, 200, "{value}");
+    }
+    assert_eq!((warm.stats().token_cache_hits, warm.stats().signatures_checked), (2, 1));
+}
+
+/// The cache-first path must not let a bearer token past a DPoP policy: with DPoP
+/// required, a token the cache holds is still "no credentials" when sent as `Bearer`, and a
+/// DPoP-bound token in the cache is still `sender_constrained` without its proof.
+#[tokio::test]
+async fn a_cached_token_sent_as_bearer_still_meets_the_dpop_policy() {
+    use scopegate::{Algorithm, dpop::DpopPolicy, testing::DpopKey};
+    let issuer = TestIssuer::new();
+    let required = issuer
+        .authority_builder("https://api.example.test")
+        .dpop(DpopPolicy::Required)
+        .dpop_algorithms([Algorithm::ES256])
+        .build()
+        .unwrap();
+    let token = issuer.access_token().sign();
+    required.verify(&token).await.unwrap(); // now in the cache
+    let app = Router::new().route("/me", get(me)).with_state(required.clone());
+    let (status, challenge, body) = send(&app, &[&format!("Bearer {token}")], "/me").await;
+    assert_eq!((status, challenge.as_str()), (401, "DPoP realm=\"https://api.example.test\", algs=\"ES256\""));
+    assert!(body.contains("\"reason\":\"missing_credentials\""), "{body}");
+
+    let allowed = issuer.authority_builder("https://api.example.test").dpop(DpopPolicy::Allowed).build().unwrap();
+    let app = Router::new().route("/me", get(me)).with_state(allowed.clone());
+    let key = DpopKey::generate();
+    let bound = issuer.access_token().dpop_bound(&key).sign();
+    let proof = key.proof("GET", "https://api.example.test/me").access_token(&bound).sign();
+    let request = axum::http::Request::get("/me")
+        .header("authorization", format!("DPoP {bound}"))
+        .header("dpop", proof)
+        .body(axum::body::Body::empty())
+        .unwrap();
+    use tower::ServiceExt;
+    assert_eq!(app.clone().oneshot(request).await.unwrap().status(), 200);
+    let (status, _, body) = send(&app, &[&format!("Bearer {bound}")], "/me").await;
+    assert_eq!(status, 401);
+    assert!(body.contains("\"reason\":\"sender_constrained\""), "{body}");
+    assert_eq!(allowed.stats().token_cache_hits, 1);
+}

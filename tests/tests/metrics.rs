@@ -125,6 +125,10 @@ fn every_counter_is_exported_under_its_stable_name_with_exact_values() {
         assert_eq!(status(&app, "/me", Some("opaque-token-1")).await, StatusCode::OK); // introspected
         let profile = authority.userinfo(&admin_token).await.expect("the profile"); // a cache hit
         assert_eq!(profile.name(), Some("Jo"));
+        // The endpoint answers for another `sub`: a signature, an acceptance, a refusal.
+        let stranger = issuer.access_token().subject("someone-else").sign();
+        let refused = authority.userinfo(&stranger).await.expect_err("another subject's profile");
+        assert_eq!(refused.reason(), "userinfo_subject_mismatch");
         authority.stats()
     });
 
@@ -135,20 +139,59 @@ fn every_counter_is_exported_under_its_stable_name_with_exact_values() {
             counter(names::JWKS_FETCHES, &["outcome=failure"], 1),
             counter(names::JWKS_FETCHES, &["outcome=success"], 1),
             counter(names::KEY_SET_CHANGES, &[], 1),
-            counter(names::SIGNATURES_CHECKED, &[], 3),
-            counter(names::TOKEN_CACHE_HITS, &[], 3),
-            counter(names::TOKENS_ACCEPTED, &[], 6),
-            counter(names::TOKENS_REJECTED, &["reason=insufficient_scope"], 1),
+            counter(names::SIGNATURES_CHECKED, &[ISSUER_LABEL], 4),
+            counter(names::TOKEN_CACHE_HITS, &[ISSUER_LABEL], 3),
+            counter(names::TOKENS_ACCEPTED, &[ISSUER_LABEL], 7),
+            counter(names::TOKENS_REJECTED, &["reason=insufficient_scope", ISSUER_LABEL], 1),
             counter(names::TOKENS_REJECTED, &["reason=missing_credentials"], 1),
-            counter(names::TOKENS_REJECTED, &["reason=token_expired"], 1),
-            counter(names::USERINFO_REQUESTS, &[], 1),
+            counter(names::TOKENS_REJECTED, &["reason=token_expired", ISSUER_LABEL], 1),
+            counter(names::TOKENS_REJECTED, &["reason=userinfo_subject_mismatch", ISSUER_LABEL], 1),
+            counter(names::USERINFO_REQUESTS, &[], 2),
         ]
     );
     // The same events as the working authority's own stats (the broken one failed alone).
     let mut expected = Stats::default();
-    (expected.accepted, expected.rejected, expected.signatures_checked, expected.token_cache_hits) = (6, 3, 3, 3);
+    (expected.accepted, expected.rejected, expected.signatures_checked, expected.token_cache_hits) = (7, 4, 4, 3);
     (expected.jwks_fetches, expected.key_set_changes, expected.introspections) = (1, 1, 1);
     assert_eq!(stats, expected);
+}
+
+/// The `issuer` label of the tokens of [`ISS`].
+const ISSUER_LABEL: &str = "issuer=https://issuer.scopegate.test/";
+
+#[test]
+fn the_issuer_label_names_the_trusted_issuer_whose_checks_the_token_went_through() {
+    const OTHER: &str = "https://workforce.example.test/";
+    let recorder = DebuggingRecorder::new();
+    run(&recorder, async {
+        let a = TestIssuer::new();
+        let b = a.with_issuer(OTHER);
+        let authority = a.authority_builder(AUD).also_trust(b.authority_builder(AUD)).build().expect("builds");
+        let app = Router::new().route("/me", get(me)).route("/admin", get(admin)).with_state(authority);
+        let from_b = b.access_token().scope("read").sign();
+        assert_eq!(status(&app, "/me", Some(&a.access_token().sign())).await, StatusCode::OK); // a: a signature
+        assert_eq!(status(&app, "/me", Some(&from_b)).await, StatusCode::OK); // b: a signature
+        assert_eq!(status(&app, "/me", Some(&from_b)).await, StatusCode::OK); // b: a cache hit
+        assert_eq!(status(&app, "/admin", Some(&from_b)).await, StatusCode::FORBIDDEN); // b: the guard refuses
+        let expired = b.access_token().expires_in(-3600).sign();
+        assert_eq!(status(&app, "/me", Some(&expired)).await, StatusCode::UNAUTHORIZED); // b: a signature
+        let stranger = a.with_issuer("https://stranger.example.test/").access_token().sign();
+        assert_eq!(status(&app, "/me", Some(&stranger)).await, StatusCode::UNAUTHORIZED); // routed nowhere
+    });
+    let b = "issuer=https://workforce.example.test/";
+    assert_eq!(
+        counters(&recorder),
+        [
+            counter(names::SIGNATURES_CHECKED, &[ISSUER_LABEL], 1),
+            counter(names::SIGNATURES_CHECKED, &[b], 2),
+            counter(names::TOKEN_CACHE_HITS, &[b], 2),
+            counter(names::TOKENS_ACCEPTED, &[ISSUER_LABEL], 1),
+            counter(names::TOKENS_ACCEPTED, &[b], 3),
+            counter(names::TOKENS_REJECTED, &["reason=insufficient_scope", b], 1),
+            counter(names::TOKENS_REJECTED, &["reason=invalid_issuer"], 1),
+            counter(names::TOKENS_REJECTED, &["reason=token_expired", b], 1),
+        ]
+    );
 }
 
 #[test]

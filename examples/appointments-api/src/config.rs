@@ -164,7 +164,10 @@ impl Config {
             }
             Some(list) => {
                 // An issuer identifier is a URL, which has no comma worth keeping: a comma
-                // separates issuers.
+                // separates issuers. (The same rules as scopegate's `AuthorityBuilder::from_env`,
+                // which this service does not use: here `ISSUER` is optional, `AUDIENCE` has a
+                // default, and every issuer also gets `JWKS_REFRESH_COOLDOWN_SECS` and
+                // `TOKEN_CACHE`, which `from_env` does not read.)
                 let mut issuers: Vec<String> = Vec::new();
                 for issuer in list.split(',').map(str::trim) {
                     if !(issuer.starts_with("https://") || issuer.starts_with("http://")) {

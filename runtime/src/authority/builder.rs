@@ -8,6 +8,7 @@ use super::{Authority, Counters, Inner, self_test::crypto_self_test};
 use crate::{
     algorithm::Algorithm,
     cache::{DEFAULT_TOKEN_CACHE_CAPACITY, DEFAULT_TOKEN_CACHE_MAX_AGE, DEFAULT_TOKEN_CACHE_MAX_BYTES, TokenCache},
+    client_assertion::{AssertionSigner, KeyText},
     clock::Clock,
     config::{
         Config, ConfigError, DEFAULT_LEEWAY, DEFAULT_MAX_LIFETIME, DEFAULT_MAX_TOKEN_SIZE, MAX_LEEWAY,
@@ -522,6 +523,44 @@ impl AuthorityBuilder {
         self
     }
 
+    /// Authenticates to the introspection endpoint with `private_key_jwt` (RFC 7523 §2.2,
+    /// OpenID Connect Core §9) instead of a client secret, and enables introspection like
+    /// [`introspection`](Self::introspection): each request carries a fresh JWT signed
+    /// with `pem`, with `iss` = `sub` = `client_id`, `aud` = the issuer identifier, a random
+    /// `jti`, `iat` and an `exp` one minute later, and names `kid` in its header (the key
+    /// id under which the issuer knows the public key: the client's registered JWKS).
+    ///
+    /// `pem` is an unencrypted private key: `PRIVATE KEY` (PKCS#8), `RSA PRIVATE KEY` or
+    /// `EC PRIVATE KEY`; an RSA key signs with RS256, a P-256 key with ES256. It is read at
+    /// [`build`](Self::build), which names `introspection_private_key` if it cannot be used.
+    pub fn introspection_private_key_pem(
+        self,
+        client_id: impl Into<String>,
+        kid: impl Into<String>,
+        pem: impl Into<String>,
+    ) -> Self {
+        self.private_key_jwt(client_id.into(), kid.into(), KeyText::Pem(pem.into()))
+    }
+
+    /// [`introspection_private_key_pem`](Self::introspection_private_key_pem) with the
+    /// key as a private JWK (`kty` `RSA` with `n`, `e`, `d`, `p`, `q`, `dp`, `dq`, `qi`;
+    /// or `EC`, `crv` `P-256`, with `x`, `y`, `d`).
+    pub fn introspection_private_key_jwk(
+        self,
+        client_id: impl Into<String>,
+        kid: impl Into<String>,
+        jwk: impl Into<String>,
+    ) -> Self {
+        self.private_key_jwt(client_id.into(), kid.into(), KeyText::Jwk(jwk.into()))
+    }
+
+    fn private_key_jwt(mut self, client_id: String, kid: String, key: KeyText) -> Self {
+        self.introspection.credentials = Some((client_id, String::new()));
+        self.introspection.client_auth = ClientAuth::PrivateKeyJwt;
+        self.introspection.signing_key = Some((kid, key));
+        self
+    }
+
     /// Builds the authority without waiting for the issuer.
     ///
     /// With static keys (`static_jwks`, `public_key_pem`, `shared_secret`) everything is
@@ -679,7 +718,8 @@ impl AuthorityBuilder {
             KeySource::Remote(remote) => Some(Arc::clone(remote)),
             KeySource::Fixed(_) => None,
         };
-        let introspection = introspector(self.introspection, remote.as_ref(), &keys, self.http, &self.tls_roots)?;
+        let introspection =
+            introspector(self.introspection, remote.as_ref(), &keys, self.http, &self.tls_roots, &config.issuer)?;
         let userinfo = self.userinfo.build(self.http, &self.tls_roots)?;
         let authority = Authority {
             inner: Arc::new(Inner {
@@ -990,6 +1030,7 @@ fn introspector(
     keys: &KeySource,
     http: HttpLimits,
     tls_roots: &[Vec<u8>],
+    issuer: &str,
 ) -> Result<Option<Introspector>, ConfigError> {
     let Some((client_id, client_secret)) = settings.credentials.clone() else {
         let orphan = settings.endpoint.is_some()
@@ -1008,7 +1049,28 @@ fn introspector(
         return Ok(None);
     };
     let printable = |s: &str| !s.is_empty() && s.bytes().all(|b| (0x20..0x7f).contains(&b));
-    if !printable(&client_id) || !printable(&client_secret) {
+    // `private_key_jwt`: the key instead of a secret, read now, so that a request never
+    // finds it unusable; each assertion names the issuer as its audience.
+    let assertion = match (&settings.signing_key, settings.client_auth) {
+        (Some((kid, key)), ClientAuth::PrivateKeyJwt) => Some((
+            AssertionSigner::new(kid, key).map_err(|e| ConfigError::new("introspection_private_key", e))?,
+            Box::from(issuer),
+        )),
+        (None, ClientAuth::PrivateKeyJwt) => {
+            return Err(ConfigError::new(
+                "introspection_client_auth",
+                "private_key_jwt needs the API's private key: give it with .introspection_private_key_pem(client_id, kid, pem) or .introspection_private_key_jwk(client_id, kid, jwk)",
+            ));
+        }
+        (Some(_), _) => {
+            return Err(ConfigError::new(
+                "introspection_client_auth",
+                "a private key is given for private_key_jwt, but the client authentication was set to another method afterwards: remove one of the two",
+            ));
+        }
+        (None, _) => None,
+    };
+    if !printable(&client_id) || (assertion.is_none() && !printable(&client_secret)) {
         return Err(ConfigError::new(
             "introspection",
             "the introspection client id and secret must be non-empty printable ASCII",
@@ -1051,7 +1113,7 @@ fn introspector(
     http.check()?;
     let client = IssuerClient::new(http, tls_roots)?;
     let settings = introspection::Settings { negative_ttl: Some(negative), cache_ttl: Some(ttl), ..settings };
-    Ok(Some(Introspector::new(client, endpoint, client_id, client_secret, keys, &settings)))
+    Ok(Some(Introspector::new(client, endpoint, client_id, client_secret, keys, &settings, assertion)))
 }
 
 /// RFC 9110 quoted-string content without escapes: visible ASCII and SP, minus `"` and `\`.
