@@ -74,7 +74,8 @@ impl ScopeClaim {
 ///
 /// Its `Debug` form reads like its `Display` form, so that `main() -> Result<(), Box<dyn
 /// Error>>` prints a sentence rather than a struct.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, thiserror::Error)]
+#[error("scopegate: {} `{setting}` setting: {message}", lead(*.unreachable))]
 pub struct ConfigError {
     setting: &'static str,
     message: String,
@@ -117,14 +118,9 @@ impl ConfigError {
     }
 }
 
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.unreachable {
-            write!(f, "scopegate: cannot reach the issuer of the `{}` setting: {}", self.setting, self.message)
-        } else {
-            write!(f, "scopegate: invalid `{}` setting: {}", self.setting, self.message)
-        }
-    }
+/// How a [`ConfigError`] starts: a setting that is wrong, or one that may be right.
+fn lead(unreachable: bool) -> &'static str {
+    if unreachable { "cannot reach the issuer of the" } else { "invalid" }
 }
 
 impl fmt::Debug for ConfigError {
@@ -132,8 +128,6 @@ impl fmt::Debug for ConfigError {
         fmt::Display::fmt(self, f)
     }
 }
-
-impl std::error::Error for ConfigError {}
 
 /// What stands for the tenant in an issuer template (Entra ID's multi-tenant issuer
 /// `https://login.microsoftonline.com/{tenantid}/v2.0`).

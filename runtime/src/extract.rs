@@ -1,30 +1,28 @@
 //! The axum extractors: [`AccessToken`], `Option<AccessToken>`, and the guard that
 //! `#[requires_scope]` inserts in front of a handler's own arguments.
 //!
-//! All of them get the [`Authority`] from the router state through `FromRef`, verify the
-//! request's bearer token at most once per authority and audience check (the results are
-//! kept in the request's extensions, see [`AccessToken`]), and never read the body: they
-//! are `FromRequestParts` extractors, so they run before any body extractor.
+//! All of them get the [`Authority`] from the router state through `FromRef`, have the
+//! request's bearer token verified (by the verifier, `verify.rs`) at most once per
+//! authority and audience check (the results are kept in the request's extensions, see
+//! [`AccessToken`]), and never read the body: they are `FromRequestParts` extractors, so
+//! they run before any body extractor.
 
 use std::{
     marker::PhantomData,
-    sync::{Arc, Weak, atomic::Ordering},
-    time::{Duration, SystemTime},
+    sync::{Arc, Weak},
 };
 
+use crate::{
+    access_token::AccessToken,
+    authority::{Authority, Inner},
+    claims::AudienceCheck,
+    credentials::{self, Credentials},
+    rejection::{Rejection, RejectionKind},
+    scope::ScopeExpr,
+};
 use axum::{
     extract::{FromRef, FromRequestParts, OptionalFromRequestParts},
     http::request::Parts,
-};
-use serde::de::DeserializeOwned;
-use serde_json::{Map, Value};
-
-use crate::{
-    authority::{Authority, Inner},
-    claims::{AudienceCheck, VerifiedClaims},
-    credentials::{self, Credentials},
-    rejection::{Rejection, RejectionKind, TokenError},
-    scope::{ScopeExpr, Scopes},
 };
 
 /// A router state that can supply the [`Authority`] scopegate verifies tokens with.
@@ -50,142 +48,6 @@ where
 {
     fn authority(&self) -> Authority {
         Authority::from_ref(self)
-    }
-}
-
-/// A verified access token: the extractor for "any valid access token for this API".
-///
-/// It verifies the request's `Authorization: Bearer` token against the router state's
-/// [`Authority`] and its default audience. Take `Option<AccessToken>` for optional
-/// authentication: no credentials gives `None`, while a bad token is still refused.
-///
-/// # Verified once per authority
-///
-/// A request's token is verified at most once per [`Authority`] and audience check; the
-/// results are kept in the request's extensions, each bound to the authority that made it
-/// (the same `Authority` or a clone of it, not another one built with the same settings):
-///
-/// - `AccessToken` and `Option<AccessToken>` reuse a result of **their own authority**,
-///   whatever audience it was checked for. This is how a `#[requires_scope]` handler's
-///   `AccessToken` argument gets the token its guard verified (also for `aud = "…"`).
-/// - A `#[requires_scope]` guard reuses only a result of its own authority **for its own
-///   audience check** (`aud = "…"`, or the authority's audiences): after a middleware's
-///   `AccessToken`, a guard with `aud = "…"` verifies again.
-/// - A result of another authority is never reused: a middleware that authenticates with
-///   one authority does not vouch for routes nested with another. Those verify again
-///   (the verified-token cache keeps that cheap).
-///
-/// ```
-/// use axum::{Json, Router, routing::get};
-/// use scopegate::{AccessToken, Authority};
-///
-/// async fn me(token: AccessToken) -> Json<serde_json::Value> {
-///     Json(serde_json::json!({ "sub": token.subject(), "scopes": token.scopes().iter().collect::<Vec<_>>() }))
-/// }
-///
-/// fn app(authority: Authority) -> Router {
-///     Router::new().route("/me", get(me)).with_state(authority)
-/// }
-/// # let _ = app;
-/// ```
-#[derive(Clone)]
-pub struct AccessToken {
-    claims: Arc<VerifiedClaims>,
-}
-
-impl std::fmt::Debug for AccessToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AccessToken")
-            .field("subject", &self.claims.subject())
-            .field("client_id", &self.claims.client_id())
-            .field("scopes", &self.claims.scopes)
-            .finish_non_exhaustive()
-    }
-}
-
-impl AccessToken {
-    /// `sub`: the user, or for client-credentials tokens the client.
-    #[must_use]
-    pub fn subject(&self) -> &str {
-        self.claims.subject()
-    }
-
-    /// `client_id` (in the compatible profile, `azp` or `cid` when `client_id` is absent).
-    #[must_use]
-    pub fn client_id(&self) -> Option<&str> {
-        self.claims.client_id()
-    }
-
-    /// Whether this token was issued to a client acting for itself (`sub == client_id`),
-    /// not to a user.
-    #[must_use]
-    pub fn is_client_token(&self) -> bool {
-        self.client_id() == Some(self.subject())
-    }
-
-    /// Every audience in `aud`.
-    pub fn audiences(&self) -> impl ExactSizeIterator<Item = &str> {
-        self.claims.audiences()
-    }
-
-    /// The granted scopes.
-    #[must_use]
-    pub fn scopes(&self) -> &Scopes {
-        &self.claims.scopes
-    }
-
-    /// Whether `scope` was granted.
-    #[must_use]
-    pub fn has_scope(&self, scope: &str) -> bool {
-        self.claims.scopes.contains(scope)
-    }
-
-    /// `iss`.
-    #[must_use]
-    pub fn issuer(&self) -> &str {
-        self.claims.issuer()
-    }
-
-    /// `exp`, truncated to whole seconds.
-    #[must_use]
-    pub fn expires_at(&self) -> SystemTime {
-        SystemTime::UNIX_EPOCH + Duration::from_secs_f64(self.claims.expires_at.trunc())
-    }
-
-    /// `iat`, truncated to whole seconds.
-    #[must_use]
-    pub fn issued_at(&self) -> SystemTime {
-        SystemTime::UNIX_EPOCH + Duration::from_secs_f64(self.claims.issued_at.trunc())
-    }
-
-    /// `jti`, the token's unique identifier (required in the RFC 9068 profile).
-    #[must_use]
-    pub fn jti(&self) -> Option<&str> {
-        self.claims.jti()
-    }
-
-    /// How the token was verified: locally as a JWT, or by the issuer's introspection
-    /// endpoint (an opaque token, or any token with `introspect_jwts`).
-    #[must_use]
-    pub fn verified_by(&self) -> crate::Verification {
-        self.claims.verification
-    }
-
-    /// Every claim of the verified token, as parsed (duplicate-free); for an introspected
-    /// token, the members of the introspection answer.
-    #[must_use]
-    pub fn raw_claims(&self) -> &Map<String, Value> {
-        self.claims.raw()
-    }
-
-    /// Deserializes the verified claims into the application's own type.
-    ///
-    /// # Errors
-    /// When the claims do not fit `T`.
-    pub fn claims<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
-        // The payload passed the strict reader (no duplicate members at any depth), so a
-        // plain parse reads exactly the claims that were verified.
-        serde_json::from_str(self.claims.payload())
     }
 }
 
@@ -301,82 +163,6 @@ async fn verify_presented(
         }
         Credentials::Bearer(token) => authority.verify_for(token, check, introspect).await.map(Some),
         Credentials::None => Ok(None),
-    }
-}
-
-impl Authority {
-    /// Verifies a bearer token (the credential after `Bearer `) for the default
-    /// audiences, outside of an HTTP request: for WebSocket handshakes, message queues or
-    /// tests. Scope requirements are the caller's to check ([`AccessToken::has_scope`],
-    /// [`ScopeExpr::is_satisfied_by`]).
-    ///
-    /// # Errors
-    /// A [`Rejection`] saying why the token was refused.
-    pub async fn verify(&self, token: &str) -> Result<AccessToken, Rejection> {
-        self.verify_for(token, AudienceCheck::Configured, false).await
-    }
-
-    /// Verifies a bearer token for `audience` (`introspect`: at the introspection endpoint
-    /// even if it is a JWT), counting the outcome.
-    async fn verify_for(
-        &self,
-        token: &str,
-        audience: AudienceCheck<'_>,
-        introspect: bool,
-    ) -> Result<AccessToken, Rejection> {
-        let (member, verified) = self.verify_routed(token, audience, introspect).await;
-        self.settle(verified, member.map(|member| &*member.inner.config.issuer))
-    }
-
-    /// The response to a bearer token's verification: the token, counted as accepted, or
-    /// the counted rejection (`issuer`: the trusted issuer whose checks it went through,
-    /// for the metrics). A sender-constrained token (`cnf`) is refused: it needs its
-    /// proof (RFC 9449 §7.2).
-    fn settle(
-        &self,
-        verified: Result<Arc<VerifiedClaims>, RejectionKind>,
-        issuer: Option<&str>,
-    ) -> Result<AccessToken, Rejection> {
-        match verified {
-            Ok(claims) if claims.bound => Err(self.reject_from(TokenError::SenderConstrained.into(), issuer)),
-            Ok(claims) => Ok(self.accepted(claims)),
-            Err(kind) => Err(self.reject_from(kind, issuer)),
-        }
-    }
-
-    /// Counts an accepted token.
-    fn accepted(&self, claims: Arc<VerifiedClaims>) -> AccessToken {
-        self.inner.stats.accepted.fetch_add(1, Ordering::Relaxed);
-        crate::metrics::token_accepted(self.metrics_issuer(claims.issuer()));
-        AccessToken { claims }
-    }
-
-    /// Counts a rejection and builds its response (a 401 with the current DPoP nonce
-    /// when the authority hands out nonces).
-    pub(crate) fn reject(&self, kind: RejectionKind) -> Rejection {
-        self.reject_from(kind, None)
-    }
-
-    /// [`reject`](Self::reject) for a token that went through the checks of the trusted
-    /// issuer `issuer` (its configured identifier: the metrics' `issuer` label).
-    pub(crate) fn reject_from(&self, kind: RejectionKind, issuer: Option<&str>) -> Rejection {
-        self.inner.stats.count_rejection(kind.code());
-        crate::metrics::token_rejected(kind.code(), issuer);
-        let unauthorized = kind.status() == axum::http::StatusCode::UNAUTHORIZED;
-        let rejection = Rejection::new(kind, self.inner.config.challenge.clone());
-        match self.dpop_nonce().filter(|_| unauthorized) {
-            Some(nonce) => rejection.with_dpop_nonce(nonce),
-            None => rejection,
-        }
-    }
-
-    /// The configured identifier of the trusted issuer of a verified token's `iss`, for
-    /// the metrics' `issuer` label; not looked up without the `metrics` feature.
-    fn metrics_issuer(&self, iss: &str) -> Option<&str> {
-        if !crate::metrics::ENABLED {
-            return None;
-        }
-        self.member_for(iss).map(|member| &*member.inner.config.issuer)
     }
 }
 

@@ -6,7 +6,6 @@
 //! discovery document, never from a token (`jku`, `x5u` and `iss` are never followed).
 
 use std::{
-    fmt,
     future::Future,
     net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
     pin::Pin,
@@ -20,7 +19,7 @@ use reqwest::{
     redirect,
 };
 
-use crate::config::ConfigError;
+use crate::{config::ConfigError, keys::KeySetError};
 
 /// Limits on every request to the issuer.
 #[derive(Debug, Clone, Copy)]
@@ -69,31 +68,43 @@ impl HttpLimits {
 }
 
 /// Why a fetch failed. Logged with its code; the last good keys are kept.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum FetchError {
     /// Connecting or the whole request took longer than its timeout.
+    #[error("the request timed out")]
     Timeout,
     /// The host name could not be resolved, or resolves only to blocked addresses.
+    #[error("the host name could not be resolved to an allowed address")]
     Dns,
     /// The connection was refused or reset.
+    #[error("the connection was refused or reset")]
     Connect,
     /// The TLS handshake failed: an untrusted certificate, a certificate for another
     /// name, or no common protocol.
+    #[error("the TLS handshake failed (certificate not trusted, or issued for another name)")]
     Tls,
     /// The server answered with a non-success status.
+    #[error("the server answered HTTP {0}")]
     Status(u16),
     /// A redirect to another host, to `http:`, or more than one.
+    #[error("the server redirected to another host, to http, or more than once")]
     Redirect,
     /// The body exceeded the size cap.
+    #[error("the document exceeds the size limit")]
     TooLarge,
     /// The body is not the expected JSON document.
+    #[error("the response is not the expected JSON document")]
     NotJson,
-    /// The JWK set holds no usable key, or too many.
-    BadKeySet(String),
+    /// The JWK set holds no usable key, or too many. The message names the cause too, so
+    /// that the one line a startup error prints says what is wrong with the set.
+    #[error("the key set is unusable: {0}")]
+    BadKeySet(#[source] KeySetError),
     /// The discovery document's `issuer` is not the configured issuer, byte for byte.
+    #[error("the discovery document names another issuer")]
     IssuerMismatch,
     /// The discovery document's `jwks_uri` is missing or violates the URL policy.
+    #[error("the discovery document's jwks_uri is unusable: {0}")]
     BadJwksUri(String),
 }
 
@@ -115,27 +126,7 @@ impl FetchError {
             Self::BadJwksUri(_) => "bad_jwks_uri",
         }
     }
-}
 
-impl fmt::Display for FetchError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Timeout => f.write_str("the request timed out"),
-            Self::Dns => f.write_str("the host name could not be resolved to an allowed address"),
-            Self::Connect => f.write_str("the connection was refused or reset"),
-            Self::Tls => f.write_str("the TLS handshake failed (certificate not trusted, or issued for another name)"),
-            Self::Status(code) => write!(f, "the server answered HTTP {code}"),
-            Self::Redirect => f.write_str("the server redirected to another host, to http, or more than once"),
-            Self::TooLarge => f.write_str("the document exceeds the size limit"),
-            Self::NotJson => f.write_str("the response is not the expected JSON document"),
-            Self::BadKeySet(why) => write!(f, "the key set is unusable: {why}"),
-            Self::IssuerMismatch => f.write_str("the discovery document names another issuer"),
-            Self::BadJwksUri(why) => write!(f, "the discovery document's jwks_uri is unusable: {why}"),
-        }
-    }
-}
-
-impl FetchError {
     /// Whether the issuer could not be reached at all (timeout, DNS, connection, TLS), as
     /// opposed to answering with something unusable.
     #[must_use]
@@ -143,8 +134,6 @@ impl FetchError {
         matches!(self, Self::Timeout | Self::Dns | Self::Connect | Self::Tls)
     }
 }
-
-impl std::error::Error for FetchError {}
 
 /// A successfully fetched document.
 #[derive(Debug)]
@@ -344,16 +333,19 @@ fn classify(error: &reqwest::Error) -> FetchError {
 
 /// Why the filtering resolver gave no address (typed, so that [`classify`] can tell a DNS
 /// failure from a refused connection).
-#[derive(Debug)]
-struct ResolveFailure(String);
-
-impl fmt::Display for ResolveFailure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
+#[derive(Debug, thiserror::Error)]
+enum ResolveFailure {
+    /// The system resolver failed.
+    #[error("{host} could not be resolved")]
+    Lookup {
+        host: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Every address is in a blocked range.
+    #[error("{host} resolves only to blocked addresses")]
+    OnlyBlocked { host: String },
 }
-
-impl std::error::Error for ResolveFailure {}
 
 /// Follows at most one redirect, and only to https on the same host and port
 /// (security spec 163).
@@ -516,11 +508,11 @@ impl Resolve for FilteringResolver {
         Box::pin(async move {
             let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
                 .await
-                .map_err(|e| ResolveFailure(format!("{host} could not be resolved: {e}")))?
+                .map_err(|source| ResolveFailure::Lookup { host: host.clone(), source })?
                 .filter(|addr| allow_private || !is_blocked(addr.ip()))
                 .collect();
             if addrs.is_empty() {
-                return Err(ResolveFailure(format!("{host} resolves only to blocked addresses")).into());
+                return Err(ResolveFailure::OnlyBlocked { host }.into());
             }
             Ok(Box::new(addrs.into_iter()) as Addrs)
         })
@@ -688,5 +680,29 @@ mod tests {
         ] {
             assert!(!blocked(address), "{address} must pass");
         }
+    }
+
+    #[test]
+    fn an_unusable_key_set_is_the_source_of_its_fetch_error() {
+        let rejected = KeySetError::NoUsableKeys(vec![(0, crate::keys::KeyRejection::WeakRsaKey)]);
+        let error = FetchError::BadKeySet(rejected.clone());
+        assert_eq!(
+            error.to_string(),
+            "the key set is unusable: the JWK set has no usable signing key; key 0: weak_rsa_key"
+        );
+        let source = std::error::Error::source(&error).and_then(|s| s.downcast_ref::<KeySetError>());
+        assert_eq!(source, Some(&rejected));
+        assert!(std::error::Error::source(&FetchError::Timeout).is_none());
+    }
+
+    #[test]
+    fn a_failed_lookup_keeps_the_resolver_error_as_its_source() {
+        let failure = ResolveFailure::Lookup {
+            host: "issuer.example".to_owned(),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such host"),
+        };
+        assert_eq!(failure.to_string(), "issuer.example could not be resolved");
+        let source = std::error::Error::source(&failure).and_then(|s| s.downcast_ref::<std::io::Error>());
+        assert_eq!(source.map(std::io::Error::kind), Some(std::io::ErrorKind::NotFound));
     }
 }

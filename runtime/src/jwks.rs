@@ -523,7 +523,7 @@ impl RemoteKeys {
         let fetched = self.client.get(&url).await?;
         let set = KeySet::from_jwks(&fetched.body, &self.allowed).map_err(|error| match error {
             KeySetError::NotAJwks => FetchError::NotJson,
-            other => FetchError::BadKeySet(other.to_string()),
+            other => FetchError::BadKeySet(other),
         })?;
         for (index, why) in &set.rejected {
             if *why == KeyRejection::PrivateKeyMaterial {

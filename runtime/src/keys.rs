@@ -37,18 +37,20 @@ pub(crate) struct Unavailable {
 /// A key the verifier may use, with one ready verifier per permitted algorithm.
 pub(crate) struct VerifyingKey {
     kid: Option<Box<str>>,
-    verifiers: Vec<(Algorithm, Verifier)>,
+    verifiers: Vec<(Algorithm, SignatureChecker)>,
 }
 
+/// One key's signature check for one algorithm, the key parsed once (the verifier is
+/// `Authority`; this only says whether a signature is the key's).
 // The public-key variant is the one on every hot path; boxing it would add an indirection
 // per verification to save a few bytes per key.
 #[allow(clippy::large_enum_variant)]
-pub(crate) enum Verifier {
+pub(crate) enum SignatureChecker {
     Public(ParsedPublicKey),
     Hmac(hmac::Key),
 }
 
-impl Verifier {
+impl SignatureChecker {
     /// Checks `signature` over `message`; constant-time for HMAC.
     pub(crate) fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
         match self {
@@ -63,7 +65,7 @@ impl VerifyingKey {
         self.kid.as_deref()
     }
 
-    pub(crate) fn verifier(&self, alg: Algorithm) -> Option<&Verifier> {
+    pub(crate) fn verifier(&self, alg: Algorithm) -> Option<&SignatureChecker> {
         self.verifiers.iter().find(|(a, _)| *a == alg).map(|(_, v)| v)
     }
 
@@ -82,8 +84,10 @@ impl fmt::Debug for VerifyingKey {
     }
 }
 
-/// Why a key was not admitted. Logged by the key source; never sent to clients.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Why a key was not admitted. Logged by the key source; never sent to clients. Its
+/// `Display` is its [`code`](Self::code).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{}", self.code())]
 #[non_exhaustive]
 pub enum KeyRejection {
     /// The JWK is not a JSON object, or a member has the wrong JSON type.
@@ -136,41 +140,29 @@ impl KeyRejection {
     }
 }
 
-impl fmt::Display for KeyRejection {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.code())
-    }
-}
-
 /// Why a whole key set was refused.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum KeySetError {
     /// Not a JSON object with a `keys` array.
+    #[error("the document is not a JWK set (a JSON object with a \"keys\" array)")]
     NotAJwks,
     /// More than 100 keys.
+    #[error("the JWK set holds more than {MAX_KEYS} keys")]
     TooManyKeys,
     /// No key could be admitted; each rejected key's position and reason.
+    #[error("the JWK set has no usable signing key{}", Rejected(.0))]
     NoUsableKeys(Vec<(usize, KeyRejection)>),
 }
 
-impl fmt::Display for KeySetError {
+/// The rejected keys of a set, each as `; key {position}: {reason}`.
+struct Rejected<'a>(&'a [(usize, KeyRejection)]);
+
+impl fmt::Display for Rejected<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::NotAJwks => f.write_str("the document is not a JWK set (a JSON object with a \"keys\" array)"),
-            Self::TooManyKeys => write!(f, "the JWK set holds more than {MAX_KEYS} keys"),
-            Self::NoUsableKeys(rejected) => {
-                f.write_str("the JWK set has no usable signing key")?;
-                for (i, why) in rejected {
-                    write!(f, "; key {i}: {why}")?;
-                }
-                Ok(())
-            }
-        }
+        self.0.iter().try_for_each(|(i, why)| write!(f, "; key {i}: {why}"))
     }
 }
-
-impl std::error::Error for KeySetError {}
 
 /// An immutable set of admitted keys. Readers hold an `Arc` to it; a new set replaces it
 /// whole.
@@ -184,7 +176,7 @@ pub(crate) struct KeySet {
 /// The outcome of looking up the key for a token.
 pub(crate) enum KeyLookup<'a> {
     /// One or two candidate verifiers (two only for a duplicated `kid`).
-    Found([Option<&'a Verifier>; 2]),
+    Found([Option<&'a SignatureChecker>; 2]),
     /// No key has this `kid` (a refresh may help).
     UnknownKid,
     /// No usable key: wrong algorithm for the kid, no kid with several candidates, or
@@ -245,7 +237,7 @@ impl KeySet {
 
     /// Finds the verifier for a token's `kid` and `alg` (security spec cases 55-60, 71).
     pub(crate) fn lookup(&self, kid: Option<&str>, alg: Algorithm) -> KeyLookup<'_> {
-        let mut found: [Option<&Verifier>; 2] = [None, None];
+        let mut found: [Option<&SignatureChecker>; 2] = [None, None];
         let mut count = 0usize;
         let mut kid_seen = false;
         for key in &self.keys {
@@ -432,7 +424,7 @@ impl KeyMaterial {
                 Family::Ec(_) => KeyRejection::InvalidCurve,
                 _ => KeyRejection::InvalidKeyMaterial,
             })?;
-            verifiers.push((alg, Verifier::Public(parsed)));
+            verifiers.push((alg, SignatureChecker::Public(parsed)));
         }
         if verifiers.is_empty() {
             return Err(KeyRejection::AlgorithmMismatch);
@@ -501,7 +493,7 @@ pub(crate) fn hmac_key(secret: &[u8], alg: Algorithm, kid: Option<Box<str>>) -> 
         Algorithm::HS512 => hmac::HMAC_SHA512,
         _ => hmac::HMAC_SHA256,
     };
-    VerifyingKey { kid, verifiers: vec![(alg, Verifier::Hmac(hmac::Key::new(algorithm, secret)))] }
+    VerifyingKey { kid, verifiers: vec![(alg, SignatureChecker::Hmac(hmac::Key::new(algorithm, secret)))] }
 }
 
 fn aws_lc_algorithm(alg: Algorithm) -> Option<&'static dyn VerificationAlgorithm> {

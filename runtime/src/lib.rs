@@ -622,6 +622,7 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod access_token;
 mod algorithm;
 mod authority;
 mod b64;
@@ -659,6 +660,7 @@ mod verify;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use access_token::AccessToken;
 pub use algorithm::Algorithm;
 pub use authority::{Authority, AuthorityBuilder, Stats};
 pub use cache::{DEFAULT_TOKEN_CACHE_CAPACITY, DEFAULT_TOKEN_CACHE_MAX_AGE, DEFAULT_TOKEN_CACHE_MAX_BYTES};
@@ -667,7 +669,7 @@ pub use config::{
     ConfigError, DEFAULT_LEEWAY, DEFAULT_MAX_LIFETIME, DEFAULT_MAX_TOKEN_SIZE, MAX_LEEWAY, MAX_TOKEN_SIZE_LIMIT,
     Profile, ScopeClaim,
 };
-pub use extract::{AccessToken, AuthorityState};
+pub use extract::AuthorityState;
 pub use http::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_DOCUMENT_SIZE, DEFAULT_TOTAL_TIMEOUT, FetchError};
 pub use introspection::{
     ClientAuth, DEFAULT_INTROSPECTION_CACHE_CAPACITY, DEFAULT_INTROSPECTION_CACHE_MAX_BYTES,

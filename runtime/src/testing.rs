@@ -56,14 +56,15 @@ pub const DEFAULT_CLIENT_ID: &str = "test-client";
 /// The `sub` minted tokens carry unless told otherwise.
 pub const DEFAULT_SUBJECT: &str = "user-123";
 
-struct Keys {
+/// The issuer's private keys, one per key type, that its tokens are signed with.
+struct SigningKeys {
     rsa: RsaKeyPair,
     ec: EcdsaKeyPair,
     ec384: EcdsaKeyPair,
     ed: Ed25519KeyPair,
 }
 
-impl Keys {
+impl SigningKeys {
     fn generate() -> Self {
         Self {
             rsa: RsaKeyPair::generate(KeySize::Rsa2048).expect("RSA key generation"),
@@ -78,7 +79,7 @@ impl Keys {
 #[derive(Clone)]
 pub struct TestIssuer {
     issuer: String,
-    keys: Arc<Keys>,
+    keys: Arc<SigningKeys>,
 }
 
 impl fmt::Debug for TestIssuer {
@@ -99,14 +100,17 @@ impl TestIssuer {
     /// [`with_fresh_keys`](Self::with_fresh_keys) for an issuer with keys of its own.
     #[must_use]
     pub fn new() -> Self {
-        static SHARED: OnceLock<Arc<Keys>> = OnceLock::new();
-        Self { issuer: DEFAULT_ISSUER.to_owned(), keys: Arc::clone(SHARED.get_or_init(|| Arc::new(Keys::generate()))) }
+        static SHARED: OnceLock<Arc<SigningKeys>> = OnceLock::new();
+        Self {
+            issuer: DEFAULT_ISSUER.to_owned(),
+            keys: Arc::clone(SHARED.get_or_init(|| Arc::new(SigningKeys::generate()))),
+        }
     }
 
     /// An issuer with its own newly generated keys.
     #[must_use]
     pub fn with_fresh_keys(issuer: impl Into<String>) -> Self {
-        Self { issuer: issuer.into(), keys: Arc::new(Keys::generate()) }
+        Self { issuer: issuer.into(), keys: Arc::new(SigningKeys::generate()) }
     }
 
     /// The same keys under another issuer identifier.

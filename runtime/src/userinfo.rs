@@ -28,9 +28,10 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use crate::{
+    access_token::AccessToken,
     authority::Authority,
     credentials::{self, Credentials},
-    extract::{self, AccessToken, AuthorityState},
+    extract::{self, AuthorityState},
     jws::Typ,
     rejection::{Rejection, RejectionKind, TokenError},
     source::{DocumentRefused, TypRule},

@@ -1,4 +1,6 @@
-//! The verification pipeline: from a bearer token string to verified claims.
+//! The verifier: its entry points ([`Authority::verify`], and for the extractors
+//! `verify_for`: a token in, an [`AccessToken`] or a [`Rejection`] out, each outcome
+//! counted once), and the pipeline from a bearer token string to verified claims.
 //!
 //! The order is fixed and cheap checks come first: size cap, compact form, header
 //! (algorithm allowlist, refused parameters, `typ`), key selection, the signature, and
@@ -12,6 +14,7 @@ use std::{
 };
 
 use crate::{
+    access_token::AccessToken,
     authority::Authority,
     b64::b64url_decode,
     claims::{self, AudienceCheck, RawClaims, VerifiedClaims},
@@ -20,9 +23,87 @@ use crate::{
     json::{self, Member, Sink},
     jws::{self, MAX_HEADER_BYTES, MAX_SIGNATURE_BYTES, Typ},
     keys::Unavailable,
-    rejection::{DpopError, RejectionKind, TokenError},
+    rejection::{DpopError, Rejection, RejectionKind, TokenError},
     source::SignatureRefused,
 };
+
+/// The entry points: a token in, an [`AccessToken`] or a [`Rejection`] out, each outcome
+/// counted once. The extractors (`extract.rs`) call these; they only read the request.
+impl Authority {
+    /// Verifies a bearer token (the credential after `Bearer `) for the default
+    /// audiences, outside of an HTTP request: for WebSocket handshakes, message queues or
+    /// tests. Scope requirements are the caller's to check ([`AccessToken::has_scope`],
+    /// [`ScopeExpr::is_satisfied_by`](crate::ScopeExpr::is_satisfied_by)).
+    ///
+    /// # Errors
+    /// A [`Rejection`] saying why the token was refused.
+    pub async fn verify(&self, token: &str) -> Result<AccessToken, Rejection> {
+        self.verify_for(token, AudienceCheck::Configured, false).await
+    }
+
+    /// Verifies a bearer token for `audience` (`introspect`: at the introspection endpoint
+    /// even if it is a JWT), counting the outcome.
+    pub(crate) async fn verify_for(
+        &self,
+        token: &str,
+        audience: AudienceCheck<'_>,
+        introspect: bool,
+    ) -> Result<AccessToken, Rejection> {
+        let (member, verified) = self.verify_routed(token, audience, introspect).await;
+        self.settle(verified, member.map(|member| &*member.inner.config.issuer))
+    }
+
+    /// The response to a bearer token's verification: the token, counted as accepted, or
+    /// the counted rejection (`issuer`: the trusted issuer whose checks it went through,
+    /// for the metrics). A sender-constrained token (`cnf`) is refused: it needs its
+    /// proof (RFC 9449 §7.2).
+    pub(crate) fn settle(
+        &self,
+        verified: Result<Arc<VerifiedClaims>, RejectionKind>,
+        issuer: Option<&str>,
+    ) -> Result<AccessToken, Rejection> {
+        match verified {
+            Ok(claims) if claims.bound => Err(self.reject_from(TokenError::SenderConstrained.into(), issuer)),
+            Ok(claims) => Ok(self.accepted(claims)),
+            Err(kind) => Err(self.reject_from(kind, issuer)),
+        }
+    }
+
+    /// Counts an accepted token.
+    pub(crate) fn accepted(&self, claims: Arc<VerifiedClaims>) -> AccessToken {
+        self.inner.stats.accepted.fetch_add(1, Ordering::Relaxed);
+        crate::metrics::token_accepted(self.metrics_issuer(claims.issuer()));
+        AccessToken::new(claims)
+    }
+
+    /// Counts a rejection and builds its response (a 401 with the current DPoP nonce
+    /// when the authority hands out nonces).
+    pub(crate) fn reject(&self, kind: RejectionKind) -> Rejection {
+        self.reject_from(kind, None)
+    }
+
+    /// [`reject`](Self::reject) for a token that went through the checks of the trusted
+    /// issuer `issuer` (its configured identifier: the metrics' `issuer` label).
+    pub(crate) fn reject_from(&self, kind: RejectionKind, issuer: Option<&str>) -> Rejection {
+        self.inner.stats.count_rejection(kind.code());
+        crate::metrics::token_rejected(kind.code(), issuer);
+        let unauthorized = kind.status() == axum::http::StatusCode::UNAUTHORIZED;
+        let rejection = Rejection::new(kind, self.inner.config.challenge.clone());
+        match self.dpop_nonce().filter(|_| unauthorized) {
+            Some(nonce) => rejection.with_dpop_nonce(nonce),
+            None => rejection,
+        }
+    }
+
+    /// The configured identifier of the trusted issuer of a verified token's `iss`, for
+    /// the metrics' `issuer` label; not looked up without the `metrics` feature.
+    pub(crate) fn metrics_issuer(&self, iss: &str) -> Option<&str> {
+        if !crate::metrics::ENABLED {
+            return None;
+        }
+        self.member_for(iss).map(|member| &*member.inner.config.issuer)
+    }
+}
 
 impl Authority {
     /// Verifies a bearer token for the given audience, with the one trusted issuer its

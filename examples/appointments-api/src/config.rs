@@ -107,7 +107,8 @@ impl fmt::Debug for Introspection {
 }
 
 /// A setting that cannot be used, with the variable to change.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {variable}: {message}")]
 pub(crate) struct ConfigError {
     variable: &'static str,
     message: String,
@@ -118,14 +119,6 @@ impl ConfigError {
         Self { variable, message: message.into() }
     }
 }
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid {}: {}", self.variable, self.message)
-    }
-}
-
-impl std::error::Error for ConfigError {}
 
 impl Config {
     /// Reads the process environment.

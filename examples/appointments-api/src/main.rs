@@ -27,7 +27,7 @@ use std::{process::ExitCode, sync::Arc};
 
 use scopegate::{
     Authority, AuthorityBuilder, Profile, ScopeClaim,
-    dpop::{DpopPolicy, RedisReplayStore},
+    dpop::{DpopPolicy, RedisReplayStore, ReplayStoreError},
 };
 use tokio::net::TcpListener;
 
@@ -35,7 +35,7 @@ use crate::{
     config::{Config, DpopReplayStore, IssuerConfig},
     dev_issuer::DevIssuer,
     routes::AppState,
-    store::Store,
+    store::{Store, StoreError},
 };
 
 #[tokio::main]
@@ -44,20 +44,63 @@ async fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             // One line, no backtrace: the error names the setting to fix.
-            eprintln!("appointments-api: {}", error.replace('\n', " "));
+            eprintln!("appointments-api: {}", error.to_string().replace('\n', " "));
             ExitCode::FAILURE
         }
     }
 }
 
+/// Why the service did not start (or stopped serving). Each message is the one line
+/// `main` prints: it names the setting to fix and says why, its cause included; the cause
+/// is also kept as the error's `source`.
+#[derive(Debug, thiserror::Error)]
+enum StartError {
+    /// A variable has a value that cannot be used.
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    /// `RUST_LOG` is not a tracing filter.
+    #[error("invalid RUST_LOG: `{filter}`: {source}")]
+    LogFilter { filter: String, source: tracing_subscriber::filter::ParseError },
+    /// Another subscriber was installed first.
+    #[error("cannot start logging: {0}")]
+    Logging(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// `DATABASE_PATH` cannot be opened as a database.
+    #[error("invalid DATABASE_PATH: cannot open the database: {0}")]
+    Database(#[source] StoreError),
+    /// `BIND` cannot be listened on.
+    #[error("cannot listen on {bind} (BIND): {}", bind_reason(source))]
+    Bind { bind: std::net::SocketAddr, source: std::io::Error },
+    /// The bound socket has no local address.
+    #[error("invalid BIND: {0}")]
+    LocalAddress(#[source] std::io::Error),
+    /// The development issuer did not start.
+    #[error("{0}")]
+    DevIssuer(String),
+    /// `DPOP_REPLAY_STORE` names a Redis that cannot be used.
+    #[error("cannot use DPOP_REPLAY_STORE: {}", with_cause(source))]
+    ReplayStore {
+        #[source]
+        source: ReplayStoreError,
+    },
+    /// One of the further issuers of `ISSUER` cannot be used.
+    #[error("cannot use an issuer of ISSUER: {0}")]
+    AddedIssuer(#[source] scopegate::ConfigError),
+    /// The issuer (`ISSUER`, `JWKS_URI` or the development issuer) cannot be used.
+    #[error("cannot use the issuer {issuer} ({setting}): {source}")]
+    Issuer { issuer: String, setting: &'static str, source: scopegate::ConfigError },
+    /// The server stopped with an error.
+    #[error("server error: {0}")]
+    Serve(#[source] std::io::Error),
+}
+
 /// Configuration → state → router → serve.
-async fn run() -> Result<(), String> {
+async fn run() -> Result<(), StartError> {
     if std::env::args().nth(1).as_deref() == Some("--routes") {
         let audience = std::env::var("AUDIENCE").unwrap_or_else(|_| config::DEFAULT_AUDIENCE.to_owned());
         print_routes(&routes::policy(&audience));
         return Ok(());
     }
-    let config = Config::from_env().map_err(|e| e.to_string())?;
+    let config = Config::from_env()?;
     // A failed start is reported as one error line, so by default the log starts once the
     // service is configured; an explicit RUST_LOG logs the start too (to debug discovery).
     let mut logging = Logging::parse(config.log_filter.as_deref())?;
@@ -65,16 +108,16 @@ async fn run() -> Result<(), String> {
         logging.start()?;
     }
 
-    let store = Store::open(config.database_path.as_deref())
-        .map_err(|e| format!("invalid DATABASE_PATH: cannot open the database: {e}"))?;
-    let listener = TcpListener::bind(config.bind).await.map_err(|e| bind_error(config.bind, &e))?;
-    let address = listener.local_addr().map_err(|e| format!("invalid BIND: {e}"))?;
+    let store = Store::open(config.database_path.as_deref()).map_err(StartError::Database)?;
+    let listener =
+        TcpListener::bind(config.bind).await.map_err(|source| StartError::Bind { bind: config.bind, source })?;
+    let address = listener.local_addr().map_err(StartError::LocalAddress)?;
 
     // No ISSUER: start the development issuer, then trust it like any other issuer.
     let dev_issuer = match &config.issuer {
         IssuerConfig::Development => {
             let introspection = config.introspection.as_ref().map(|i| (i.client_id.clone(), i.client_secret.clone()));
-            Some(DevIssuer::start(&config.audience, introspection).await?)
+            Some(DevIssuer::start(&config.audience, introspection).await.map_err(StartError::DevIssuer)?)
         }
         IssuerConfig::External { .. } => None,
     };
@@ -89,17 +132,14 @@ async fn run() -> Result<(), String> {
     announce(address);
 
     let app = routes::router(AppState { authority, store });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(|e| format!("server error: {e}"))?;
+    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await.map_err(StartError::Serve)?;
     tracing::info!("shut down");
     Ok(())
 }
 
 /// The verifier: discovery and keys over HTTP from `ISSUER` (or the development issuer),
 /// fetched now so that an unreachable issuer stops the start with a clear error.
-async fn authority(config: &Config, dev_issuer: Option<&DevIssuer>) -> Result<Authority, String> {
+async fn authority(config: &Config, dev_issuer: Option<&DevIssuer>) -> Result<Authority, StartError> {
     let no_others = Vec::new();
     let (issuer, others, jwks_uri, setting) = match (&config.issuer, dev_issuer) {
         (IssuerConfig::External { issuer, also, jwks_uri: Some(uri) }, _) => {
@@ -109,7 +149,9 @@ async fn authority(config: &Config, dev_issuer: Option<&DevIssuer>) -> Result<Au
         (IssuerConfig::Development, Some(dev_issuer)) => {
             (dev_issuer.issuer(), &no_others, None, "the development issuer")
         }
-        (IssuerConfig::Development, None) => return Err("the development issuer did not start".to_owned()),
+        (IssuerConfig::Development, None) => {
+            return Err(StartError::DevIssuer("the development issuer did not start".to_owned()));
+        }
     };
     let mut builder = issuer_policy(Authority::builder().issuer(issuer), config);
     // RFC 9728: every challenge names the metadata URL formed from the audience (when it is
@@ -141,10 +183,7 @@ async fn authority(config: &Config, dev_issuer: Option<&DevIssuer>) -> Result<Au
     if scopegate::policy::metadata_url(&config.audience).is_some() {
         builder = builder.dpop(DpopPolicy::Allowed);
         if let DpopReplayStore::Redis(url) = &config.dpop_replay_store {
-            let store = RedisReplayStore::connect(url).await.map_err(|e| match std::error::Error::source(&e) {
-                Some(cause) => format!("cannot use DPOP_REPLAY_STORE: {e}: {cause}"),
-                None => format!("cannot use DPOP_REPLAY_STORE: {e}"),
-            })?;
+            let store = RedisReplayStore::connect(url).await.map_err(|source| StartError::ReplayStore { source })?;
             builder = builder.dpop_replay_store(Arc::new(store));
         }
     } else {
@@ -153,10 +192,10 @@ async fn authority(config: &Config, dev_issuer: Option<&DevIssuer>) -> Result<Au
     // COPY: other policies go here, e.g. `.allowed_clients([...])` or `.leeway(...)`.
     // `.build()` instead of `.connect()` would start at once, without waiting for the
     // issuer, and answer 503 until its keys arrive.
-    builder.connect().await.map_err(|e| match e.setting() {
+    builder.connect().await.map_err(|source| match source.setting() {
         // The error names which of the listed issuers it is about.
-        "also_trust" => format!("cannot use an issuer of ISSUER: {e}"),
-        _ => format!("cannot use the issuer {issuer} ({setting}): {e}"),
+        "also_trust" => StartError::AddedIssuer(source),
+        _ => StartError::Issuer { issuer: issuer.to_owned(), setting, source },
     })
 }
 
@@ -180,18 +219,22 @@ fn issuer_policy(mut builder: AuthorityBuilder, config: &Config) -> AuthorityBui
 
 /// Why `BIND` could not be listened on: a value that parsed is a valid address, so the
 /// usual causes are the machine's, said as such.
-fn bind_error(bind: std::net::SocketAddr, error: &std::io::Error) -> String {
+fn bind_reason(error: &std::io::Error) -> String {
     match error.kind() {
-        std::io::ErrorKind::AddrInUse => format!(
-            "cannot listen on {bind} (BIND): the address is already in use by another process; stop it, or set BIND to another port"
-        ),
-        std::io::ErrorKind::AddrNotAvailable => {
-            format!("cannot listen on {bind} (BIND): no network interface of this machine has that address")
+        std::io::ErrorKind::AddrInUse => {
+            "the address is already in use by another process; stop it, or set BIND to another port".to_owned()
         }
-        std::io::ErrorKind::PermissionDenied => {
-            format!("cannot listen on {bind} (BIND): permission denied (ports below 1024 need privileges)")
-        }
-        _ => format!("cannot listen on {bind} (BIND): {error}"),
+        std::io::ErrorKind::AddrNotAvailable => "no network interface of this machine has that address".to_owned(),
+        std::io::ErrorKind::PermissionDenied => "permission denied (ports below 1024 need privileges)".to_owned(),
+        _ => error.to_string(),
+    }
+}
+
+/// An error and, when it has one, its cause: `{error}: {cause}`.
+fn with_cause(error: &dyn std::error::Error) -> String {
+    match error.source() {
+        Some(cause) => format!("{error}: {cause}"),
+        None => error.to_string(),
     }
 }
 
@@ -200,19 +243,21 @@ struct Logging(Option<tracing_subscriber::EnvFilter>);
 
 impl Logging {
     /// Checks `RUST_LOG` (default `info`).
-    fn parse(filter: Option<&str>) -> Result<Self, String> {
+    fn parse(filter: Option<&str>) -> Result<Self, StartError> {
         // One line per refused request (scopegate's DEBUG event, never the token) besides
         // the request log.
         let filter = filter.unwrap_or("info,scopegate=debug");
         let parsed = tracing_subscriber::EnvFilter::builder().parse(filter);
-        parsed.map(|filter| Self(Some(filter))).map_err(|e| format!("invalid RUST_LOG: `{filter}`: {e}"))
+        parsed
+            .map(|filter| Self(Some(filter)))
+            .map_err(|source| StartError::LogFilter { filter: filter.to_owned(), source })
     }
 
     /// Starts logging; once started, does nothing.
-    fn start(&mut self) -> Result<(), String> {
+    fn start(&mut self) -> Result<(), StartError> {
         let Some(filter) = self.0.take() else { return Ok(()) };
         let subscriber = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-        subscriber.try_init().map_err(|e| format!("cannot start logging: {e}"))
+        subscriber.try_init().map_err(StartError::Logging)
     }
 }
 
@@ -250,5 +295,32 @@ async fn shutdown_signal() {
     tokio::select! {
         () = interrupt => tracing::info!("SIGINT received, shutting down"),
         () = terminate => tracing::info!("SIGTERM received, shutting down"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    #[test]
+    fn a_start_error_names_the_setting_and_its_cause_and_keeps_the_cause_as_its_source() {
+        let bind: std::net::SocketAddr = ([127, 0, 0, 1], 8080).into();
+        let error = StartError::Bind { bind, source: std::io::ErrorKind::AddrInUse.into() };
+        assert_eq!(
+            error.to_string(),
+            "cannot listen on 127.0.0.1:8080 (BIND): the address is already in use by another process; stop it, or set BIND to another port"
+        );
+        let source = error.source().and_then(|s| s.downcast_ref::<std::io::Error>());
+        assert_eq!(source.map(std::io::Error::kind), Some(std::io::ErrorKind::AddrInUse));
+
+        let error = StartError::Database(StoreError::Database(rusqlite::Error::QueryReturnedNoRows));
+        assert_eq!(
+            error.to_string(),
+            "invalid DATABASE_PATH: cannot open the database: database error: Query returned no rows"
+        );
+        let source = error.source().and_then(|s| s.downcast_ref::<StoreError>());
+        assert!(matches!(source, Some(StoreError::Database(rusqlite::Error::QueryReturnedNoRows))), "{source:?}");
     }
 }

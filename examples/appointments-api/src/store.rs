@@ -66,22 +66,19 @@ pub(crate) struct NewAppointment {
     pub(crate) notes: Option<String>,
 }
 
-/// A database failure. Its details go to the log, never to the client.
-#[derive(Debug)]
-pub(crate) struct StoreError(String);
-
-impl fmt::Display for StoreError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for StoreError {}
-
-impl From<rusqlite::Error> for StoreError {
-    fn from(error: rusqlite::Error) -> Self {
-        Self(format!("database error: {error}"))
-    }
+/// A database failure. Its details go to the log (one line: the message names its
+/// cause), never to the client.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum StoreError {
+    /// SQLite refused a statement, or the database could not be opened.
+    #[error("database error: {0}")]
+    Database(#[from] rusqlite::Error),
+    /// A time could not be written as RFC 3339.
+    #[error("formatting starts_at: {0}")]
+    Format(#[from] time::error::Format),
+    /// The blocking task running the statement panicked or was cancelled.
+    #[error("database task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
 }
 
 /// The appointments table. Cheap to clone.
@@ -141,7 +138,7 @@ impl Store {
     pub(crate) async fn create(&self, owner: Owner<'_>, new: NewAppointment) -> Result<Appointment, StoreError> {
         let (issuer, subject) = (owner.issuer.to_owned(), owner.subject.to_owned());
         let starts_at_utc = new.starts_at.to_offset(time::UtcOffset::UTC);
-        let starts_at = starts_at_utc.format(&Rfc3339).map_err(|e| StoreError(format!("formatting starts_at: {e}")))?;
+        let starts_at = starts_at_utc.format(&Rfc3339)?;
         let unix = starts_at_utc.unix_timestamp();
         self.run(move |db| {
             db.prepare_cached(
@@ -180,8 +177,7 @@ impl Store {
             let db = connection.lock().unwrap_or_else(PoisonError::into_inner);
             f(&db)
         })
-        .await
-        .map_err(|e| StoreError(format!("database task failed: {e}")))?
+        .await?
         .map_err(StoreError::from)
     }
 }

@@ -725,17 +725,18 @@ impl AuthorityBuilder {
             appid_names_client: self.appid_names_client,
             clock: self.clock,
         };
-        let (source, remote) = match keys {
-            Keys::Fixed(set) => (KeySource::fixed(set), None),
-            Keys::Remote(remote) => (KeySource::Remote(Arc::clone(&remote)), Some(remote)),
+        // The key cache, when keys come over HTTP: `build` or `connect` starts it.
+        let remote = match &keys {
+            KeySource::Remote(remote) => Some(Arc::clone(remote)),
+            KeySource::Fixed(_) => None,
         };
         let introspection =
-            introspector(self.introspection, remote.as_ref(), &source, self.http, &self.tls_roots, &config.issuer)?;
+            introspector(self.introspection, remote.as_ref(), &keys, self.http, &self.tls_roots, &config.issuer)?;
         let userinfo = self.userinfo.build(self.http, &self.tls_roots)?;
         let authority = Authority {
             inner: Arc::new(Inner {
                 config,
-                keys: source,
+                keys,
                 stats: Counters::default(),
                 token_cache,
                 userinfo,
@@ -847,7 +848,7 @@ impl AuthorityBuilder {
 
     /// The accepted algorithms and where the keys come from: the shared secret, the static
     /// keys, or the issuer over HTTP.
-    fn keys(&self, issuer: &str) -> Result<(Vec<Algorithm>, Keys), ConfigError> {
+    fn keys(&self, issuer: &str) -> Result<(Vec<Algorithm>, KeySource), ConfigError> {
         if let Some((alg, secret)) = &self.secret {
             return self.shared_secret_key(*alg, secret).map(|key| (vec![*alg], key));
         }
@@ -862,7 +863,7 @@ impl AuthorityBuilder {
             ));
         }
         let keys = if self.jwks.is_empty() && self.pems.is_empty() {
-            Keys::Remote(remote_keys(
+            KeySource::Remote(remote_keys(
                 issuer,
                 self.jwks_uri.as_deref(),
                 &algorithms,
@@ -877,7 +878,7 @@ impl AuthorityBuilder {
     }
 
     /// Shared-secret mode: the one HMAC key, alone.
-    fn shared_secret_key(&self, alg: Algorithm, secret: &[u8]) -> Result<Keys, ConfigError> {
+    fn shared_secret_key(&self, alg: Algorithm, secret: &[u8]) -> Result<KeySource, ConfigError> {
         if !self.jwks.is_empty() || !self.pems.is_empty() {
             return Err(ConfigError::new(
                 "shared_secret",
@@ -903,11 +904,11 @@ impl AuthorityBuilder {
             return Err(ConfigError::new("jwks_uri", "a jwks_uri cannot be combined with shared-secret mode"));
         }
         let key = keys::hmac_key(secret, alg, None);
-        Ok(Keys::Fixed(KeySet::from_keys(vec![key])))
+        Ok(KeySource::fixed(KeySet::from_keys(vec![key])))
     }
 
     /// The static keys (`static_jwks`, `public_key_pem`), each admitted for `algorithms`.
-    fn static_keys(&self, algorithms: &[Algorithm]) -> Result<Keys, ConfigError> {
+    fn static_keys(&self, algorithms: &[Algorithm]) -> Result<KeySource, ConfigError> {
         if self.jwks_uri.is_some() {
             return Err(ConfigError::new(
                 "jwks_uri",
@@ -931,7 +932,7 @@ impl AuthorityBuilder {
         if admitted.len() > keys::MAX_KEYS {
             return Err(ConfigError::new("static_jwks", "more than 100 keys"));
         }
-        Ok(Keys::Fixed(KeySet::from_keys(admitted)))
+        Ok(KeySource::fixed(KeySet::from_keys(admitted)))
     }
 
     /// The challenges' `realm`: the one set, or the first audience when it is header-safe,
@@ -996,11 +997,6 @@ struct TokenLimits {
     leeway: Duration,
     max_lifetime: Duration,
     max_token_size: usize,
-}
-
-enum Keys {
-    Fixed(KeySet),
-    Remote(Arc<RemoteKeys>),
 }
 
 /// One trusted issuer being started: its authority, its key cache when keys come over

@@ -39,7 +39,8 @@ pub trait ReplayStore: Send + Sync + fmt::Debug + 'static {
 }
 
 /// A replay store that could not answer.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
 pub struct ReplayStoreError {
     message: &'static str,
     source: Option<Box<dyn Error + Send + Sync>>,
@@ -50,18 +51,6 @@ impl ReplayStoreError {
     #[must_use]
     pub fn new(message: &'static str, source: Option<Box<dyn Error + Send + Sync>>) -> Self {
         Self { message, source }
-    }
-}
-
-impl fmt::Display for ReplayStoreError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.message)
-    }
-}
-
-impl Error for ReplayStoreError {
-    fn source(&self) -> Option<&(dyn Error + 'static)> {
-        self.source.as_deref().map(|e| e as &(dyn Error + 'static))
     }
 }
 
