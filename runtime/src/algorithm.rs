@@ -68,18 +68,15 @@ impl Algorithm {
 
     /// The default allowlist of DPoP proofs: [`ASYMMETRIC`](Self::ASYMMETRIC) and
     /// `Ed25519` (RFC 9864), which clients may use instead of `EdDSA`.
-    pub(crate) const PROOF: [Algorithm; 10] = [
-        Self::RS256,
-        Self::RS384,
-        Self::RS512,
-        Self::PS256,
-        Self::PS384,
-        Self::PS512,
-        Self::ES256,
-        Self::ES384,
-        Self::EdDSA,
-        Self::Ed25519,
-    ];
+    pub(crate) const PROOF: [Algorithm; 10] = {
+        let mut all = [Self::Ed25519; 10];
+        let mut i = 0;
+        while i < Self::ASYMMETRIC.len() {
+            all[i] = Self::ASYMMETRIC[i];
+            i += 1;
+        }
+        all
+    };
 
     /// Every algorithm scopegate knows.
     pub(crate) fn all() -> impl Iterator<Item = Algorithm> {

@@ -116,6 +116,13 @@ impl ConfigError {
     pub fn setting(&self) -> &'static str {
         self.setting
     }
+
+    /// What is wrong with it, without the setting's name (the [`Display`](fmt::Display)
+    /// form is "invalid `setting`: `message`", or "cannot reach the issuer of the …").
+    #[must_use]
+    pub fn message(&self) -> &str {
+        &self.message
+    }
 }
 
 /// How a [`ConfigError`] starts: a setting that is wrong, or one that may be right.

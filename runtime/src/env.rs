@@ -50,7 +50,7 @@ impl AuthorityBuilder {
             Some(_) => Err(ConfigError::new(name, format!("is set but empty: set it to {what}"))),
             None => Err(ConfigError::new(name, format!("is not set: set it to {what}"))),
         };
-        let issuers = issuers(&required(
+        let issuers = issuer_list(&required(
             "ISSUER",
             "the exact `iss` of your tokens, such as https://your-tenant.example/ (several separated by commas)",
         )?)?;
@@ -164,9 +164,22 @@ impl EnvPolicy {
     }
 }
 
-/// The issuers of `ISSUER`: one, or several separated by commas (an issuer identifier is
-/// a URL, which has no comma worth keeping), each an `https` or `http` URL, none twice.
-fn issuers(value: &str) -> Result<Vec<String>, ConfigError> {
+/// The issuers of a comma-separated `ISSUER` value, read as
+/// [`AuthorityBuilder::from_env`] reads them: one, or several separated by commas (an
+/// issuer identifier is a URL, which has no comma worth keeping), each an `https` or
+/// `http` URL, none twice. For an application that reads its own configuration and
+/// wants the same rules (the example service does).
+///
+/// # Errors
+/// A [`ConfigError`] for `ISSUER` naming the item that is not an issuer URL or is listed
+/// twice.
+///
+/// ```
+/// let issuers = scopegate::issuer_list("https://a.example/, https://b.example/").unwrap();
+/// assert_eq!(issuers, ["https://a.example/", "https://b.example/"]);
+/// assert_eq!(scopegate::issuer_list("a.example").unwrap_err().setting(), "ISSUER");
+/// ```
+pub fn issuer_list(value: &str) -> Result<Vec<String>, ConfigError> {
     let mut issuers: Vec<String> = Vec::new();
     for issuer in value.split(',').map(str::trim) {
         if !(issuer.starts_with("https://") || issuer.starts_with("http://")) {

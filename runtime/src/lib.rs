@@ -670,6 +670,7 @@ pub use config::{
     Profile, ScopeClaim,
 };
 pub use extract::AuthorityState;
+pub use env::issuer_list;
 pub use http::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_DOCUMENT_SIZE, DEFAULT_TOTAL_TIMEOUT, FetchError};
 pub use introspection::{
     ClientAuth, DEFAULT_INTROSPECTION_CACHE_CAPACITY, DEFAULT_INTROSPECTION_CACHE_MAX_BYTES,

@@ -163,26 +163,13 @@ impl Config {
                 ));
             }
             Some(list) => {
-                // An issuer identifier is a URL, which has no comma worth keeping: a comma
-                // separates issuers. (The same rules as scopegate's `AuthorityBuilder::from_env`,
-                // which this service does not use: here `ISSUER` is optional, `AUDIENCE` has a
-                // default, and every issuer also gets `JWKS_REFRESH_COOLDOWN_SECS` and
-                // `TOKEN_CACHE`, which `from_env` does not read.)
-                let mut issuers: Vec<String> = Vec::new();
-                for issuer in list.split(',').map(str::trim) {
-                    if !(issuer.starts_with("https://") || issuer.starts_with("http://")) {
-                        return Err(ConfigError::new(
-                            "ISSUER",
-                            format!(
-                                "`{issuer}` is not an issuer URL: use the exact `iss` of your tokens, such as https://your-tenant.example/ (several separated by commas)"
-                            ),
-                        ));
-                    }
-                    if issuers.iter().any(|i| i == issuer) {
-                        return Err(ConfigError::new("ISSUER", format!("`{issuer}` is listed twice")));
-                    }
-                    issuers.push(issuer.to_owned());
-                }
+                // Several issuers are separated by commas, read by scopegate's own rules
+                // (those of `AuthorityBuilder::from_env`, which this service does not use:
+                // here `ISSUER` is optional, `AUDIENCE` has a default, and every issuer also
+                // gets `JWKS_REFRESH_COOLDOWN_SECS` and `TOKEN_CACHE`, which `from_env` does
+                // not read).
+                let mut issuers =
+                    scopegate::issuer_list(&list).map_err(|e| ConfigError::new(e.setting(), e.message()))?;
                 if jwks_uri.as_deref().is_some_and(|uri| uri.trim().is_empty()) {
                     return Err(ConfigError::new("JWKS_URI", "is set but empty: unset it to use discovery"));
                 }
