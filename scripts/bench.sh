@@ -5,13 +5,13 @@
 # (scripts/load-bench.sh: both runtimes, the signature floor as a service, both cores,
 # start-up) and the verified-token cache's memory (bench/src/bin/cache-memory.rs).
 #
-#   bash scripts/bench.sh [LOAD_SECONDS]     # default 3 s per load run (5 rounds); ~12 minutes in all
+#   bash scripts/bench.sh [LOAD_SECONDS]     # default 2 s per load run (9 rounds); ~10 minutes in all
 #
 # Run it on an otherwise idle machine: other work on the cores skews every number.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-LOAD_SECONDS="${1:-3}"
+LOAD_SECONDS="${1:-2}"
 LOAD_AVERAGE="$(cut -d' ' -f1-3 /proc/loadavg)"
 mkdir -p target
 cargo bench -p scopegate --bench verify 2>/dev/null | tee target/bench-verify.txt >/dev/null

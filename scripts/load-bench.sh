@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Load benchmark of the example service (release build) on loopback, with wrk.
 #
-#   bash scripts/load-bench.sh [SECONDS] [ROUNDS]   # default 3 s per run, 5 rounds;
+#   bash scripts/load-bench.sh [SECONDS] [ROUNDS]   # default 2 s per run, 9 rounds;
 #                                                   # writes target/load-bench.md
 #
 # A loopback issuer (bench-issuer: discovery and JWKS, scopegate's test keys) signs
@@ -29,8 +29,8 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-SECONDS_PER_RUN="${1:-3}"
-ROUNDS="${2:-5}"
+SECONDS_PER_RUN="${1:-2}"
+ROUNDS="${2:-9}"
 LOAD_AT_START="$(cut -d' ' -f1-3 /proc/loadavg)"
 TOKENS="${TOKENS:-20000}"
 OUT="target/load-bench.md"
