@@ -669,8 +669,8 @@ pub use config::{
     ConfigError, DEFAULT_LEEWAY, DEFAULT_MAX_LIFETIME, DEFAULT_MAX_TOKEN_SIZE, MAX_LEEWAY, MAX_TOKEN_SIZE_LIMIT,
     Profile, ScopeClaim,
 };
-pub use extract::AuthorityState;
 pub use env::issuer_list;
+pub use extract::AuthorityState;
 pub use http::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_DOCUMENT_SIZE, DEFAULT_TOTAL_TIMEOUT, FetchError};
 pub use introspection::{
     ClientAuth, DEFAULT_INTROSPECTION_CACHE_CAPACITY, DEFAULT_INTROSPECTION_CACHE_MAX_BYTES,

@@ -729,7 +729,8 @@ fn the_route_table_shows_a_dpop_required_handler() {
     let table = policy.to_string();
     let rows: Vec<&str> = table.lines().skip(1).collect();
     assert_eq!(
-        rows[0], "GET     /pay             \"payments:write\", dpop = \"required\"  https://api.example.test  dpop::pay",
+        rows[0],
+        "GET     /pay             \"payments:write\", dpop = \"required\"  https://api.example.test  dpop::pay",
         "{table}"
     );
     assert_eq!(
