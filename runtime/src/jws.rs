@@ -191,6 +191,15 @@ mod tests {
     }
 
     #[test]
+    fn only_the_application_prefix_is_implied_in_typ() {
+        assert_eq!(classify_typ("application/at+jwt"), Typ::AccessToken);
+        assert_eq!(classify_typ("APPLICATION/JWT"), Typ::Jwt);
+        // Another twelve characters before a known type make another type.
+        assert_eq!(classify_typ("applicationXat+jwt"), Typ::Other);
+        assert_eq!(classify_typ("xxxxxxxxxxxxJWT"), Typ::Other);
+    }
+
+    #[test]
     fn split_requires_exactly_three_non_empty_segments() {
         assert!(split("a.b.c").is_ok());
         for bad in ["a.b", "a.b.", ".b.c", "a..c", "a.b.c.d", "a.b.c.d.e", ""] {
