@@ -170,6 +170,11 @@ pub(crate) struct Checked {
 }
 
 impl Dpop {
+    /// The algorithms a proof may be signed with.
+    pub(crate) fn algorithms(&self) -> &[Algorithm] {
+        &self.algorithms
+    }
+
     /// Checks `proof` for a request with `method` to `path`, presenting `token` bound to
     /// `jkt`, at `now` (seconds since the epoch). Everything but the replay check.
     pub(crate) fn check(

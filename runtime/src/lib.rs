@@ -605,6 +605,12 @@
 //! without calling the issuer: `/userinfo` would need a proof signed with the client's
 //! key, which the API does not hold.
 //!
+//! Clients learn the policy from the RFC 9728 metadata:
+//! [`ProtectedResource::dpop_from`](policy::ProtectedResource::dpop_from) lists the proof
+//! algorithms (`dpop_signing_alg_values_supported`) and, under `DpopPolicy::Required`,
+//! `dpop_bound_access_tokens_required: true`. In the OpenAPI document a
+//! `dpop = "required"` operation's 401 says that bearer tokens are refused there.
+//!
 //! ## Feature flags
 //! | feature | default | what it adds |
 //! |---|---|---|

@@ -215,15 +215,20 @@ fn apply_security(operation: &mut Operation, route: &Route, scheme: &str) {
     let mut respond = |status: &str, description: &str| {
         responses.entry(status.to_owned()).or_insert_with(|| Response::new(description).into());
     };
+    let unauthorized = if route.dpop_required() {
+        "No DPoP-bound access token with a valid DPoP proof (RFC 9449: `Authorization: DPoP …` and a `DPoP` header; bearer tokens are refused), or one that is invalid, expired or for another API"
+    } else {
+        "No access token, or one that is invalid, expired or for another API"
+    };
     match route.requirement() {
         Requirement::Scopes(expr) => {
-            respond("401", "No access token, or one that is invalid, expired or for another API");
+            respond("401", unauthorized);
             respond("403", "The access token lacks the scopes this operation requires");
             operation.security =
                 Some(alternatives(expr).into_iter().map(|scopes| SecurityRequirement::new(scheme, scopes)).collect());
         }
         Requirement::AnyToken => {
-            respond("401", "No access token, or one that is invalid, expired or for another API");
+            respond("401", unauthorized);
             operation.security = Some(vec![SecurityRequirement::new(scheme, Vec::<String>::new())]);
         }
         Requirement::Public => operation.security = Some(Vec::new()),

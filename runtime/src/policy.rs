@@ -49,7 +49,7 @@ use axum::{
 };
 use serde_json::{Map, Value};
 
-use crate::scope::ScopeExpr;
+use crate::{Authority, algorithm::Algorithm, dpop::DpopPolicy, scope::ScopeExpr};
 
 /// The path of the RFC 9728 metadata document (§3), before any path of the resource.
 pub const WELL_KNOWN_PATH: &str = "/.well-known/oauth-protected-resource";
@@ -477,6 +477,8 @@ pub struct ProtectedResource {
     scopes: Vec<String>,
     resource_name: Option<String>,
     resource_documentation: Option<String>,
+    dpop_algorithms: Vec<Algorithm>,
+    dpop_required: bool,
 }
 
 impl ProtectedResource {
@@ -493,6 +495,8 @@ impl ProtectedResource {
             scopes: Vec::new(),
             resource_name: None,
             resource_documentation: None,
+            dpop_algorithms: Vec::new(),
+            dpop_required: false,
         }
     }
 
@@ -518,6 +522,46 @@ impl ProtectedResource {
         self
     }
 
+    /// `dpop_signing_alg_values_supported` (RFC 9728 §2): the algorithms a DPoP proof
+    /// (RFC 9449) may be signed with. Listed when not empty.
+    pub fn dpop_signing_alg_values_supported(mut self, algorithms: impl IntoIterator<Item = Algorithm>) -> Self {
+        self.dpop_algorithms = algorithms.into_iter().collect();
+        self
+    }
+
+    /// `dpop_bound_access_tokens_required` (RFC 9728 §2): whether the API refuses every
+    /// token that is not DPoP-bound. Listed when `true` (`false` is the RFC's default).
+    pub fn dpop_bound_access_tokens_required(mut self, required: bool) -> Self {
+        self.dpop_required = required;
+        self
+    }
+
+    /// Both DPoP members as `authority` applies DPoP: its proof algorithms
+    /// ([`Authority::dpop_algorithms`]), and `dpop_bound_access_tokens_required` when its
+    /// policy is [`DpopPolicy::Required`]. Nothing is listed when DPoP is off. A handler
+    /// with `dpop = "required"` under an [`DpopPolicy::Allowed`] authority does not make
+    /// the member `true`: the API as a whole still takes bearer tokens.
+    ///
+    /// ```
+    /// use scopegate::{Algorithm, dpop::DpopPolicy, policy::ProtectedResource, testing::TestIssuer};
+    ///
+    /// let authority = TestIssuer::new()
+    ///     .authority_builder("https://api.example.test/")
+    ///     .dpop(DpopPolicy::Required)
+    ///     .dpop_algorithms([Algorithm::ES256, Algorithm::EdDSA])
+    ///     .build()?;
+    /// let metadata = ProtectedResource::new("https://api.example.test/", authority.issuers()).dpop_from(&authority);
+    /// let document = metadata.document();
+    /// assert_eq!(document["dpop_signing_alg_values_supported"], serde_json::json!(["ES256", "EdDSA"]));
+    /// assert_eq!(document["dpop_bound_access_tokens_required"], true);
+    /// # Ok::<(), scopegate::ConfigError>(())
+    /// ```
+    pub fn dpop_from(self, authority: &Authority) -> Self {
+        let required = authority.dpop_policy() == Some(DpopPolicy::Required);
+        self.dpop_signing_alg_values_supported(authority.dpop_algorithms().iter().copied())
+            .dpop_bound_access_tokens_required(required)
+    }
+
     /// The JSON document.
     #[must_use]
     pub fn document(&self) -> Value {
@@ -533,6 +577,13 @@ impl ProtectedResource {
         }
         if let Some(url) = &self.resource_documentation {
             doc.insert("resource_documentation".into(), url.clone().into());
+        }
+        if !self.dpop_algorithms.is_empty() {
+            let names = self.dpop_algorithms.iter().map(|alg| alg.as_str()).collect::<Vec<_>>();
+            doc.insert("dpop_signing_alg_values_supported".into(), names.into());
+        }
+        if self.dpop_required {
+            doc.insert("dpop_bound_access_tokens_required".into(), true.into());
         }
         Value::Object(doc)
     }
@@ -586,6 +637,25 @@ mod tests {
         assert_eq!(
             doc.to_string(),
             r#"{"authorization_servers":["https://issuer.example.test/"],"bearer_methods_supported":["header"],"resource":"https://api.example.test","resource_documentation":"https://docs.example.test","resource_name":"API","scopes_supported":["a","b"]}"#
+        );
+    }
+
+    #[test]
+    fn the_dpop_members_are_listed_only_when_set() {
+        let plain = ProtectedResource::new("https://api.example.test", ["https://issuer.example.test/"]);
+        let with_dpop = plain
+            .clone()
+            .dpop_signing_alg_values_supported([Algorithm::ES256, Algorithm::Ed25519])
+            .dpop_bound_access_tokens_required(true);
+        assert_eq!(
+            with_dpop.document().to_string(),
+            r#"{"authorization_servers":["https://issuer.example.test/"],"bearer_methods_supported":["header"],"dpop_bound_access_tokens_required":true,"dpop_signing_alg_values_supported":["ES256","Ed25519"],"resource":"https://api.example.test"}"#
+        );
+        let not_required =
+            plain.dpop_signing_alg_values_supported([Algorithm::ES256]).dpop_bound_access_tokens_required(false);
+        assert_eq!(
+            not_required.document().to_string(),
+            r#"{"authorization_servers":["https://issuer.example.test/"],"bearer_methods_supported":["header"],"dpop_signing_alg_values_supported":["ES256"],"resource":"https://api.example.test"}"#
         );
     }
 }

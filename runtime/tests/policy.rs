@@ -99,7 +99,18 @@ fn every_guarded_handler_is_declared_with_its_path_scopes_audience_and_location(
     assert!(policy::declaration_of(&health).is_none());
     let mut names: Vec<_> = policy::declarations().map(|d| d.handler()).collect();
     names.sort_unstable();
-    assert_eq!(names, ["policy::list", "policy::local", "policy::pay", "policy::remove", "policy::reports"]);
+    assert_eq!(
+        names,
+        [
+            "policy::list",
+            "policy::local",
+            "policy::pay",
+            "policy::pay_with_proof",
+            "policy::remove",
+            "policy::reports",
+            "policy::statement"
+        ]
+    );
 }
 
 #[test]
@@ -290,4 +301,68 @@ fn a_handler_declared_inside_a_function_body_is_found_by_its_module_and_name() {
         "policy::a_handler_declared_inside_a_function_body_is_found_by_its_module_and_name::local"
     );
     assert!(policy.unprotected().is_empty());
+}
+
+/// The metadata says what the authority does with DPoP: its proof algorithms when DPoP is
+/// on, `dpop_bound_access_tokens_required` only when bearer tokens are refused, and
+/// nothing about DPoP when it is off.
+#[test]
+fn the_metadata_states_the_authoritys_dpop_policy() {
+    use scopegate::{Algorithm, dpop::DpopPolicy};
+    let issuer = TestIssuer::new();
+    let document = |authority: &scopegate::Authority| {
+        ProtectedResource::new(AUD, authority.issuers()).dpop_from(authority).document()
+    };
+
+    let off = document(&issuer.authority(AUD));
+    assert_eq!(
+        (off.get("dpop_signing_alg_values_supported"), off.get("dpop_bound_access_tokens_required")),
+        (None, None)
+    );
+
+    let allowed =
+        issuer.authority_builder(AUD).dpop(DpopPolicy::Allowed).dpop_algorithms([Algorithm::ES256]).build().unwrap();
+    let allowed = document(&allowed);
+    assert_eq!(allowed["dpop_signing_alg_values_supported"], serde_json::json!(["ES256"]));
+    assert_eq!(allowed.get("dpop_bound_access_tokens_required"), None);
+
+    let required = issuer.authority_builder(AUD).dpop(DpopPolicy::Required).build().unwrap();
+    assert_eq!(required.dpop_policy(), Some(DpopPolicy::Required));
+    let names: Vec<&str> = required.dpop_algorithms().iter().map(|alg| alg.as_str()).collect();
+    let required = document(&required);
+    assert_eq!(required["dpop_signing_alg_values_supported"], serde_json::json!(names));
+    assert_eq!(required["dpop_bound_access_tokens_required"], true);
+}
+
+/// A `dpop = "required"` operation tells the OpenAPI reader that bearer tokens are
+/// refused there; the others keep the bearer wording.
+#[test]
+fn the_openapi_401_of_a_dpop_only_operation_says_dpop_is_required() {
+    use scopegate::openapi::{
+        OpenApiSecurity,
+        utoipa::openapi::{Info, OpenApi, Paths, RefOr},
+    };
+    #[requires_scope("payments:write", dpop = "required")]
+    async fn pay_with_proof() {}
+    #[requires_scope("payments:read")]
+    async fn statement() {}
+    let policy =
+        Policy::new(AUD).route(Method::POST, "/pay", pay_with_proof).route(Method::GET, "/statement", statement);
+    let document = policy.openapi(OpenApi::new(Info::new("API", "1"), Paths::new()), &OpenApiSecurity::bearer());
+    let unauthorized = |path: &str, method: &str| {
+        let item = &document.paths.paths[path];
+        let operation = if method == "post" { item.post.as_ref() } else { item.get.as_ref() };
+        match &operation.unwrap().responses.responses["401"] {
+            RefOr::T(response) => response.description.clone(),
+            RefOr::Ref(_) => panic!("an inline response"),
+        }
+    };
+    assert_eq!(
+        unauthorized("/pay", "post"),
+        "No DPoP-bound access token with a valid DPoP proof (RFC 9449: `Authorization: DPoP …` and a `DPoP` header; bearer tokens are refused), or one that is invalid, expired or for another API"
+    );
+    assert_eq!(
+        unauthorized("/statement", "get"),
+        "No access token, or one that is invalid, expired or for another API"
+    );
 }

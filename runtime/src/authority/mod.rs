@@ -105,4 +105,19 @@ impl Authority {
     pub fn audiences(&self) -> impl Iterator<Item = &str> {
         self.inner.config.audiences.iter().map(|a| &**a)
     }
+
+    /// How this authority takes DPoP-bound tokens (RFC 9449), or `None` when DPoP is off
+    /// ([`AuthorityBuilder::dpop`]).
+    #[must_use]
+    pub fn dpop_policy(&self) -> Option<crate::dpop::DpopPolicy> {
+        self.inner.dpop.as_ref().map(|dpop| dpop.policy)
+    }
+
+    /// The algorithms a DPoP proof may be signed with, empty when DPoP is off: what RFC
+    /// 9728 metadata lists as `dpop_signing_alg_values_supported`
+    /// ([`ProtectedResource::dpop_from`](crate::policy::ProtectedResource::dpop_from)).
+    #[must_use]
+    pub fn dpop_algorithms(&self) -> &[crate::Algorithm] {
+        self.inner.dpop.as_ref().map_or(&[], |dpop| dpop.algorithms())
+    }
 }
