@@ -13,6 +13,7 @@
 //! | `INTROSPECTION_CLIENT_ID`, `INTROSPECTION_CLIENT_SECRET` | unset | this API's own credentials at the issuer (HTTP Basic): with both set, a token that is not a JWS (an opaque token) is introspected (RFC 7662), and the development issuer hands out opaque tokens on `-d token_format=opaque` |
 //! | `INTROSPECTION_URI` | from discovery | the issuer's introspection endpoint, to skip discovery's `introspection_endpoint` (needs the two above) |
 //! | `DPOP_REPLAY_STORE` | `memory` | where the `jti`s of accepted DPoP proofs are kept: `memory` (this process) or a `redis://host:port/` URL shared by every replica, so a proof replayed on another one is refused |
+//! | `INTROSPECTION_ACCEPTS_MISSING_AUDIENCE` | `false` | `true` accepts an introspection answer without `aud` (needs the two above). Some issuers name no audience for a token asked without a resource, the only kind oidc-provider serves at `/userinfo`; turn it on only for an issuer whose tokens are all meant for this API |
 //! | `INTROSPECTION_CACHE_TTL_SECS` | `60` | how long an introspection answer is reused (1 to 3600): a revoked opaque token is refused at most this long after its revocation |
 //! | `TOKEN_CACHE` | `on` | `off` turns the verified-token cache off, so that every request checks its token's signature (for measuring that path) |
 //!
@@ -93,6 +94,8 @@ pub(crate) struct Introspection {
     pub(crate) uri: Option<String>,
     /// `INTROSPECTION_CACHE_TTL_SECS`, when set.
     pub(crate) cache_ttl: Option<Duration>,
+    /// `INTROSPECTION_ACCEPTS_MISSING_AUDIENCE=true`.
+    pub(crate) accepts_missing_audience: bool,
 }
 
 impl fmt::Debug for Introspection {
@@ -102,6 +105,7 @@ impl fmt::Debug for Introspection {
             .field("client_id", &self.client_id)
             .field("uri", &self.uri)
             .field("cache_ttl", &self.cache_ttl)
+            .field("accepts_missing_audience", &self.accepts_missing_audience)
             .finish_non_exhaustive()
     }
 }
@@ -275,12 +279,17 @@ fn introspection(lookup: &impl Fn(&str) -> Option<String>) -> Result<Option<Intr
     };
     let uri = present("INTROSPECTION_URI")?;
     let ttl = present("INTROSPECTION_CACHE_TTL_SECS")?;
+    let missing_audience = present("INTROSPECTION_ACCEPTS_MISSING_AUDIENCE")?;
     let (client_id, client_secret) =
         match (present("INTROSPECTION_CLIENT_ID")?, present("INTROSPECTION_CLIENT_SECRET")?) {
             (Some(id), Some(secret)) => (id, secret),
             (None, None) => {
-                if uri.is_some() || ttl.is_some() {
-                    let variable = if uri.is_some() { "INTROSPECTION_URI" } else { "INTROSPECTION_CACHE_TTL_SECS" };
+                let given = [
+                    ("INTROSPECTION_URI", uri.is_some()),
+                    ("INTROSPECTION_CACHE_TTL_SECS", ttl.is_some()),
+                    ("INTROSPECTION_ACCEPTS_MISSING_AUDIENCE", missing_audience.is_some()),
+                ];
+                if let Some((variable, _)) = given.into_iter().find(|(_, set)| *set) {
                     return Err(ConfigError::new(
                         variable,
                         "needs INTROSPECTION_CLIENT_ID and INTROSPECTION_CLIENT_SECRET: set them, or unset it",
@@ -307,7 +316,17 @@ fn introspection(lookup: &impl Fn(&str) -> Option<String>) -> Result<Option<Intr
             }
         },
     };
-    Ok(Some(Introspection { client_id, client_secret, uri, cache_ttl }))
+    let accepts_missing_audience = match missing_audience.as_deref().map(str::trim) {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => {
+            return Err(ConfigError::new(
+                "INTROSPECTION_ACCEPTS_MISSING_AUDIENCE",
+                format!("`{other}` is not `true` or `false`"),
+            ));
+        }
+    };
+    Ok(Some(Introspection { client_id, client_secret, uri, cache_ttl, accepts_missing_audience }))
 }
 
 #[cfg(test)]
@@ -427,6 +446,7 @@ mod tests {
         let introspection = config.introspection.unwrap();
         assert_eq!(introspection.client_id, "api-introspector");
         assert_eq!(introspection.cache_ttl, Some(Duration::from_secs(2)));
+        assert!(!introspection.accepts_missing_audience);
         assert!(!format!("{introspection:?}").contains("hidden-secret"));
     }
 
@@ -445,6 +465,18 @@ mod tests {
             (&[("JWKS_URI", "https://tenant.example/keys")], "invalid JWKS_URI: needs ISSUER"),
             (&[("DATABASE_PATH", "")], "invalid DATABASE_PATH"),
             (&[("INTROSPECTION_CLIENT_ID", "api")], "invalid INTROSPECTION_CLIENT_SECRET: is needed"),
+            (
+                &[("INTROSPECTION_ACCEPTS_MISSING_AUDIENCE", "true")],
+                "invalid INTROSPECTION_ACCEPTS_MISSING_AUDIENCE: needs",
+            ),
+            (
+                &[
+                    ("INTROSPECTION_CLIENT_ID", "api"),
+                    ("INTROSPECTION_CLIENT_SECRET", "s"),
+                    ("INTROSPECTION_ACCEPTS_MISSING_AUDIENCE", "yes"),
+                ],
+                "invalid INTROSPECTION_ACCEPTS_MISSING_AUDIENCE: `yes` is not `true` or `false`",
+            ),
             (&[("INTROSPECTION_CLIENT_SECRET", "s")], "invalid INTROSPECTION_CLIENT_ID: is needed"),
             (&[("INTROSPECTION_URI", "https://i.example/introspect")], "invalid INTROSPECTION_URI: needs"),
             (

@@ -173,6 +173,7 @@ async fn authority(config: &Config, dev_issuer: Option<&DevIssuer>) -> Result<Au
         if let Some(uri) = &introspection.uri {
             builder = builder.introspection_endpoint(uri);
         }
+        builder = builder.introspection_accepts_missing_audience(introspection.accepts_missing_audience);
         if let Some(ttl) = introspection.cache_ttl {
             builder = builder.introspection_cache_ttl(ttl);
         }

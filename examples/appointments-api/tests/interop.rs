@@ -1353,3 +1353,48 @@ async fn fixture_dpop_bound_token_with_an_independent_proof_is_accepted_and_a_re
     })
     .await;
 }
+
+/// `GET /api/profile` answers with the real provider's `/userinfo` answer for the
+/// presented token (`UserInfo` asks the discovered `userinfo_endpoint`). The token is the
+/// one a browser's code flow gets (`openid`, no resource): the only kind oidc-provider
+/// serves at `/userinfo`, since it refuses any token with a resource audience there. Such a
+/// token is opaque, so the service reads it by introspection, and the provider's answer
+/// names no audience: the service takes it only with
+/// `INTROSPECTION_ACCEPTS_MISSING_AUDIENCE=true`, and refuses it otherwise.
+#[tokio::test]
+async fn fixture_profile_is_the_real_userinfo_answer_for_a_code_flow_token() {
+    let test = "fixture_profile_is_the_real_userinfo_answer_for_a_code_flow_token";
+    let Some(dir) = fixture_dir(test) else { return };
+    bounded(test, async {
+        let idp = Idp::start(&dir, None).await;
+        let token = idp.code_flow().await["access_token"].as_str().unwrap().to_owned();
+        assert_eq!(token.split('.').count(), 1, "an opaque token: {token}");
+        let request = idp
+            .http
+            .post(format!("{}/token/introspection", idp.issuer))
+            .basic_auth(INTROSPECTOR.0, Some(INTROSPECTOR.1));
+        let introspected = send(request.form(&[("token", token.as_str())])).await.json();
+        assert_eq!(
+            (&introspected["active"], &introspected["sub"], introspected.get("aud")),
+            (&json!(true), &json!("test-user"), None),
+            "{introspected}"
+        );
+
+        let credentials =
+            [("INTROSPECTION_CLIENT_ID", INTROSPECTOR.0), ("INTROSPECTION_CLIENT_SECRET", INTROSPECTOR.1)];
+        let strict = Service::start_with(&idp.issuer, AUDIENCE, None, &credentials).await;
+        let reply = strict.get("/api/profile", &token).await;
+        let expected =
+            strict.invalid_token_at("/api/profile", "The access token is not meant for this API", "invalid_audience");
+        assert_eq!(reply.refusal(), expected, "{}", reply.body);
+        drop(strict);
+
+        let mut settings = credentials.to_vec();
+        settings.push(("INTROSPECTION_ACCEPTS_MISSING_AUDIENCE", "true"));
+        let service = Service::start_with(&idp.issuer, AUDIENCE, None, &settings).await;
+        let reply = service.get("/api/profile", &token).await;
+        assert_eq!((reply.status, reply.json()), (StatusCode::OK, json!({"sub": "test-user"})), "{}", reply.body);
+        true
+    })
+    .await;
+}
