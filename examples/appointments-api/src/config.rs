@@ -12,6 +12,8 @@
 //! | `JWKS_REFRESH_COOLDOWN_SECS` | `30` | the least time between two key fetches caused by tokens with an unknown `kid` (1 to 3600) |
 //! | `INTROSPECTION_CLIENT_ID`, `INTROSPECTION_CLIENT_SECRET` | unset | this API's own credentials at the issuer (HTTP Basic): with both set, a token that is not a JWS (an opaque token) is introspected (RFC 7662), and the development issuer hands out opaque tokens on `-d token_format=opaque` |
 //! | `INTROSPECTION_URI` | from discovery | the issuer's introspection endpoint, to skip discovery's `introspection_endpoint` (needs the two above) |
+//! | `DPOP_NONCE` | `off` | `on`: server-provided DPoP nonces (RFC 9449 §9). A proof without a current nonce gets 401 `use_dpop_nonce`, and every 401 carries the nonce to use in `DPoP-Nonce`; nonces rotate every 5 minutes. Needs an http(s) `AUDIENCE` (DPoP is off otherwise) |
+//! | `DPOP_NONCE_SECRET` | a random one per process | with `DPOP_NONCE=on`: the secret nonces are derived from, at least 32 bytes, the same for every replica so that each accepts the others' nonces |
 //! | `DPOP_REPLAY_STORE` | `memory` | where the `jti`s of accepted DPoP proofs are kept: `memory` (this process) or a `redis://host:port/` URL shared by every replica, so a proof replayed on another one is refused |
 //! | `INTROSPECTION_ACCEPTS_MISSING_AUDIENCE` | `false` | `true` accepts an introspection answer without `aud` (needs the two above). Some issuers name no audience for a token asked without a resource, the only kind oidc-provider serves at `/userinfo`; turn it on only for an issuer whose tokens are all meant for this API |
 //! | `INTROSPECTION_CACHE_TTL_SECS` | `60` | how long an introspection answer is reused (1 to 3600): a revoked opaque token is refused at most this long after its revocation |
@@ -21,7 +23,7 @@
 
 use std::{fmt, net::SocketAddr, path::PathBuf, time::Duration};
 
-use scopegate::Profile;
+use scopegate::{Profile, dpop::MIN_NONCE_SECRET_LEN};
 
 /// COPY: your API's identifier, the `aud` your issuer puts in access tokens for it.
 pub(crate) const DEFAULT_AUDIENCE: &str = "https://api.example.test";
@@ -63,6 +65,31 @@ pub(crate) struct Config {
     pub(crate) token_cache: bool,
     /// `DPOP_REPLAY_STORE`.
     pub(crate) dpop_replay_store: DpopReplayStore,
+    /// `DPOP_NONCE` and `DPOP_NONCE_SECRET`.
+    pub(crate) dpop_nonces: DpopNonces,
+}
+
+/// Server-provided DPoP nonces (`DPOP_NONCE`, `DPOP_NONCE_SECRET`).
+#[derive(Clone, PartialEq, Eq, Default)]
+pub(crate) enum DpopNonces {
+    /// `off`, the default.
+    #[default]
+    Off,
+    /// `on` without a secret: one drawn at start, for this process only.
+    Random,
+    /// `on` with `DPOP_NONCE_SECRET`, shared by every replica.
+    Shared(String),
+}
+
+impl fmt::Debug for DpopNonces {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Off => f.write_str("Off"),
+            Self::Random => f.write_str("Random"),
+            // Never the secret.
+            Self::Shared(_) => f.write_str("Shared"),
+        }
+    }
 }
 
 /// Where accepted DPoP proofs are remembered (`DPOP_REPLAY_STORE`).
@@ -254,6 +281,8 @@ impl Config {
             }
         };
 
+        let dpop_nonces = dpop_nonces(&lookup, &audience)?;
+
         Ok(Self {
             bind,
             audience,
@@ -265,8 +294,38 @@ impl Config {
             introspection,
             token_cache,
             dpop_replay_store,
+            dpop_nonces,
         })
     }
+}
+
+/// `DPOP_NONCE` and `DPOP_NONCE_SECRET`.
+fn dpop_nonces(lookup: &impl Fn(&str) -> Option<String>, audience: &str) -> Result<DpopNonces, ConfigError> {
+    let secret = lookup("DPOP_NONCE_SECRET");
+    let nonces = match (lookup("DPOP_NONCE").as_deref().map(str::trim), secret) {
+        (None | Some("off"), None) => return Ok(DpopNonces::Off),
+        (None | Some("off"), Some(_)) => {
+            return Err(ConfigError::new("DPOP_NONCE_SECRET", "needs DPOP_NONCE=on: set it, or unset the secret"));
+        }
+        (Some("on"), None) => DpopNonces::Random,
+        (Some("on"), Some(secret)) if secret.len() >= MIN_NONCE_SECRET_LEN => DpopNonces::Shared(secret),
+        (Some("on"), Some(_)) => {
+            return Err(ConfigError::new(
+                "DPOP_NONCE_SECRET",
+                format!("is shorter than {MIN_NONCE_SECRET_LEN} bytes: replicas would share a guessable secret"),
+            ));
+        }
+        (Some(other), _) => {
+            return Err(ConfigError::new("DPOP_NONCE", format!("`{other}` is neither `off` (the default) nor `on`")));
+        }
+    };
+    if scopegate::policy::metadata_url(audience).is_none() {
+        return Err(ConfigError::new(
+            "DPOP_NONCE",
+            format!("DPoP is off: the AUDIENCE `{audience}` is not an http(s) URL to compare proofs' htu with"),
+        ));
+    }
+    Ok(nonces)
 }
 
 /// The `INTROSPECTION_*` variables: the client id and secret together or not at all.
@@ -451,6 +510,17 @@ mod tests {
     }
 
     #[test]
+    fn dpop_nonces_are_off_by_default_and_keep_the_secret_out_of_debug() {
+        assert_eq!(config(&[]).unwrap().dpop_nonces, DpopNonces::Off);
+        assert_eq!(config(&[("DPOP_NONCE", "off")]).unwrap().dpop_nonces, DpopNonces::Off);
+        assert_eq!(config(&[("DPOP_NONCE", "on")]).unwrap().dpop_nonces, DpopNonces::Random);
+        let secret = "a-secret-every-replica-is-given-0123";
+        let shared = config(&[("DPOP_NONCE", "on"), ("DPOP_NONCE_SECRET", secret)]).unwrap();
+        assert_eq!(shared.dpop_nonces, DpopNonces::Shared(secret.to_owned()));
+        assert!(!format!("{shared:?}").contains(secret));
+    }
+
+    #[test]
     fn each_error_names_its_variable() {
         let cases: &[(&[(&str, &str)], &str)] = &[
             (&[("BIND", "localhost")], "invalid BIND: `localhost` is not an IP address and port"),
@@ -465,6 +535,16 @@ mod tests {
             (&[("JWKS_URI", "https://tenant.example/keys")], "invalid JWKS_URI: needs ISSUER"),
             (&[("DATABASE_PATH", "")], "invalid DATABASE_PATH"),
             (&[("INTROSPECTION_CLIENT_ID", "api")], "invalid INTROSPECTION_CLIENT_SECRET: is needed"),
+            (&[("DPOP_NONCE", "yes")], "invalid DPOP_NONCE: `yes` is neither `off` (the default) nor `on`"),
+            (&[("DPOP_NONCE_SECRET", &"s".repeat(32))], "invalid DPOP_NONCE_SECRET: needs DPOP_NONCE=on"),
+            (
+                &[("DPOP_NONCE", "on"), ("DPOP_NONCE_SECRET", &"s".repeat(31))],
+                "invalid DPOP_NONCE_SECRET: is shorter than 32 bytes",
+            ),
+            (
+                &[("DPOP_NONCE", "on"), ("AUDIENCE", "api://appointments")],
+                "invalid DPOP_NONCE: DPoP is off: the AUDIENCE",
+            ),
             (
                 &[("INTROSPECTION_ACCEPTS_MISSING_AUDIENCE", "true")],
                 "invalid INTROSPECTION_ACCEPTS_MISSING_AUDIENCE: needs",

@@ -27,12 +27,12 @@ use std::{process::ExitCode, sync::Arc};
 
 use scopegate::{
     Authority, AuthorityBuilder, Profile, ScopeClaim,
-    dpop::{DpopPolicy, RedisReplayStore, ReplayStoreError},
+    dpop::{DpopNonce, DpopPolicy, RedisReplayStore, ReplayStoreError},
 };
 use tokio::net::TcpListener;
 
 use crate::{
-    config::{Config, DpopReplayStore, IssuerConfig},
+    config::{Config, DpopNonces, DpopReplayStore, IssuerConfig},
     dev_issuer::DevIssuer,
     routes::AppState,
     store::{Store, StoreError},
@@ -186,6 +186,11 @@ async fn authority(config: &Config, dev_issuer: Option<&DevIssuer>) -> Result<Au
         if let DpopReplayStore::Redis(url) = &config.dpop_replay_store {
             let store = RedisReplayStore::connect(url).await.map_err(|source| StartError::ReplayStore { source })?;
             builder = builder.dpop_replay_store(Arc::new(store));
+        }
+        match &config.dpop_nonces {
+            DpopNonces::Off => {}
+            DpopNonces::Random => builder = builder.dpop_nonce(DpopNonce::random()),
+            DpopNonces::Shared(secret) => builder = builder.dpop_nonce(DpopNonce::shared_secret(secret.as_bytes())),
         }
     } else {
         tracing::warn!(audience = %config.audience, "DPoP is off: the audience is not an http(s) URL to compare proofs' htu with");

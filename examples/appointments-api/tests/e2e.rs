@@ -1063,3 +1063,34 @@ async fn openapi_json_is_valid_openapi_3_1_and_every_operations_security_is_its_
     assert!(status.success(), "the OpenAPI 3.1 validator refused /openapi.json: {stdout}{stderr}");
     assert_eq!(stdout.trim(), "VALID OpenAPI 3.1");
 }
+
+/// `DPOP_NONCE=on`: a DPoP request whose proof has no nonce gets 401 `use_dpop_nonce`
+/// with the nonce in `DPoP-Nonce` (RFC 9449 §9), and the same request with a fresh proof
+/// carrying that nonce is accepted. Without the setting the first proof is accepted.
+#[tokio::test]
+async fn dpop_nonce_on_asks_for_the_servers_nonce_and_accepts_it() {
+    let keys = KeyServer::start().await;
+    let key = keys.issuer.dpop_key();
+    let token = keys.issuer.access_token().dpop_bound(&key).sign();
+    let htu = "https://api.example.test/api/me";
+    let dpop_call = |service: &Service, proof: String| {
+        let request =
+            client().get(service.url("/api/me")).header("authorization", format!("DPoP {token}")).header("dpop", proof);
+        send(request)
+    };
+
+    let service = Service::start(&[("ISSUER", &keys.url), ("DPOP_NONCE", "on")]).await;
+    let reply = dpop_call(&service, key.proof("GET", htu).access_token(&token).sign()).await;
+    let nonce = reply.headers.get("dpop-nonce").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+    let expected = format!(
+        "{REALM}, DPoP realm=\"https://api.example.test\", error=\"use_dpop_nonce\", error_description=\"The DPoP proof has no nonce; retry with the one in the DPoP-Nonce header\", {META}, algs=\"RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 EdDSA Ed25519\""
+    );
+    assert_eq!(reply.refusal(), (StatusCode::UNAUTHORIZED, expected, json!("dpop_nonce_missing")));
+    assert!(!nonce.is_empty(), "no DPoP-Nonce header: {:?}", reply.headers);
+    let reply = dpop_call(&service, key.proof("GET", htu).access_token(&token).nonce(&nonce).sign()).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+
+    let without = Service::start(&[("ISSUER", &keys.url)]).await;
+    let reply = dpop_call(&without, key.proof("GET", htu).access_token(&token).sign()).await;
+    assert_eq!((reply.status, reply.headers.get("dpop-nonce")), (StatusCode::OK, None), "{}", reply.body);
+}
