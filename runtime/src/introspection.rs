@@ -743,6 +743,14 @@ mod tests {
     }
 
     #[test]
+    fn the_introspection_cache_defaults_are_the_documented_ones() {
+        assert_eq!(DEFAULT_INTROSPECTION_CACHE_MAX_BYTES, 16 * 1024 * 1024, "16 MiB");
+        assert_eq!(DEFAULT_INTROSPECTION_CACHE_CAPACITY, 10_000);
+        assert_eq!(DEFAULT_INTROSPECTION_CACHE_TTL, Duration::from_secs(60));
+        assert_eq!(DEFAULT_INTROSPECTION_NEGATIVE_TTL, Duration::from_secs(10));
+    }
+
+    #[test]
     fn three_segments_make_a_compact_jws() {
         assert!(is_compact_jws("a.b.c"));
         assert!(!is_compact_jws("opaque-token"));

@@ -882,3 +882,178 @@ async fn an_introspected_answer_with_cnf_is_refused_as_bearer_without_dpop_too()
     assert_eq!((outcome.status, outcome.challenge.clone()), (StatusCode::UNAUTHORIZED, invalid_token(description)));
     assert_eq!(outcome.reason(), "sender_constrained");
 }
+
+/// The moment the clock-bound tests below stop the clock at (a fraction of a second, so
+/// that a bound half a second away is on the other side).
+const T: f64 = 1_800_000_000.25;
+
+/// The outcome of one introspection answer: `answer` is `active()` with `edit` applied,
+/// read by a fresh authority (nothing cached) whose clock stands at `T`.
+async fn answer_outcome(
+    endpoint: &Endpoint,
+    edit: impl FnOnce(&mut Value),
+    configure: impl FnOnce(AuthorityBuilder) -> AuthorityBuilder,
+) -> (StatusCode, String) {
+    let mut answer = active(&endpoint.issuer());
+    answer["iat"] = json!(T - 10.0);
+    answer["exp"] = json!(T + 300.0);
+    edit(&mut answer);
+    endpoint.set_mode(Mode::Answer(answer));
+    let clock = scopegate::testing::TestClock::at(T);
+    let router = app(configure(endpoint.builder().clock(&clock)).build().unwrap());
+    let outcome = call(&router, OPAQUE).await;
+    (outcome.status, outcome.reason())
+}
+
+/// `aud` in an introspection answer: a string or a non-empty array of non-empty strings
+/// naming this API. An empty array is not "no audience" (even where a missing `aud` is
+/// accepted), and an array naming the API among others is accepted unless a single
+/// audience is required.
+#[tokio::test]
+async fn the_audience_of_an_introspection_answer_is_read_in_both_forms_and_an_empty_one_is_refused() {
+    let endpoint = Endpoint::start(Value::Null).await;
+    let ok = (StatusCode::OK, String::new());
+    let refused = (StatusCode::UNAUTHORIZED, "invalid_audience".to_owned());
+    let keep = |b: AuthorityBuilder| b;
+    let missing_ok = |b: AuthorityBuilder| b.introspection_accepts_missing_audience(true);
+    let single = |b: AuthorityBuilder| b.require_single_audience(true);
+    let cases: Vec<(&str, Value, &dyn Fn(AuthorityBuilder) -> AuthorityBuilder, (StatusCode, String))> = vec![
+        ("the API among others", json!([AUD, "https://other.example.test"]), &keep, ok.clone()),
+        ("the API alone, in an array", json!([AUD]), &keep, ok.clone()),
+        ("an empty array, missing aud accepted", json!([]), &missing_ok, refused.clone()),
+        ("an array with an empty string", json!(["", AUD]), &keep, refused.clone()),
+        ("an array of a number", json!([AUD, 7]), &keep, refused.clone()),
+        ("an empty string", json!(""), &missing_ok, refused.clone()),
+        ("two audiences, one required", json!([AUD, "https://other.example.test"]), &single, refused.clone()),
+        ("one audience in an array, one required", json!([AUD]), &single, ok.clone()),
+    ];
+    for (what, aud, configure, expected) in cases {
+        let outcome = answer_outcome(&endpoint, |a| a["aud"] = aud, configure).await;
+        let outcome = if outcome.0 == StatusCode::OK { (outcome.0, String::new()) } else { outcome };
+        assert_eq!(outcome, expected, "{what}");
+    }
+}
+
+/// The dates of an introspection answer are checked like a JWT's, to the exact bound
+/// (default leeway 60 s, lifetime at most 24 h), on a stopped clock: accepted at the
+/// bound, refused half a second past it; a date that is not a positive number below 2^53
+/// is `invalid_claim`.
+#[tokio::test]
+async fn the_dates_of_an_introspection_answer_are_checked_to_the_exact_bound() {
+    let endpoint = Endpoint::start(Value::Null).await;
+    let day = 24.0 * 3600.0;
+    let cases: Vec<(&str, &str, Value, &str)> = vec![
+        ("exp just within the leeway", "exp", json!(T - 59.5), ""),
+        ("exp at the leeway", "exp", json!(T - 60.0), "token_expired"),
+        ("nbf at the leeway", "nbf", json!(T + 60.0), ""),
+        ("nbf now", "nbf", json!(T), ""),
+        ("nbf past the leeway", "nbf", json!(T + 60.5), "token_not_yet_valid"),
+        ("iat at the leeway", "iat", json!(T + 60.0), ""),
+        ("iat past the leeway", "iat", json!(T + 60.5), "issued_in_future"),
+        ("nbf zero", "nbf", json!(0), "invalid_claim"),
+        ("nbf negative", "nbf", json!(-1), "invalid_claim"),
+        ("nbf at 2^53", "nbf", json!(9_007_199_254_740_992_u64), "invalid_claim"),
+        ("iat zero", "iat", json!(0), "invalid_claim"),
+        ("exp zero", "exp", json!(0), "invalid_claim"),
+        ("exp a string", "exp", json!("soon"), "invalid_claim"),
+    ];
+    for (what, claim, value, reason) in cases {
+        let (status, got) = answer_outcome(&endpoint, |a| a[claim] = value, |b| b).await;
+        let expected = if reason.is_empty() { StatusCode::OK } else { StatusCode::UNAUTHORIZED };
+        assert_eq!((status, got.as_str()), (expected, if reason.is_empty() { "" } else { reason }), "{what}");
+    }
+    // The lifetime: exp at most 24 h after now and after iat.
+    let lifetime: Vec<(&str, f64, f64, &str)> = vec![
+        ("exp a day from now", T + day, T, ""),
+        ("exp past a day from now", T + day + 0.5, T, "lifetime_exceeded"),
+        ("exp a day after iat", T + 100.0, T + 100.0 - day, ""),
+        ("exp past a day after iat", T + 100.0, T + 99.5 - day, "lifetime_exceeded"),
+    ];
+    for (what, exp, iat, reason) in lifetime {
+        let (status, got) = answer_outcome(
+            &endpoint,
+            |a| {
+                a["exp"] = json!(exp);
+                a["iat"] = json!(iat);
+            },
+            |b| b,
+        )
+        .await;
+        let expected = if reason.is_empty() { StatusCode::OK } else { StatusCode::UNAUTHORIZED };
+        assert_eq!((status, got.as_str()), (expected, if reason.is_empty() { "" } else { reason }), "{what}");
+    }
+    // `max_token_age`: iat at most that long ago.
+    for (what, iat, reason) in
+        [("iat exactly an hour ago", T - 3600.0, ""), ("iat past an hour ago", T - 3600.5, "lifetime_exceeded")]
+    {
+        let (status, got) =
+            answer_outcome(&endpoint, |a| a["iat"] = json!(iat), |b| b.max_token_age(Duration::from_secs(3600))).await;
+        let expected = if reason.is_empty() { StatusCode::OK } else { StatusCode::UNAUTHORIZED };
+        assert_eq!((status, got.as_str()), (expected, if reason.is_empty() { "" } else { reason }), "{what}");
+    }
+}
+
+/// `allowed_clients` holds for introspected tokens as for JWTs: the answer's `client_id`
+/// must be one of them, and an answer without one is refused.
+#[tokio::test]
+async fn allowed_clients_applies_to_the_client_id_of_an_introspection_answer() {
+    let endpoint = Endpoint::start(Value::Null).await;
+    let only = |clients: &'static [&'static str]| move |b: AuthorityBuilder| b.allowed_clients(clients.iter().copied());
+    let refused = (StatusCode::UNAUTHORIZED, "client_not_allowed".to_owned());
+    assert_eq!(answer_outcome(&endpoint, |_| {}, only(&["web-app", "cli"])).await.0, StatusCode::OK);
+    assert_eq!(answer_outcome(&endpoint, |_| {}, only(&["cli"])).await, refused);
+    let without = |a: &mut Value| {
+        a.as_object_mut().unwrap().remove("client_id");
+    };
+    assert_eq!(answer_outcome(&endpoint, without, only(&["web-app"])).await, refused);
+}
+
+/// Each token's answer has its own cache entry: two tokens introspected in turn are
+/// each asked for once, however often they come back.
+#[tokio::test]
+async fn the_answers_for_two_tokens_are_cached_side_by_side() {
+    let endpoint = Endpoint::start(Value::Null).await;
+    endpoint.set_mode(Mode::Answer(active(&endpoint.issuer())));
+    let router = app(endpoint.builder().build().unwrap());
+    for _ in 0..3 {
+        for token in ["opaque-token-one", "opaque-token-two"] {
+            assert_eq!(call(&router, token).await.status, StatusCode::OK);
+        }
+    }
+    assert_eq!(endpoint.calls(), 2);
+}
+
+/// RFC 9701: a signed answer's `aud` may be an array; it must name this API's client id.
+#[tokio::test]
+async fn a_signed_answer_whose_aud_array_names_the_client_is_accepted_and_one_that_does_not_is_refused() {
+    let endpoint = Endpoint::start(Value::Null).await;
+    let issuer = endpoint.issuer();
+    let ours = TestIssuer::new();
+    let with_aud = |aud: Value| signed_answer(&ours, &issuer, &active(&issuer), |c| c["aud"] = aud);
+    endpoint.set_mode(Mode::Typed(JWT_ANSWER, with_aud(json!(["someone-else", CLIENT]))));
+    let router = app(endpoint.builder().introspection_jwt_response(true).build().unwrap());
+    let outcome = call(&router, OPAQUE).await;
+    assert_eq!(outcome.status, StatusCode::OK, "{}", outcome.body);
+    endpoint.set_mode(Mode::Typed(JWT_ANSWER, with_aud(json!(["someone-else", "another"]))));
+    let router = app(endpoint.builder().introspection_jwt_response(true).build().unwrap());
+    assert_unavailable(&router, OPAQUE, "an aud array without the client id").await;
+}
+
+/// An explicit endpoint needs nothing from discovery: `connect` succeeds against an
+/// issuer whose metadata advertises no introspection endpoint, and tokens go to the
+/// endpoint given.
+#[tokio::test]
+async fn connect_with_an_explicit_endpoint_does_not_need_one_advertised() {
+    let endpoint = Endpoint::start_with(Value::Null, false).await;
+    endpoint.set_mode(Mode::Answer(active(&endpoint.issuer())));
+    let authority = Authority::builder()
+        .issuer(endpoint.issuer())
+        .audience(AUD)
+        .introspection(CLIENT, SECRET)
+        .introspection_endpoint(endpoint.url())
+        .connect()
+        .await
+        .unwrap();
+    assert_eq!(call(&app(authority), OPAQUE).await.status, StatusCode::OK);
+    assert_eq!(endpoint.calls(), 1);
+}
