@@ -917,7 +917,8 @@ async fn the_audience_of_an_introspection_answer_is_read_in_both_forms_and_an_em
     let keep = |b: AuthorityBuilder| b;
     let missing_ok = |b: AuthorityBuilder| b.introspection_accepts_missing_audience(true);
     let single = |b: AuthorityBuilder| b.require_single_audience(true);
-    let cases: Vec<(&str, Value, &dyn Fn(AuthorityBuilder) -> AuthorityBuilder, (StatusCode, String))> = vec![
+    type Configure<'a> = &'a dyn Fn(AuthorityBuilder) -> AuthorityBuilder;
+    let cases: Vec<(&str, Value, Configure<'_>, (StatusCode, String))> = vec![
         ("the API among others", json!([AUD, "https://other.example.test"]), &keep, ok.clone()),
         ("the API alone, in an array", json!([AUD]), &keep, ok.clone()),
         ("an empty array, missing aud accepted", json!([]), &missing_ok, refused.clone()),
