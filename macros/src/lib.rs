@@ -7,14 +7,16 @@
 //!
 //! The macro works in three steps, one module each: `parse` reads the attribute and the
 //! handler, `validate` checks them and reports every problem at its own token, and
-//! `expand` (which cannot fail) writes the guarded handler.
+//! `expand` (which cannot fail) writes the guarded handler. `errors` accumulates the
+//! problems so that all of them are reported together.
 
+mod errors;
 mod expand;
 mod parse;
 mod validate;
 
 use proc_macro::TokenStream;
-use proc_macro2::{Span, TokenStream as TokenStream2};
+use proc_macro2::TokenStream as TokenStream2;
 
 /// Requires an OAuth 2.0 access token with the given scopes before an axum handler runs.
 ///
@@ -295,15 +297,11 @@ fn expand_or_keep(attr: TokenStream2, item: TokenStream2) -> TokenStream2 {
 /// Parses, validates and expands; every error of the attribute and of the handler is
 /// reported together.
 fn expand(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
-    let mut errors = validate::Errors::default();
-    let requirement = errors.check(syn::parse2::<parse::Args>(attr).and_then(validate::requirement));
-    let handler = errors
-        .check(syn::parse2::<parse::Handler>(item).and_then(|handler| validate::handler(&handler).map(|()| handler)));
-    let output = requirement.zip(handler).map(|(requirement, handler)| expand::guarded_handler(&requirement, handler));
-    // `output` is `None` only when an error was recorded, so the fallback is never used.
-    errors
-        .finish(output)?
-        .ok_or_else(|| syn::Error::new(Span::call_site(), "`#[requires_scope]` could not expand this handler"))
+    let requirement = syn::parse2::<parse::Args>(attr).and_then(validate::requirement);
+    let handler =
+        syn::parse2::<parse::Handler>(item).and_then(|handler| validate::handler(&handler).map(|()| handler));
+    let (requirement, handler) = errors::both(requirement, handler)?;
+    Ok(expand::guarded_handler(&requirement, handler))
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! Step 2: syntax trees to a checked requirement.
 //!
-//! Every problem is reported, not just the first: errors are accumulated with
-//! [`syn::Error::combine`] and each is spanned at the smallest token that is wrong (the
+//! Every problem is reported, not just the first: errors are accumulated in
+//! [`Errors`](crate::errors::Errors) and each is spanned at the smallest token that is wrong (the
 //! scope literal, the option's value, the `fn` keyword), so three bad scopes give three
 //! squiggles. What comes out of here is known to be valid, which is why
 //! [`crate::expand`] cannot fail.
@@ -10,6 +10,7 @@ use proc_macro2::{Span, TokenStream};
 use quote::ToTokens;
 use syn::{FnArg, Lit, LitStr};
 
+use crate::errors::Errors;
 use crate::parse::{Args, Expr, GroupExpr, Handler, Op, OptionValue};
 
 /// How many arguments axum's `Handler` accepts (`axum::handler::Handler` is implemented
@@ -43,36 +44,9 @@ pub(crate) enum Node {
     Group(Op, Vec<Node>),
 }
 
-/// Accumulates errors so that all of them are reported together.
-#[derive(Default)]
-pub(crate) struct Errors(Option<syn::Error>);
-
-impl Errors {
-    /// Records one more error.
-    pub(crate) fn push(&mut self, error: syn::Error) {
-        match &mut self.0 {
-            Some(all) => all.combine(error),
-            None => self.0 = Some(error),
-        }
-    }
-
-    /// Records the error of a failed step, passing a success through.
-    pub(crate) fn check<T>(&mut self, result: syn::Result<T>) -> Option<T> {
-        result.map_err(|error| self.push(error)).ok()
-    }
-
-    /// `value` if nothing was recorded, else every recorded error.
-    pub(crate) fn finish<T>(self, value: T) -> syn::Result<T> {
-        match self.0 {
-            Some(error) => Err(error),
-            None => Ok(value),
-        }
-    }
-}
-
 /// Checks the attribute's arguments.
 pub(crate) fn requirement(args: Args) -> syn::Result<Requirement> {
-    let mut errors = Errors::default();
+    let mut errors = Errors::new();
     for error in args.errors {
         errors.push(error);
     }
@@ -90,7 +64,8 @@ pub(crate) fn requirement(args: Args) -> syn::Result<Requirement> {
     let issuer = args.iss.and_then(|iss| errors.check(issuer(&iss)));
     let krate = args.krate.and_then(|krate| errors.check(crate_path(&krate)));
     let dpop_required = args.dpop.and_then(|dpop| errors.check(dpop_policy(&dpop))).unwrap_or(false);
-    errors.finish(Requirement { exprs, audience, issuer, krate, introspect: args.introspect.is_some(), dpop_required })
+    errors.finish()?;
+    Ok(Requirement { exprs, audience, issuer, krate, introspect: args.introspect.is_some(), dpop_required })
 }
 
 /// Checks one expression; `seen` holds the scopes met so far, to find duplicates.
@@ -336,7 +311,7 @@ fn crate_path(option: &OptionValue) -> syn::Result<syn::Path> {
 /// Checks the annotated fn: `async`, no receiver, and room for the guard among axum's
 /// arguments.
 pub(crate) fn handler(handler: &Handler) -> syn::Result<()> {
-    let mut errors = Errors::default();
+    let mut errors = Errors::new();
     let sig = &handler.sig;
     if sig.asyncness.is_none() {
         errors.push(syn::Error::new(
@@ -378,5 +353,5 @@ pub(crate) fn handler(handler: &Handler) -> syn::Result<()> {
             ),
         ));
     }
-    errors.finish(())
+    errors.finish()
 }
