@@ -4,8 +4,7 @@ use proc_macro2::TokenStream;
 use quote::quote;
 
 use super::{expand, expand_or_keep};
-use crate::parse::suggest_option;
-use crate::validate::scope_problem;
+use crate::validate::{scope_problem, suggest_option};
 
 /// A handler that passes every check.
 fn handler() -> TokenStream {
@@ -229,6 +228,36 @@ fn on_error_the_handler_is_emitted_unchanged_next_to_the_errors() {
     assert!(output.starts_with(&kept), "{output}");
     assert_eq!(output.matches("compile_error").count(), 2, "{output}");
     assert!(!output.contains("Guard"), "{output}");
+}
+
+// ---------------------------------------------------------------- parse
+
+#[test]
+fn parsing_records_what_was_written_and_judges_none_of_it() {
+    use crate::parse::{Args, Expr, Item, Key};
+    // Every item here is wrong, and `validate` says why; reading them is no error.
+    let attr = quote!(aud = "x", "a b", audience = 1, one("a"), read:items, dpop, introspect = true, any(), all);
+    let args = syn::parse2::<Args>(attr).unwrap_or_else(|error| panic!("parse failed: {error}"));
+    let kinds: Vec<String> = args
+        .items
+        .iter()
+        .map(|item| match item {
+            Item::Expr(Expr::Scope(_)) => "scope".to_owned(),
+            Item::Expr(Expr::Group(group)) => format!("{:?}({})", group.op, group.items.len()),
+            Item::Option(option) => format!("{} =", option.key.name()),
+            Item::Introspect { value, .. } => format!("introspect {}", value.is_some()),
+            Item::BareDpop { rest, .. } => format!("dpop {}", rest.is_empty()),
+            Item::BareCombinator(word) => format!("bare {word}"),
+            Item::UnknownKey(word) => format!("{word} ="),
+            Item::UnknownCall(word) => format!("{word}(…)"),
+            Item::Word { word, rest } => format!("{word} {rest}"),
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        ["aud =", "scope", "audience =", "one(…)", "read : items", "dpop true", "introspect true", "Any(0)", "bare all"]
+    );
+    assert!(matches!(args.items.first(), Some(Item::Option(option)) if option.key == Key::Aud));
 }
 
 // ---------------------------------------------------------------- scopes
@@ -504,7 +533,7 @@ fn issuer_values() {
         )
     );
     assert!(!expanded(quote!("a"), handler()).contains("ISSUER"), "without `iss`, the trait's default");
-    assert_eq!(crate::parse::suggest_option("issuer"), Some("iss"));
+    assert_eq!(crate::validate::suggest_option("issuer"), Some("iss"));
 }
 
 #[test]
