@@ -298,8 +298,7 @@ fn expand_or_keep(attr: TokenStream2, item: TokenStream2) -> TokenStream2 {
 /// reported together.
 fn expand(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
     let requirement = syn::parse2::<parse::Args>(attr).and_then(|args| validate::requirement(&args));
-    let handler =
-        syn::parse2::<parse::Handler>(item).and_then(|handler| validate::handler(&handler).map(|()| handler));
+    let handler = syn::parse2::<parse::Handler>(item).and_then(|handler| validate::handler(&handler).map(|()| handler));
     let (requirement, handler) = errors::both(requirement, handler)?;
     Ok(expand::guarded_handler(&requirement, handler))
 }

@@ -255,7 +255,17 @@ fn parsing_records_what_was_written_and_judges_none_of_it() {
         .collect();
     assert_eq!(
         kinds,
-        ["aud =", "scope", "audience =", "one(…)", "read : items", "dpop true", "introspect true", "Any(0)", "bare all"]
+        [
+            "aud =",
+            "scope",
+            "audience =",
+            "one(…)",
+            "read : items",
+            "dpop true",
+            "introspect true",
+            "Any(0)",
+            "bare all"
+        ]
     );
     assert!(matches!(args.items.first(), Some(Item::Option(option)) if option.key == Key::Aud));
 }

@@ -94,8 +94,15 @@ pub(crate) fn requirement(args: &Args) -> syn::Result<Requirement> {
 /// Sorts the top-level items, reporting each malformed one (and those inside its groups)
 /// where it stands, a scope written after an option, and an option given twice.
 fn sort<'a>(items: &'a [Item], errors: &mut Errors) -> Sorted<'a> {
-    let mut sorted =
-        Sorted { exprs: Vec::new(), meant_a_scope: false, aud: None, iss: None, krate: None, dpop: None, introspect: false };
+    let mut sorted = Sorted {
+        exprs: Vec::new(),
+        meant_a_scope: false,
+        aud: None,
+        iss: None,
+        krate: None,
+        dpop: None,
+        introspect: false,
+    };
     // The first option's key, to point out a scope written after the options.
     let mut first_option: Option<&'static str> = None;
     for item in items {
