@@ -966,7 +966,7 @@ pub mod __private {
     pub use crate::{
         extract::{Guard, Requirement},
         policy::Declaration,
-        scope::ScopeExpr,
+        scope::{Challenge, ScopeExpr, challenge_room, challenge_str},
     };
     pub use inventory;
 }
