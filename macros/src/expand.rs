@@ -39,7 +39,6 @@ pub(crate) fn guarded_handler(requirement: &Requirement, handler: Handler) -> To
         quote_spanned!(span=> const ISSUER: ::core::option::Option<&'static str> = ::core::option::Option::Some(#issuer);)
     });
     let scopes = group_tokens(Op::All, &requirement.exprs, &private);
-    let challenge = LitStr::new(&challenge(&requirement.exprs).join(" "), span);
     // Only when set, so that the expansion of every other handler stays as it was.
     let introspect = requirement.introspect.then(|| quote_spanned!(span=> const INTROSPECT: bool = true;));
     // The declaration's copies, as values: the trait's constants are named only when set.
@@ -76,7 +75,14 @@ pub(crate) fn guarded_handler(requirement: &Requirement, handler: Handler) -> To
         impl #private::Requirement for #name {
             const AUDIENCE: ::core::option::Option<&'static str> = #audience;
             const SCOPES: #private::ScopeExpr = #scopes;
-            const CHALLENGE: &'static str = #challenge;
+            // The runtime's walk (`ScopeExpr::satisfying_scopes`), run at compile time.
+            const CHALLENGE: &'static str = {
+                const SCOPES: #private::ScopeExpr = <#name as #private::Requirement>::SCOPES;
+                const SET: #private::Challenge<{ #private::challenge_room(&SCOPES) }> =
+                    #private::Challenge::new(&SCOPES);
+                const TEXT: [u8; SET.text_len()] = SET.text();
+                #private::challenge_str(&TEXT)
+            };
             #introspect
             #issuer
             #dpop
@@ -125,27 +131,4 @@ fn node_tokens(node: &Node, private: &TokenStream) -> TokenStream {
         }
         Node::Group(op, members) => group_tokens(*op, members, private),
     }
-}
-
-/// The `scope` attribute of the 403 challenge: a set of scopes that satisfies the
-/// requirement when granted, in declaration order, each once. Every member of an `all(…)`
-/// (and of the top-level list) contributes its set; an `any(…)` contributes its first
-/// alternative's set, so a client that asks for exactly these scopes (RFC 6750 §3.1 reads
-/// the attribute as "all of these") gets a token that passes.
-pub(crate) fn challenge(exprs: &[Node]) -> Vec<String> {
-    fn walk(node: &Node, out: &mut Vec<String>) {
-        match node {
-            Node::Scope(scope) => {
-                let value = scope.value();
-                if !out.contains(&value) {
-                    out.push(value);
-                }
-            }
-            Node::Group(Op::All, members) => members.iter().for_each(|member| walk(member, out)),
-            Node::Group(Op::Any, members) => members.iter().take(1).for_each(|member| walk(member, out)),
-        }
-    }
-    let mut out = Vec::new();
-    exprs.iter().for_each(|node| walk(node, &mut out));
-    out
 }

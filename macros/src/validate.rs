@@ -1,16 +1,18 @@
 //! Step 2: syntax trees to a checked requirement.
 //!
-//! Every problem is reported, not just the first: errors are accumulated with
-//! [`syn::Error::combine`] and each is spanned at the smallest token that is wrong (the
+//! Every problem is reported, not just the first: errors are accumulated in
+//! [`Errors`](crate::errors::Errors) and each is spanned at the smallest token that is wrong (the
 //! scope literal, the option's value, the `fn` keyword), so three bad scopes give three
 //! squiggles. What comes out of here is known to be valid, which is why
 //! [`crate::expand`] cannot fail.
 
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::{Span, TokenStream, TokenTree};
 use quote::ToTokens;
-use syn::{FnArg, Lit, LitStr};
+use syn::ext::IdentExt as _;
+use syn::{FnArg, Ident, Lit, LitStr};
 
-use crate::parse::{Args, Expr, GroupExpr, Handler, Op, OptionValue};
+use crate::errors::Errors;
+use crate::parse::{Args, Expr, GroupExpr, Handler, Item, Key, Op, OptionValue};
 
 /// How many arguments axum's `Handler` accepts (`axum::handler::Handler` is implemented
 /// for functions of up to 16 extractors).
@@ -43,40 +45,35 @@ pub(crate) enum Node {
     Group(Op, Vec<Node>),
 }
 
-/// Accumulates errors so that all of them are reported together.
-#[derive(Default)]
-pub(crate) struct Errors(Option<syn::Error>);
-
-impl Errors {
-    /// Records one more error.
-    pub(crate) fn push(&mut self, error: syn::Error) {
-        match &mut self.0 {
-            Some(all) => all.combine(error),
-            None => self.0 = Some(error),
-        }
-    }
-
-    /// Records the error of a failed step, passing a success through.
-    pub(crate) fn check<T>(&mut self, result: syn::Result<T>) -> Option<T> {
-        result.map_err(|error| self.push(error)).ok()
-    }
-
-    /// `value` if nothing was recorded, else every recorded error.
-    pub(crate) fn finish<T>(self, value: T) -> syn::Result<T> {
-        match self.0 {
-            Some(error) => Err(error),
-            None => Ok(value),
-        }
-    }
+/// The attribute's top-level items sorted into scopes and options, each option once; what
+/// did not fit was reported.
+struct Sorted<'a> {
+    /// The top-level scope expressions, in source order.
+    exprs: Vec<&'a Expr>,
+    /// Whether a scope was meant at the top level (even a malformed one, already reported),
+    /// so that "no scope at all" is not reported on top of that error.
+    meant_a_scope: bool,
+    /// `aud = …`, the first one written.
+    aud: Option<&'a OptionValue>,
+    /// `iss = …`, the first one written.
+    iss: Option<&'a OptionValue>,
+    /// `crate = …`, the first one written.
+    krate: Option<&'a OptionValue>,
+    /// `dpop = …`, the first one written.
+    dpop: Option<&'a OptionValue>,
+    /// Whether `introspect` was given.
+    introspect: bool,
 }
 
 /// Checks the attribute's arguments.
-pub(crate) fn requirement(args: Args) -> syn::Result<Requirement> {
-    let mut errors = Errors::default();
-    for error in args.errors {
-        errors.push(error);
-    }
-    if args.exprs.is_empty() && !args.attempted_scope {
+///
+/// First the shape, item by item in source order (a malformed item, an option inside a
+/// group or after which a scope comes, an option given twice), then the values (the scopes
+/// in order, then `aud`, `iss`, `crate` and `dpop`).
+pub(crate) fn requirement(args: &Args) -> syn::Result<Requirement> {
+    let mut errors = Errors::new();
+    let sorted = sort(&args.items, &mut errors);
+    if sorted.exprs.is_empty() && !sorted.meant_a_scope {
         errors.push(syn::Error::new(
             Span::call_site(),
             "`#[requires_scope]` needs at least one scope, e.g. `#[requires_scope(\"read:items\")]`; \
@@ -85,12 +82,232 @@ pub(crate) fn requirement(args: Args) -> syn::Result<Requirement> {
         ));
     }
     let mut seen = Vec::new();
-    let exprs: Vec<Node> = args.exprs.iter().filter_map(|expr| node(expr, &mut seen, &mut errors)).collect();
-    let audience = args.aud.and_then(|aud| errors.check(audience(&aud)));
-    let issuer = args.iss.and_then(|iss| errors.check(issuer(&iss)));
-    let krate = args.krate.and_then(|krate| errors.check(crate_path(&krate)));
-    let dpop_required = args.dpop.and_then(|dpop| errors.check(dpop_policy(&dpop))).unwrap_or(false);
-    errors.finish(Requirement { exprs, audience, issuer, krate, introspect: args.introspect.is_some(), dpop_required })
+    let exprs: Vec<Node> = sorted.exprs.iter().filter_map(|expr| node(expr, &mut seen, &mut errors)).collect();
+    let audience = sorted.aud.and_then(|aud| errors.check(audience(aud)));
+    let issuer = sorted.iss.and_then(|iss| errors.check(issuer(iss)));
+    let krate = sorted.krate.and_then(|krate| errors.check(crate_path(krate)));
+    let dpop_required = sorted.dpop.and_then(|dpop| errors.check(dpop_policy(dpop))).unwrap_or(false);
+    errors.finish()?;
+    Ok(Requirement { exprs, audience, issuer, krate, introspect: sorted.introspect, dpop_required })
+}
+
+/// Sorts the top-level items, reporting each malformed one (and those inside its groups)
+/// where it stands, a scope written after an option, and an option given twice.
+fn sort<'a>(items: &'a [Item], errors: &mut Errors) -> Sorted<'a> {
+    let mut sorted = Sorted {
+        exprs: Vec::new(),
+        meant_a_scope: false,
+        aud: None,
+        iss: None,
+        krate: None,
+        dpop: None,
+        introspect: false,
+    };
+    // The first option's key, to point out a scope written after the options.
+    let mut first_option: Option<&'static str> = None;
+    for item in items {
+        shape(item, 0, errors);
+        match item {
+            Item::Expr(expr) => {
+                sorted.meant_a_scope = true;
+                if let Some(option) = first_option {
+                    errors.push(syn::Error::new_spanned(
+                        expr_tokens(expr),
+                        format!("scopes come before the options: move this scope in front of `{option} = …`"),
+                    ));
+                }
+                sorted.exprs.push(expr);
+            }
+            Item::Option(option) => {
+                first_option.get_or_insert(option.key.name());
+                let slot = match option.key {
+                    Key::Aud => &mut sorted.aud,
+                    Key::Iss => &mut sorted.iss,
+                    Key::Crate => &mut sorted.krate,
+                    Key::Dpop => &mut sorted.dpop,
+                };
+                set_once(slot, option, errors);
+            }
+            Item::Introspect { key, value: None } => {
+                first_option.get_or_insert("introspect");
+                if sorted.introspect {
+                    errors.push(syn::Error::new(key.span, "duplicate option `introspect`: give it only once"));
+                }
+                sorted.introspect = true;
+            }
+            other => sorted.meant_a_scope |= meant_as_a_scope(other),
+        }
+    }
+    sorted
+}
+
+/// The one place that enforces "each option at most once".
+///
+/// A duplicate is reported at its key and the first value is kept, so that the rest of the
+/// arguments are still validated.
+fn set_once<'a>(slot: &mut Option<&'a OptionValue>, option: &'a OptionValue, errors: &mut Errors) {
+    if slot.is_some() {
+        let key = option.key.name();
+        errors.push(syn::Error::new(option.key_span, format!("duplicate option `{key}`: give `{key} = …` only once")));
+    } else {
+        *slot = Some(option);
+    }
+}
+
+/// Reports what is wrong with the form of an item `depth` groups deep, and of the items of
+/// its groups, in source order.
+fn shape(item: &Item, depth: usize, errors: &mut Errors) {
+    const TOP_LEVEL: &str =
+        "options go at the top level of `#[requires_scope(…)]`, after the scopes, not inside `any(…)`/`all(…)`";
+    match item {
+        Item::Expr(Expr::Scope(_)) => {}
+        Item::Expr(Expr::Group(group)) => group.items.iter().for_each(|member| shape(member, depth + 1, errors)),
+        Item::Option(option) => {
+            if depth > 0 {
+                errors.push(syn::Error::new(option.key_span, TOP_LEVEL));
+            }
+        }
+        Item::Introspect { key, value: Some(value) } => errors.push(syn::Error::new_spanned(
+            quote::quote!(#key #value),
+            "`introspect` is a flag and takes no value: write `introspect` to introspect this handler's \
+             tokens, or leave it out",
+        )),
+        Item::Introspect { key, value: None } => {
+            if depth > 0 {
+                errors.push(syn::Error::new(key.span, TOP_LEVEL));
+            }
+        }
+        Item::BareDpop { key, rest } => errors.push(syn::Error::new_spanned(
+            quote::quote!(#key #rest),
+            "`dpop` takes a value: `dpop = \"required\"` (this handler accepts only DPoP-bound tokens \
+             with their proof) or `dpop = \"allowed\"` (the default: the `Authority`'s DPoP policy)",
+        )),
+        Item::BareCombinator(keyword) => errors.push(syn::Error::new(
+            keyword.span(),
+            format!("`{keyword}` takes a parenthesized list of scopes: `{keyword}(\"a\", \"b\")`"),
+        )),
+        Item::UnknownKey(word) => errors.push(unknown_option(word)),
+        Item::UnknownCall(word) => errors.push(syn::Error::new(
+            word.span(),
+            format!("unknown combinator `{word}`: use `any(…)` (one of) or `all(…)` (every one of)"),
+        )),
+        Item::Word { word, rest } if misspelled_option(word, rest) => errors.push(unknown_option(word)),
+        Item::Word { word, rest } => errors.push(unquoted_scope(word, rest)),
+    }
+}
+
+/// Whether a malformed item was meant as a scope, rather than as an option.
+fn meant_as_a_scope(item: &Item) -> bool {
+    match item {
+        Item::Expr(_) | Item::BareCombinator(_) | Item::UnknownCall(_) => true,
+        // `scope = "…"` was meant as a scope: do not also report that there is none.
+        Item::UnknownKey(word) => {
+            let name = word.unraw().to_string();
+            name == "scope" || name == "scopes"
+        }
+        Item::Word { word, rest } => !misspelled_option(word, rest),
+        Item::Option(_) | Item::Introspect { .. } | Item::BareDpop { .. } => false,
+    }
+}
+
+/// Whether a lone word is a misspelled option (`introspekt`, `dpop_required`) rather than a
+/// scope without quotes.
+fn misspelled_option(word: &Ident, rest: &TokenStream) -> bool {
+    let name = word.unraw().to_string();
+    rest.is_empty()
+        && (edit_distance(&name.to_ascii_lowercase(), "introspect") <= 3 || suggest_option(&name) == Some("dpop"))
+}
+
+/// The error for a word where a scope goes: a scope without quotes, or a constant.
+fn unquoted_scope(word: &Ident, rest: &TokenStream) -> syn::Error {
+    let mut tokens = word.to_token_stream();
+    tokens.extend(rest.clone());
+    // `read:appointments` arrives as `read` `:` `appointments`: glue words and punctuation
+    // back together to suggest the quoted scope.
+    let glued: Option<String> = tokens
+        .clone()
+        .into_iter()
+        .map(|tree| match tree {
+            TokenTree::Ident(ident) => Some(ident.to_string()),
+            TokenTree::Punct(punct) => Some(punct.as_char().to_string()),
+            TokenTree::Group(_) | TokenTree::Literal(_) => None,
+        })
+        .collect();
+    let message = match glued {
+        Some(name) if looks_like_a_constant(&name) => format!(
+            "expected a scope as a string literal, found `{name}`, which looks like a constant: \
+             constants and macros are not supported, write the scope inline, e.g. `\"read:items\"`"
+        ),
+        Some(scope) => format!(
+            "expected a scope as a string literal, found `{scope}`: write `\"{scope}\"` \
+             (constants and macros are not supported; scopes are written inline)"
+        ),
+        None => "expected a scope as a string literal such as `\"read:appointments\"` \
+                 (constants and macros are not supported; scopes are written inline)"
+            .to_owned(),
+    };
+    syn::Error::new_spanned(tokens, message)
+}
+
+/// `SCREAMING_CASE` or a path ending in it.
+fn looks_like_a_constant(name: &str) -> bool {
+    let last = name.rsplit("::").next().unwrap_or(name);
+    last.chars().any(|c| c.is_ascii_uppercase()) && !last.chars().any(|c| c.is_ascii_lowercase())
+}
+
+/// The error for an unknown option, with a suggestion for near misses.
+fn unknown_option(word: &Ident) -> syn::Error {
+    let name = word.unraw().to_string();
+    let message = match suggest_option(&name) {
+        Some(known) => format!(
+            "unknown option `{name}`: did you mean `{known}`? (the options are `aud = \"…\"`, `iss = \"…\"`, `introspect`, `dpop = \"required\"` and `crate = \"…\"`)"
+        ),
+        None if name == "scope" || name == "scopes" => format!(
+            "unknown option `{name}`: scopes are listed directly, without a key: `#[requires_scope(\"read:items\", \"write:items\")]`"
+        ),
+        None => format!(
+            "unknown option `{name}`: the options are `aud = \"…\"` (the audience this handler requires), `iss = \"…\"` (the issuer it requires), `introspect` (introspect its tokens, JWTs too), `dpop = \"required\"` (DPoP-bound tokens only) and `crate = \"…\"` (the path to scopegate)"
+        ),
+    };
+    syn::Error::new(word.span(), message)
+}
+
+/// The known option an unknown one was probably meant to be.
+pub(crate) fn suggest_option(name: &str) -> Option<&'static str> {
+    let normalized = name.to_ascii_lowercase();
+    let normalized = normalized.trim_matches('_');
+    ["aud", "iss", "crate", "introspect", "dpop"].into_iter().find(|known| {
+        normalized == *known
+            || (normalized.len() >= 2 && (normalized.starts_with(known) || known.starts_with(normalized)))
+            || (normalized.len() >= 3 && edit_distance(normalized, known) <= 2)
+            || (*known == "crate" && normalized.contains("krate"))
+    })
+}
+
+/// Levenshtein distance between two short ASCII-ish strings.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut current = Vec::with_capacity(b.len() + 1);
+        current.push(i + 1);
+        for (j, cb) in b.iter().enumerate() {
+            let substitute = previous.get(j).copied().unwrap_or(usize::MAX).saturating_add(usize::from(ca != *cb));
+            let delete = previous.get(j + 1).copied().unwrap_or(usize::MAX).saturating_add(1);
+            let insert = current.get(j).copied().unwrap_or(usize::MAX).saturating_add(1);
+            current.push(substitute.min(delete).min(insert));
+        }
+        previous = current;
+    }
+    previous.last().copied().unwrap_or(0)
+}
+
+/// The tokens of an expression, for spanning an error over all of it.
+fn expr_tokens(expr: &Expr) -> TokenStream {
+    match expr {
+        Expr::Scope(lit) => lit.to_token_stream(),
+        Expr::Group(group) => group.tokens.clone(),
+    }
 }
 
 /// Checks one expression; `seen` holds the scopes met so far, to find duplicates.
@@ -122,7 +339,7 @@ fn node(expr: &Expr, seen: &mut Vec<String>, errors: &mut Errors) -> Option<Node
 
 /// Checks `any(…)`/`all(…)` and its members.
 fn group(group: &GroupExpr, seen: &mut Vec<String>, errors: &mut Errors) -> Option<Node> {
-    if group.written == 0 {
+    if group.items.is_empty() {
         let message = match group.op {
             Op::Any => {
                 "empty `any()` can never be satisfied: list the alternatives, e.g. `any(\"admin\", \"write:items\")`"
@@ -134,9 +351,17 @@ fn group(group: &GroupExpr, seen: &mut Vec<String>, errors: &mut Errors) -> Opti
         errors.push(syn::Error::new_spanned(&group.tokens, message));
         return None;
     }
-    let members: Vec<Node> = group.members.iter().filter_map(|member| node(member, seen, errors)).collect();
+    let members: Vec<Node> = group
+        .items
+        .iter()
+        .filter_map(|item| match item {
+            Item::Expr(member) => node(member, seen, errors),
+            // Reported by `shape`.
+            _ => None,
+        })
+        .collect();
     // A member that failed was reported already; only a complete group is of any use.
-    (members.len() == group.written).then_some(Node::Group(group.op, members))
+    (members.len() == group.items.len()).then_some(Node::Group(group.op, members))
 }
 
 /// Why `scope` is not an RFC 6749 §3.3 scope token (`1*( %x21 / %x23-5B / %x5D-7E )`).
@@ -336,7 +561,7 @@ fn crate_path(option: &OptionValue) -> syn::Result<syn::Path> {
 /// Checks the annotated fn: `async`, no receiver, and room for the guard among axum's
 /// arguments.
 pub(crate) fn handler(handler: &Handler) -> syn::Result<()> {
-    let mut errors = Errors::default();
+    let mut errors = Errors::new();
     let sig = &handler.sig;
     if sig.asyncness.is_none() {
         errors.push(syn::Error::new(
@@ -378,5 +603,5 @@ pub(crate) fn handler(handler: &Handler) -> syn::Result<()> {
             ),
         ));
     }
-    errors.finish(())
+    errors.finish()
 }

@@ -49,9 +49,7 @@ impl ScopeExpr {
     /// the scopes an API advertises).
     #[must_use]
     pub fn scopes(&self) -> Vec<&'static str> {
-        let mut out = Vec::new();
-        self.walk(&mut out, false);
-        out
+        self.walk(false)
     }
 
     /// A set of scopes that satisfies the requirement when granted, in declaration order,
@@ -74,26 +72,158 @@ impl ScopeExpr {
     /// ```
     #[must_use]
     pub fn satisfying_scopes(&self) -> Vec<&'static str> {
-        let mut out = Vec::new();
-        self.walk(&mut out, true);
+        self.walk(true)
+    }
+
+    /// [`collect`](Self::collect) into a vector.
+    fn walk(&self, first_alternative: bool) -> Vec<&'static str> {
+        let mut out = vec![""; self.occurrences()];
+        let len = self.collect(first_alternative, &mut out, 0);
+        out.truncate(len);
         out
     }
 
-    /// Collects scopes in declaration order, each once; with `first_alternative`, only the
-    /// first member of each `any(…)`.
-    fn walk(&self, out: &mut Vec<&'static str>, first_alternative: bool) {
+    /// How many scopes the expression names, repeats included: room for any walk.
+    const fn occurrences(&self) -> usize {
         match self {
-            Self::Scope(s) => {
-                if !out.contains(s) {
-                    out.push(s);
+            Self::Scope(_) => 1,
+            Self::All(members) | Self::Any(members) => {
+                let (mut count, mut i) = (0, 0);
+                while i < members.len() {
+                    count += members[i].occurrences();
+                    i += 1;
                 }
-            }
-            Self::All(members) => members.iter().for_each(|m| m.walk(out, first_alternative)),
-            Self::Any(members) => {
-                let take = if first_alternative { 1 } else { members.len() };
-                members.iter().take(take).for_each(|m| m.walk(out, first_alternative));
+                count
             }
         }
+    }
+
+    /// The one walk over a requirement: appends its scopes to `out[..len]` in declaration
+    /// order, each once, and returns the new length; with `first_alternative`, only the
+    /// first member of each `any(…)` is walked. `out` has room for
+    /// [`occurrences`](Self::occurrences). A `const fn`, so that `#[requires_scope]`'s
+    /// challenge is this walk too, run at compile time ([`Challenge`]).
+    const fn collect(&self, first_alternative: bool, out: &mut [&'static str], mut len: usize) -> usize {
+        match self {
+            Self::Scope(scope) => {
+                let mut i = 0;
+                while i < len {
+                    if same(out[i], scope) {
+                        return len;
+                    }
+                    i += 1;
+                }
+                out[len] = *scope;
+                len + 1
+            }
+            Self::All(members) | Self::Any(members) => {
+                let take = if first_alternative && matches!(self, Self::Any(_)) && !members.is_empty() {
+                    1
+                } else {
+                    members.len()
+                };
+                let mut i = 0;
+                while i < take {
+                    len = members[i].collect(first_alternative, out, len);
+                    i += 1;
+                }
+                len
+            }
+        }
+    }
+}
+
+/// Byte-for-byte equality, in a `const fn`.
+const fn same(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// The 403 challenge's `scope` value of a `#[requires_scope]` requirement, built at compile
+/// time by the walk of [`ScopeExpr::satisfying_scopes`]. Not public API.
+///
+/// The expansion evaluates it in constants, since an array's length must itself be a
+/// constant: the set ([`Challenge::new`], with `N` = [`challenge_room`]), its text as bytes
+/// ([`Challenge::text`], with `M` = [`Challenge::text_len`]), and [`challenge_str`] of them.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct Challenge<const N: usize> {
+    /// The set, in `scopes[..len]`.
+    scopes: [&'static str; N],
+    /// How many scopes the set has.
+    len: usize,
+}
+
+/// The room the challenge set of `expr` needs: `N` of [`Challenge`]. Not public API.
+#[doc(hidden)]
+#[must_use]
+pub const fn challenge_room(expr: &ScopeExpr) -> usize {
+    expr.occurrences()
+}
+
+impl<const N: usize> Challenge<N> {
+    /// The set of `expr`; `N` is [`challenge_room`] of it.
+    #[must_use]
+    pub const fn new(expr: &ScopeExpr) -> Self {
+        let mut scopes = [""; N];
+        let len = expr.collect(true, &mut scopes, 0);
+        Self { scopes, len }
+    }
+
+    /// The length of the set's text: its scopes separated by single spaces.
+    #[must_use]
+    pub const fn text_len(&self) -> usize {
+        let (mut total, mut i) = (0, 0);
+        while i < self.len {
+            total += self.scopes[i].len() + if i > 0 { 1 } else { 0 };
+            i += 1;
+        }
+        total
+    }
+
+    /// The set's text as bytes; `M` is [`text_len`](Self::text_len).
+    #[must_use]
+    pub const fn text<const M: usize>(&self) -> [u8; M] {
+        let mut text = [b' '; M];
+        let (mut at, mut i) = (0, 0);
+        while i < self.len {
+            if i > 0 {
+                at += 1;
+            }
+            let scope = self.scopes[i].as_bytes();
+            let mut j = 0;
+            while j < scope.len() {
+                text[at] = scope[j];
+                at += 1;
+                j += 1;
+            }
+            i += 1;
+        }
+        text
+    }
+}
+
+/// The challenge text of [`Challenge::text`]. Not public API.
+///
+/// The bytes are `&str`s joined by spaces, so they are UTF-8; were they not, the constant
+/// the expansion evaluates this in would fail to compile rather than hold a wrong value.
+#[doc(hidden)]
+#[must_use]
+#[allow(clippy::panic, reason = "evaluated in a constant: a compile error, never a run-time panic")]
+pub const fn challenge_str(text: &'static [u8]) -> &'static str {
+    match core::str::from_utf8(text) {
+        Ok(text) => text,
+        Err(_) => panic!("a `#[requires_scope]` challenge is not UTF-8"),
     }
 }
 
@@ -265,6 +395,39 @@ mod tests {
     #[test]
     fn a_granted_set_debugs_as_a_sorted_set() {
         assert_eq!(format!("{:?}", Scopes::from_space_delimited("b a")), r#"{"a", "b"}"#);
+    }
+
+    /// What `#[requires_scope]` expands `CHALLENGE` to.
+    macro_rules! challenge {
+        ($expr:expr) => {{
+            const EXPR: ScopeExpr = $expr;
+            const SET: Challenge<{ challenge_room(&EXPR) }> = Challenge::new(&EXPR);
+            const TEXT: [u8; SET.text_len()] = SET.text();
+            challenge_str(&TEXT)
+        }};
+    }
+
+    #[test]
+    fn the_compile_time_challenge_is_the_satisfying_set_joined_by_spaces() {
+        use ScopeExpr::{All, Any, Scope};
+        const AUDIT: ScopeExpr = All(&[Scope("audit"), NESTED, Scope("audit")]);
+        const DEEPER: ScopeExpr = Any(&[All(&[Scope("w"), Scope("d")]), NESTED]);
+        const REPEATS: ScopeExpr = All(&[Scope("a"), Scope("b"), Scope("a"), Any(&[Scope("b"), Scope("c")])]);
+        const LONGER: ScopeExpr = All(&[Scope("https://api.example.test/read"), Scope("read"), Scope("re")]);
+        let cases = [
+            (NESTED, challenge!(NESTED), "admin"),
+            (AUDIT, challenge!(AUDIT), "audit admin"),
+            (DEEPER, challenge!(DEEPER), "w d"),
+            (REPEATS, challenge!(REPEATS), "a b"),
+            (LONGER, challenge!(LONGER), "https://api.example.test/read read re"),
+            (Scope("one"), challenge!(Scope("one")), "one"),
+            (All(&[]), challenge!(All(&[])), ""),
+            (Any(&[]), challenge!(Any(&[])), ""),
+        ];
+        for (expr, challenge, expected) in cases {
+            assert_eq!(challenge, expected, "{expr}");
+            assert_eq!(challenge, expr.satisfying_scopes().join(" "), "{expr}");
+        }
     }
 
     #[test]
