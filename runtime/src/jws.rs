@@ -95,6 +95,22 @@ pub(crate) fn decode_header<'b>(segment: &str, buffer: &'b mut [u8; MAX_HEADER_B
     buffer.get(..len).ok_or(TokenError::Malformed)
 }
 
+/// Room for the claim set of a typical token, decoded on the stack (longer ones are
+/// decoded into a `Vec`).
+pub(crate) const PAYLOAD_BUFFER_BYTES: usize = 2048;
+
+/// Decodes the payload segment as UTF-8 text, into `buffer` when it fits (no allocation);
+/// `None` if it is not strict base64url or not UTF-8.
+pub(crate) fn decode_payload<'b>(segment: &str, buffer: &'b mut [u8; PAYLOAD_BUFFER_BYTES]) -> Option<Cow<'b, str>> {
+    // base64 asks for room for its estimate: three bytes per started group of four.
+    if segment.len().div_ceil(4) * 3 > PAYLOAD_BUFFER_BYTES {
+        let bytes = B64URL.decode(segment.as_bytes()).ok()?;
+        return String::from_utf8(bytes).ok().map(Cow::Owned);
+    }
+    let len = B64URL.decode_slice(segment.as_bytes(), buffer).ok()?;
+    std::str::from_utf8(buffer.get(..len)?).ok().map(Cow::Borrowed)
+}
+
 #[derive(Default)]
 struct HeaderMembers<'h> {
     alg: Option<Member<'h>>,
@@ -179,6 +195,20 @@ mod tests {
         assert_eq!(decode_signature(&rsa_8192, &mut buffer).map(<[u8]>::len), Some(1024));
         let too_long = b64url_encode(&[0xA5; 2048]);
         assert_eq!(decode_signature(&too_long, &mut buffer), None);
+    }
+
+    #[test]
+    fn payloads_decode_on_the_stack_when_they_fit_and_into_a_vec_otherwise() {
+        let mut buffer = [0; PAYLOAD_BUFFER_BYTES];
+        // base64 asks for three bytes of room per started group of four characters: 2046
+        // bytes (2728 characters) fit in 2048, 2047 bytes (2730 characters) do not.
+        let fits = b64url_encode(&[b'a'; 2046]);
+        assert!(matches!(decode_payload(&fits, &mut buffer), Some(Cow::Borrowed(text)) if text.len() == 2046));
+        let longer = b64url_encode(&[b'a'; 2047]);
+        assert!(matches!(decode_payload(&longer, &mut buffer), Some(Cow::Owned(text)) if text.len() == 2047));
+        for bad in [b64url_encode(&[0xFF; 8]), b64url_encode(&[0xFF; 4000]), "YQ==".to_owned(), "Y+Q".to_owned()] {
+            assert_eq!(decode_payload(&bad, &mut buffer), None, "{bad}");
+        }
     }
 
     #[test]

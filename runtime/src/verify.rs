@@ -289,14 +289,12 @@ impl Authority {
             Err(SignatureRefused::Invalid) => return Err(refuse(TokenError::InvalidSignature)),
         }
 
-        let payload = b64url_decode(compact.payload.as_bytes())
-            .and_then(|bytes| String::from_utf8(bytes).ok())
-            .ok_or_else(|| refuse(TokenError::Malformed))?;
+        let mut payload_buffer = [0u8; jws::PAYLOAD_BUFFER_BYTES];
+        let payload =
+            jws::decode_payload(compact.payload, &mut payload_buffer).ok_or_else(|| refuse(TokenError::Malformed))?;
         let raw = RawClaims::read(&payload).map_err(refuse)?;
-        let checked = claims::validate(&payload, &raw, header.typ, config, audience, config.clock.now())
-            .map_err(|e| refused(e, kid, Some((raw.iss(), raw.jti()))))?;
-        drop(raw);
-        Ok(checked.with_payload(payload))
+        claims::validate(&payload, &raw, header.typ, config, audience, config.clock.now())
+            .map_err(|e| refused(e, kid, Some((raw.iss(), raw.jti()))))
     }
 }
 
