@@ -392,25 +392,52 @@ impl<'de, B: Build<'de>> Visitor<'de> for Read<B> {
     }
 }
 
-/// Member names seen so far in one object: a short list, or a set once it grows.
-#[derive(Default)]
+/// How many member names [`SeenNames`] keeps in its array before it uses its set.
+const FEW_NAMES: usize = 16;
+
+/// Member names seen so far in one object: the first [`FEW_NAMES`] names borrowed from the
+/// document in an array on the stack, each with a [`tag`] compared before its text; names
+/// with escapes, and any past the first few, in a set. Every name is looked up in both.
 struct SeenNames<'de> {
-    list: Vec<Cow<'de, str>>,
-    set: HashSet<Cow<'de, str>>,
+    len: usize,
+    tags: [u32; FEW_NAMES],
+    names: [&'de str; FEW_NAMES],
+    more: HashSet<Cow<'de, str>>,
+}
+
+impl Default for SeenNames<'_> {
+    fn default() -> Self {
+        Self { len: 0, tags: [0; FEW_NAMES], names: [""; FEW_NAMES], more: HashSet::new() }
+    }
+}
+
+/// A name's length, first byte and last byte: equal names have equal tags, so the text of
+/// a name is compared only with the names that share its tag.
+fn tag(name: &str) -> u32 {
+    let bytes = name.as_bytes();
+    let end = |b: Option<&u8>| u32::from(b.copied().unwrap_or_default());
+    (name.len() as u32) << 16 ^ end(bytes.first()) << 8 ^ end(bytes.last())
 }
 
 impl<'de> SeenNames<'de> {
     /// Records `name`; `false` if it was already there.
     fn insert(&mut self, name: Cow<'de, str>) -> bool {
-        if !self.set.is_empty() {
-            return self.set.insert(name);
-        }
-        if self.list.contains(&name) {
+        let tag = tag(&name);
+        let few = self.tags.iter().zip(&self.names).take(self.len);
+        if few.into_iter().any(|(t, n)| *t == tag && **n == *name)
+            || (!self.more.is_empty() && self.more.contains(&*name))
+        {
             return false;
         }
-        self.list.push(name);
-        if self.list.len() > 16 {
-            self.set.extend(self.list.drain(..));
+        match (name, self.tags.get_mut(self.len), self.names.get_mut(self.len)) {
+            (Cow::Borrowed(name), Some(t), Some(n)) => {
+                *t = tag;
+                *n = name;
+                self.len += 1;
+            }
+            (name, _, _) => {
+                self.more.insert(name);
+            }
         }
         true
     }

@@ -5,8 +5,9 @@
 //! base64url, and the header is a small strict JSON object whose `alg` is allowed and
 //! which carries none of the parameters scopegate refuses.
 
+use arc_swap::ArcSwapOption;
 use base64::Engine as _;
-use std::borrow::Cow;
+use std::{borrow::Cow, sync::Arc};
 
 use crate::{
     algorithm::Algorithm,
@@ -163,6 +164,43 @@ pub(crate) fn parse_header<'h>(json: &'h [u8], allowed: &[Algorithm]) -> Result<
     Ok(Header { alg, typ, kid })
 }
 
+/// The header of the last token whose signature verified, kept with its segment: an
+/// issuer's tokens share a few headers (one per signing key), so most tokens skip decoding
+/// and reading theirs. Reading a header depends only on its segment and the allowed
+/// algorithms (fixed for an authority), so a recalled header is exactly what reading the
+/// same segment again would give; any other segment is read in full.
+#[derive(Debug, Default)]
+pub(crate) struct HeaderMemo(ArcSwapOption<Remembered>);
+
+/// A header as [`HeaderMemo`] keeps it.
+#[derive(Debug)]
+pub(crate) struct Remembered {
+    segment: Box<str>,
+    alg: Algorithm,
+    typ: Typ,
+    kid: Option<Box<str>>,
+}
+
+impl HeaderMemo {
+    /// What the memo holds now (a cheap `Arc` clone, never waiting).
+    pub(crate) fn load(&self) -> Option<Arc<Remembered>> {
+        self.0.load_full()
+    }
+
+    /// Remembers `header`, read from `segment`, in place of the last one.
+    pub(crate) fn remember(&self, segment: &str, header: &Header<'_>) {
+        let kid = header.kid.as_deref().map(Box::from);
+        self.0.store(Some(Arc::new(Remembered { segment: segment.into(), alg: header.alg, typ: header.typ, kid })));
+    }
+}
+
+impl Remembered {
+    /// The remembered header, if it was read from `segment`.
+    pub(crate) fn header(&self, segment: &str) -> Option<Header<'_>> {
+        (*self.segment == *segment).then(|| Header { alg: self.alg, typ: self.typ, kid: self.kid.as_deref().map(Cow::Borrowed) })
+    }
+}
+
 /// Media types compare case-insensitively, and `application/` is implied when the value
 /// has no `/` (RFC 7515 §4.1.9). Nothing is trimmed.
 fn classify_typ(typ: &str) -> Typ {
@@ -209,6 +247,23 @@ mod tests {
         for bad in [b64url_encode(&[0xFF; 8]), b64url_encode(&[0xFF; 4000]), "YQ==".to_owned(), "Y+Q".to_owned()] {
             assert_eq!(decode_payload(&bad, &mut buffer), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn a_remembered_header_is_recalled_only_for_its_own_segment() {
+        let memo = HeaderMemo::default();
+        assert!(memo.load().is_none());
+        let json = r#"{"alg":"RS256","typ":"at+jwt","kid":"k1"}"#;
+        let segment = b64url_encode(json.as_bytes());
+        memo.remember(&segment, &header(json).unwrap());
+        let remembered = memo.load().unwrap();
+        let recalled = remembered.header(&segment).unwrap();
+        assert_eq!((recalled.alg, recalled.typ, recalled.kid.as_deref()), (Algorithm::RS256, Typ::AccessToken, Some("k1")));
+        // The same header members in another order, or another kid, are another segment.
+        for other in [r#"{"typ":"at+jwt","alg":"RS256","kid":"k1"}"#, r#"{"alg":"RS256","typ":"at+jwt","kid":"k2"}"#] {
+            assert!(remembered.header(&b64url_encode(other.as_bytes())).is_none(), "{other}");
+        }
+        assert!(remembered.header(&segment[1..]).is_none());
     }
 
     #[test]
