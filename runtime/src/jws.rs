@@ -33,7 +33,7 @@ pub(crate) struct Compact<'a> {
 /// Splits a token into exactly three non-empty segments (cases 17-19). Base64 validity is
 /// checked when each segment is decoded.
 pub(crate) fn split(token: &str) -> Result<Compact<'_>, TokenError> {
-    let mut dots = token.match_indices('.').map(|(i, _)| i);
+    let mut dots = memchr::memchr_iter(b'.', token.as_bytes());
     let (Some(first), Some(second), None) = (dots.next(), dots.next(), dots.next()) else {
         return Err(TokenError::Malformed);
     };
@@ -197,7 +197,11 @@ impl HeaderMemo {
 impl Remembered {
     /// The remembered header, if it was read from `segment`.
     pub(crate) fn header(&self, segment: &str) -> Option<Header<'_>> {
-        (*self.segment == *segment).then(|| Header { alg: self.alg, typ: self.typ, kid: self.kid.as_deref().map(Cow::Borrowed) })
+        (*self.segment == *segment).then(|| Header {
+            alg: self.alg,
+            typ: self.typ,
+            kid: self.kid.as_deref().map(Cow::Borrowed),
+        })
     }
 }
 
@@ -258,7 +262,10 @@ mod tests {
         memo.remember(&segment, &header(json).unwrap());
         let remembered = memo.load().unwrap();
         let recalled = remembered.header(&segment).unwrap();
-        assert_eq!((recalled.alg, recalled.typ, recalled.kid.as_deref()), (Algorithm::RS256, Typ::AccessToken, Some("k1")));
+        assert_eq!(
+            (recalled.alg, recalled.typ, recalled.kid.as_deref()),
+            (Algorithm::RS256, Typ::AccessToken, Some("k1"))
+        );
         // The same header members in another order, or another kid, are another segment.
         for other in [r#"{"typ":"at+jwt","alg":"RS256","kid":"k1"}"#, r#"{"alg":"RS256","typ":"at+jwt","kid":"k2"}"#] {
             assert!(remembered.header(&b64url_encode(other.as_bytes())).is_none(), "{other}");
