@@ -26,10 +26,12 @@ MEMORY=$(target/release/cache-memory)
 CPU=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')
 MEM=$(free -g | awk '/^Mem:/ {print $2 " GiB"}')
 RUSTC=$(rustc --version)
-# Two sections are measured by hand, not here, and kept as they are (from the heading to
-# the next one): the profile of a DPoP proof (perf, issue 15) and the mutation testing
+# Three sections are measured by hand, not here, and kept as they are (from the heading to
+# the next one): the instructions of an uncached verification (scripts/profile-verify.sh,
+# issue 16), the profile of a DPoP proof (perf, issue 15) and the mutation testing
 # (scripts/mutants.sh).
 kept() { awk -v h="^## $1" '$0 ~ h { keep = 1; print; next } keep && /^## / { keep = 0 } keep' BENCHMARKS.md 2>/dev/null || true; }
+UNCACHED=$(kept "Uncached verification: where the time goes")
 DPOP=$(kept "DPoP: the cost of a proof")
 MUTATION=$(kept "Mutation testing")
 
@@ -57,7 +59,8 @@ The issue's target is scopegate ≤ 1.15× the floor for each algorithm and a ca
 
 The two \`request through axum\` rows (bearer and DPoP, the same cached token) are
 explained, and the DPoP proof's cost profiled, in the section "DPoP: the cost of a proof"
-below. criterion's own per-benchmark estimates (with confidence intervals) are in
+below; where the uncached path's time beyond the signature goes is in "Uncached
+verification: where the time goes". criterion's own per-benchmark estimates (with confidence intervals) are in
 \`target/bench-verify.txt\` and \`target/criterion/\` after a run.
 
 ## Instructions per request (\`bash scripts/profile-request.sh\`)
@@ -108,7 +111,7 @@ million distinct tokens; the resident size is read from \`/proc/self/status\`.
 
 $MEMORY
 MD
-for section in "$DPOP" "$MUTATION"; do
+for section in "$UNCACHED" "$DPOP" "$MUTATION"; do
   if [[ -n "$section" ]]; then
     printf '\n%s\n' "$section" >>BENCHMARKS.md
   fi

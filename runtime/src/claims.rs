@@ -6,9 +6,10 @@
 //! accepts `exp == now` (security spec section 13). Each check here is explicit.
 //!
 //! The claim set is read once, strictly ([`json::read_object`]), into [`RawClaims`]:
-//! only the claims the checks need, with strings borrowed from the decoded payload. The
-//! verified facts keep that payload and point into it, so an accepted token costs a
-//! handful of allocations, not one per claim.
+//! only the claims the checks need, with strings borrowed from the decoded payload.
+//! [`validate`] makes the verified facts ([`VerifiedClaims`]) in one go: they keep a copy
+//! of the payload and point into it, so an accepted token costs a handful of
+//! allocations, not one per claim.
 
 use std::{borrow::Cow, ops::Range, sync::OnceLock};
 
@@ -317,8 +318,8 @@ impl<'p> Sink<'p> for RawClaims<'p> {
     }
 }
 
-/// Checks every claim and extracts the verified facts. `payload` is the text `claims`
-/// was read from; the result points into it (see [`Checked::with_payload`]).
+/// Checks every claim and extracts the verified facts of a JWT. `payload` is the text
+/// `claims` was read from: the facts keep a copy of it and point into that.
 pub(crate) fn validate(
     payload: &str,
     claims: &RawClaims<'_>,
@@ -326,7 +327,7 @@ pub(crate) fn validate(
     config: &Config,
     audience: AudienceCheck<'_>,
     now: f64,
-) -> Result<Checked, TokenError> {
+) -> Result<VerifiedClaims, TokenError> {
     // The token type and ID-token markers first: an ID token is reported as such.
     match claims.typ.as_ref().and_then(Member::as_str) {
         Some("ID") => return Err(TokenError::IdToken),
@@ -428,7 +429,7 @@ pub(crate) fn validate(
 
     let scopes = scopes(payload, claims, config)?;
     let text = |s: &Cow<'_, str>| locate(payload, s);
-    Ok(Checked {
+    Ok(VerifiedClaims {
         subject: text(subject),
         client_id: client_id.map(text),
         audiences: audiences.iter().map(|a| text(a)).collect(),
@@ -437,44 +438,13 @@ pub(crate) fn validate(
         expires_at: exp,
         issued_at: iat,
         scopes,
+        verification: Verification::Jwt,
+        // `cnf` is present: only the DPoP scheme, with a proof for `cnf.jkt`, may present it.
         bound: claims.cnf,
+        raw: OnceLock::new(),
+        // The ranges above are offsets into `payload`, so they hold in the copy.
+        payload: payload.to_owned(),
     })
-}
-
-/// What [`validate`] found, pointing into the payload it was given.
-#[derive(Debug)]
-pub(crate) struct Checked {
-    subject: Text,
-    client_id: Option<Text>,
-    audiences: Vec<Text>,
-    issuer: Text,
-    jti: Option<Text>,
-    expires_at: f64,
-    issued_at: f64,
-    scopes: Scopes,
-    /// `cnf` is present: only the DPoP scheme, with a proof for `cnf.jkt`, may present it.
-    bound: bool,
-}
-
-impl Checked {
-    /// The verified claims, owning the payload `self` was validated from.
-    pub(crate) fn with_payload(self, payload: String) -> VerifiedClaims {
-        let Self { subject, client_id, audiences, issuer, jti, expires_at, issued_at, scopes, bound } = self;
-        VerifiedClaims {
-            payload,
-            subject,
-            client_id,
-            audiences,
-            issuer,
-            jti,
-            expires_at,
-            issued_at,
-            scopes,
-            verification: Verification::Jwt,
-            bound,
-            raw: OnceLock::new(),
-        }
-    }
 }
 
 /// Where a string read from `payload` lies in it: a range when it points into the

@@ -1,12 +1,19 @@
-//! A strict JSON reader for JOSE headers and claim sets.
+//! A strict JSON reader for JOSE headers, claim sets and the documents scopegate fetches.
 //!
 //! serde_json alone is not strict enough for tokens: it keeps the last of duplicate
 //! members (a parser differential attackers use, CVE-2022-39227) and nests up to depth
 //! 128. This reader rejects any duplicate member name at any depth, any nesting deeper
 //! than [`MAX_DEPTH`], a UTF-8 byte-order mark, and any top-level value other than an
 //! object.
+//!
+//! There is one reader ([`read`]): it walks the document once, and each check lives in
+//! one place (member names in [`members`], depth in [`Read`]). What it keeps is the
+//! caller's choice: a [`Receiver`] takes the members of an object, and a [`Build`] says
+//! what to make of each value: [`Member`]s borrowed from the document ([`read_object`],
+//! for the verifier's claim sets and headers), whole [`Value`]s ([`parse_object`], for
+//! documents read as maps), or nothing (values nobody asked for, skipped but checked).
 
-use std::{borrow::Cow, collections::HashSet, fmt};
+use std::{borrow::Cow, collections::HashSet, fmt, marker::PhantomData};
 
 use serde::{
     Deserialize,
@@ -22,112 +29,94 @@ pub(crate) const MAX_DEPTH: usize = 16;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct StrictJsonError;
 
-/// Parses `bytes` as one JSON object with unique member names at every level.
+/// Parses `bytes` as one JSON object with unique member names at every level, into a map.
 pub(crate) fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, StrictJsonError> {
-    if bytes.starts_with(&[0xEF, 0xBB, 0xBF]) || nesting_depth(bytes) > MAX_DEPTH {
+    let mut object = Object::default();
+    read(bytes, &mut object)?;
+    Ok(object.0)
+}
+
+/// Receives the top-level members of an object read by [`read_object`].
+pub(crate) trait Sink<'de> {
+    /// Whether the value of the member `name` should be read into a [`Member`].
+    fn wants(&self, name: &str) -> bool;
+    /// One top-level member (each name at most once), with its value when wanted.
+    fn member(&mut self, name: &str, value: Option<Member<'de>>);
+}
+
+/// Reads one JSON object with the same strictness as [`parse_object`] (unique names at
+/// every depth, depth ≤ [`MAX_DEPTH`], no BOM, an object and nothing after it), handing
+/// its top-level members to `sink` without building a map.
+pub(crate) fn read_object<'de, S: Sink<'de>>(bytes: &'de [u8], sink: &mut S) -> Result<(), StrictJsonError> {
+    read(bytes, sink)
+}
+
+/// The reader. Depth is counted while reading: it stops at the first container deeper
+/// than [`MAX_DEPTH`], so a deeply nested document costs no deep recursion.
+fn read<'de, R: Receiver<'de>>(bytes: &'de [u8], receiver: &mut R) -> Result<(), StrictJsonError> {
+    if bytes.starts_with(&[0xEF, 0xBB, 0xBF]) {
         return Err(StrictJsonError);
     }
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = StrictSeed.deserialize(&mut de).map_err(|_| StrictJsonError)?;
-    de.end().map_err(|_| StrictJsonError)?;
-    match value {
-        Value::Object(map) => Ok(map),
-        _ => Err(StrictJsonError),
+    Deserializer::deserialize_map(&mut de, TopLevel { receiver }).map_err(|_| StrictJsonError)?;
+    de.end().map_err(|_| StrictJsonError)
+}
+
+/// Receives the members of an object, each name at most once: a [`Sink`] at the top
+/// level, or the object a [`Build`] is making.
+trait Receiver<'de> {
+    /// What the values of wanted members are read into.
+    type Build: Build<'de>;
+    /// Whether the value of the member `name` should be read (otherwise it is skipped,
+    /// and checked all the same).
+    fn wants(&self, name: &str) -> bool;
+    /// One member, with its value when wanted.
+    fn member(&mut self, name: &str, value: Option<<Self::Build as Build<'de>>::Out>);
+}
+
+impl<'de, S: Sink<'de>> Receiver<'de> for S {
+    type Build = AsMember;
+    fn wants(&self, name: &str) -> bool {
+        Sink::wants(self, name)
+    }
+    fn member(&mut self, name: &str, value: Option<Member<'de>>) {
+        Sink::member(self, name, value);
     }
 }
 
-/// The maximum bracket depth outside string literals. Cheap, and run before any
-/// recursion so that a deeply nested document costs one linear scan.
-fn nesting_depth(bytes: &[u8]) -> usize {
-    let (mut depth, mut max, mut in_string, mut escaped) = (0usize, 0usize, false, false);
-    for &b in bytes {
-        if in_string {
-            match (escaped, b) {
-                (true, _) => escaped = false,
-                (false, b'\\') => escaped = true,
-                (false, b'"') => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        match b {
-            b'"' => in_string = true,
-            b'[' | b'{' => {
-                depth += 1;
-                max = max.max(depth);
-            }
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
+/// What the reader makes of the values it reads. The reader does every check; a `Build`
+/// only keeps what its caller needs.
+trait Build<'de> {
+    /// What one value becomes.
+    type Out;
+    /// What the elements of an array are read with.
+    type Element: Build<'de>;
+    /// An array being read.
+    type Array: Default;
+    /// An object being read: it receives its members.
+    type Object: Receiver<'de> + Default;
+    /// A boolean.
+    fn bool(v: bool) -> Self::Out;
+    /// `null`.
+    fn null() -> Self::Out;
+    /// A number that is a non-negative integer.
+    fn u64(v: u64) -> Self::Out;
+    /// A number that is a negative integer.
+    fn i64(v: i64) -> Self::Out;
+    /// Any other number.
+    fn f64(v: f64) -> Self::Out;
+    /// A string with escapes (decoded, so not borrowed from the document).
+    fn str(v: &str) -> Self::Out;
+    /// A string without escapes, borrowed from the document.
+    fn borrowed_str(v: &'de str) -> Self::Out {
+        Self::str(v)
     }
-    max
-}
-
-struct StrictSeed;
-
-impl<'de> DeserializeSeed<'de> for StrictSeed {
-    type Value = Value;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
-        deserializer.deserialize_any(StrictVisitor)
-    }
-}
-
-struct StrictVisitor;
-
-impl<'de> Visitor<'de> for StrictVisitor {
-    type Value = Value;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON value")
-    }
-
-    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
-        Ok(Value::Bool(v))
-    }
-
-    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
-        Ok(Value::from(v))
-    }
-
-    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
-        Ok(Value::from(v))
-    }
-
-    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
-        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
-    }
-
-    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
-        Ok(Value::String(v.to_owned()))
-    }
-
-    fn visit_string<E>(self, v: String) -> Result<Value, E> {
-        Ok(Value::String(v))
-    }
-
-    fn visit_unit<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-        let mut items = Vec::new();
-        while let Some(item) = seq.next_element_seed(StrictSeed)? {
-            items.push(item);
-        }
-        Ok(Value::Array(items))
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
-        let mut map = Map::new();
-        while let Some(key) = access.next_key::<String>()? {
-            let value = access.next_value_seed(StrictSeed)?;
-            if map.insert(key, value).is_some() {
-                return Err(de::Error::custom("duplicate member"));
-            }
-        }
-        Ok(Value::Object(map))
-    }
+    /// One element of an array.
+    fn push(array: &mut Self::Array, element: <Self::Element as Build<'de>>::Out);
+    /// A whole array.
+    fn array(array: Self::Array) -> Self::Out;
+    /// A whole object.
+    fn object(object: Self::Object) -> Self::Out;
 }
 
 /// A member value as the verifier reads it: strings are borrowed from the document when
@@ -154,48 +143,301 @@ impl<'de> Member<'de> {
     }
 }
 
-/// Receives the top-level members of an object read by [`read_object`].
-pub(crate) trait Sink<'de> {
-    /// Whether the value of the member `name` should be read into a [`Member`].
-    fn wants(&self, name: &str) -> bool;
-    /// One top-level member (each name at most once), with its value when wanted.
-    fn member(&mut self, name: &str, value: Option<Member<'de>>);
-}
+/// Reads [`Member`]s: the strings, numbers and string arrays of a claim set or header.
+struct AsMember;
 
-/// Reads one JSON object with the same strictness as [`parse_object`] (unique names at
-/// every depth, depth ≤ [`MAX_DEPTH`], no BOM, an object and nothing after it), handing
-/// its top-level members to `sink` without building a map.
-///
-/// Depth is counted while reading (no separate pass): the reader stops at the first
-/// container deeper than [`MAX_DEPTH`].
-pub(crate) fn read_object<'de, S: Sink<'de>>(bytes: &'de [u8], sink: &mut S) -> Result<(), StrictJsonError> {
-    if bytes.starts_with(&[0xEF, 0xBB, 0xBF]) {
-        return Err(StrictJsonError);
+impl<'de> Build<'de> for AsMember {
+    type Out = Member<'de>;
+    type Element = Self;
+    type Array = Strings<'de>;
+    type Object = Skipped;
+
+    fn bool(_: bool) -> Member<'de> {
+        Member::Other
     }
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    Deserializer::deserialize_map(&mut de, TopVisitor { sink }).map_err(|_| StrictJsonError)?;
-    de.end().map_err(|_| StrictJsonError)
+    fn null() -> Member<'de> {
+        Member::Other
+    }
+    #[allow(clippy::cast_precision_loss)] // NumericDates are checked against 2^53 later
+    fn u64(v: u64) -> Member<'de> {
+        Member::Num(v as f64)
+    }
+    #[allow(clippy::cast_precision_loss)]
+    fn i64(v: i64) -> Member<'de> {
+        Member::Num(v as f64)
+    }
+    fn f64(v: f64) -> Member<'de> {
+        Member::Num(v)
+    }
+    fn str(v: &str) -> Member<'de> {
+        Member::Str(Cow::Owned(v.to_owned()))
+    }
+    fn borrowed_str(v: &'de str) -> Member<'de> {
+        Member::Str(Cow::Borrowed(v))
+    }
+    fn push(array: &mut Strings<'de>, element: Member<'de>) {
+        match element {
+            Member::Str(s) if !array.other => array.strings.push(s),
+            _ => array.other = true,
+        }
+    }
+    fn array(array: Strings<'de>) -> Member<'de> {
+        if array.other { Member::Other } else { Member::StrList(array.strings) }
+    }
+    fn object(Skipped: Skipped) -> Member<'de> {
+        Member::Other
+    }
 }
 
-/// Member names seen so far in one object: a short list, or a set once it grows.
+/// An array read by [`AsMember`]: its strings, until an element is not one.
 #[derive(Default)]
+struct Strings<'de> {
+    strings: Vec<Cow<'de, str>>,
+    /// An element was not a string.
+    other: bool,
+}
+
+/// Reads whole [`Value`]s.
+struct AsValue;
+
+/// An object read into a map (see [`parse_object`]).
+#[derive(Default)]
+struct Object(Map<String, Value>);
+
+impl<'de> Receiver<'de> for Object {
+    type Build = AsValue;
+    fn wants(&self, _: &str) -> bool {
+        true
+    }
+    fn member(&mut self, name: &str, value: Option<Value>) {
+        self.0.insert(name.to_owned(), value.unwrap_or_default());
+    }
+}
+
+impl<'de> Build<'de> for AsValue {
+    type Out = Value;
+    type Element = Self;
+    type Array = Vec<Value>;
+    type Object = Object;
+
+    fn bool(v: bool) -> Value {
+        Value::Bool(v)
+    }
+    fn null() -> Value {
+        Value::Null
+    }
+    fn u64(v: u64) -> Value {
+        Value::from(v)
+    }
+    fn i64(v: i64) -> Value {
+        Value::from(v)
+    }
+    fn f64(v: f64) -> Value {
+        serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number)
+    }
+    fn str(v: &str) -> Value {
+        Value::String(v.to_owned())
+    }
+    fn push(array: &mut Vec<Value>, element: Value) {
+        array.push(element);
+    }
+    fn array(array: Vec<Value>) -> Value {
+        Value::Array(array)
+    }
+    fn object(object: Object) -> Value {
+        Value::Object(object.0)
+    }
+}
+
+/// Keeps nothing: values nobody asked for, read only to be checked.
+struct Skip;
+
+/// An object whose members are all skipped.
+#[derive(Default)]
+struct Skipped;
+
+impl<'de> Receiver<'de> for Skipped {
+    type Build = Skip;
+    fn wants(&self, _: &str) -> bool {
+        false
+    }
+    fn member(&mut self, _: &str, _: Option<()>) {}
+}
+
+impl<'de> Build<'de> for Skip {
+    type Out = ();
+    type Element = Self;
+    type Array = ();
+    type Object = Skipped;
+
+    fn bool(_: bool) {}
+    fn null() {}
+    fn u64(_: u64) {}
+    fn i64(_: i64) {}
+    fn f64(_: f64) {}
+    fn str(_: &str) {}
+    fn push((): &mut (), (): ()) {}
+    fn array((): ()) {}
+    fn object(Skipped: Skipped) {}
+}
+
+/// The top-level value: an object whose members go to the caller's receiver. It is at
+/// depth 1, so its containers are at depth 2.
+struct TopLevel<'r, R> {
+    receiver: &'r mut R,
+}
+
+impl<'de, R: Receiver<'de>> Visitor<'de> for TopLevel<'_, R> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, access: A) -> Result<(), A::Error> {
+        members(access, 2, self.receiver)
+    }
+}
+
+/// Reads the members of an object into `receiver`, refusing a duplicate name: the one
+/// place names are checked. `depth` is where containers among the values sit.
+fn members<'de, A: MapAccess<'de>, R: Receiver<'de>>(
+    mut access: A,
+    depth: usize,
+    receiver: &mut R,
+) -> Result<(), A::Error> {
+    let mut seen = SeenNames::default();
+    while let Some(Name(name)) = access.next_key::<Name<'de>>()? {
+        // A borrowed name (no escapes) is copied as a pointer, not as text.
+        if !seen.insert(name.clone()) {
+            return Err(de::Error::custom("duplicate member"));
+        }
+        let value = if receiver.wants(&name) {
+            Some(access.next_value_seed(Read::<R::Build>::at(depth))?)
+        } else {
+            access.next_value_seed(Read::<Skip>::at(depth))?;
+            None
+        };
+        receiver.member(&name, value);
+    }
+    Ok(())
+}
+
+/// Reads one value with the [`Build`] `B`; its arrays or objects would sit at `depth`,
+/// refused beyond [`MAX_DEPTH`]: the one place depth is checked.
+struct Read<B> {
+    depth: usize,
+    build: PhantomData<B>,
+}
+
+impl<B> Read<B> {
+    fn at(depth: usize) -> Self {
+        Self { depth, build: PhantomData }
+    }
+
+    /// Entering a container at this depth.
+    fn enter<E: de::Error>(&self) -> Result<usize, E> {
+        if self.depth > MAX_DEPTH { Err(E::custom("nested too deeply")) } else { Ok(self.depth + 1) }
+    }
+}
+
+impl<'de, B: Build<'de>> DeserializeSeed<'de> for Read<B> {
+    type Value = B::Out;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<B::Out, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de, B: Build<'de>> Visitor<'de> for Read<B> {
+    type Value = B::Out;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<B::Out, E> {
+        Ok(B::bool(v))
+    }
+    fn visit_unit<E>(self) -> Result<B::Out, E> {
+        Ok(B::null())
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<B::Out, E> {
+        Ok(B::u64(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<B::Out, E> {
+        Ok(B::i64(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<B::Out, E> {
+        Ok(B::f64(v))
+    }
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<B::Out, E> {
+        Ok(B::borrowed_str(v))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<B::Out, E> {
+        Ok(B::str(v))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<B::Out, A::Error> {
+        let inner = self.enter()?;
+        let mut array = B::Array::default();
+        while let Some(element) = seq.next_element_seed(Read::<B::Element>::at(inner))? {
+            B::push(&mut array, element);
+        }
+        Ok(B::array(array))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, access: A) -> Result<B::Out, A::Error> {
+        let inner = self.enter()?;
+        let mut object = B::Object::default();
+        members(access, inner, &mut object)?;
+        Ok(B::object(object))
+    }
+}
+
+/// How many member names [`SeenNames`] keeps in its array before it uses its set.
+const FEW_NAMES: usize = 16;
+
+/// Member names seen so far in one object: the first [`FEW_NAMES`] names borrowed from the
+/// document in an array on the stack, each with a [`tag`] compared before its text; names
+/// with escapes, and any past the first few, in a set. Every name is looked up in both.
 struct SeenNames<'de> {
-    list: Vec<Cow<'de, str>>,
-    set: HashSet<Cow<'de, str>>,
+    len: usize,
+    tags: [u32; FEW_NAMES],
+    names: [&'de str; FEW_NAMES],
+    more: HashSet<Cow<'de, str>>,
+}
+
+impl Default for SeenNames<'_> {
+    fn default() -> Self {
+        Self { len: 0, tags: [0; FEW_NAMES], names: [""; FEW_NAMES], more: HashSet::new() }
+    }
+}
+
+/// A name's length, first byte and last byte: equal names have equal tags, so the text of
+/// a name is compared only with the names that share its tag.
+fn tag(name: &str) -> u32 {
+    let bytes = name.as_bytes();
+    let end = |b: Option<&u8>| u32::from(b.copied().unwrap_or_default());
+    (name.len() as u32) << 16 ^ end(bytes.first()) << 8 ^ end(bytes.last())
 }
 
 impl<'de> SeenNames<'de> {
     /// Records `name`; `false` if it was already there.
     fn insert(&mut self, name: Cow<'de, str>) -> bool {
-        if !self.set.is_empty() {
-            return self.set.insert(name);
-        }
-        if self.list.contains(&name) {
+        let tag = tag(&name);
+        let few = self.tags.iter().zip(&self.names).take(self.len);
+        if few.into_iter().any(|(t, n)| *t == tag && **n == *name)
+            || (!self.more.is_empty() && self.more.contains(&*name))
+        {
             return false;
         }
-        self.list.push(name);
-        if self.list.len() > 16 {
-            self.set.extend(self.list.drain(..));
+        match (name, self.tags.get_mut(self.len), self.names.get_mut(self.len)) {
+            (Cow::Borrowed(name), Some(t), Some(n)) => {
+                *t = tag;
+                *n = name;
+                self.len += 1;
+            }
+            (name, _, _) => {
+                self.more.insert(name);
+            }
         }
         true
     }
@@ -223,164 +465,6 @@ impl<'de> Deserialize<'de> for Name<'de> {
             }
         }
         deserializer.deserialize_str(NameVisitor)
-    }
-}
-
-struct TopVisitor<'s, S> {
-    sink: &'s mut S,
-}
-
-impl<'de, S: Sink<'de>> Visitor<'de> for TopVisitor<'_, S> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<(), A::Error> {
-        let mut seen = SeenNames::default();
-        while let Some(Name(name)) = access.next_key::<Name<'de>>()? {
-            // The object itself is at depth 1: a container value would be at depth 2.
-            let value = if self.sink.wants(&name) {
-                Some(access.next_value_seed(MemberSeed { depth: 2 })?)
-            } else {
-                access.next_value_seed(SkipSeed { depth: 2 })?;
-                None
-            };
-            self.sink.member(&name, value);
-            if !seen.insert(name) {
-                return Err(de::Error::custom("duplicate member"));
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Reads a [`Member`] whose arrays or objects would sit at `depth`.
-#[derive(Clone, Copy)]
-struct MemberSeed {
-    depth: usize,
-}
-
-impl<'de> DeserializeSeed<'de> for MemberSeed {
-    type Value = Member<'de>;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Member<'de>, D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
-
-/// Refuses a container deeper than [`MAX_DEPTH`].
-fn check_depth<E: de::Error>(depth: usize) -> Result<(), E> {
-    if depth > MAX_DEPTH { Err(E::custom("nested too deeply")) } else { Ok(()) }
-}
-
-impl<'de> Visitor<'de> for MemberSeed {
-    type Value = Member<'de>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON value")
-    }
-    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Member<'de>, E> {
-        Ok(Member::Str(Cow::Borrowed(v)))
-    }
-    fn visit_str<E>(self, v: &str) -> Result<Member<'de>, E> {
-        Ok(Member::Str(Cow::Owned(v.to_owned())))
-    }
-    fn visit_string<E>(self, v: String) -> Result<Member<'de>, E> {
-        Ok(Member::Str(Cow::Owned(v)))
-    }
-    #[allow(clippy::cast_precision_loss)] // NumericDates are checked against 2^53 later
-    fn visit_u64<E>(self, v: u64) -> Result<Member<'de>, E> {
-        Ok(Member::Num(v as f64))
-    }
-    #[allow(clippy::cast_precision_loss)]
-    fn visit_i64<E>(self, v: i64) -> Result<Member<'de>, E> {
-        Ok(Member::Num(v as f64))
-    }
-    fn visit_f64<E>(self, v: f64) -> Result<Member<'de>, E> {
-        Ok(Member::Num(v))
-    }
-    fn visit_bool<E>(self, _: bool) -> Result<Member<'de>, E> {
-        Ok(Member::Other)
-    }
-    fn visit_unit<E>(self) -> Result<Member<'de>, E> {
-        Ok(Member::Other)
-    }
-    fn visit_map<A: MapAccess<'de>>(self, access: A) -> Result<Member<'de>, A::Error> {
-        SkipSeed { depth: self.depth }.visit_map(access).map(|()| Member::Other)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Member<'de>, A::Error> {
-        check_depth(self.depth)?;
-        let inner = MemberSeed { depth: self.depth + 1 };
-        let mut strings = Vec::new();
-        let mut all_strings = true;
-        while let Some(item) = seq.next_element_seed(inner)? {
-            match item {
-                Member::Str(s) if all_strings => strings.push(s),
-                _ => all_strings = false,
-            }
-        }
-        Ok(if all_strings { Member::StrList(strings) } else { Member::Other })
-    }
-}
-
-/// Consumes a value whose arrays or objects would sit at `depth`, still refusing
-/// duplicate member names and excessive depth in nested objects.
-#[derive(Clone, Copy)]
-struct SkipSeed {
-    depth: usize,
-}
-
-impl<'de> DeserializeSeed<'de> for SkipSeed {
-    type Value = ();
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for SkipSeed {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON value")
-    }
-    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_str<E>(self, _: &str) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_unit<E>(self) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        check_depth(self.depth)?;
-        let inner = SkipSeed { depth: self.depth + 1 };
-        while seq.next_element_seed(inner)?.is_some() {}
-        Ok(())
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<(), A::Error> {
-        check_depth(self.depth)?;
-        let inner = SkipSeed { depth: self.depth + 1 };
-        let mut seen = SeenNames::default();
-        while let Some(Name(name)) = access.next_key::<Name<'de>>()? {
-            access.next_value_seed(inner)?;
-            if !seen.insert(name) {
-                return Err(de::Error::custom("duplicate member"));
-            }
-        }
-        Ok(())
     }
 }
 

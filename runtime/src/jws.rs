@@ -5,8 +5,9 @@
 //! base64url, and the header is a small strict JSON object whose `alg` is allowed and
 //! which carries none of the parameters scopegate refuses.
 
+use arc_swap::ArcSwapOption;
 use base64::Engine as _;
-use std::borrow::Cow;
+use std::{borrow::Cow, sync::Arc};
 
 use crate::{
     algorithm::Algorithm,
@@ -32,7 +33,7 @@ pub(crate) struct Compact<'a> {
 /// Splits a token into exactly three non-empty segments (cases 17-19). Base64 validity is
 /// checked when each segment is decoded.
 pub(crate) fn split(token: &str) -> Result<Compact<'_>, TokenError> {
-    let mut dots = token.match_indices('.').map(|(i, _)| i);
+    let mut dots = memchr::memchr_iter(b'.', token.as_bytes());
     let (Some(first), Some(second), None) = (dots.next(), dots.next(), dots.next()) else {
         return Err(TokenError::Malformed);
     };
@@ -95,6 +96,22 @@ pub(crate) fn decode_header<'b>(segment: &str, buffer: &'b mut [u8; MAX_HEADER_B
     buffer.get(..len).ok_or(TokenError::Malformed)
 }
 
+/// Room for the claim set of a typical token, decoded on the stack (longer ones are
+/// decoded into a `Vec`).
+pub(crate) const PAYLOAD_BUFFER_BYTES: usize = 2048;
+
+/// Decodes the payload segment as UTF-8 text, into `buffer` when it fits (no allocation);
+/// `None` if it is not strict base64url or not UTF-8.
+pub(crate) fn decode_payload<'b>(segment: &str, buffer: &'b mut [u8; PAYLOAD_BUFFER_BYTES]) -> Option<Cow<'b, str>> {
+    // base64 asks for room for its estimate: three bytes per started group of four.
+    if segment.len().div_ceil(4) * 3 > PAYLOAD_BUFFER_BYTES {
+        let bytes = B64URL.decode(segment.as_bytes()).ok()?;
+        return String::from_utf8(bytes).ok().map(Cow::Owned);
+    }
+    let len = B64URL.decode_slice(segment.as_bytes(), buffer).ok()?;
+    std::str::from_utf8(buffer.get(..len)?).ok().map(Cow::Borrowed)
+}
+
 #[derive(Default)]
 struct HeaderMembers<'h> {
     alg: Option<Member<'h>>,
@@ -147,6 +164,47 @@ pub(crate) fn parse_header<'h>(json: &'h [u8], allowed: &[Algorithm]) -> Result<
     Ok(Header { alg, typ, kid })
 }
 
+/// The header of the last token whose signature verified, kept with its segment: an
+/// issuer's tokens share a few headers (one per signing key), so most tokens skip decoding
+/// and reading theirs. Reading a header depends only on its segment and the allowed
+/// algorithms (fixed for an authority), so a recalled header is exactly what reading the
+/// same segment again would give; any other segment is read in full.
+#[derive(Debug, Default)]
+pub(crate) struct HeaderMemo(ArcSwapOption<Remembered>);
+
+/// A header as [`HeaderMemo`] keeps it.
+#[derive(Debug)]
+pub(crate) struct Remembered {
+    segment: Box<str>,
+    alg: Algorithm,
+    typ: Typ,
+    kid: Option<Box<str>>,
+}
+
+impl HeaderMemo {
+    /// What the memo holds now (a cheap `Arc` clone, never waiting).
+    pub(crate) fn load(&self) -> Option<Arc<Remembered>> {
+        self.0.load_full()
+    }
+
+    /// Remembers `header`, read from `segment`, in place of the last one.
+    pub(crate) fn remember(&self, segment: &str, header: &Header<'_>) {
+        let kid = header.kid.as_deref().map(Box::from);
+        self.0.store(Some(Arc::new(Remembered { segment: segment.into(), alg: header.alg, typ: header.typ, kid })));
+    }
+}
+
+impl Remembered {
+    /// The remembered header, if it was read from `segment`.
+    pub(crate) fn header(&self, segment: &str) -> Option<Header<'_>> {
+        (*self.segment == *segment).then(|| Header {
+            alg: self.alg,
+            typ: self.typ,
+            kid: self.kid.as_deref().map(Cow::Borrowed),
+        })
+    }
+}
+
 /// Media types compare case-insensitively, and `application/` is implied when the value
 /// has no `/` (RFC 7515 §4.1.9). Nothing is trimmed.
 fn classify_typ(typ: &str) -> Typ {
@@ -179,6 +237,40 @@ mod tests {
         assert_eq!(decode_signature(&rsa_8192, &mut buffer).map(<[u8]>::len), Some(1024));
         let too_long = b64url_encode(&[0xA5; 2048]);
         assert_eq!(decode_signature(&too_long, &mut buffer), None);
+    }
+
+    #[test]
+    fn payloads_decode_on_the_stack_when_they_fit_and_into_a_vec_otherwise() {
+        let mut buffer = [0; PAYLOAD_BUFFER_BYTES];
+        // base64 asks for three bytes of room per started group of four characters: 2046
+        // bytes (2728 characters) fit in 2048, 2047 bytes (2730 characters) do not.
+        let fits = b64url_encode(&[b'a'; 2046]);
+        assert!(matches!(decode_payload(&fits, &mut buffer), Some(Cow::Borrowed(text)) if text.len() == 2046));
+        let longer = b64url_encode(&[b'a'; 2047]);
+        assert!(matches!(decode_payload(&longer, &mut buffer), Some(Cow::Owned(text)) if text.len() == 2047));
+        for bad in [b64url_encode(&[0xFF; 8]), b64url_encode(&[0xFF; 4000]), "YQ==".to_owned(), "Y+Q".to_owned()] {
+            assert_eq!(decode_payload(&bad, &mut buffer), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_remembered_header_is_recalled_only_for_its_own_segment() {
+        let memo = HeaderMemo::default();
+        assert!(memo.load().is_none());
+        let json = r#"{"alg":"RS256","typ":"at+jwt","kid":"k1"}"#;
+        let segment = b64url_encode(json.as_bytes());
+        memo.remember(&segment, &header(json).unwrap());
+        let remembered = memo.load().unwrap();
+        let recalled = remembered.header(&segment).unwrap();
+        assert_eq!(
+            (recalled.alg, recalled.typ, recalled.kid.as_deref()),
+            (Algorithm::RS256, Typ::AccessToken, Some("k1"))
+        );
+        // The same header members in another order, or another kid, are another segment.
+        for other in [r#"{"typ":"at+jwt","alg":"RS256","kid":"k1"}"#, r#"{"alg":"RS256","typ":"at+jwt","kid":"k2"}"#] {
+            assert!(remembered.header(&b64url_encode(other.as_bytes())).is_none(), "{other}");
+        }
+        assert!(remembered.header(&segment[1..]).is_none());
     }
 
     #[test]

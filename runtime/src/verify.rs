@@ -5,8 +5,10 @@
 //! The order is fixed and cheap checks come first: size cap, compact form, header
 //! (algorithm allowlist, refused parameters, `typ`), key selection, the signature, and
 //! only then the claim set. Nothing read before the signature check can widen acceptance
-//! (security spec G3). The header is decoded into a stack buffer and read without a map;
-//! the claim set is read once into borrowed values (see [`claims`]).
+//! (security spec G3). The header is decoded into a stack buffer and read without a map,
+//! or recalled when the last verified token had the same header segment
+//! ([`jws::HeaderMemo`]); the claim set is read once into borrowed values (see
+//! [`claims`]).
 
 use std::{
     fmt,
@@ -256,10 +258,16 @@ impl Authority {
     async fn verify_uncached(&self, token: &str, audience: AudienceCheck<'_>) -> Result<VerifiedClaims, RejectionKind> {
         let config = &self.inner.config;
         let compact = jws::split(token).map_err(|e| refused(e, None, None))?;
+        let memo = self.inner.headers.load();
+        let recalled = memo.as_ref().and_then(|m| m.header(compact.header));
+        let read_now = recalled.is_none();
         let mut header_buffer = [0u8; MAX_HEADER_BYTES];
-        let header = jws::decode_header(compact.header, &mut header_buffer)
-            .and_then(|json| jws::parse_header(json, &config.algorithms))
-            .map_err(|e| refused(e, None, None))?;
+        let header = match recalled {
+            Some(header) => header,
+            None => jws::decode_header(compact.header, &mut header_buffer)
+                .and_then(|json| jws::parse_header(json, &config.algorithms))
+                .map_err(|e| refused(e, None, None))?,
+        };
         let kid = header.kid.as_deref();
         let refuse = |error: TokenError| refused(error, kid, None);
 
@@ -283,20 +291,19 @@ impl Authority {
             crate::metrics::signature_checked(&config.issuer);
         }
         match checked {
+            Ok(()) if read_now => self.inner.headers.remember(compact.header, &header),
             Ok(()) => {}
             Err(SignatureRefused::Unavailable(unavailable)) => return Err(unavailable.into()),
             Err(SignatureRefused::UnknownKey) => return Err(refuse(TokenError::UnknownKey)),
             Err(SignatureRefused::Invalid) => return Err(refuse(TokenError::InvalidSignature)),
         }
 
-        let payload = b64url_decode(compact.payload.as_bytes())
-            .and_then(|bytes| String::from_utf8(bytes).ok())
-            .ok_or_else(|| refuse(TokenError::Malformed))?;
+        let mut payload_buffer = [0u8; jws::PAYLOAD_BUFFER_BYTES];
+        let payload =
+            jws::decode_payload(compact.payload, &mut payload_buffer).ok_or_else(|| refuse(TokenError::Malformed))?;
         let raw = RawClaims::read(&payload).map_err(refuse)?;
-        let checked = claims::validate(&payload, &raw, header.typ, config, audience, config.clock.now())
-            .map_err(|e| refused(e, kid, Some((raw.iss(), raw.jti()))))?;
-        drop(raw);
-        Ok(checked.with_payload(payload))
+        claims::validate(&payload, &raw, header.typ, config, audience, config.clock.now())
+            .map_err(|e| refused(e, kid, Some((raw.iss(), raw.jti()))))
     }
 }
 

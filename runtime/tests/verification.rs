@@ -88,3 +88,31 @@ async fn require_single_audience_refuses_tokens_for_several_apis() {
     // Off by default (security spec case 87): a token for this API among others is accepted.
     assert_eq!(call(&self::app(&issuer), Some(&format!("Bearer {several}")), "/me").await.0, 200);
 }
+
+/// With the verified-token cache off, every token is verified in full; the header of the
+/// last verified token is recalled by its exact segment (`jws::HeaderMemo`), which must
+/// change no answer: a forged signature under that same header, a header that differs in
+/// one member, and a refused algorithm are each refused as a fresh authority refuses them.
+#[tokio::test]
+async fn a_recalled_header_changes_no_answer() {
+    let issuer = TestIssuer::new();
+    let authority = issuer.authority_builder("https://api.example.test").token_cache_capacity(0).build().unwrap();
+    let fresh = || issuer.authority_builder("https://api.example.test").token_cache_capacity(0).build().unwrap();
+    let token = issuer.access_token().scope("a").sign();
+    assert_eq!(authority.verify(&token).await.unwrap().subject(), "user-123");
+
+    let (input, _) = token.rsplit_once('.').unwrap();
+    let other = issuer.access_token().subject("someone-else").scope("a").sign();
+    let forged = format!("{input}.{}", other.rsplit_once('.').unwrap().1);
+    let other_kid = issuer.access_token().kid("rsa-2").scope("a").sign();
+    let refused_alg = issuer.access_token().header("alg", "HS256").scope("a").sign();
+    for (token, reason) in
+        [(&forged, "invalid_signature"), (&other_kid, "unknown_key"), (&refused_alg, "algorithm_not_allowed")]
+    {
+        assert_eq!(authority.verify(token).await.unwrap_err().reason(), reason, "{token}");
+        assert_eq!(fresh().verify(token).await.unwrap_err().reason(), reason, "{token}");
+    }
+    // The remembered header still serves its own issuer's next token.
+    let next = issuer.access_token().subject("user-456").scope("a").sign();
+    assert_eq!(authority.verify(&next).await.unwrap().subject(), "user-456");
+}

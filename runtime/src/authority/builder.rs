@@ -743,6 +743,7 @@ impl AuthorityBuilder {
                 introspection,
                 also,
                 dpop,
+                headers: crate::jws::HeaderMemo::default(),
             }),
         };
         Ok((authority, remote))

@@ -32,6 +32,8 @@ pub(crate) struct Inner {
     pub(crate) also: Vec<Authority>,
     /// DPoP proof checking (RFC 9449), when on: see [`crate::dpop`].
     pub(crate) dpop: Option<crate::dpop::Dpop>,
+    /// The last verified token's header, read once for the tokens that share it.
+    pub(crate) headers: crate::jws::HeaderMemo,
 }
 
 /// A trusted issuer and the policy for its access tokens. Cheap to clone (an `Arc`
