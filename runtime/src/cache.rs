@@ -373,7 +373,8 @@ mod tests {
     fn the_default_cache_holds_thousands_of_rs256_sized_tokens_for_five_minutes() {
         // The documented defaults: 10 000 entries, 32 MiB, 5 minutes.
         assert_eq!(DEFAULT_TOKEN_CACHE_MAX_AGE, Duration::from_secs(300));
-        let cache = TokenCache::new(DEFAULT_TOKEN_CACHE_CAPACITY, DEFAULT_TOKEN_CACHE_MAX_BYTES, DEFAULT_TOKEN_CACHE_MAX_AGE);
+        let cache =
+            TokenCache::new(DEFAULT_TOKEN_CACHE_CAPACITY, DEFAULT_TOKEN_CACHE_MAX_BYTES, DEFAULT_TOKEN_CACHE_MAX_AGE);
         // 4,000 tokens of 1.5 KiB: about 250 a shard, well within its 625 entries and
         // 2 MiB (1,794 bytes each).
         let tokens: Vec<String> = (0..4000).map(|i| format!("{i:0>1536}")).collect();

@@ -460,7 +460,9 @@ mod tests {
     #[test]
     fn a_proof_may_be_the_max_age_and_leeway_old_or_the_leeway_ahead_and_not_a_second_more() {
         let key = DpopKey::generate();
-        for (iat, want) in [(NOW - 65, None), (NOW + 5, None), (NOW - 66, Some(DpopError::Stale)), (NOW + 6, Some(DpopError::Stale))] {
+        for (iat, want) in
+            [(NOW - 65, None), (NOW + 5, None), (NOW - 66, Some(DpopError::Stale)), (NOW + 6, Some(DpopError::Stale))]
+        {
             assert_eq!(check(&key, &proof(&key, iat).sign()).err(), want, "iat {}", iat - NOW);
         }
     }
@@ -480,8 +482,17 @@ mod tests {
     #[test]
     fn a_jti_has_1_to_256_bytes() {
         let key = DpopKey::generate();
-        for (jti, want) in [(String::new(), Some(DpopError::MissingJti)), ("j".repeat(257), Some(DpopError::MissingJti)), ("j".repeat(256), None)] {
-            assert_eq!(check(&key, &proof(&key, NOW).claim("jti", jti.as_str()).sign()).err(), want, "{} bytes", jti.len());
+        for (jti, want) in [
+            (String::new(), Some(DpopError::MissingJti)),
+            ("j".repeat(257), Some(DpopError::MissingJti)),
+            ("j".repeat(256), None),
+        ] {
+            assert_eq!(
+                check(&key, &proof(&key, NOW).claim("jti", jti.as_str()).sign()).err(),
+                want,
+                "{} bytes",
+                jti.len()
+            );
         }
     }
 
@@ -507,6 +518,9 @@ mod tests {
         let jwk = json!({"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"});
         let Value::Object(jwk) = jwk else { unreachable!() };
         assert_eq!(thumbprint(&jwk).as_deref(), Some("kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k"));
-        assert_eq!(token_hash("Kz~8mXK1EalYznwH-LC-1fBAo.4Ljp~zsPE_NeO.gxU"), "fUHyO2r2Z3DZ53EsNrWBb0xWXoaNy59IiKCAqksmQEo");
+        assert_eq!(
+            token_hash("Kz~8mXK1EalYznwH-LC-1fBAo.4Ljp~zsPE_NeO.gxU"),
+            "fUHyO2r2Z3DZ53EsNrWBb0xWXoaNy59IiKCAqksmQEo"
+        );
     }
 }
