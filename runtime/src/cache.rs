@@ -288,4 +288,100 @@ mod tests {
         }
         assert!(cache.len() <= 32, "{}", cache.len());
     }
+
+    /// `n` distinct tokens of `len` bytes that `cache` keeps in one shard.
+    fn one_shard(cache: &TokenCache, n: usize, len: usize) -> Vec<String> {
+        let token = |i: usize| format!("{i:0>len$}");
+        let (_, shard) = cache.locate(token(0).as_bytes());
+        (0..).map(token).filter(|t| std::ptr::eq(cache.locate(t.as_bytes()).1, shard)).take(n).collect()
+    }
+
+    #[test]
+    fn a_token_costing_exactly_a_shards_byte_budget_is_cached() {
+        // 742 bytes of token + 2 of claims + 256 counted per entry: 1,000 bytes, a
+        // shard's whole budget.
+        let cache = TokenCache::new(100, 16 * 1000, Duration::from_secs(60));
+        let token = "t".repeat(742);
+        cache.insert(&token, &claims(1e9), 0);
+        assert!(cache.get(token.as_bytes(), 0, 1.0).is_some());
+        assert_eq!(cache.bytes(), 1000);
+    }
+
+    #[test]
+    fn a_shard_keeps_as_many_entries_as_its_byte_budget_holds() {
+        // A shard's budget is 3,000 bytes; each entry costs 742 + 2 + 256 = 1,000.
+        let cache = TokenCache::new(10_000, 16 * 3000, Duration::from_secs(60));
+        let tokens = one_shard(&cache, 4, 742);
+        for token in &tokens[..3] {
+            cache.insert(token, &claims(1e9), 0);
+        }
+        assert_eq!((cache.len(), cache.bytes()), (3, 3000));
+        for token in &tokens[..3] {
+            assert!(cache.get(token.as_bytes(), 0, 1.0).is_some());
+        }
+        // A fourth takes the place of one of them.
+        cache.insert(&tokens[3], &claims(1e9), 0);
+        assert_eq!((cache.len(), cache.bytes()), (3, 3000));
+        assert!(cache.get(tokens[3].as_bytes(), 0, 1.0).is_some());
+        // The same token again replaces its own entry.
+        cache.insert(&tokens[3], &claims(1e9), 0);
+        assert_eq!((cache.len(), cache.bytes()), (3, 3000));
+    }
+
+    #[test]
+    fn a_full_shard_does_not_rescan_within_an_eighth_of_the_max_age() {
+        // Two entries a shard; the max age is an hour, so no purge in the first 450 s.
+        let cache = TokenCache::new(32, DEFAULT_TOKEN_CACHE_MAX_BYTES, Duration::from_secs(3600));
+        let tokens = one_shard(&cache, 3, 10);
+        cache.insert(&tokens[0], &claims(1e9), 0);
+        cache.insert(&tokens[1], &claims(1e9), 0);
+        // Both entries are of an older key-set generation, but the shard was just made:
+        // one arbitrary entry makes room, the other stays (until a scan drops it).
+        cache.insert(&tokens[2], &claims(1e9), 1);
+        assert_eq!((cache.len(), cache.bytes()), (2, 2 * (10 + 2 + 256)));
+    }
+
+    #[test]
+    fn a_full_shard_drops_the_entries_of_older_key_sets_first() {
+        // Two entries a shard; a scan is allowed 125 ms after the last one (its creation).
+        let cache = TokenCache::new(32, DEFAULT_TOKEN_CACHE_MAX_BYTES, Duration::from_secs(1));
+        let tokens = one_shard(&cache, 3, 10);
+        std::thread::sleep(Duration::from_millis(200));
+        cache.insert(&tokens[0], &claims(1e9), 0);
+        cache.insert(&tokens[1], &claims(1e9), 0);
+        cache.insert(&tokens[2], &claims(1e9), 1);
+        // Both generation-0 entries go (and their bytes with them); the new one stays.
+        assert_eq!((cache.len(), cache.bytes()), (1, 10 + 2 + 256));
+        assert!(cache.get(tokens[2].as_bytes(), 1, 1.0).is_some());
+    }
+
+    #[test]
+    fn a_full_shard_drops_the_entries_past_the_max_age_and_keeps_the_fresh_ones() {
+        let cache = TokenCache::new(32, DEFAULT_TOKEN_CACHE_MAX_BYTES, Duration::from_secs(1));
+        let tokens = one_shard(&cache, 3, 10);
+        cache.insert(&tokens[0], &claims(1e9), 0);
+        std::thread::sleep(Duration::from_millis(1100));
+        cache.insert(&tokens[1], &claims(1e9), 0);
+        // The shard is full: the aged entry goes, the fresh one of the same generation stays.
+        cache.insert(&tokens[2], &claims(1e9), 0);
+        assert_eq!((cache.len(), cache.bytes()), (2, 2 * (10 + 2 + 256)));
+        assert!(cache.get(tokens[1].as_bytes(), 0, 1.0).is_some());
+        assert!(cache.get(tokens[2].as_bytes(), 0, 1.0).is_some());
+    }
+
+    #[test]
+    fn the_default_cache_holds_thousands_of_rs256_sized_tokens_for_five_minutes() {
+        // The documented defaults: 10 000 entries, 32 MiB, 5 minutes.
+        assert_eq!(DEFAULT_TOKEN_CACHE_MAX_AGE, Duration::from_secs(300));
+        let cache =
+            TokenCache::new(DEFAULT_TOKEN_CACHE_CAPACITY, DEFAULT_TOKEN_CACHE_MAX_BYTES, DEFAULT_TOKEN_CACHE_MAX_AGE);
+        // 4,000 tokens of 1.5 KiB: about 250 a shard, well within its 625 entries and
+        // 2 MiB (1,794 bytes each).
+        let tokens: Vec<String> = (0..4000).map(|i| format!("{i:0>1536}")).collect();
+        for token in &tokens {
+            cache.insert(token, &claims(1e9), 0);
+        }
+        assert_eq!((cache.len(), cache.bytes()), (4000, 4000 * (1536 + 2 + 256)));
+        assert!(tokens.iter().all(|t| cache.get(t.as_bytes(), 0, 1.0).is_some()));
+    }
 }

@@ -398,6 +398,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::testing::{DpopKey, ProofBuilder};
 
     #[test]
     fn the_rfc_7638_example_thumbprint() {
@@ -440,5 +441,91 @@ mod tests {
         for typ in ["jwt", "at+jwt", "dpop+jwt ", "dpop", ""] {
             assert!(!is_dpop_typ(typ), "{typ}");
         }
+    }
+
+    const API: &str = "https://api.example.test";
+    const TOKEN: &str = "the.access.token";
+    /// The checks' clock, a whole second as `iat` is.
+    const NOW: i64 = 1_800_000_000;
+    const NOW_F64: f64 = 1_800_000_000.0;
+
+    /// A proof by `key` for `GET /me` carrying `TOKEN`'s hash, issued at `iat`.
+    fn proof(key: &DpopKey, iat: i64) -> ProofBuilder {
+        key.proof("GET", &format!("{API}/me")).access_token(TOKEN).claim("iat", iat)
+    }
+
+    /// `proof` checked as an authority with the default proof age (60 s) and 5 s of
+    /// leeway does, at `NOW`, for a token bound to `key`.
+    fn check(key: &DpopKey, proof: &str) -> Result<Checked, DpopError> {
+        let settings = Settings { policy: Some(DpopPolicy::Allowed), ..Settings::default() };
+        let (dpop, _) = settings.build(Duration::from_secs(5), None, Some(API)).unwrap().unwrap();
+        dpop.check(proof, TOKEN, &Method::GET, "/me", &key.thumbprint(), NOW_F64)
+    }
+
+    #[test]
+    fn a_proof_may_be_the_max_age_and_leeway_old_or_the_leeway_ahead_and_not_a_second_more() {
+        let key = DpopKey::generate();
+        for (iat, want) in
+            [(NOW - 65, None), (NOW + 5, None), (NOW - 66, Some(DpopError::Stale)), (NOW + 6, Some(DpopError::Stale))]
+        {
+            assert_eq!(check(&key, &proof(&key, iat).sign()).err(), want, "iat {}", iat - NOW);
+        }
+    }
+
+    #[test]
+    fn a_proofs_jti_is_remembered_while_the_proof_could_be_accepted_and_a_second_more() {
+        let key = DpopKey::generate();
+        // Accepted until iat + 65 s; the second covers the rounding.
+        for (iat, seconds) in [(NOW - 10, 56), (NOW - 65, 1), (NOW + 5, 71)] {
+            let checked = check(&key, &proof(&key, iat).claim("jti", "j-1").sign()).unwrap();
+            let key_hash = digest::digest(&digest::SHA256, format!("{}.j-1", key.thumbprint()).as_bytes());
+            let want = Checked { replay_key: b64url_encode(key_hash.as_ref()), ttl: Duration::from_secs(seconds) };
+            assert_eq!(checked, want, "iat {}", iat - NOW);
+        }
+    }
+
+    #[test]
+    fn a_jti_has_1_to_256_bytes() {
+        let key = DpopKey::generate();
+        for (jti, want) in [
+            (String::new(), Some(DpopError::MissingJti)),
+            ("j".repeat(257), Some(DpopError::MissingJti)),
+            ("j".repeat(256), None),
+        ] {
+            assert_eq!(
+                check(&key, &proof(&key, NOW).claim("jti", jti.as_str()).sign()).err(),
+                want,
+                "{} bytes",
+                jti.len()
+            );
+        }
+    }
+
+    #[test]
+    fn a_proof_of_8_kib_is_checked_and_a_longer_one_is_malformed() {
+        let key = DpopKey::generate();
+        // A padding claim of `p` bytes adds one or two characters a byte: with a second
+        // padding in the header (0 to 2 bytes) every length is reached.
+        let sized = |len: usize| {
+            (0..3)
+                .flat_map(|h| (5400..6000).map(move |p| (h, p)))
+                .map(|(h, p)| proof(&key, NOW).header("pad", "h".repeat(h)).claim("pad", "p".repeat(p)).sign())
+                .find(|proof| proof.len() == len)
+                .unwrap()
+        };
+        assert_eq!(check(&key, &sized(8 * 1024)).err(), None);
+        assert_eq!(check(&key, &sized(8 * 1024 + 1)).err(), Some(DpopError::MalformedProof));
+    }
+
+    #[test]
+    fn the_rfc_8037_okp_thumbprint_and_the_rfc_9449_ath() {
+        // RFC 8037 §A.3 and RFC 9449 §7.1.
+        let jwk = json!({"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"});
+        let Value::Object(jwk) = jwk else { unreachable!() };
+        assert_eq!(thumbprint(&jwk).as_deref(), Some("kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k"));
+        assert_eq!(
+            token_hash("Kz~8mXK1EalYznwH-LC-1fBAo.4Ljp~zsPE_NeO.gxU"),
+            "fUHyO2r2Z3DZ53EsNrWBb0xWXoaNy59IiKCAqksmQEo"
+        );
     }
 }

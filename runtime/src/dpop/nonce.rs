@@ -199,4 +199,18 @@ mod tests {
             assert_eq!(settings.build().unwrap_err().setting(), "dpop_nonce");
         }
     }
+
+    #[test]
+    fn the_rotation_bounds_themselves_are_accepted() {
+        for every in [Duration::from_secs(1), MAX_NONCE_ROTATION] {
+            assert!(DpopNonce::random().rotation(every).build().is_ok(), "{every:?}");
+        }
+    }
+
+    #[test]
+    fn the_debug_forms_never_show_the_secret() {
+        let settings = DpopNonce::shared_secret([7; 32]).rotation(Duration::from_secs(120));
+        assert_eq!(format!("{settings:?}"), "DpopNonce { shared_secret: true, rotation: 120s }");
+        assert_eq!(format!("{:?}", settings.build().unwrap()), "Nonces { rotation: 120.0, .. }");
+    }
 }

@@ -240,4 +240,38 @@ mod tests {
         assert!(store.check("d", Duration::from_secs(100), later + Duration::from_secs(5)).is_err());
         assert_eq!(store.check("b", Duration::from_secs(100), later).unwrap(), Freshness::Replayed);
     }
+
+    #[test]
+    fn a_store_is_empty_until_a_key_is_recorded() {
+        let store = MemoryReplayStore::new(10);
+        assert!(store.is_empty());
+        store.check("k", Duration::from_secs(60), Instant::now()).unwrap();
+        assert!(!store.is_empty());
+    }
+
+    #[test]
+    fn a_full_store_looks_for_expired_keys_at_most_once_a_second() {
+        let store = MemoryReplayStore::new(1);
+        let now = Instant::now();
+        let at = |millis| now + Duration::from_millis(millis);
+        store.check("a", Duration::from_secs(1), now).unwrap();
+        // Full, and "a" still live: the purge at 0.9 s finds nothing to drop.
+        assert!(store.check("b", Duration::from_secs(100), at(900)).is_err());
+        // "a" has expired at 1.2 s, but the last purge was 0.3 s ago: still full.
+        assert!(store.check("b", Duration::from_secs(100), at(1200)).is_err());
+        // A second after that purge, the next one drops "a".
+        assert_eq!(store.check("b", Duration::from_secs(100), at(1900)).unwrap(), Freshness::Fresh);
+        assert_eq!(store.len(), 1);
+    }
+
+    #[test]
+    fn a_key_expiring_at_the_purge_instant_is_dropped() {
+        let store = MemoryReplayStore::new(1);
+        let now = Instant::now();
+        store.check("a", Duration::from_secs(1), now).unwrap();
+        // "a" expires at exactly now + 1 s, as it stops counting as a replay.
+        let expiry = now + Duration::from_secs(1);
+        assert_eq!(store.check("b", Duration::from_secs(1), expiry).unwrap(), Freshness::Fresh);
+        assert_eq!(store.len(), 1);
+    }
 }
