@@ -17,6 +17,7 @@ use crate::{
     authority::{Authority, Inner},
     claims::AudienceCheck,
     credentials::{self, Credentials},
+    introspection::Introspector,
     rejection::{Rejection, RejectionKind},
     scope::ScopeExpr,
 };
@@ -125,6 +126,7 @@ async fn authenticate(
         Reuse::SameAuthority => (None, false, false),
         Reuse::SameAudience { audience, introspect, dpop } => (audience, introspect, dpop),
     };
+    let introspector = handler_options(authority, introspect, dpop)?;
     let dpop_required = dpop || authority.dpop_required();
     if let Some(earlier) = parts.extensions.get::<Verified>().and_then(|v| v.find(authority, reuse)) {
         if dpop_required && earlier.scheme == Scheme::Bearer {
@@ -142,7 +144,7 @@ async fn authenticate(
     };
     let (token, scheme) = match cached {
         Some((member, result)) => (authority.settle(result, Some(&member.inner.config.issuer))?, Scheme::Bearer),
-        None => match verify_presented(parts, authority, check, introspect, dpop_required).await? {
+        None => match verify_presented(parts, authority, check, introspector, dpop_required).await? {
             Some(verified) => verified,
             None => return Ok(None),
         },
@@ -157,12 +159,36 @@ async fn authenticate(
     Ok(Some((token, scheme)))
 }
 
+/// The options of a guard's handler that its authority must serve, checked in one place
+/// before the request is read: `introspect` needs the authority's introspection (the
+/// endpoint every token of the handler goes to, returned), `dpop = "required"` needs DPoP
+/// on. An authority that cannot serve them answers `misconfigured` (500) to every request
+/// of the handler, never an accept, and logs what to configure.
+fn handler_options(authority: &Authority, introspect: bool, dpop: bool) -> Result<Option<&Introspector>, Rejection> {
+    let introspector = authority.inner.introspection.as_ref().filter(|_| introspect);
+    if introspect && introspector.is_none() {
+        tracing::error!(
+            "a handler with `#[requires_scope(…, introspect)]` is served by an Authority without \
+             introspection: configure it with .introspection(client_id, client_secret)"
+        );
+        return Err(authority.reject(RejectionKind::Misconfigured));
+    }
+    if dpop && !authority.dpop_enabled() {
+        tracing::error!(
+            "a handler with `#[requires_scope(…, dpop = \"required\")]` is served by an Authority without \
+             DPoP: configure it with .dpop(DpopPolicy::Allowed) or .dpop(DpopPolicy::Required)"
+        );
+        return Err(authority.reject(RejectionKind::Misconfigured));
+    }
+    Ok(introspector)
+}
+
 /// Reads the request's credentials with every syntax check and verifies them for `check`.
 async fn verify_presented(
     parts: &mut Parts,
     authority: &Authority,
     check: AudienceCheck<'_>,
-    introspect: bool,
+    introspect: Option<&Introspector>,
     dpop_required: bool,
 ) -> Result<Option<(AccessToken, Scheme)>, Rejection> {
     let credentials = match credentials::token(&parts.headers, &parts.uri, authority.dpop_enabled()) {
@@ -270,13 +296,6 @@ impl<S: AuthorityState, R: Requirement> FromRequestParts<S> for Guard<R> {
             let rejection = rejection.for_route(R::CHALLENGE);
             if R::DPOP_REQUIRED { rejection.dpop_only() } else { rejection }
         };
-        if R::DPOP_REQUIRED && !authority.dpop_enabled() {
-            tracing::error!(
-                "a handler with `#[requires_scope(…, dpop = \"required\")]` is served by an Authority without \
-                 DPoP: configure it with .dpop(DpopPolicy::Allowed) or .dpop(DpopPolicy::Required)"
-            );
-            return Err(authority.reject(RejectionKind::Misconfigured));
-        }
         let reuse = Reuse::SameAudience { audience: R::AUDIENCE, introspect: R::INTROSPECT, dpop: R::DPOP_REQUIRED };
         let (token, came_with) = authenticate(parts, &authority, reuse)
             .await

@@ -19,7 +19,7 @@ use crate::{
     b64::b64url_decode,
     claims::{self, AudienceCheck, RawClaims, VerifiedClaims},
     dpop,
-    introspection::is_compact_jws,
+    introspection::{Introspector, is_compact_jws},
     json::{self, Member, Sink},
     jws::{self, MAX_HEADER_BYTES, MAX_SIGNATURE_BYTES, Typ},
     keys::Unavailable,
@@ -38,16 +38,17 @@ impl Authority {
     /// # Errors
     /// A [`Rejection`] saying why the token was refused.
     pub async fn verify(&self, token: &str) -> Result<AccessToken, Rejection> {
-        self.verify_for(token, AudienceCheck::Configured, false).await
+        self.verify_for(token, AudienceCheck::Configured, None).await
     }
 
-    /// Verifies a bearer token for `audience` (`introspect`: at the introspection endpoint
-    /// even if it is a JWT), counting the outcome.
+    /// Verifies a bearer token for `audience` (`introspect`: this authority's introspection,
+    /// where a handler with `introspect` sends every token, even a JWT), counting the
+    /// outcome.
     pub(crate) async fn verify_for(
         &self,
         token: &str,
         audience: AudienceCheck<'_>,
-        introspect: bool,
+        introspect: Option<&Introspector>,
     ) -> Result<AccessToken, Rejection> {
         let (member, verified) = self.verify_routed(token, audience, introspect).await;
         self.settle(verified, member.map(|member| &*member.inner.config.issuer))
@@ -116,13 +117,13 @@ impl Authority {
     /// `iss` again), and an `iss` no issuer trusts is refused at once, without a key
     /// lookup or a fetch. An opaque token names no issuer: it goes to this authority's own
     /// introspection, and so does every token of a handler with `introspect`
-    /// (`#[requires_scope(…, introspect)]`: even a JWT; without introspection configured
-    /// that is `misconfigured`, 500).
+    /// (`#[requires_scope(…, introspect)]`: even a JWT; the guard passes this authority's
+    /// introspection, and answers `misconfigured` before any verification without one).
     pub(crate) async fn verify_token(
         &self,
         token: &str,
         audience: AudienceCheck<'_>,
-        introspect: bool,
+        introspect: Option<&Introspector>,
     ) -> Result<Arc<VerifiedClaims>, RejectionKind> {
         self.verify_routed(token, audience, introspect).await.1
     }
@@ -135,16 +136,16 @@ impl Authority {
         &self,
         token: &str,
         audience: AudienceCheck<'_>,
-        introspect: bool,
+        introspect: Option<&Introspector>,
     ) -> (Option<&Authority>, Result<Arc<VerifiedClaims>, RejectionKind>) {
         if token.len() > self.inner.config.max_token_size {
             return (None, Err(TokenError::TooLarge.into()));
         }
-        if self.inner.also.is_empty() || introspect {
+        if self.inner.also.is_empty() || introspect.is_some() {
             return (Some(self), self.verify_own(token, audience, introspect).await);
         }
         if !is_compact_jws(token) {
-            return (Some(self), self.verify_own(token, audience, false).await);
+            return (Some(self), self.verify_own(token, audience, None).await);
         }
         if let Some((member, hit)) = self.cached(token.as_bytes(), audience) {
             return (Some(member), hit);
@@ -153,7 +154,7 @@ impl Authority {
             Ok(member) => member,
             Err(kind) => return (None, Err(kind)),
         };
-        (Some(member), member.verify_own(token, audience, false).await)
+        (Some(member), member.verify_own(token, audience, None).await)
     }
 
     /// The trusted issuer the unverified `iss` of a compact JWS names.
@@ -173,26 +174,19 @@ impl Authority {
         &self,
         token: &str,
         audience: AudienceCheck<'_>,
-        introspect: bool,
+        introspect: Option<&Introspector>,
     ) -> Result<Arc<VerifiedClaims>, RejectionKind> {
         let config = &self.inner.config;
         if token.len() > config.max_token_size {
             return Err(TokenError::TooLarge.into());
         }
-        // A compact JWS is verified locally unless the API (or the handler) asked to
-        // introspect JWTs too; any other token goes to the introspection endpoint when
-        // there is one, and is refused `malformed_token` below when there is not.
-        if let Some(introspector) = &self.inner.introspection
-            && (introspect || introspector.introspect_jwts || !is_compact_jws(token))
-        {
+        // A compact JWS is verified locally unless the handler (`introspect`) or the API
+        // asked to introspect JWTs too; any other token goes to the introspection endpoint
+        // when there is one, and is refused `malformed_token` below when there is not.
+        let introspector = introspect
+            .or_else(|| self.inner.introspection.as_ref().filter(|i| i.introspect_jwts || !is_compact_jws(token)));
+        if let Some(introspector) = introspector {
             return introspector.verify(config, token, audience).await;
-        }
-        if introspect {
-            tracing::error!(
-                "a handler with `#[requires_scope(…, introspect)]` is served by an Authority without \
-                 introspection: configure it with .introspection(client_id, client_secret)"
-            );
-            return Err(RejectionKind::Misconfigured);
         }
         let Some(cache) = &self.inner.token_cache else {
             return self.verify_uncached(token, audience).await.map(Arc::new);
@@ -376,13 +370,13 @@ impl Authority {
     }
 
     /// Verifies a token sent with the `DPoP` scheme and the request's proof
-    /// (`introspect`: the token at the introspection endpoint even if it is a JWT).
+    /// (`introspect`: the token at this introspection endpoint even if it is a JWT).
     pub(crate) async fn verify_dpop(
         &self,
         parts: &mut axum::http::request::Parts,
         token: &str,
         audience: AudienceCheck<'_>,
-        introspect: bool,
+        introspect: Option<&Introspector>,
     ) -> Result<Arc<VerifiedClaims>, RejectionKind> {
         let Some(dpop) = &self.inner.dpop else {
             return Err(RejectionKind::MissingCredentials);
