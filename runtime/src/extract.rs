@@ -167,18 +167,16 @@ async fn authenticate(
 fn handler_options(authority: &Authority, introspect: bool, dpop: bool) -> Result<Option<&Introspector>, Rejection> {
     let introspector = authority.inner.introspection.as_ref().filter(|_| introspect);
     if introspect && introspector.is_none() {
-        tracing::error!(
+        return Err(authority.misconfigured(
             "a handler with `#[requires_scope(…, introspect)]` is served by an Authority without \
-             introspection: configure it with .introspection(client_id, client_secret)"
-        );
-        return Err(authority.reject(RejectionKind::Misconfigured));
+             introspection: configure it with .introspection(client_id, client_secret)",
+        ));
     }
     if dpop && !authority.dpop_enabled() {
-        tracing::error!(
+        return Err(authority.misconfigured(
             "a handler with `#[requires_scope(…, dpop = \"required\")]` is served by an Authority without \
-             DPoP: configure it with .dpop(DpopPolicy::Allowed) or .dpop(DpopPolicy::Required)"
-        );
-        return Err(authority.reject(RejectionKind::Misconfigured));
+             DPoP: configure it with .dpop(DpopPolicy::Allowed) or .dpop(DpopPolicy::Required)",
+        ));
     }
     Ok(introspector)
 }
@@ -204,7 +202,7 @@ async fn verify_presented(
             let token = token.to_owned();
             match authority.verify_dpop(parts, &token, check, introspect).await {
                 Ok(claims) => Ok(Some((authority.accepted(claims), Scheme::Dpop))),
-                Err(kind) => Err(authority.reject(kind).under_dpop()),
+                Err(refusal) => Err(authority.refuse(refusal, None).under_dpop()),
             }
         }
         Credentials::Bearer(token) => {

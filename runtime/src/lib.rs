@@ -106,7 +106,7 @@
 //! | the issuer's keys cannot be obtained | 503 | none; `Retry-After` |
 //!
 //! Descriptions come from a fixed table and never echo token content; every rejection
-//! is logged once as a `tracing` event (target `scopegate`, level DEBUG; see "Logging")
+//! is logged once, as one `tracing` event (target `scopegate`, level DEBUG; see "Logging")
 //! with its reason code, never the token, and counted ([`Authority::rejections_by_reason`], [`Authority::stats`]). The
 //! JSON body carries `error`, `error_description` and the `reason` code (for example
 //! `empty_claim` for a `sub`, `client_id` or `jti` that is an empty string); with
@@ -303,15 +303,14 @@
 //!
 //! | level | target | event |
 //! |---|---|---|
-//! | ERROR | `scopegate` | the issuer publishes private key material in its JWKS; the verifier is not configured |
-//! | WARN | `scopegate` | a JWKS fetch failed (the last good keys are kept), a JWK was not admitted, the compatible profile is on, a request was refused because the keys are unavailable |
+//! | ERROR | `scopegate` | the issuer publishes private key material in its JWKS; a request refused `misconfigured` (the verifier, or the handler's options, not configured: one event, saying what to configure) |
+//! | WARN | `scopegate` | a JWKS fetch failed (the last good keys are kept), a JWK was not admitted, the compatible profile is on; a request refused because the keys, the introspection endpoint or the DPoP replay store (with its `error`) are unavailable (its one event) |
 //! | INFO | `scopegate` | a key set was loaded or changed |
-//! | DEBUG | `scopegate` | **one event per refused request**: `reason` (the code of the table above) and `status` |
-//! | TRACE | `scopegate::token` | what may be said of a refused token: `reason`, and its `kid`, `iss` and `jti`, escaped and cut to 64 characters |
+//! | DEBUG | `scopegate` | **one event per other refused request**: `reason` (the code of the table above) and `status`; for a refused token (`access token refused`) what may be said of it too: its `kid` and, once its signature has verified, `iss` and `jti`, escaped and cut to 64 characters |
 //!
-//! At the usual `info` level refusals are silent; `RUST_LOG=info,scopegate=debug` shows
-//! one line per refusal (the example service's default), `scopegate::token=trace` the
-//! token details as well.
+//! Each refused request is one event, at one of these levels. At the usual `info` level
+//! refusals of tokens are silent; `RUST_LOG=info,scopegate=debug` shows one line per
+//! refusal (the example service's default).
 //!
 //! ## Configuration from the environment
 //! [`Authority::from_env`] (or [`AuthorityBuilder::from_env`], to add settings before

@@ -8,10 +8,7 @@
 //! (security spec G3). The header is decoded into a stack buffer and read without a map;
 //! the claim set is read once into borrowed values (see [`claims`]).
 
-use std::{
-    fmt,
-    sync::{Arc, atomic::Ordering},
-};
+use std::sync::{Arc, atomic::Ordering};
 
 use crate::{
     access_token::AccessToken,
@@ -23,7 +20,7 @@ use crate::{
     json::{self, Member, Sink},
     jws::{self, MAX_HEADER_BYTES, MAX_SIGNATURE_BYTES, Typ},
     keys::Unavailable,
-    rejection::{DpopError, Rejection, RejectionKind, TokenError},
+    rejection::{DpopError, LogDetail, Rejection, RejectionKind, TokenError, TokenIds},
     source::SignatureRefused,
 };
 
@@ -60,13 +57,13 @@ impl Authority {
     /// proof (RFC 9449 §7.2).
     pub(crate) fn settle(
         &self,
-        verified: Result<Arc<VerifiedClaims>, RejectionKind>,
+        verified: Result<Arc<VerifiedClaims>, Refusal>,
         issuer: Option<&str>,
     ) -> Result<AccessToken, Rejection> {
         match verified {
             Ok(claims) if claims.bound => Err(self.reject_from(TokenError::SenderConstrained.into(), issuer)),
             Ok(claims) => Ok(self.accepted(claims)),
-            Err(kind) => Err(self.reject_from(kind, issuer)),
+            Err(refusal) => Err(self.refuse(refusal, issuer)),
         }
     }
 
@@ -86,10 +83,23 @@ impl Authority {
     /// [`reject`](Self::reject) for a token that went through the checks of the trusted
     /// issuer `issuer` (its configured identifier: the metrics' `issuer` label).
     pub(crate) fn reject_from(&self, kind: RejectionKind, issuer: Option<&str>) -> Rejection {
+        self.refuse(kind.into(), issuer)
+    }
+
+    /// `misconfigured` (500): this authority cannot serve the request, `why` saying what to
+    /// configure (the refusal's one log event, at ERROR).
+    pub(crate) fn misconfigured(&self, why: &'static str) -> Rejection {
+        self.refuse(Refusal { kind: RejectionKind::Misconfigured, detail: LogDetail::Why(why) }, None)
+    }
+
+    /// [`reject_from`](Self::reject_from) for a refusal of the verifier, whose log event
+    /// says what it carries (the token's `kid`, `iss`, `jti`).
+    pub(crate) fn refuse(&self, refusal: Refusal, issuer: Option<&str>) -> Rejection {
+        let Refusal { kind, detail } = refusal;
         self.inner.stats.count_rejection(kind.code());
         crate::metrics::token_rejected(kind.code(), issuer);
         let unauthorized = kind.status() == axum::http::StatusCode::UNAUTHORIZED;
-        let rejection = Rejection::new(kind, self.inner.config.challenge.clone());
+        let rejection = Rejection::new(kind, self.inner.config.challenge.clone(), &detail);
         match self.dpop_nonce().filter(|_| unauthorized) {
             Some(nonce) => rejection.with_dpop_nonce(nonce),
             None => rejection,
@@ -124,7 +134,7 @@ impl Authority {
         token: &str,
         audience: AudienceCheck<'_>,
         introspect: Option<&Introspector>,
-    ) -> Result<Arc<VerifiedClaims>, RejectionKind> {
+    ) -> Result<Arc<VerifiedClaims>, Refusal> {
         self.verify_routed(token, audience, introspect).await.1
     }
 
@@ -137,7 +147,7 @@ impl Authority {
         token: &str,
         audience: AudienceCheck<'_>,
         introspect: Option<&Introspector>,
-    ) -> (Option<&Authority>, Result<Arc<VerifiedClaims>, RejectionKind>) {
+    ) -> (Option<&Authority>, Result<Arc<VerifiedClaims>, Refusal>) {
         if token.len() > self.inner.config.max_token_size {
             return (None, Err(TokenError::TooLarge.into()));
         }
@@ -158,7 +168,7 @@ impl Authority {
     }
 
     /// The trusted issuer the unverified `iss` of a compact JWS names.
-    fn route(&self, token: &str) -> Result<&Authority, RejectionKind> {
+    fn route(&self, token: &str) -> Result<&Authority, Refusal> {
         let compact = jws::split(token).map_err(|e| refused(e, None, None))?;
         let payload =
             b64url_decode(compact.payload.as_bytes()).ok_or_else(|| refused(TokenError::Malformed, None, None))?;
@@ -175,7 +185,7 @@ impl Authority {
         token: &str,
         audience: AudienceCheck<'_>,
         introspect: Option<&Introspector>,
-    ) -> Result<Arc<VerifiedClaims>, RejectionKind> {
+    ) -> Result<Arc<VerifiedClaims>, Refusal> {
         let config = &self.inner.config;
         if token.len() > config.max_token_size {
             return Err(TokenError::TooLarge.into());
@@ -186,7 +196,7 @@ impl Authority {
         let introspector = introspect
             .or_else(|| self.inner.introspection.as_ref().filter(|i| i.introspect_jwts || !is_compact_jws(token)));
         if let Some(introspector) = introspector {
-            return introspector.verify(config, token, audience).await;
+            return introspector.verify(config, token, audience).await.map_err(Refusal::from);
         }
         let Some(cache) = &self.inner.token_cache else {
             return self.verify_uncached(token, audience).await.map(Arc::new);
@@ -208,7 +218,7 @@ impl Authority {
         &self,
         token: &[u8],
         audience: AudienceCheck<'_>,
-    ) -> Option<(&Authority, Result<Arc<VerifiedClaims>, RejectionKind>)> {
+    ) -> Option<(&Authority, Result<Arc<VerifiedClaims>, Refusal>)> {
         if token.len() > self.inner.config.max_token_size {
             return None;
         }
@@ -220,11 +230,7 @@ impl Authority {
 
     /// The verified-token cache's answer for `token`, if it has one: `None` on a miss (or
     /// without a cache).
-    fn cache_hit(
-        &self,
-        token: &[u8],
-        audience: AudienceCheck<'_>,
-    ) -> Option<Result<Arc<VerifiedClaims>, RejectionKind>> {
+    fn cache_hit(&self, token: &[u8], audience: AudienceCheck<'_>) -> Option<Result<Arc<VerifiedClaims>, Refusal>> {
         let config = &self.inner.config;
         let cache = self.inner.token_cache.as_ref()?;
         let now = config.clock.now();
@@ -242,12 +248,11 @@ impl Authority {
         Some(Ok(claims))
     }
 
-    /// The full verification, without the cache. A refusal is logged (at debug level)
-    /// with its reason and what may be said of the token: its `kid` and, once the
-    /// signature has verified, its `iss` and `jti`, each escaped and truncated (security
-    /// spec case 148). Never the token itself; nothing is formatted unless the event is
-    /// enabled.
-    async fn verify_uncached(&self, token: &str, audience: AudienceCheck<'_>) -> Result<VerifiedClaims, RejectionKind> {
+    /// The full verification, without the cache. A refusal carries what may be said of the
+    /// token to the refusal's one log event ([`TokenIds`]): its `kid` and, once the
+    /// signature has verified, its `iss` and `jti`. Never the token itself; nothing is
+    /// copied unless the event is enabled.
+    async fn verify_uncached(&self, token: &str, audience: AudienceCheck<'_>) -> Result<VerifiedClaims, Refusal> {
         let config = &self.inner.config;
         let compact = jws::split(token).map_err(|e| refused(e, None, None))?;
         let mut header_buffer = [0u8; MAX_HEADER_BYTES];
@@ -309,33 +314,42 @@ impl<'p> Sink<'p> for Issuer<'p> {
     }
 }
 
-/// Logs a refused token and turns the error into the rejection kind.
-fn refused(error: TokenError, kid: Option<&str>, claims: Option<(Option<&str>, Option<&str>)>) -> RejectionKind {
+/// A refused token, with what its log event may say of it (`claims`: its `iss` and `jti`,
+/// once the signature has verified).
+fn refused(error: TokenError, kid: Option<&str>, claims: Option<(Option<&str>, Option<&str>)>) -> Refusal {
     let (iss, jti) = claims.unwrap_or_default();
-    // TRACE, under its own target: the one line per refused request is the `Rejection`'s
-    // (DEBUG, target `scopegate`); this adds what may be said of the token.
-    tracing::trace!(
-        target: "scopegate::token",
-        reason = error.code(),
-        kid = kid.map(|v| tracing::field::display(LogValue(v))),
-        iss = iss.map(|v| tracing::field::display(LogValue(v))),
-        jti = jti.map(|v| tracing::field::display(LogValue(v))),
-        "access token refused"
-    );
-    RejectionKind::InvalidToken(error)
+    Refusal { kind: RejectionKind::InvalidToken(error), detail: TokenIds::capture(kid, iss, jti) }
 }
 
-/// A value taken from a token, fit for a log line: at most 64 characters, escaped to
-/// printable ASCII (no line breaks or quotes from the attacker). Formatted only when the
-/// event is recorded.
-struct LogValue<'a>(&'a str);
+/// A refusal on its way to its [`Rejection`]: the reason, and what the refusal's one log
+/// event says besides it.
+#[derive(Debug)]
+pub(crate) struct Refusal {
+    pub(crate) kind: RejectionKind,
+    detail: LogDetail,
+}
 
-impl fmt::Display for LogValue<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for c in self.0.chars().take(64).flat_map(char::escape_default) {
-            fmt::Write::write_char(f, c)?;
-        }
-        Ok(())
+impl From<RejectionKind> for Refusal {
+    fn from(kind: RejectionKind) -> Self {
+        Self { kind, detail: LogDetail::Nothing }
+    }
+}
+
+impl From<TokenError> for Refusal {
+    fn from(error: TokenError) -> Self {
+        RejectionKind::InvalidToken(error).into()
+    }
+}
+
+impl From<DpopError> for Refusal {
+    fn from(error: DpopError) -> Self {
+        RejectionKind::InvalidDpopProof(error).into()
+    }
+}
+
+impl From<Unavailable> for Refusal {
+    fn from(unavailable: Unavailable) -> Self {
+        RejectionKind::from(unavailable).into()
     }
 }
 
@@ -377,9 +391,9 @@ impl Authority {
         token: &str,
         audience: AudienceCheck<'_>,
         introspect: Option<&Introspector>,
-    ) -> Result<Arc<VerifiedClaims>, RejectionKind> {
+    ) -> Result<Arc<VerifiedClaims>, Refusal> {
         let Some(dpop) = &self.inner.dpop else {
-            return Err(RejectionKind::MissingCredentials);
+            return Err(RejectionKind::MissingCredentials.into());
         };
         let proof = dpop::proof_header(&parts.headers)?;
         let claims = self.verify_token(token, audience, introspect).await?;
@@ -410,10 +424,10 @@ impl Authority {
                 }
                 Ok(claims)
             }
-            Ok(dpop::Freshness::Replayed) => Err(RejectionKind::InvalidDpopProof(DpopError::Replayed)),
+            Ok(dpop::Freshness::Replayed) => Err(DpopError::Replayed.into()),
             Err(error) => {
-                tracing::warn!(target: "scopegate", error = %error, "DPoP replay store unavailable");
-                Err(RejectionKind::ReplayStoreUnavailable { retry_after_secs: 1 })
+                let kind = RejectionKind::ReplayStoreUnavailable { retry_after_secs: 1 };
+                Err(Refusal { kind, detail: LogDetail::Cause(error.to_string().into()) })
             }
         }
     }

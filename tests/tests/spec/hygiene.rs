@@ -240,3 +240,60 @@ async fn case_148_scopegate_logs_reasons_and_ids_never_the_token() {
     let long = refused.iter().find(|l| l.contains("kid-kkk")).expect("the long kid event");
     assert!(!long.contains(&long_kid), "{long}");
 }
+
+#[scopegate::requires_scope("read:appointments", introspect)]
+async fn introspected() -> &'static str {
+    "introspected"
+}
+
+/// scopegate's events (target `scopegate` or below) among captured log lines, each as its
+/// level and the rest of the line.
+fn scopegate_events(text: &str) -> Vec<(&str, &str)> {
+    text.lines()
+        .filter_map(|line| {
+            let mut words = line.split_whitespace();
+            let (_time, level, target) = (words.next()?, words.next()?, words.next()?);
+            target.starts_with("scopegate").then_some((level, line))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn each_refused_request_is_logged_once_at_one_level_with_what_may_be_said_of_the_token() {
+    let app = default_app();
+    let misconfigured = Router::new().route("/introspected", axum::routing::get(introspected)).with_state(authority());
+    let expired = issuer().access_token().claim("jti", "jti-once").expires_in(-3600).sign();
+    let (logs, guard) = capture_logs();
+    call(&app, &expired).await.badtok(TokenError::Expired);
+    drop(guard);
+    let text = logs.text();
+    let events = scopegate_events(&text);
+    assert_eq!(events.len(), 1, "{text}");
+    let (level, line) = events[0];
+    assert_eq!(level, "DEBUG", "{line}");
+    for field in ["reason=\"token_expired\"", "status=401", "kid=rsa-1", "jti=jti-once", &format!("iss={ISS}")] {
+        assert!(line.contains(field), "no {field}: {line}");
+    }
+
+    let (logs, guard) = capture_logs();
+    let outcome = call_without_credentials(&app, "/appointments").await;
+    drop(guard);
+    assert_eq!(outcome.status, StatusCode::UNAUTHORIZED);
+    let text = logs.text();
+    let events = scopegate_events(&text);
+    assert_eq!(events.len(), 1, "{text}");
+    assert_eq!(events[0].0, "DEBUG", "{text}");
+    assert!(events[0].1.contains("reason=\"missing_credentials\""), "{text}");
+
+    let (logs, guard) = capture_logs();
+    let outcome =
+        with_token(&misconfigured, "/introspected", &issuer().access_token().scope("read:appointments").sign()).await;
+    drop(guard);
+    assert_eq!(outcome.status, StatusCode::INTERNAL_SERVER_ERROR);
+    let text = logs.text();
+    let events = scopegate_events(&text);
+    assert_eq!(events.len(), 1, "{text}");
+    assert_eq!(events[0].0, "ERROR", "{text}");
+    assert!(events[0].1.contains("reason=\"misconfigured\""), "{text}");
+    assert!(events[0].1.contains("configure it with .introspection(client_id, client_secret)"), "{text}");
+}
