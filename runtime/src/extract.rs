@@ -138,10 +138,10 @@ async fn authenticate(
     // The common request: a bearer token verified before. A token in the verified-token
     // cache passed every syntax check `credentials::token` makes, so they are not made
     // again (see `credentials::plain_bearer`); anything else takes the full path below.
-    let cached = match credentials::plain_bearer(&parts.headers, &parts.uri) {
-        Some(token) if !introspect && !dpop_required => authority.cached(token, check),
-        _ => None,
-    };
+    let cached = (!introspect && !dpop_required)
+        .then(|| credentials::plain_bearer(&parts.headers, &parts.uri))
+        .flatten()
+        .and_then(|token| authority.cached(token, check));
     let (token, scheme) = match cached {
         Some((member, result)) => (authority.settle(result, Some(&member.inner.config.issuer))?, Scheme::Bearer),
         None => match verify_presented(parts, authority, check, introspector, dpop_required).await? {
