@@ -303,10 +303,10 @@
 //!
 //! | level | target | event |
 //! |---|---|---|
-//! | ERROR | `scopegate` | the issuer publishes private key material in its JWKS; a request refused `misconfigured` (the verifier, or the handler's options, not configured: one event, saying what to configure) |
+//! | ERROR | `scopegate` | the issuer publishes private key material in its JWKS; a request refused `misconfigured` (the verifier, the handler's options or the userinfo endpoint not configured: one event, saying what to configure) |
 //! | WARN | `scopegate` | a JWKS fetch failed (the last good keys are kept), a JWK was not admitted, the compatible profile is on; a request refused because the keys, the introspection endpoint or the DPoP replay store (with its `error`) are unavailable (its one event) |
 //! | INFO | `scopegate` | a key set was loaded or changed |
-//! | DEBUG | `scopegate` | **one event per other refused request**: `reason` (the code of the table above) and `status`; for a refused token (`access token refused`) what may be said of it too: its `kid` and, once its signature has verified, `iss` and `jti`, escaped and cut to 64 characters |
+//! | DEBUG | `scopegate` | **one event per other refused request**: `reason` (the code of the table above) and `status`; for a refused token (`access token refused`, or `access token refused by introspection` when the introspection endpoint's answer refused it) what may be said of it too: its `kid` and, once its signature has verified, `iss` and `jti`, escaped and cut to 64 characters |
 //!
 //! Each refused request is one event, at one of these levels. At the usual `info` level
 //! refusals of tokens are silent; `RUST_LOG=info,scopegate=debug` shows one line per

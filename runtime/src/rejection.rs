@@ -566,9 +566,11 @@ pub(crate) enum LogDetail {
     /// What may be said of the refused token ([`TokenIds::capture`]).
     Token(Box<TokenIds>),
     /// Why the verifier cannot serve the request, and what to configure (`misconfigured`).
-    Why(&'static str),
+    Why(std::borrow::Cow<'static, str>),
     /// The error of a service the refusal depends on (the DPoP replay store).
     Cause(Box<str>),
+    /// The token was refused by the introspection endpoint's answer.
+    Introspected,
 }
 
 /// What a refused token's log event may say of it: its `kid` and, once its signature has
@@ -827,6 +829,9 @@ impl Rejection {
                     jti = field(&ids.jti),
                     "request refused: access token refused"
                 );
+            }
+            (RejectionKind::InvalidToken(_), LogDetail::Introspected) => {
+                tracing::debug!(target: "scopegate", reason, status, "request refused: access token refused by introspection");
             }
             (RejectionKind::InvalidToken(_), _) => {
                 tracing::debug!(target: "scopegate", reason, status, "request refused: access token refused");

@@ -239,14 +239,14 @@ impl Authority {
         }
         result
             .map(|profile| UserInfo { profile })
-            .map_err(|failure| self.reject_from(failure.into(), Some(&issuer.inner.config.issuer)))
+            .map_err(|failure| self.refuse(failure.into(), Some(&issuer.inner.config.issuer)))
     }
 
     /// One call to the endpoint, and the checks of its answer.
     async fn fetch_userinfo(&self, token: &str, verified: &AccessToken) -> Result<Arc<Profile>, Failure> {
         let userinfo = &self.inner.userinfo;
         let url = userinfo.endpoint(&self.inner.keys).await?;
-        let client = userinfo.client().ok_or(Failure::NotConfigured)?;
+        let client = userinfo.client()?;
         crate::metrics::userinfo_request();
         let answer = client.get_authorized(&url, token, ACCEPT).await.map_err(|error| {
             tracing::warn!(target: "scopegate", error = error.code(), "the userinfo endpoint could not be reached");
@@ -254,10 +254,8 @@ impl Authority {
         })?;
         match answer.status {
             200 => {}
-            401 | 403 => {
-                tracing::debug!(target: "scopegate", status = answer.status, "the userinfo endpoint refused the token");
-                return Err(Failure::Refused);
-            }
+            // Logged once, by the refusal of each request (`userinfo_refused`).
+            401 | 403 => return Err(Failure::Refused),
             status => {
                 tracing::warn!(target: "scopegate", status, "the userinfo endpoint answered an unexpected status");
                 return Err(Failure::Unavailable);

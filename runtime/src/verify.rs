@@ -22,6 +22,7 @@ use crate::{
     keys::Unavailable,
     rejection::{DpopError, LogDetail, Rejection, RejectionKind, TokenError, TokenIds},
     source::SignatureRefused,
+    userinfo_client::Failure,
 };
 
 /// The entry points: a token in, an [`AccessToken`] or a [`Rejection`] out, each outcome
@@ -89,7 +90,7 @@ impl Authority {
     /// `misconfigured` (500): this authority cannot serve the request, `why` saying what to
     /// configure (the refusal's one log event, at ERROR).
     pub(crate) fn misconfigured(&self, why: &'static str) -> Rejection {
-        self.refuse(Refusal { kind: RejectionKind::Misconfigured, detail: LogDetail::Why(why) }, None)
+        self.refuse(Refusal { kind: RejectionKind::Misconfigured, detail: LogDetail::Why(why.into()) }, None)
     }
 
     /// [`reject_from`](Self::reject_from) for a refusal of the verifier, whose log event
@@ -196,7 +197,10 @@ impl Authority {
         let introspector = introspect
             .or_else(|| self.inner.introspection.as_ref().filter(|i| i.introspect_jwts || !is_compact_jws(token)));
         if let Some(introspector) = introspector {
-            return introspector.verify(config, token, audience).await.map_err(Refusal::from);
+            return introspector.verify(config, token, audience).await.map_err(|kind| match kind {
+                RejectionKind::InvalidToken(_) => Refusal { kind, detail: LogDetail::Introspected },
+                kind => kind.into(),
+            });
         }
         let Some(cache) = &self.inner.token_cache else {
             return self.verify_uncached(token, audience).await.map(Arc::new);
@@ -350,6 +354,17 @@ impl From<DpopError> for Refusal {
 impl From<Unavailable> for Refusal {
     fn from(unavailable: Unavailable) -> Self {
         RejectionKind::from(unavailable).into()
+    }
+}
+
+impl From<Failure> for Refusal {
+    fn from(failure: Failure) -> Self {
+        match failure {
+            Failure::NotConfigured(why) => {
+                Self { kind: RejectionKind::Misconfigured, detail: LogDetail::Why(String::from(why).into()) }
+            }
+            failure => RejectionKind::from(failure).into(),
+        }
     }
 }
 

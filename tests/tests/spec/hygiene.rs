@@ -297,3 +297,72 @@ async fn each_refused_request_is_logged_once_at_one_level_with_what_may_be_said_
     assert!(events[0].1.contains("reason=\"misconfigured\""), "{text}");
     assert!(events[0].1.contains("configure it with .introspection(client_id, client_secret)"), "{text}");
 }
+
+async fn profile(user: scopegate::UserInfo) -> String {
+    user.subject().to_owned()
+}
+
+/// The refusal's event is the only one: the introspection and userinfo endpoints' answers
+/// (the calls went through) and a `UserInfo` handler the authority cannot serve log
+/// nothing of their own, and the event says what the operator needs (refused by
+/// introspection; what to configure).
+#[tokio::test]
+async fn an_introspection_refusal_and_a_userinfo_misconfiguration_are_each_logged_once() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let endpoint = Router::new()
+        .route("/introspect", axum::routing::post(|| async { axum::Json(json!({ "active": false })) }))
+        .route("/userinfo", axum::routing::get(|| async { StatusCode::UNAUTHORIZED }));
+    tokio::spawn(async move { axum::serve(listener, endpoint).await });
+    let introspecting = issuer()
+        .authority_builder(AUD)
+        .introspection("api", "secret")
+        .introspection_endpoint(format!("http://{address}/introspect"))
+        .build()
+        .unwrap();
+    let app = app_for(introspecting);
+    let (logs, guard) = capture_logs();
+    let outcome = call(&app, "opaque-token-1").await;
+    drop(guard);
+    assert_eq!(outcome.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(outcome.json()["reason"], "inactive_token");
+    let text = logs.text();
+    let events = scopegate_events(&text);
+    assert_eq!(events.len(), 1, "{text}");
+    let (level, line) = events[0];
+    assert_eq!(level, "DEBUG", "{line}");
+    for field in ["request refused: access token refused by introspection", "reason=\"inactive_token\"", "status=401"] {
+        assert!(line.contains(field), "no {field}: {line}");
+    }
+
+    // The userinfo endpoint refuses the token (the call went through).
+    let refusing = issuer().authority_builder(AUD).userinfo_endpoint(format!("http://{address}/userinfo")).build();
+    let refusing = Router::new().route("/profile", axum::routing::get(profile)).with_state(refusing.unwrap());
+    let (logs, guard) = capture_logs();
+    let outcome = with_token(&refusing, "/profile", &issuer().access_token().sign()).await;
+    drop(guard);
+    assert_eq!(outcome.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(outcome.json()["reason"], "userinfo_refused");
+    let text = logs.text();
+    let events = scopegate_events(&text);
+    assert_eq!(events.len(), 1, "{text}");
+    assert_eq!(events[0].0, "DEBUG", "{text}");
+    assert!(events[0].1.contains("reason=\"userinfo_refused\""), "{text}");
+
+    // Static keys and no userinfo endpoint: nothing to discover it from.
+    let profiles = Router::new().route("/profile", axum::routing::get(profile)).with_state(authority());
+    let (logs, guard) = capture_logs();
+    let outcome = with_token(&profiles, "/profile", &issuer().access_token().sign()).await;
+    drop(guard);
+    assert_eq!(outcome.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(outcome.json()["reason"], "misconfigured");
+    let text = logs.text();
+    let events = scopegate_events(&text);
+    assert_eq!(events.len(), 1, "{text}");
+    let (level, line) = events[0];
+    assert_eq!(level, "ERROR", "{line}");
+    let why =
+        "request refused: UserInfo needs .userinfo_endpoint(url): with static keys there is no discovery document";
+    assert!(line.contains(why), "{line}");
+    assert!(line.contains("reason=\"misconfigured\""), "{line}");
+}
