@@ -78,7 +78,7 @@ struct Outcome {
 
 /// The scheme a verified token came with.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Scheme {
+pub(crate) enum Scheme {
     Bearer,
     Dpop,
 }
@@ -213,13 +213,13 @@ async fn verify_presented(
 }
 
 /// The request's token, verified for the authority's configured audiences exactly as by
-/// [`AccessToken`] (reusing a verification already made for this request): for the
-/// extractors of other modules ([`UserInfo`](crate::UserInfo)).
-pub(crate) async fn verified_token(parts: &mut Parts, authority: &Authority) -> Result<AccessToken, Rejection> {
-    authenticate(parts, authority, Reuse::SameAuthority)
-        .await?
-        .map(|(token, _)| token)
-        .ok_or_else(|| missing_credentials(authority))
+/// [`AccessToken`] (reusing a verification already made for this request), with the
+/// scheme it came with: for the extractors of other modules ([`UserInfo`](crate::UserInfo)).
+pub(crate) async fn verified_token(
+    parts: &mut Parts,
+    authority: &Authority,
+) -> Result<(AccessToken, Scheme), Rejection> {
+    authenticate(parts, authority, Reuse::SameAuthority).await?.ok_or_else(|| missing_credentials(authority))
 }
 
 /// The request's token, verified by [`RequireAccessToken`](crate::layer::RequireAccessToken)
@@ -245,7 +245,7 @@ impl<S: AuthorityState> FromRequestParts<S> for AccessToken {
     type Rejection = Rejection;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Rejection> {
-        verified_token(parts, &state.authority()).await
+        verified_token(parts, &state.authority()).await.map(|(token, _)| token)
     }
 }
 

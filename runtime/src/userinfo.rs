@@ -31,7 +31,7 @@ use crate::{
     access_token::AccessToken,
     authority::Authority,
     credentials::{self, Credentials},
-    extract::{self, AuthorityState},
+    extract::{self, AuthorityState, Scheme},
     jws::Typ,
     rejection::{Rejection, RejectionKind, TokenError},
     source::{DocumentRefused, TypRule},
@@ -330,15 +330,14 @@ impl<S: AuthorityState> FromRequestParts<S> for UserInfo {
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Rejection> {
         let authority = state.authority();
-        let verified = extract::verified_token(parts, &authority).await?;
+        let (verified, scheme) = extract::verified_token(parts, &authority).await?;
         // Verified with its proof, but `/userinfo` would need a proof of the client's key
         // too: as `Bearer` the issuer must refuse it (RFC 9449 §7.2).
-        if authority.dpop_enabled()
-            && matches!(credentials::token(&parts.headers, &parts.uri, true), Ok(Credentials::Dpop(_)))
-        {
+        if scheme == Scheme::Dpop {
             return Err(authority.reject(RejectionKind::InvalidToken(TokenError::UserinfoDpopBound)).under_dpop());
         }
-        // The token was just read from this header, so it is there.
+        // The token was just read from this header as a bearer token, so it is there: read
+        // again for the string `/userinfo` is sent (an `AccessToken` keeps its claims only).
         let Ok(Credentials::Bearer(token)) = credentials::bearer_token(&parts.headers, &parts.uri) else {
             return Err(authority.reject(RejectionKind::MissingCredentials));
         };
