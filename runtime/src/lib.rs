@@ -106,7 +106,7 @@
 //! | the issuer's keys cannot be obtained | 503 | none; `Retry-After` |
 //!
 //! Descriptions come from a fixed table and never echo token content; every rejection
-//! is logged once, as one `tracing` event (target `scopegate`, level DEBUG; see "Logging")
+//! is logged once, as one `tracing` event (target `scopegate`, mostly DEBUG; see "Logging")
 //! with its reason code, never the token, and counted ([`Authority::rejections_by_reason`], [`Authority::stats`]). The
 //! JSON body carries `error`, `error_description` and the `reason` code (for example
 //! `empty_claim` for a `sub`, `client_id` or `jti` that is an empty string); with
@@ -175,6 +175,7 @@
 //! | `dpop_nonce_missing` | 401 `use_dpop_nonce` | The DPoP proof has no nonce; retry with the one in the DPoP-Nonce header (with `DPoP-Nonce`) |
 //! | `dpop_nonce_invalid` | 401 `use_dpop_nonce` | The DPoP proof nonce is not current; retry with the one in the DPoP-Nonce header (with `DPoP-Nonce`) |
 //! | `userinfo_dpop_bound` | 401 `invalid_token` | The access token is DPoP-bound; this API cannot present it to the issuer's userinfo endpoint (only for `UserInfo`) |
+//! | `misconfigured` | 500, no challenge | The API's token verifier is not configured (body only; the log event says what to configure) |
 //!
 //! ## Your own error body
 //! An API with a JSON error envelope of its own renders scopegate's refusals with

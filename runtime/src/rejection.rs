@@ -434,7 +434,7 @@ impl RejectionKind {
 
 /// Every reason code, in the order of the per-reason counters: each read from the `code()`
 /// tables above (a test checks that every variant is here).
-pub(crate) const REASONS: [&str; 55] = {
+pub(crate) const REASONS: [&str; 56] = {
     use DpopError as D;
     use RequestError as R;
     use TokenError as T;
@@ -494,6 +494,7 @@ pub(crate) const REASONS: [&str; 55] = {
         D::MissingNonce.code(),
         D::InvalidNonce.code(),
         T::UserinfoDpopBound.code(),
+        RejectionKind::Misconfigured.code(),
     ]
 };
 
@@ -1065,6 +1066,7 @@ mod tests {
             RejectionKind::UserinfoUnavailable { retry_after_secs: 1 },
             RejectionKind::IntrospectionUnavailable { retry_after_secs: 1 },
             RejectionKind::ReplayStoreUnavailable { retry_after_secs: 1 },
+            RejectionKind::Misconfigured,
         ];
         kinds.extend(requests.map(RejectionKind::InvalidRequest));
         kinds.extend(tokens.map(RejectionKind::InvalidToken));
@@ -1078,7 +1080,8 @@ mod tests {
         for kind in &kinds {
             assert!(REASONS.contains(&kind.code()), "{} has no counter in REASONS", kind.code());
         }
-        // `misconfigured` never reaches the counters (it is not an `Authority`'s rejection).
+        // `misconfigured` too: an authority that cannot serve a handler counts its refusals
+        // (and the metrics' `reason` label says so) like any other.
         assert_eq!(REASONS.len(), kinds.len(), "REASONS lists a code no rejection carries");
     }
 }

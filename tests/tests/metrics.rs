@@ -243,3 +243,43 @@ fn the_counters_carry_their_descriptions() {
         ]
     );
 }
+
+#[requires_scope("admin", introspect)]
+async fn introspected() -> &'static str {
+    "introspected"
+}
+
+async fn profile(user: scopegate::UserInfo) -> String {
+    user.subject().to_owned()
+}
+
+/// A misconfiguration is a refusal like any other: counted under its own reason, in the
+/// metrics and in the authority's own counters (not as `other`).
+#[test]
+fn a_misconfigured_request_is_counted_under_its_reason() {
+    let recorder = DebuggingRecorder::new();
+    let authority = run(&recorder, async {
+        let issuer = TestIssuer::new();
+        // Static keys, no introspection, no userinfo endpoint: neither handler can be served.
+        let authority = issuer.authority(AUD);
+        let app = Router::new()
+            .route("/introspected", get(introspected))
+            .route("/profile", get(profile))
+            .with_state(authority.clone());
+        let token = issuer.access_token().scope("admin").sign();
+        assert_eq!(status(&app, "/introspected", Some(&token)).await, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(status(&app, "/profile", Some(&token)).await, StatusCode::INTERNAL_SERVER_ERROR);
+        authority
+    });
+    assert_eq!(
+        counters(&recorder),
+        [
+            counter(names::SIGNATURES_CHECKED, &[ISSUER_LABEL], 1),
+            counter(names::TOKENS_ACCEPTED, &[ISSUER_LABEL], 1),
+            counter(names::TOKENS_REJECTED, &["reason=misconfigured"], 1),
+            counter(names::TOKENS_REJECTED, &["reason=misconfigured", ISSUER_LABEL], 1),
+        ]
+    );
+    assert_eq!(authority.rejections_by_reason(), [("misconfigured", 2)]);
+    assert_eq!((authority.stats().accepted, authority.stats().rejected), (1, 2));
+}
