@@ -202,7 +202,7 @@ async fn verify_presented(
             let token = token.to_owned();
             match authority.verify_dpop(parts, &token, check, introspect).await {
                 Ok(claims) => Ok(Some((authority.accepted(claims), Scheme::Dpop))),
-                Err(refusal) => Err(authority.refuse(refusal, None).under_dpop()),
+                Err(rejection) => Err(rejection.under_dpop()),
             }
         }
         Credentials::Bearer(token) => {

@@ -292,8 +292,10 @@
 //! one issuer every token past the size cap does; with several, a token whose `iss` cannot
 //! be read or is not trusted is refused before any issuer and has no `issuer` label. A
 //! refusal of the guard after verification (`insufficient_scope`,
-//! `issuer_not_allowed_here`) and of `/userinfo` carries the token's issuer; refusals of
-//! a token sent with DPoP, and of requests without a token, carry none.
+//! `issuer_not_allowed_here`), of `/userinfo` (`userinfo_dpop_bound` included) and of a
+//! token sent with DPoP (its own checks, then the proof's: `not_dpop_bound`,
+//! `dpop_replayed`, …) carries the issuer that verified the token; a request without a
+//! token, or with the `DPoP` scheme but no proof, carries none.
 //!
 //! Every `Authority` build registers the counters' descriptions with the recorder
 //! installed then: install it first. Without the feature nothing is recorded and the

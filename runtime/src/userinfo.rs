@@ -334,7 +334,8 @@ impl<S: AuthorityState> FromRequestParts<S> for UserInfo {
         // Verified with its proof, but `/userinfo` would need a proof of the client's key
         // too: as `Bearer` the issuer must refuse it (RFC 9449 §7.2).
         if scheme == Scheme::Dpop {
-            return Err(authority.reject(RejectionKind::InvalidToken(TokenError::UserinfoDpopBound)).under_dpop());
+            let issuer = authority.metrics_issuer(verified.issuer());
+            return Err(authority.reject_from(TokenError::UserinfoDpopBound.into(), issuer).under_dpop());
         }
         // The token was just read from this header as a bearer token, so it is there: read
         // again for the string `/userinfo` is sent (an `AccessToken` keeps its claims only).

@@ -130,19 +130,11 @@ impl Authority {
     /// introspection, and so does every token of a handler with `introspect`
     /// (`#[requires_scope(…, introspect)]`: even a JWT; the guard passes this authority's
     /// introspection, and answers `misconfigured` before any verification without one).
-    pub(crate) async fn verify_token(
-        &self,
-        token: &str,
-        audience: AudienceCheck<'_>,
-        introspect: Option<&Introspector>,
-    ) -> Result<Arc<VerifiedClaims>, Refusal> {
-        self.verify_routed(token, audience, introspect).await.1
-    }
-
-    /// [`verify_token`](Self::verify_token), with the trusted issuer whose checks the
-    /// token went through (`None`: refused before it reached one, by the size cap or, with
-    /// several issuers, for an `iss` that could not be read or is not trusted), for the
-    /// `issuer` label of the metrics.
+    ///
+    /// With the result, the trusted issuer whose checks the token went through (`None`:
+    /// refused before it reached one, by the size cap or, with several issuers, for an
+    /// `iss` that could not be read or is not trusted), for the `issuer` label of the
+    /// metrics.
     pub(crate) async fn verify_routed(
         &self,
         token: &str,
@@ -214,7 +206,7 @@ impl Authority {
         Ok(claims)
     }
 
-    /// The answer [`verify_token`](Self::verify_token) gives a JWT that one of the trusted
+    /// The answer [`verify_routed`](Self::verify_routed) gives a JWT that one of the trusted
     /// issuers' verified-token caches holds, without reading the token (`None`: verify it),
     /// with the issuer whose cache held it. A token seen before is in its issuer's cache: no need to read its `iss` again. Not
     /// for a handler with `introspect`, nor for JWTs that go to introspection.
@@ -399,45 +391,64 @@ impl Authority {
     }
 
     /// Verifies a token sent with the `DPoP` scheme and the request's proof
-    /// (`introspect`: the token at this introspection endpoint even if it is a JWT).
+    /// (`introspect`: the token at this introspection endpoint even if it is a JWT),
+    /// counting a refusal: once the token reached a trusted issuer, under that issuer's
+    /// `issuer` label, as a bearer token's (the proof checks come after the token's).
     pub(crate) async fn verify_dpop(
         &self,
         parts: &mut axum::http::request::Parts,
         token: &str,
         audience: AudienceCheck<'_>,
         introspect: Option<&Introspector>,
-    ) -> Result<Arc<VerifiedClaims>, Refusal> {
+    ) -> Result<Arc<VerifiedClaims>, Rejection> {
         let Some(dpop) = &self.inner.dpop else {
-            return Err(RejectionKind::MissingCredentials.into());
+            return Err(self.reject(RejectionKind::MissingCredentials));
         };
-        let proof = dpop::proof_header(&parts.headers)?;
-        let claims = self.verify_token(token, audience, introspect).await?;
+        let proof = dpop::proof_header(&parts.headers).map_err(|error| self.reject(error.into()))?;
+        let (member, verified) = self.verify_routed(token, audience, introspect).await;
+        let issuer = member.map(|member| &*member.inner.config.issuer);
+        let checked = match verified {
+            Ok(claims) => {
+                let request = (&parts.method, &parts.uri, &mut parts.extensions);
+                self.check_proof(request, dpop, proof, token, &claims).await.map(|()| claims)
+            }
+            Err(refusal) => Err(refusal),
+        };
+        checked.map_err(|refusal| self.refuse(refusal, issuer))
+    }
+
+    /// The checks of a verified token's DPoP proof: the token is bound to a key, the proof
+    /// is signed by it for this request (its method, URI and extensions, where accepted
+    /// proofs are recorded), and it was not seen before.
+    async fn check_proof(
+        &self,
+        (method, uri, extensions): (&axum::http::Method, &axum::http::Uri, &mut axum::http::Extensions),
+        dpop: &dpop::Dpop,
+        proof: &str,
+        token: &str,
+        claims: &VerifiedClaims,
+    ) -> Result<(), Refusal> {
         let Some(jkt) = claims.jkt() else {
             return Err(TokenError::NotDpopBound.into());
         };
-        let uri: &axum::http::Uri =
-            parts.extensions.get::<axum::extract::OriginalUri>().map_or(&parts.uri, |original| &original.0);
+        let uri: &axum::http::Uri = extensions.get::<axum::extract::OriginalUri>().map_or(uri, |original| &original.0);
         let now = self.inner.config.clock.now();
         let checked =
-            dpop.check(proof, token, &parts.method, uri.path(), jkt, now).map_err(RejectionKind::InvalidDpopProof)?;
+            dpop.check(proof, token, method, uri.path(), jkt, now).map_err(RejectionKind::InvalidDpopProof)?;
         // A second extractor of the same request (a middleware's, then a guard's with its
         // own `aud`, or another authority's) checks the same proof: not a replay.
-        if parts
-            .extensions
-            .get::<dpop::AcceptedProofs>()
-            .is_some_and(|accepted| accepted.0.contains(&checked.replay_key))
-        {
-            return Ok(claims);
+        if extensions.get::<dpop::AcceptedProofs>().is_some_and(|accepted| accepted.0.contains(&checked.replay_key)) {
+            return Ok(());
         }
         match dpop.store.check_and_insert(&checked.replay_key, checked.ttl).await {
             Ok(dpop::Freshness::Fresh) => {
-                match parts.extensions.get_mut::<dpop::AcceptedProofs>() {
+                match extensions.get_mut::<dpop::AcceptedProofs>() {
                     Some(accepted) => accepted.0.push(checked.replay_key),
                     None => {
-                        parts.extensions.insert(dpop::AcceptedProofs(vec![checked.replay_key]));
+                        extensions.insert(dpop::AcceptedProofs(vec![checked.replay_key]));
                     }
                 }
-                Ok(claims)
+                Ok(())
             }
             Ok(dpop::Freshness::Replayed) => Err(DpopError::Replayed.into()),
             Err(error) => {
