@@ -145,39 +145,44 @@ impl Authority {
             return (None, Err(TokenError::TooLarge.into()));
         }
         if self.inner.also.is_empty() || introspect.is_some() {
-            return (Some(self), self.verify_own(token, audience, introspect).await);
+            return (Some(self), self.verify_own(token, audience, introspect, None).await);
         }
         if !is_compact_jws(token) {
-            return (Some(self), self.verify_own(token, audience, None).await);
+            return (Some(self), self.verify_own(token, audience, None, None).await);
         }
         if let Some((member, hit)) = self.cached(token.as_bytes(), audience) {
             return (Some(member), hit);
         }
-        let member = match self.route(token) {
-            Ok(member) => member,
+        let (member, payload) = match self.route(token) {
+            Ok(routed) => routed,
             Err(kind) => return (None, Err(kind)),
         };
-        (Some(member), member.verify_own(token, audience, None).await)
+        (Some(member), member.verify_own(token, audience, None, Some(payload)).await)
     }
 
-    /// The trusted issuer the unverified `iss` of a compact JWS names.
-    fn route(&self, token: &str) -> Result<&Authority, Refusal> {
+    /// The trusted issuer the unverified `iss` of a compact JWS names, with the payload
+    /// decoded to read it (the issuer's checks read the claims from it once the signature
+    /// has verified, without decoding the token again).
+    fn route(&self, token: &str) -> Result<(&Authority, DecodedPayload), Refusal> {
         let compact = jws::split(token).map_err(|e| refused(e, None, None))?;
         let payload =
             b64url_decode(compact.payload.as_bytes()).ok_or_else(|| refused(TokenError::Malformed, None, None))?;
         let mut iss = Issuer(None);
         json::read_object(&payload, &mut iss).map_err(|_| refused(TokenError::Malformed, None, None))?;
         let member = iss.0.as_ref().and_then(Member::as_str).and_then(|iss| self.member_for(iss));
-        member.ok_or_else(|| refused(TokenError::InvalidIssuer, None, None))
+        let member = member.ok_or_else(|| refused(TokenError::InvalidIssuer, None, None))?;
+        Ok((member, DecodedPayload(payload)))
     }
 
     /// Verifies a bearer token with this issuer's own keys and policy, through its
-    /// verified-token cache (or its introspection, see above).
+    /// verified-token cache (or its introspection, see above); `payload`: the token's
+    /// payload segment, already decoded by the routing.
     async fn verify_own(
         &self,
         token: &str,
         audience: AudienceCheck<'_>,
         introspect: Option<&Introspector>,
+        payload: Option<DecodedPayload>,
     ) -> Result<Arc<VerifiedClaims>, Refusal> {
         let config = &self.inner.config;
         if token.len() > config.max_token_size {
@@ -195,13 +200,13 @@ impl Authority {
             });
         }
         let Some(cache) = &self.inner.token_cache else {
-            return self.verify_uncached(token, audience).await.map(Arc::new);
+            return self.verify_uncached(token, audience, payload).await.map(Arc::new);
         };
         if let Some(hit) = self.cache_hit(token.as_bytes(), audience) {
             return hit;
         }
         let generation = self.inner.keys.generation();
-        let claims = Arc::new(self.verify_uncached(token, audience).await?);
+        let claims = Arc::new(self.verify_uncached(token, audience, payload).await?);
         cache.insert(token, &claims, generation);
         Ok(claims)
     }
@@ -247,8 +252,14 @@ impl Authority {
     /// The full verification, without the cache. A refusal carries what may be said of the
     /// token to the refusal's one log event ([`TokenIds`]): its `kid` and, once the
     /// signature has verified, its `iss` and `jti`. Never the token itself; nothing is
-    /// copied unless the event is enabled.
-    async fn verify_uncached(&self, token: &str, audience: AudienceCheck<'_>) -> Result<VerifiedClaims, Refusal> {
+    /// copied unless the event is enabled. `payload`: the payload segment, when the
+    /// routing decoded it already.
+    async fn verify_uncached(
+        &self,
+        token: &str,
+        audience: AudienceCheck<'_>,
+        payload: Option<DecodedPayload>,
+    ) -> Result<VerifiedClaims, Refusal> {
         let config = &self.inner.config;
         let compact = jws::split(token).map_err(|e| refused(e, None, None))?;
         let mut header_buffer = [0u8; MAX_HEADER_BYTES];
@@ -284,7 +295,9 @@ impl Authority {
             Err(SignatureRefused::Invalid) => return Err(refuse(TokenError::InvalidSignature)),
         }
 
-        let payload = b64url_decode(compact.payload.as_bytes())
+        let payload = payload
+            .map(|decoded| decoded.0)
+            .or_else(|| b64url_decode(compact.payload.as_bytes()))
             .and_then(|bytes| String::from_utf8(bytes).ok())
             .ok_or_else(|| refuse(TokenError::Malformed))?;
         let raw = RawClaims::read(&payload).map_err(refuse)?;
@@ -294,6 +307,11 @@ impl Authority {
         Ok(checked.with_payload(payload))
     }
 }
+
+/// The payload segment of a compact JWS, decoded from base64url by the routing (to read
+/// its `iss`) and handed to the chosen issuer, which reads the claims from it only once
+/// the signature has verified.
+struct DecodedPayload(Vec<u8>);
 
 /// Reads only `iss` from an unverified claim set, to route the token to its issuer.
 struct Issuer<'p>(Option<Member<'p>>);
