@@ -125,6 +125,46 @@ impl ConfigError {
     }
 }
 
+/// The two allowlists of asymmetric algorithms: the access tokens' (`algorithms`) and the
+/// DPoP proofs' (`dpop_algorithms`). Their one check lives here, next to [`ConfigError`],
+/// not in `algorithm.rs`: that module is below this one, and an error of its own would
+/// only be mapped to these messages again.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Allowlist {
+    /// `AuthorityBuilder::algorithms`: shared-secret algorithms have their own mode.
+    Tokens,
+    /// `AuthorityBuilder::dpop_algorithms`: a proof is signed with the client's private key.
+    DpopProofs,
+}
+
+impl Allowlist {
+    /// Checks `list`: at least one algorithm, and no shared-secret (HMAC) one. Each refusal
+    /// names this list's setting and says what to do.
+    pub(crate) fn check(self, list: &[Algorithm]) -> Result<(), ConfigError> {
+        let (setting, empty) = match self {
+            Self::Tokens => ("algorithms", "allow at least one algorithm"),
+            Self::DpopProofs => ("dpop_algorithms", "allow at least one proof algorithm"),
+        };
+        if list.is_empty() {
+            return Err(ConfigError::new(setting, empty));
+        }
+        let Some(alg) = list.iter().find(|a| a.is_symmetric()) else {
+            return Ok(());
+        };
+        Err(ConfigError::new(
+            setting,
+            match self {
+                Self::Tokens => {
+                    format!("{alg} needs a shared secret: use .shared_secret({alg}, secret) instead of listing it")
+                }
+                Self::DpopProofs => {
+                    format!("{alg} is symmetric: a DPoP proof is signed with the client's private key (RFC 9449 §4.2)")
+                }
+            },
+        ))
+    }
+}
+
 /// How a [`ConfigError`] starts: a setting that is wrong, or one that may be right.
 fn lead(unreachable: bool) -> &'static str {
     if unreachable { "cannot reach the issuer of the" } else { "invalid" }
@@ -193,5 +233,38 @@ impl Config {
             None => vec![self.issuer.to_string()],
             Some(tenants) => tenants.iter().map(|t| self.issuer.replace(TENANT_PLACEHOLDER, t)).collect(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_algorithm_allowlist_is_refused_empty_or_with_a_shared_secret_algorithm_naming_its_setting() {
+        let refusal = |list: Allowlist, algorithms: &[Algorithm]| {
+            list.check(algorithms).err().map(|e| (e.setting(), e.message().to_owned()))
+        };
+        assert_eq!(refusal(Allowlist::Tokens, &[]), Some(("algorithms", "allow at least one algorithm".into())));
+        assert_eq!(
+            refusal(Allowlist::Tokens, &[Algorithm::RS256, Algorithm::HS384]),
+            Some((
+                "algorithms",
+                "HS384 needs a shared secret: use .shared_secret(HS384, secret) instead of listing it".into()
+            ))
+        );
+        assert_eq!(
+            refusal(Allowlist::DpopProofs, &[]),
+            Some(("dpop_algorithms", "allow at least one proof algorithm".into()))
+        );
+        assert_eq!(
+            refusal(Allowlist::DpopProofs, &[Algorithm::HS256, Algorithm::ES256]),
+            Some((
+                "dpop_algorithms",
+                "HS256 is symmetric: a DPoP proof is signed with the client's private key (RFC 9449 §4.2)".into()
+            ))
+        );
+        assert_eq!(refusal(Allowlist::Tokens, &Algorithm::ASYMMETRIC), None);
+        assert_eq!(refusal(Allowlist::DpopProofs, &Algorithm::PROOF), None);
     }
 }

@@ -42,7 +42,7 @@ pub use self::replay::{
 use crate::{
     algorithm::Algorithm,
     b64::{b64url_decode, b64url_encode},
-    config::ConfigError,
+    config::{Allowlist, ConfigError},
     jws::{self, MAX_SIGNATURE_BYTES},
     keys::{self, KeyRejection},
     rejection::{DpopChallenge, DpopError, RejectionKind},
@@ -124,15 +124,7 @@ impl Settings {
             ));
         }
         let algorithms = self.algorithms.unwrap_or_else(|| Algorithm::PROOF.to_vec());
-        if algorithms.is_empty() {
-            return Err(ConfigError::new("dpop_algorithms", "allow at least one proof algorithm"));
-        }
-        if let Some(alg) = algorithms.iter().find(|a| a.is_symmetric()) {
-            return Err(ConfigError::new(
-                "dpop_algorithms",
-                format!("{alg} is symmetric: a DPoP proof is signed with the client's private key (RFC 9449 §4.2)"),
-            ));
-        }
+        Allowlist::DpopProofs.check(&algorithms)?;
         let base = match public_url {
             Some(url) => base_url(url).ok_or_else(|| {
                 ConfigError::new("public_url", format!("`{url}` is not an http(s) URL with a host, as DPoP needs"))

@@ -17,6 +17,7 @@ use crate::{
     authority::{Authority, Inner},
     claims::AudienceCheck,
     credentials::{self, Credentials},
+    introspection::Introspector,
     rejection::{Rejection, RejectionKind},
     scope::ScopeExpr,
 };
@@ -69,7 +70,17 @@ struct Outcome {
     authority: Weak<Inner>,
     /// The audience checked: `None` for the authority's configured audiences.
     audience: Option<&'static str>,
+    /// The scheme the token came with (the same for every extractor of the request: one
+    /// `Authorization` header, read with the authority's DPoP setting).
+    scheme: Scheme,
     token: AccessToken,
+}
+
+/// The scheme a verified token came with.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scheme {
+    Bearer,
+    Dpop,
 }
 
 /// Which earlier verification an extractor may reuse.
@@ -79,63 +90,95 @@ enum Reuse {
     /// it checked (a guarded handler's `AccessToken` argument gets the guard's token).
     SameAuthority,
     /// A guard: only a verification by the same authority for the same audience check,
-    /// and for a guard with `introspect`, only one the introspection endpoint made.
-    SameAudience(Option<&'static str>, bool),
+    /// and for a guard with `introspect`, only one the introspection endpoint made. With
+    /// `dpop` (`dpop = "required"`), a token that came as a bearer token is refused, as
+    /// under an authority's `DpopPolicy::Required`, even one an earlier extractor accepted.
+    SameAudience { audience: Option<&'static str>, introspect: bool, dpop: bool },
 }
 
 impl Verified {
-    fn find(&self, authority: &Authority, reuse: Reuse) -> Option<&AccessToken> {
+    fn find(&self, authority: &Authority, reuse: Reuse) -> Option<&Outcome> {
         let all = std::iter::once(&self.first).chain(&self.more);
-        let by_authority = all.filter(|o| std::ptr::eq(o.authority.as_ptr(), Arc::as_ptr(&authority.inner)));
+        let mut by_authority = all.filter(|o| std::ptr::eq(o.authority.as_ptr(), Arc::as_ptr(&authority.inner)));
         match reuse {
-            Reuse::SameAuthority => by_authority.map(|o| &o.token).next(),
-            Reuse::SameAudience(audience, introspect) => by_authority
+            Reuse::SameAuthority => by_authority.next(),
+            Reuse::SameAudience { audience, introspect, .. } => by_authority
                 .filter(|o| o.audience == audience)
-                .filter(|o| !introspect || o.token.verified_by() == crate::Verification::Introspection)
-                .map(|o| &o.token)
-                .next(),
+                .find(|o| !introspect || o.token.verified_by() == crate::Verification::Introspection),
         }
     }
 }
 
 /// Verifies the request's token with `authority`, for a guard's audience (a plain
 /// `AccessToken`, or a guard without `aud`: the authority's configured audiences),
-/// reusing an earlier result only as `reuse` allows.
+/// reusing an earlier result only as `reuse` allows. With the token, the scheme it came
+/// with.
+///
+/// DPoP required, by the authority (`DpopPolicy::Required`) or by the guard's handler
+/// (`dpop = "required"`): a bearer token is an unsupported scheme (RFC 6750 §3.1), refused
+/// as `missing_credentials` by this one check, without reading the header again.
 async fn authenticate(
     parts: &mut Parts,
     authority: &Authority,
     reuse: Reuse,
-) -> Result<Option<AccessToken>, Rejection> {
-    if let Some(token) = parts.extensions.get::<Verified>().and_then(|v| v.find(authority, reuse)) {
-        return Ok(Some(token.clone()));
-    }
-    let (audience, introspect) = match reuse {
-        Reuse::SameAuthority => (None, false),
-        Reuse::SameAudience(audience, introspect) => (audience, introspect),
+) -> Result<Option<(AccessToken, Scheme)>, Rejection> {
+    let (audience, introspect, dpop) = match reuse {
+        Reuse::SameAuthority => (None, false, false),
+        Reuse::SameAudience { audience, introspect, dpop } => (audience, introspect, dpop),
     };
+    let introspector = handler_options(authority, introspect, dpop)?;
+    let dpop_required = dpop || authority.dpop_required();
+    if let Some(earlier) = parts.extensions.get::<Verified>().and_then(|v| v.find(authority, reuse)) {
+        if dpop_required && earlier.scheme == Scheme::Bearer {
+            return Err(missing_credentials(authority));
+        }
+        return Ok(Some((earlier.token.clone(), earlier.scheme)));
+    }
     let check = audience.map_or(AudienceCheck::Configured, AudienceCheck::Exact);
     // The common request: a bearer token verified before. A token in the verified-token
     // cache passed every syntax check `credentials::token` makes, so they are not made
     // again (see `credentials::plain_bearer`); anything else takes the full path below.
-    let cached = match credentials::plain_bearer(&parts.headers, &parts.uri) {
-        Some(token) if !introspect && !authority.dpop_required() => authority.cached(token, check),
-        _ => None,
-    };
-    let token = match cached {
-        Some((member, result)) => authority.settle(result, Some(&member.inner.config.issuer))?,
-        None => match verify_presented(parts, authority, check, introspect).await? {
-            Some(token) => token,
+    let cached = (!introspect && !dpop_required)
+        .then(|| credentials::plain_bearer(&parts.headers, &parts.uri))
+        .flatten()
+        .and_then(|token| authority.cached(token, check));
+    let (token, scheme) = match cached {
+        Some((member, result)) => (authority.settle(result, Some(&member.inner.config.issuer))?, Scheme::Bearer),
+        None => match verify_presented(parts, authority, check, introspector, dpop_required).await? {
+            Some(verified) => verified,
             None => return Ok(None),
         },
     };
-    let outcome = Outcome { authority: Arc::downgrade(&authority.inner), audience, token: token.clone() };
+    let outcome = Outcome { authority: Arc::downgrade(&authority.inner), audience, scheme, token: token.clone() };
     match parts.extensions.get_mut::<Verified>() {
         Some(verified) => verified.more.push(outcome),
         None => {
             parts.extensions.insert(Verified { first: outcome, more: Vec::new() });
         }
     }
-    Ok(Some(token))
+    Ok(Some((token, scheme)))
+}
+
+/// The options of a guard's handler that its authority must serve, checked in one place
+/// before the request is read: `introspect` needs the authority's introspection (the
+/// endpoint every token of the handler goes to, returned), `dpop = "required"` needs DPoP
+/// on. An authority that cannot serve them answers `misconfigured` (500) to every request
+/// of the handler, never an accept, and logs what to configure.
+fn handler_options(authority: &Authority, introspect: bool, dpop: bool) -> Result<Option<&Introspector>, Rejection> {
+    let introspector = authority.inner.introspection.as_ref().filter(|_| introspect);
+    if introspect && introspector.is_none() {
+        return Err(authority.misconfigured(
+            "a handler with `#[requires_scope(…, introspect)]` is served by an Authority without \
+             introspection: configure it with .introspection(client_id, client_secret)",
+        ));
+    }
+    if dpop && !authority.dpop_enabled() {
+        return Err(authority.misconfigured(
+            "a handler with `#[requires_scope(…, dpop = \"required\")]` is served by an Authority without \
+             DPoP: configure it with .dpop(DpopPolicy::Allowed) or .dpop(DpopPolicy::Required)",
+        ));
+    }
+    Ok(introspector)
 }
 
 /// Reads the request's credentials with every syntax check and verifies them for `check`.
@@ -143,11 +186,12 @@ async fn verify_presented(
     parts: &mut Parts,
     authority: &Authority,
     check: AudienceCheck<'_>,
-    introspect: bool,
-) -> Result<Option<AccessToken>, Rejection> {
+    introspect: Option<&Introspector>,
+    dpop_required: bool,
+) -> Result<Option<(AccessToken, Scheme)>, Rejection> {
     let credentials = match credentials::token(&parts.headers, &parts.uri, authority.dpop_enabled()) {
         // DPoP required: a bearer token is an unsupported scheme (RFC 6750 §3.1).
-        Ok(Credentials::Bearer(_)) if authority.dpop_required() => return Err(missing_credentials(authority)),
+        Ok(Credentials::Bearer(_)) if dpop_required => return Err(missing_credentials(authority)),
         Ok(Credentials::None) => return Ok(None),
         Ok(credentials) => credentials,
         Err(error) => return Err(authority.reject(RejectionKind::InvalidRequest(error))),
@@ -157,19 +201,24 @@ async fn verify_presented(
             // Owned: the proof check records the accepted proof in the request extensions.
             let token = token.to_owned();
             match authority.verify_dpop(parts, &token, check, introspect).await {
-                Ok(claims) => Ok(Some(authority.accepted(claims))),
-                Err(kind) => Err(authority.reject(kind).under_dpop()),
+                Ok(claims) => Ok(Some((authority.accepted(claims), Scheme::Dpop))),
+                Err(rejection) => Err(rejection.under_dpop()),
             }
         }
-        Credentials::Bearer(token) => authority.verify_for(token, check, introspect).await.map(Some),
+        Credentials::Bearer(token) => {
+            authority.verify_for(token, check, introspect).await.map(|token| Some((token, Scheme::Bearer)))
+        }
         Credentials::None => Ok(None),
     }
 }
 
 /// The request's token, verified for the authority's configured audiences exactly as by
-/// [`AccessToken`] (reusing a verification already made for this request): for the
-/// extractors of other modules ([`UserInfo`](crate::UserInfo)).
-pub(crate) async fn verified_token(parts: &mut Parts, authority: &Authority) -> Result<AccessToken, Rejection> {
+/// [`AccessToken`] (reusing a verification already made for this request), with the
+/// scheme it came with: for the extractors of other modules ([`UserInfo`](crate::UserInfo)).
+pub(crate) async fn verified_token(
+    parts: &mut Parts,
+    authority: &Authority,
+) -> Result<(AccessToken, Scheme), Rejection> {
     authenticate(parts, authority, Reuse::SameAuthority).await?.ok_or_else(|| missing_credentials(authority))
 }
 
@@ -182,8 +231,9 @@ pub(crate) async fn required_token(
     authority: &Authority,
     audience: Option<&'static str>,
 ) -> Result<AccessToken, Rejection> {
-    authenticate(parts, authority, Reuse::SameAudience(audience, false))
+    authenticate(parts, authority, Reuse::SameAudience { audience, introspect: false, dpop: false })
         .await?
+        .map(|(token, _)| token)
         .ok_or_else(|| missing_credentials(authority))
 }
 
@@ -195,8 +245,7 @@ impl<S: AuthorityState> FromRequestParts<S> for AccessToken {
     type Rejection = Rejection;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Rejection> {
-        let authority = state.authority();
-        authenticate(parts, &authority, Reuse::SameAuthority).await?.ok_or_else(|| missing_credentials(&authority))
+        verified_token(parts, &state.authority()).await.map(|(token, _)| token)
     }
 }
 
@@ -204,7 +253,7 @@ impl<S: AuthorityState> OptionalFromRequestParts<S> for AccessToken {
     type Rejection = Rejection;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Option<Self>, Rejection> {
-        authenticate(parts, &state.authority(), Reuse::SameAuthority).await
+        Ok(authenticate(parts, &state.authority(), Reuse::SameAuthority).await?.map(|(token, _)| token))
     }
 }
 
@@ -245,21 +294,8 @@ impl<S: AuthorityState, R: Requirement> FromRequestParts<S> for Guard<R> {
             let rejection = rejection.for_route(R::CHALLENGE);
             if R::DPOP_REQUIRED { rejection.dpop_only() } else { rejection }
         };
-        if R::DPOP_REQUIRED {
-            if !authority.dpop_enabled() {
-                tracing::error!(
-                    "a handler with `#[requires_scope(…, dpop = \"required\")]` is served by an Authority without \
-                     DPoP: configure it with .dpop(DpopPolicy::Allowed) or .dpop(DpopPolicy::Required)"
-                );
-                return Err(authority.reject(RejectionKind::Misconfigured));
-            }
-            // A bearer token is an unsupported scheme here (RFC 6750 §3.1), even one an
-            // earlier extractor of this request accepted.
-            if matches!(credentials::token(&parts.headers, &parts.uri, true), Ok(Credentials::Bearer(_))) {
-                return Err(scheme(missing_credentials(&authority)));
-            }
-        }
-        let token = authenticate(parts, &authority, Reuse::SameAudience(R::AUDIENCE, R::INTROSPECT))
+        let reuse = Reuse::SameAudience { audience: R::AUDIENCE, introspect: R::INTROSPECT, dpop: R::DPOP_REQUIRED };
+        let (token, came_with) = authenticate(parts, &authority, reuse)
             .await
             .and_then(|token| token.ok_or_else(|| missing_credentials(&authority)))
             .map_err(scheme)?;
@@ -273,9 +309,7 @@ impl<S: AuthorityState, R: Requirement> FromRequestParts<S> for Guard<R> {
             let kind = RejectionKind::InsufficientScope { required: R::CHALLENGE, requirement: R::SCOPES };
             let rejection = authority.reject_from(kind, authority.metrics_issuer(token.issuer()));
             // The 403 goes on the challenge of the scheme the token came with.
-            let dpop = authority.dpop_enabled()
-                && matches!(credentials::token(&parts.headers, &parts.uri, true), Ok(Credentials::Dpop(_)));
-            return Err(if dpop { rejection.under_dpop() } else { rejection });
+            return Err(if came_with == Scheme::Dpop { rejection.under_dpop() } else { rejection });
         }
         Ok(Guard(PhantomData))
     }

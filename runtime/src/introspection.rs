@@ -380,10 +380,8 @@ impl Introspector {
         };
         match check_answer(body, config, config.clock.now()) {
             Ok(claims) => Outcome::Active(Arc::new(claims)),
-            Err(Some(error)) => {
-                tracing::debug!(target: "scopegate", reason = error.code(), "access token refused by introspection");
-                Outcome::Refused(error)
-            }
+            // Logged once, by the refusal of each request (`LogDetail::Introspected`).
+            Err(Some(error)) => Outcome::Refused(error),
             Err(None) => {
                 tracing::warn!(target: "scopegate", url = %url, "the introspection endpoint answered something that is not a JSON object");
                 Outcome::Unavailable

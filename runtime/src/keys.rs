@@ -173,8 +173,9 @@ pub(crate) struct KeySet {
     pub(crate) rejected: Vec<(usize, KeyRejection)>,
 }
 
-/// The outcome of looking up the key for a token.
-pub(crate) enum KeyLookup<'a> {
+/// Which keys of a set match a token's `kid` and `alg`: the candidates to check its
+/// signature with, or why there are none.
+pub(crate) enum KeyMatch<'a> {
     /// One or two candidate verifiers (two only for a duplicated `kid`).
     Found([Option<&'a SignatureChecker>; 2]),
     /// No key has this `kid` (a refresh may help).
@@ -236,7 +237,7 @@ impl KeySet {
     }
 
     /// Finds the verifier for a token's `kid` and `alg` (security spec cases 55-60, 71).
-    pub(crate) fn lookup(&self, kid: Option<&str>, alg: Algorithm) -> KeyLookup<'_> {
+    pub(crate) fn lookup(&self, kid: Option<&str>, alg: Algorithm) -> KeyMatch<'_> {
         let mut found: [Option<&SignatureChecker>; 2] = [None, None];
         let mut count = 0usize;
         let mut kid_seen = false;
@@ -255,9 +256,9 @@ impl KeySet {
             }
         }
         match (kid, count) {
-            (Some(_), 0) if !kid_seen => KeyLookup::UnknownKid,
-            (Some(_), 1 | 2) | (None, 1) => KeyLookup::Found(found),
-            _ => KeyLookup::NoUsableKey,
+            (Some(_), 0) if !kid_seen => KeyMatch::UnknownKid,
+            (Some(_), 1 | 2) | (None, 1) => KeyMatch::Found(found),
+            _ => KeyMatch::NoUsableKey,
         }
     }
 }
@@ -317,7 +318,7 @@ pub(crate) fn admit_jwk(jwk: &Value, allowed: &[Algorithm]) -> Result<VerifyingK
         Some("RSA") => {
             let n = required_bytes(jwk, "n")?;
             let e = required_bytes(jwk, "e")?;
-            KeyMaterial::rsa(&n, &e)?
+            PublicKeyBytes::rsa(&n, &e)?
         }
         Some("EC") => {
             let x = required_bytes(jwk, "x")?;
@@ -334,13 +335,13 @@ pub(crate) fn admit_jwk(jwk: &Value, allowed: &[Algorithm]) -> Result<VerifyingK
             point.push(0x04);
             point.extend_from_slice(&x);
             point.extend_from_slice(&y);
-            KeyMaterial { family: Family::Ec(size), bytes: point }
+            PublicKeyBytes { family: Family::Ec(size), bytes: point }
         }
         Some("OKP") => {
             if get_str(jwk, "crv")? != Some("Ed25519") {
                 return Err(KeyRejection::InvalidCurve);
             }
-            KeyMaterial::ed25519(required_bytes(jwk, "x")?)?
+            PublicKeyBytes::ed25519(required_bytes(jwk, "x")?)?
         }
         _ => return Err(KeyRejection::UnsupportedKeyType),
     };
@@ -348,13 +349,13 @@ pub(crate) fn admit_jwk(jwk: &Value, allowed: &[Algorithm]) -> Result<VerifyingK
 }
 
 /// Public key bytes in the form `aws_lc_rs` parses, with their family.
-pub(crate) struct KeyMaterial {
+pub(crate) struct PublicKeyBytes {
     family: Family,
     /// PKCS#1 `RSAPublicKey` DER, an uncompressed EC point, or a raw Ed25519 key.
     bytes: Vec<u8>,
 }
 
-impl KeyMaterial {
+impl PublicKeyBytes {
     /// RSA from big-endian modulus and exponent, checked for size (case 65-67).
     pub(crate) fn rsa(n: &[u8], e: &[u8]) -> Result<Self, KeyRejection> {
         let n = strip_leading_zeros(n);
@@ -535,16 +536,16 @@ pub(crate) fn admit_pem(pem: &str, kid: Option<&str>, allowed: &[Algorithm]) -> 
     };
     let material = if let Some(der) = contents(DecodingKey::from_rsa_pem(bytes)) {
         let (n, e) = parse_rsa_public_key(&der).ok_or(KeyRejection::InvalidKeyMaterial)?;
-        KeyMaterial::rsa(n, e)?
+        PublicKeyBytes::rsa(n, e)?
     } else if let Some(point) = contents(DecodingKey::from_ec_pem(bytes)) {
         let size = match point.len() {
             65 => 32,
             97 => 48,
             _ => return Err(KeyRejection::InvalidCurve),
         };
-        KeyMaterial { family: Family::Ec(size), bytes: point }
+        PublicKeyBytes { family: Family::Ec(size), bytes: point }
     } else if let Some(raw) = contents(DecodingKey::from_ed_pem(bytes)) {
-        KeyMaterial::ed25519(raw)?
+        PublicKeyBytes::ed25519(raw)?
     } else {
         return Err(KeyRejection::InvalidKeyMaterial);
     };
@@ -624,14 +625,14 @@ mod tests {
             let admitted = admit_jwk(&rsa_jwk(n), &Algorithm::ASYMMETRIC);
             assert_eq!(admitted.err(), Some(KeyRejection::WeakRsaKey), "n = {n:?}");
         }
-        assert_eq!(KeyMaterial::rsa(&[], &[1, 0, 1]).err(), Some(KeyRejection::WeakRsaKey));
-        assert_eq!(KeyMaterial::rsa(&[0; 300], &[1, 0, 1]).err(), Some(KeyRejection::WeakRsaKey));
+        assert_eq!(PublicKeyBytes::rsa(&[], &[1, 0, 1]).err(), Some(KeyRejection::WeakRsaKey));
+        assert_eq!(PublicKeyBytes::rsa(&[0; 300], &[1, 0, 1]).err(), Some(KeyRejection::WeakRsaKey));
         // One bit short of 2048 and exactly 2048: the bit count is exact.
         let mut n = vec![0xff; 256];
         n[0] = 0x7f;
-        assert_eq!(KeyMaterial::rsa(&n, &[1, 0, 1]).err(), Some(KeyRejection::WeakRsaKey));
+        assert_eq!(PublicKeyBytes::rsa(&n, &[1, 0, 1]).err(), Some(KeyRejection::WeakRsaKey));
         n[0] = 0x80;
-        assert!(KeyMaterial::rsa(&n, &[1, 0, 1]).is_ok());
+        assert!(PublicKeyBytes::rsa(&n, &[1, 0, 1]).is_ok());
     }
 
     #[test]

@@ -106,7 +106,7 @@
 //! | the issuer's keys cannot be obtained | 503 | none; `Retry-After` |
 //!
 //! Descriptions come from a fixed table and never echo token content; every rejection
-//! is logged once as a `tracing` event (target `scopegate`, level DEBUG; see "Logging")
+//! is logged once, as one `tracing` event (target `scopegate`, mostly DEBUG; see "Logging")
 //! with its reason code, never the token, and counted ([`Authority::rejections_by_reason`], [`Authority::stats`]). The
 //! JSON body carries `error`, `error_description` and the `reason` code (for example
 //! `empty_claim` for a `sub`, `client_id` or `jti` that is an empty string); with
@@ -175,6 +175,7 @@
 //! | `dpop_nonce_missing` | 401 `use_dpop_nonce` | The DPoP proof has no nonce; retry with the one in the DPoP-Nonce header (with `DPoP-Nonce`) |
 //! | `dpop_nonce_invalid` | 401 `use_dpop_nonce` | The DPoP proof nonce is not current; retry with the one in the DPoP-Nonce header (with `DPoP-Nonce`) |
 //! | `userinfo_dpop_bound` | 401 `invalid_token` | The access token is DPoP-bound; this API cannot present it to the issuer's userinfo endpoint (only for `UserInfo`) |
+//! | `misconfigured` | 500, no challenge | The API's token verifier is not configured (body only; the log event says what to configure) |
 //!
 //! ## Your own error body
 //! An API with a JSON error envelope of its own renders scopegate's refusals with
@@ -291,8 +292,10 @@
 //! one issuer every token past the size cap does; with several, a token whose `iss` cannot
 //! be read or is not trusted is refused before any issuer and has no `issuer` label. A
 //! refusal of the guard after verification (`insufficient_scope`,
-//! `issuer_not_allowed_here`) and of `/userinfo` carries the token's issuer; refusals of
-//! a token sent with DPoP, and of requests without a token, carry none.
+//! `issuer_not_allowed_here`), of `/userinfo` (`userinfo_dpop_bound` included) and of a
+//! token sent with DPoP (its own checks, then the proof's: `not_dpop_bound`,
+//! `dpop_replayed`, …) carries the issuer that verified the token; a request without a
+//! token, or with the `DPoP` scheme but no proof, carries none.
 //!
 //! Every `Authority` build registers the counters' descriptions with the recorder
 //! installed then: install it first. Without the feature nothing is recorded and the
@@ -303,15 +306,14 @@
 //!
 //! | level | target | event |
 //! |---|---|---|
-//! | ERROR | `scopegate` | the issuer publishes private key material in its JWKS; the verifier is not configured |
-//! | WARN | `scopegate` | a JWKS fetch failed (the last good keys are kept), a JWK was not admitted, the compatible profile is on, a request was refused because the keys are unavailable |
+//! | ERROR | `scopegate` | the issuer publishes private key material in its JWKS; a request refused `misconfigured` (the verifier, the handler's options or the userinfo endpoint not configured: one event, saying what to configure) |
+//! | WARN | `scopegate` | a JWKS fetch failed (the last good keys are kept), a JWK was not admitted, the compatible profile is on; a request refused because the keys, the introspection endpoint or the DPoP replay store (with its `error`) are unavailable (its one event) |
 //! | INFO | `scopegate` | a key set was loaded or changed |
-//! | DEBUG | `scopegate` | **one event per refused request**: `reason` (the code of the table above) and `status` |
-//! | TRACE | `scopegate::token` | what may be said of a refused token: `reason`, and its `kid`, `iss` and `jti`, escaped and cut to 64 characters |
+//! | DEBUG | `scopegate` | **one event per other refused request**: `reason` (the code of the table above) and `status`; for a refused token (`access token refused`, or `access token refused by introspection` when the introspection endpoint's answer refused it) what may be said of it too: its `kid` and, once its signature has verified, `iss` and `jti`, escaped and cut to 64 characters |
 //!
-//! At the usual `info` level refusals are silent; `RUST_LOG=info,scopegate=debug` shows
-//! one line per refusal (the example service's default), `scopegate::token=trace` the
-//! token details as well.
+//! Each refused request is one event, at one of these levels. At the usual `info` level
+//! refusals of tokens are silent; `RUST_LOG=info,scopegate=debug` shows one line per
+//! refusal (the example service's default).
 //!
 //! ## Configuration from the environment
 //! [`Authority::from_env`] (or [`AuthorityBuilder::from_env`], to add settings before

@@ -434,7 +434,7 @@ impl RejectionKind {
 
 /// Every reason code, in the order of the per-reason counters: each read from the `code()`
 /// tables above (a test checks that every variant is here).
-pub(crate) const REASONS: [&str; 55] = {
+pub(crate) const REASONS: [&str; 56] = {
     use DpopError as D;
     use RequestError as R;
     use TokenError as T;
@@ -494,6 +494,7 @@ pub(crate) const REASONS: [&str; 55] = {
         D::MissingNonce.code(),
         D::InvalidNonce.code(),
         T::UserinfoDpopBound.code(),
+        RejectionKind::Misconfigured.code(),
     ]
 };
 
@@ -557,11 +558,63 @@ pub struct Rejection {
     dpop_nonce: Option<Box<str>>,
 }
 
+/// What a refusal's one log event says besides its reason and status.
+#[derive(Debug, Default)]
+pub(crate) enum LogDetail {
+    /// Nothing more.
+    #[default]
+    Nothing,
+    /// What may be said of the refused token ([`TokenIds::capture`]).
+    Token(Box<TokenIds>),
+    /// Why the verifier cannot serve the request, and what to configure (`misconfigured`).
+    Why(std::borrow::Cow<'static, str>),
+    /// The error of a service the refusal depends on (the DPoP replay store).
+    Cause(Box<str>),
+    /// The token was refused by the introspection endpoint's answer.
+    Introspected,
+}
+
+/// What a refused token's log event may say of it: its `kid` and, once its signature has
+/// verified, its `iss` and `jti`, each escaped to printable ASCII and cut to 64 characters
+/// (security spec case 148). Never the token itself.
+#[derive(Debug)]
+pub(crate) struct TokenIds {
+    kid: Option<Box<str>>,
+    iss: Option<Box<str>>,
+    jti: Option<Box<str>>,
+}
+
+impl TokenIds {
+    /// The detail for a refused token's event, taken only when that event (DEBUG, target
+    /// `scopegate`) is enabled: nothing is copied or formatted otherwise.
+    pub(crate) fn capture(kid: Option<&str>, iss: Option<&str>, jti: Option<&str>) -> LogDetail {
+        if (kid, iss, jti) == (None, None, None) || !tracing::enabled!(target: "scopegate", tracing::Level::DEBUG) {
+            return LogDetail::Nothing;
+        }
+        let log = |value: Option<&str>| value.map(|v| LogValue(v).to_string().into_boxed_str());
+        LogDetail::Token(Box::new(Self { kid: log(kid), iss: log(iss), jti: log(jti) }))
+    }
+}
+
+/// A value taken from a token, fit for a log line: at most 64 characters, escaped to
+/// printable ASCII (no line breaks or quotes from the attacker).
+struct LogValue<'a>(&'a str);
+
+impl fmt::Display for LogValue<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for c in self.0.chars().take(64).flat_map(char::escape_default) {
+            fmt::Write::write_char(f, c)?;
+        }
+        Ok(())
+    }
+}
+
 impl Rejection {
-    pub(crate) fn new(kind: RejectionKind, challenge: Arc<ChallengeConfig>) -> Self {
+    /// A rejection, logged here: the one event of the refusal (see [`Self::trace`]).
+    pub(crate) fn new(kind: RejectionKind, challenge: Arc<ChallengeConfig>, detail: &LogDetail) -> Self {
         let rejection =
             Self { kind, challenge, route_scope: None, dpop_scheme: false, dpop_only: false, dpop_nonce: None };
-        rejection.trace();
+        rejection.trace(detail);
         rejection
     }
 
@@ -737,19 +790,54 @@ impl Rejection {
         }
     }
 
-    fn trace(&self) {
+    /// The one event of a refused request, target `scopegate`: ERROR for `misconfigured`
+    /// (with what to configure, when known), WARN when the issuer's keys or its
+    /// introspection endpoint are unavailable, DEBUG for the rest, a refused token's with
+    /// what may be said of it ([`TokenIds`]).
+    fn trace(&self, detail: &LogDetail) {
         let reason = self.kind.code();
-        match self.kind {
-            RejectionKind::Misconfigured => {
+        let status = self.kind.status().as_u16();
+        match (&self.kind, detail) {
+            (RejectionKind::Misconfigured, LogDetail::Why(why)) => {
+                tracing::error!(target: "scopegate", reason, "request refused: {why}");
+            }
+            (RejectionKind::Misconfigured, _) => {
                 tracing::error!(target: "scopegate", reason, "request refused: the verifier is not configured");
             }
-            RejectionKind::KeysUnavailable { .. } => {
+            (RejectionKind::KeysUnavailable { .. }, _) => {
                 tracing::warn!(target: "scopegate", reason, "request refused: issuer keys unavailable");
             }
-            RejectionKind::IntrospectionUnavailable { .. } => {
+            (RejectionKind::IntrospectionUnavailable { .. }, _) => {
                 tracing::warn!(target: "scopegate", reason, "request refused: introspection endpoint unavailable");
             }
-            _ => tracing::debug!(target: "scopegate", reason, status = self.kind.status().as_u16(), "request refused"),
+            (RejectionKind::ReplayStoreUnavailable { .. }, detail) => {
+                let error = match detail {
+                    LogDetail::Cause(error) => Some(&**error),
+                    _ => None,
+                };
+                tracing::warn!(target: "scopegate", reason, error, "request refused: DPoP replay store unavailable");
+            }
+            (RejectionKind::InvalidToken(_), LogDetail::Token(ids)) => {
+                fn field(value: &Option<Box<str>>) -> Option<tracing::field::DisplayValue<&str>> {
+                    value.as_deref().map(tracing::field::display)
+                }
+                tracing::debug!(
+                    target: "scopegate",
+                    reason,
+                    status,
+                    kid = field(&ids.kid),
+                    iss = field(&ids.iss),
+                    jti = field(&ids.jti),
+                    "request refused: access token refused"
+                );
+            }
+            (RejectionKind::InvalidToken(_), LogDetail::Introspected) => {
+                tracing::debug!(target: "scopegate", reason, status, "request refused: access token refused by introspection");
+            }
+            (RejectionKind::InvalidToken(_), _) => {
+                tracing::debug!(target: "scopegate", reason, status, "request refused: access token refused");
+            }
+            _ => tracing::debug!(target: "scopegate", reason, status, "request refused"),
         }
     }
 }
@@ -978,6 +1066,7 @@ mod tests {
             RejectionKind::UserinfoUnavailable { retry_after_secs: 1 },
             RejectionKind::IntrospectionUnavailable { retry_after_secs: 1 },
             RejectionKind::ReplayStoreUnavailable { retry_after_secs: 1 },
+            RejectionKind::Misconfigured,
         ];
         kinds.extend(requests.map(RejectionKind::InvalidRequest));
         kinds.extend(tokens.map(RejectionKind::InvalidToken));
@@ -991,7 +1080,8 @@ mod tests {
         for kind in &kinds {
             assert!(REASONS.contains(&kind.code()), "{} has no counter in REASONS", kind.code());
         }
-        // `misconfigured` never reaches the counters (it is not an `Authority`'s rejection).
+        // `misconfigured` too: an authority that cannot serve a handler counts its refusals
+        // (and the metrics' `reason` label says so) like any other.
         assert_eq!(REASONS.len(), kinds.len(), "REASONS lists a code no rejection carries");
     }
 }

@@ -14,7 +14,7 @@ use crate::{
     b64::b64url_decode,
     jwks::RemoteKeys,
     jws::{self, MAX_HEADER_BYTES, MAX_SIGNATURE_BYTES, Typ},
-    keys::{KeyLookup, KeySet, Unavailable},
+    keys::{KeyMatch, KeySet, Unavailable},
 };
 
 /// Why a signed document from the issuer (a signed `/userinfo` or introspection answer)
@@ -109,13 +109,13 @@ impl KeySource {
     ) -> Result<(), SignatureRefused> {
         let mut keys = self.snapshot().map_err(SignatureRefused::Unavailable)?;
         let mut lookup = keys.lookup(kid, alg);
-        if let (KeyLookup::UnknownKid, Some(kid)) = (&lookup, kid)
+        if let (KeyMatch::UnknownKid, Some(kid)) = (&lookup, kid)
             && let Some(newer) = self.refresh_for_unknown_kid(kid).await
         {
             keys = newer;
             lookup = keys.lookup(Some(kid), alg);
         }
-        let KeyLookup::Found(candidates) = lookup else {
+        let KeyMatch::Found(candidates) = lookup else {
             return Err(SignatureRefused::UnknownKey);
         };
         if candidates.iter().flatten().any(|verifier| verifier.verify(message, signature)) {

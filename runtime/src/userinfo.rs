@@ -31,7 +31,7 @@ use crate::{
     access_token::AccessToken,
     authority::Authority,
     credentials::{self, Credentials},
-    extract::{self, AuthorityState},
+    extract::{self, AuthorityState, Scheme},
     jws::Typ,
     rejection::{Rejection, RejectionKind, TokenError},
     source::{DocumentRefused, TypRule},
@@ -239,14 +239,14 @@ impl Authority {
         }
         result
             .map(|profile| UserInfo { profile })
-            .map_err(|failure| self.reject_from(failure.into(), Some(&issuer.inner.config.issuer)))
+            .map_err(|failure| self.refuse(failure.into(), Some(&issuer.inner.config.issuer)))
     }
 
     /// One call to the endpoint, and the checks of its answer.
     async fn fetch_userinfo(&self, token: &str, verified: &AccessToken) -> Result<Arc<Profile>, Failure> {
         let userinfo = &self.inner.userinfo;
         let url = userinfo.endpoint(&self.inner.keys).await?;
-        let client = userinfo.client().ok_or(Failure::NotConfigured)?;
+        let client = userinfo.client()?;
         crate::metrics::userinfo_request();
         let answer = client.get_authorized(&url, token, ACCEPT).await.map_err(|error| {
             tracing::warn!(target: "scopegate", error = error.code(), "the userinfo endpoint could not be reached");
@@ -254,10 +254,8 @@ impl Authority {
         })?;
         match answer.status {
             200 => {}
-            401 | 403 => {
-                tracing::debug!(target: "scopegate", status = answer.status, "the userinfo endpoint refused the token");
-                return Err(Failure::Refused);
-            }
+            // Logged once, by the refusal of each request (`userinfo_refused`).
+            401 | 403 => return Err(Failure::Refused),
             status => {
                 tracing::warn!(target: "scopegate", status, "the userinfo endpoint answered an unexpected status");
                 return Err(Failure::Unavailable);
@@ -332,15 +330,15 @@ impl<S: AuthorityState> FromRequestParts<S> for UserInfo {
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Rejection> {
         let authority = state.authority();
-        let verified = extract::verified_token(parts, &authority).await?;
+        let (verified, scheme) = extract::verified_token(parts, &authority).await?;
         // Verified with its proof, but `/userinfo` would need a proof of the client's key
         // too: as `Bearer` the issuer must refuse it (RFC 9449 §7.2).
-        if authority.dpop_enabled()
-            && matches!(credentials::token(&parts.headers, &parts.uri, true), Ok(Credentials::Dpop(_)))
-        {
-            return Err(authority.reject(RejectionKind::InvalidToken(TokenError::UserinfoDpopBound)).under_dpop());
+        if scheme == Scheme::Dpop {
+            let issuer = authority.metrics_issuer(verified.issuer());
+            return Err(authority.reject_from(TokenError::UserinfoDpopBound.into(), issuer).under_dpop());
         }
-        // The token was just read from this header, so it is there.
+        // The token was just read from this header as a bearer token, so it is there: read
+        // again for the string `/userinfo` is sent (an `AccessToken` keeps its claims only).
         let Ok(Credentials::Bearer(token)) = credentials::bearer_token(&parts.headers, &parts.uri) else {
             return Err(authority.reject(RejectionKind::MissingCredentials));
         };

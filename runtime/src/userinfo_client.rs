@@ -84,13 +84,15 @@ impl Settings {
 }
 
 /// Why a `/userinfo` lookup failed, shared by every request of one flight.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Failure {
     Refused,
     SubjectMismatch,
     Invalid,
     Unavailable,
-    NotConfigured,
+    /// What to configure: said by the `misconfigured` refusal's one log event (ERROR),
+    /// not logged here.
+    NotConfigured(Box<str>),
 }
 
 impl From<Failure> for RejectionKind {
@@ -100,7 +102,7 @@ impl From<Failure> for RejectionKind {
             Failure::SubjectMismatch => Self::InvalidToken(TokenError::UserinfoSubjectMismatch),
             Failure::Invalid => Self::UserinfoInvalid,
             Failure::Unavailable => Self::UserinfoUnavailable { retry_after_secs: USERINFO_RETRY_AFTER_SECS },
-            Failure::NotConfigured => Self::Misconfigured,
+            Failure::NotConfigured(_) => Self::Misconfigured,
         }
     }
 }
@@ -113,7 +115,8 @@ pub(crate) struct Userinfo {
     pub(crate) endpoint: Option<Url>,
     pub(crate) http: HttpLimits,
     pub(crate) tls_roots: Vec<Vec<u8>>,
-    pub(crate) client: OnceLock<Option<IssuerClient>>,
+    /// Made on first use; its error is what to configure.
+    pub(crate) client: OnceLock<Result<IssuerClient, ConfigError>>,
     pub(crate) ttl: Duration,
     pub(crate) capacity: usize,
     pub(crate) max_bytes: usize,
@@ -156,16 +159,10 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Userinfo {
-    pub(crate) fn client(&self) -> Option<&IssuerClient> {
-        self.client
-            .get_or_init(|| match IssuerClient::new(self.http, &self.tls_roots) {
-                Ok(client) => Some(client),
-                Err(error) => {
-                    tracing::error!(target: "scopegate", %error, "the userinfo HTTP client could not be built");
-                    None
-                }
-            })
-            .as_ref()
+    pub(crate) fn client(&self) -> Result<&IssuerClient, Failure> {
+        self.client.get_or_init(|| IssuerClient::new(self.http, &self.tls_roots)).as_ref().map_err(|error| {
+            Failure::NotConfigured(format!("the userinfo HTTP client could not be built: {error}").into())
+        })
     }
 
     pub(crate) fn cached(&self, token: &str, now: f64) -> Option<Arc<Profile>> {
@@ -216,21 +213,21 @@ impl Userinfo {
             return Ok(url.clone());
         }
         let KeySource::Remote(remote) = keys else {
-            tracing::error!(
-                target: "scopegate",
-                "UserInfo needs .userinfo_endpoint(url): with static keys there is no discovery document"
-            );
-            return Err(Failure::NotConfigured);
+            return Err(Failure::NotConfigured(
+                "UserInfo needs .userinfo_endpoint(url): with static keys there is no discovery document".into(),
+            ));
         };
         match remote.metadata().await {
             Ok(metadata) => metadata.userinfo_endpoint.clone().ok_or_else(|| {
-                tracing::error!(target: "scopegate", "the issuer's discovery document has no usable userinfo_endpoint");
-                Failure::NotConfigured
+                Failure::NotConfigured(
+                    "the issuer's discovery document has no usable userinfo_endpoint: configure it with \
+                     .userinfo_endpoint(url)"
+                        .into(),
+                )
             }),
-            Err(FetchError::BadJwksUri(why)) => {
-                tracing::error!(target: "scopegate", why, "UserInfo needs .userinfo_endpoint(url) when jwks_uri is configured");
-                Err(Failure::NotConfigured)
-            }
+            Err(FetchError::BadJwksUri(why)) => Err(Failure::NotConfigured(
+                format!("UserInfo needs .userinfo_endpoint(url) when jwks_uri is configured ({why})").into(),
+            )),
             Err(error) => {
                 tracing::warn!(target: "scopegate", error = error.code(), "discovery for the userinfo endpoint failed");
                 Err(Failure::Unavailable)

@@ -10,10 +10,7 @@
 //! ([`jws::HeaderMemo`]); the claim set is read once into borrowed values (see
 //! [`claims`]).
 
-use std::{
-    fmt,
-    sync::{Arc, atomic::Ordering},
-};
+use std::sync::{Arc, atomic::Ordering};
 
 use crate::{
     access_token::AccessToken,
@@ -21,12 +18,13 @@ use crate::{
     b64::b64url_decode,
     claims::{self, AudienceCheck, RawClaims, VerifiedClaims},
     dpop,
-    introspection::is_compact_jws,
+    introspection::{Introspector, is_compact_jws},
     json::{self, Member, Sink},
     jws::{self, MAX_HEADER_BYTES, MAX_SIGNATURE_BYTES, Typ},
     keys::Unavailable,
-    rejection::{DpopError, Rejection, RejectionKind, TokenError},
+    rejection::{DpopError, LogDetail, Rejection, RejectionKind, TokenError, TokenIds},
     source::SignatureRefused,
+    userinfo_client::Failure,
 };
 
 /// The entry points: a token in, an [`AccessToken`] or a [`Rejection`] out, each outcome
@@ -40,16 +38,17 @@ impl Authority {
     /// # Errors
     /// A [`Rejection`] saying why the token was refused.
     pub async fn verify(&self, token: &str) -> Result<AccessToken, Rejection> {
-        self.verify_for(token, AudienceCheck::Configured, false).await
+        self.verify_for(token, AudienceCheck::Configured, None).await
     }
 
-    /// Verifies a bearer token for `audience` (`introspect`: at the introspection endpoint
-    /// even if it is a JWT), counting the outcome.
+    /// Verifies a bearer token for `audience` (`introspect`: this authority's introspection,
+    /// where a handler with `introspect` sends every token, even a JWT), counting the
+    /// outcome.
     pub(crate) async fn verify_for(
         &self,
         token: &str,
         audience: AudienceCheck<'_>,
-        introspect: bool,
+        introspect: Option<&Introspector>,
     ) -> Result<AccessToken, Rejection> {
         let (member, verified) = self.verify_routed(token, audience, introspect).await;
         self.settle(verified, member.map(|member| &*member.inner.config.issuer))
@@ -61,13 +60,13 @@ impl Authority {
     /// proof (RFC 9449 §7.2).
     pub(crate) fn settle(
         &self,
-        verified: Result<Arc<VerifiedClaims>, RejectionKind>,
+        verified: Result<Arc<VerifiedClaims>, Refusal>,
         issuer: Option<&str>,
     ) -> Result<AccessToken, Rejection> {
         match verified {
             Ok(claims) if claims.bound => Err(self.reject_from(TokenError::SenderConstrained.into(), issuer)),
             Ok(claims) => Ok(self.accepted(claims)),
-            Err(kind) => Err(self.reject_from(kind, issuer)),
+            Err(refusal) => Err(self.refuse(refusal, issuer)),
         }
     }
 
@@ -87,10 +86,23 @@ impl Authority {
     /// [`reject`](Self::reject) for a token that went through the checks of the trusted
     /// issuer `issuer` (its configured identifier: the metrics' `issuer` label).
     pub(crate) fn reject_from(&self, kind: RejectionKind, issuer: Option<&str>) -> Rejection {
+        self.refuse(kind.into(), issuer)
+    }
+
+    /// `misconfigured` (500): this authority cannot serve the request, `why` saying what to
+    /// configure (the refusal's one log event, at ERROR).
+    pub(crate) fn misconfigured(&self, why: &'static str) -> Rejection {
+        self.refuse(Refusal { kind: RejectionKind::Misconfigured, detail: LogDetail::Why(why.into()) }, None)
+    }
+
+    /// [`reject_from`](Self::reject_from) for a refusal of the verifier, whose log event
+    /// says what it carries (the token's `kid`, `iss`, `jti`).
+    pub(crate) fn refuse(&self, refusal: Refusal, issuer: Option<&str>) -> Rejection {
+        let Refusal { kind, detail } = refusal;
         self.inner.stats.count_rejection(kind.code());
         crate::metrics::token_rejected(kind.code(), issuer);
         let unauthorized = kind.status() == axum::http::StatusCode::UNAUTHORIZED;
-        let rejection = Rejection::new(kind, self.inner.config.challenge.clone());
+        let rejection = Rejection::new(kind, self.inner.config.challenge.clone(), &detail);
         match self.dpop_nonce().filter(|_| unauthorized) {
             Some(nonce) => rejection.with_dpop_nonce(nonce),
             None => rejection,
@@ -118,97 +130,90 @@ impl Authority {
     /// `iss` again), and an `iss` no issuer trusts is refused at once, without a key
     /// lookup or a fetch. An opaque token names no issuer: it goes to this authority's own
     /// introspection, and so does every token of a handler with `introspect`
-    /// (`#[requires_scope(…, introspect)]`: even a JWT; without introspection configured
-    /// that is `misconfigured`, 500).
-    pub(crate) async fn verify_token(
-        &self,
-        token: &str,
-        audience: AudienceCheck<'_>,
-        introspect: bool,
-    ) -> Result<Arc<VerifiedClaims>, RejectionKind> {
-        self.verify_routed(token, audience, introspect).await.1
-    }
-
-    /// [`verify_token`](Self::verify_token), with the trusted issuer whose checks the
-    /// token went through (`None`: refused before it reached one, by the size cap or, with
-    /// several issuers, for an `iss` that could not be read or is not trusted), for the
-    /// `issuer` label of the metrics.
+    /// (`#[requires_scope(…, introspect)]`: even a JWT; the guard passes this authority's
+    /// introspection, and answers `misconfigured` before any verification without one).
+    ///
+    /// With the result, the trusted issuer whose checks the token went through (`None`:
+    /// refused before it reached one, by the size cap or, with several issuers, for an
+    /// `iss` that could not be read or is not trusted), for the `issuer` label of the
+    /// metrics.
     pub(crate) async fn verify_routed(
         &self,
         token: &str,
         audience: AudienceCheck<'_>,
-        introspect: bool,
-    ) -> (Option<&Authority>, Result<Arc<VerifiedClaims>, RejectionKind>) {
+        introspect: Option<&Introspector>,
+    ) -> (Option<&Authority>, Result<Arc<VerifiedClaims>, Refusal>) {
         if token.len() > self.inner.config.max_token_size {
             return (None, Err(TokenError::TooLarge.into()));
         }
-        if self.inner.also.is_empty() || introspect {
-            return (Some(self), self.verify_own(token, audience, introspect).await);
+        if self.inner.also.is_empty() || introspect.is_some() {
+            return (Some(self), self.verify_own(token, audience, introspect, None).await);
         }
         if !is_compact_jws(token) {
-            return (Some(self), self.verify_own(token, audience, false).await);
+            return (Some(self), self.verify_own(token, audience, None, None).await);
         }
         if let Some((member, hit)) = self.cached(token.as_bytes(), audience) {
             return (Some(member), hit);
         }
-        let member = match self.route(token) {
-            Ok(member) => member,
+        let (member, payload) = match self.route(token) {
+            Ok(routed) => routed,
             Err(kind) => return (None, Err(kind)),
         };
-        (Some(member), member.verify_own(token, audience, false).await)
+        (Some(member), member.verify_own(token, audience, None, Some(payload)).await)
     }
 
-    /// The trusted issuer the unverified `iss` of a compact JWS names.
-    fn route(&self, token: &str) -> Result<&Authority, RejectionKind> {
+    /// The trusted issuer the unverified `iss` of a compact JWS names, with the payload
+    /// decoded to read it (the issuer's checks read the claims from it once the signature
+    /// has verified, without decoding the token again).
+    fn route(&self, token: &str) -> Result<(&Authority, DecodedPayload), Refusal> {
         let compact = jws::split(token).map_err(|e| refused(e, None, None))?;
         let payload =
             b64url_decode(compact.payload.as_bytes()).ok_or_else(|| refused(TokenError::Malformed, None, None))?;
         let mut iss = Issuer(None);
         json::read_object(&payload, &mut iss).map_err(|_| refused(TokenError::Malformed, None, None))?;
         let member = iss.0.as_ref().and_then(Member::as_str).and_then(|iss| self.member_for(iss));
-        member.ok_or_else(|| refused(TokenError::InvalidIssuer, None, None))
+        let member = member.ok_or_else(|| refused(TokenError::InvalidIssuer, None, None))?;
+        Ok((member, DecodedPayload(payload)))
     }
 
     /// Verifies a bearer token with this issuer's own keys and policy, through its
-    /// verified-token cache (or its introspection, see above).
+    /// verified-token cache (or its introspection, see above); `payload`: the token's
+    /// payload segment, already decoded by the routing.
     async fn verify_own(
         &self,
         token: &str,
         audience: AudienceCheck<'_>,
-        introspect: bool,
-    ) -> Result<Arc<VerifiedClaims>, RejectionKind> {
+        introspect: Option<&Introspector>,
+        payload: Option<DecodedPayload>,
+    ) -> Result<Arc<VerifiedClaims>, Refusal> {
         let config = &self.inner.config;
         if token.len() > config.max_token_size {
             return Err(TokenError::TooLarge.into());
         }
-        // A compact JWS is verified locally unless the API (or the handler) asked to
-        // introspect JWTs too; any other token goes to the introspection endpoint when
-        // there is one, and is refused `malformed_token` below when there is not.
-        if let Some(introspector) = &self.inner.introspection
-            && (introspect || introspector.introspect_jwts || !is_compact_jws(token))
-        {
-            return introspector.verify(config, token, audience).await;
-        }
-        if introspect {
-            tracing::error!(
-                "a handler with `#[requires_scope(…, introspect)]` is served by an Authority without \
-                 introspection: configure it with .introspection(client_id, client_secret)"
-            );
-            return Err(RejectionKind::Misconfigured);
+        // A compact JWS is verified locally unless the handler (`introspect`) or the API
+        // asked to introspect JWTs too; any other token goes to the introspection endpoint
+        // when there is one, and is refused `malformed_token` below when there is not.
+        let introspector = introspect
+            .or_else(|| self.inner.introspection.as_ref().filter(|i| i.introspect_jwts || !is_compact_jws(token)));
+        if let Some(introspector) = introspector {
+            return introspector.verify(config, token, audience).await.map_err(|kind| match kind {
+                RejectionKind::InvalidToken(_) => Refusal { kind, detail: LogDetail::Introspected },
+                kind => kind.into(),
+            });
         }
         let Some(cache) = &self.inner.token_cache else {
-            return self.verify_uncached(token, audience).await.map(Arc::new);
+            return self.verify_uncached(token, audience, payload).await.map(Arc::new);
         };
         if let Some(hit) = self.cache_hit(token.as_bytes(), audience) {
             return hit;
         }
         let generation = self.inner.keys.generation();
-        let claims = Arc::new(self.verify_uncached(token, audience).await?);
+        let claims = Arc::new(self.verify_uncached(token, audience, payload).await?);
         cache.insert(token, &claims, generation);
         Ok(claims)
     }
 
-    /// The answer [`verify_token`](Self::verify_token) gives a JWT that one of the trusted
+    /// The answer [`verify_routed`](Self::verify_routed) gives a JWT that one of the trusted
     /// issuers' verified-token caches holds, without reading the token (`None`: verify it),
     /// with the issuer whose cache held it. A token seen before is in its issuer's cache: no need to read its `iss` again. Not
     /// for a handler with `introspect`, nor for JWTs that go to introspection.
@@ -216,7 +221,7 @@ impl Authority {
         &self,
         token: &[u8],
         audience: AudienceCheck<'_>,
-    ) -> Option<(&Authority, Result<Arc<VerifiedClaims>, RejectionKind>)> {
+    ) -> Option<(&Authority, Result<Arc<VerifiedClaims>, Refusal>)> {
         if token.len() > self.inner.config.max_token_size {
             return None;
         }
@@ -228,11 +233,7 @@ impl Authority {
 
     /// The verified-token cache's answer for `token`, if it has one: `None` on a miss (or
     /// without a cache).
-    fn cache_hit(
-        &self,
-        token: &[u8],
-        audience: AudienceCheck<'_>,
-    ) -> Option<Result<Arc<VerifiedClaims>, RejectionKind>> {
+    fn cache_hit(&self, token: &[u8], audience: AudienceCheck<'_>) -> Option<Result<Arc<VerifiedClaims>, Refusal>> {
         let config = &self.inner.config;
         let cache = self.inner.token_cache.as_ref()?;
         let now = config.clock.now();
@@ -250,12 +251,17 @@ impl Authority {
         Some(Ok(claims))
     }
 
-    /// The full verification, without the cache. A refusal is logged (at debug level)
-    /// with its reason and what may be said of the token: its `kid` and, once the
-    /// signature has verified, its `iss` and `jti`, each escaped and truncated (security
-    /// spec case 148). Never the token itself; nothing is formatted unless the event is
-    /// enabled.
-    async fn verify_uncached(&self, token: &str, audience: AudienceCheck<'_>) -> Result<VerifiedClaims, RejectionKind> {
+    /// The full verification, without the cache. A refusal carries what may be said of the
+    /// token to the refusal's one log event ([`TokenIds`]): its `kid` and, once the
+    /// signature has verified, its `iss` and `jti`. Never the token itself; nothing is
+    /// copied unless the event is enabled. `payload`: the payload segment, when the
+    /// routing decoded it already.
+    async fn verify_uncached(
+        &self,
+        token: &str,
+        audience: AudienceCheck<'_>,
+        payload: Option<DecodedPayload>,
+    ) -> Result<VerifiedClaims, Refusal> {
         let config = &self.inner.config;
         let compact = jws::split(token).map_err(|e| refused(e, None, None))?;
         let memo = self.inner.headers.load();
@@ -299,13 +305,24 @@ impl Authority {
         }
 
         let mut payload_buffer = [0u8; jws::PAYLOAD_BUFFER_BYTES];
-        let payload =
-            jws::decode_payload(compact.payload, &mut payload_buffer).ok_or_else(|| refuse(TokenError::Malformed))?;
+        let payload = match payload {
+            // Decoded by the routing already (several issuers).
+            Some(DecodedPayload(bytes)) => {
+                std::borrow::Cow::Owned(String::from_utf8(bytes).map_err(|_| refuse(TokenError::Malformed))?)
+            }
+            None => jws::decode_payload(compact.payload, &mut payload_buffer)
+                .ok_or_else(|| refuse(TokenError::Malformed))?,
+        };
         let raw = RawClaims::read(&payload).map_err(refuse)?;
         claims::validate(&payload, &raw, header.typ, config, audience, config.clock.now())
             .map_err(|e| refused(e, kid, Some((raw.iss(), raw.jti()))))
     }
 }
+
+/// The payload segment of a compact JWS, decoded from base64url by the routing (to read
+/// its `iss`) and handed to the chosen issuer, which reads the claims from it only once
+/// the signature has verified.
+struct DecodedPayload(Vec<u8>);
 
 /// Reads only `iss` from an unverified claim set, to route the token to its issuer.
 struct Issuer<'p>(Option<Member<'p>>);
@@ -322,33 +339,53 @@ impl<'p> Sink<'p> for Issuer<'p> {
     }
 }
 
-/// Logs a refused token and turns the error into the rejection kind.
-fn refused(error: TokenError, kid: Option<&str>, claims: Option<(Option<&str>, Option<&str>)>) -> RejectionKind {
+/// A refused token, with what its log event may say of it (`claims`: its `iss` and `jti`,
+/// once the signature has verified).
+fn refused(error: TokenError, kid: Option<&str>, claims: Option<(Option<&str>, Option<&str>)>) -> Refusal {
     let (iss, jti) = claims.unwrap_or_default();
-    // TRACE, under its own target: the one line per refused request is the `Rejection`'s
-    // (DEBUG, target `scopegate`); this adds what may be said of the token.
-    tracing::trace!(
-        target: "scopegate::token",
-        reason = error.code(),
-        kid = kid.map(|v| tracing::field::display(LogValue(v))),
-        iss = iss.map(|v| tracing::field::display(LogValue(v))),
-        jti = jti.map(|v| tracing::field::display(LogValue(v))),
-        "access token refused"
-    );
-    RejectionKind::InvalidToken(error)
+    Refusal { kind: RejectionKind::InvalidToken(error), detail: TokenIds::capture(kid, iss, jti) }
 }
 
-/// A value taken from a token, fit for a log line: at most 64 characters, escaped to
-/// printable ASCII (no line breaks or quotes from the attacker). Formatted only when the
-/// event is recorded.
-struct LogValue<'a>(&'a str);
+/// A refusal on its way to its [`Rejection`]: the reason, and what the refusal's one log
+/// event says besides it.
+#[derive(Debug)]
+pub(crate) struct Refusal {
+    pub(crate) kind: RejectionKind,
+    detail: LogDetail,
+}
 
-impl fmt::Display for LogValue<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for c in self.0.chars().take(64).flat_map(char::escape_default) {
-            fmt::Write::write_char(f, c)?;
+impl From<RejectionKind> for Refusal {
+    fn from(kind: RejectionKind) -> Self {
+        Self { kind, detail: LogDetail::Nothing }
+    }
+}
+
+impl From<TokenError> for Refusal {
+    fn from(error: TokenError) -> Self {
+        RejectionKind::InvalidToken(error).into()
+    }
+}
+
+impl From<DpopError> for Refusal {
+    fn from(error: DpopError) -> Self {
+        RejectionKind::InvalidDpopProof(error).into()
+    }
+}
+
+impl From<Unavailable> for Refusal {
+    fn from(unavailable: Unavailable) -> Self {
+        RejectionKind::from(unavailable).into()
+    }
+}
+
+impl From<Failure> for Refusal {
+    fn from(failure: Failure) -> Self {
+        match failure {
+            Failure::NotConfigured(why) => {
+                Self { kind: RejectionKind::Misconfigured, detail: LogDetail::Why(String::from(why).into()) }
+            }
+            failure => RejectionKind::from(failure).into(),
         }
-        Ok(())
     }
 }
 
@@ -383,50 +420,69 @@ impl Authority {
     }
 
     /// Verifies a token sent with the `DPoP` scheme and the request's proof
-    /// (`introspect`: the token at the introspection endpoint even if it is a JWT).
+    /// (`introspect`: the token at this introspection endpoint even if it is a JWT),
+    /// counting a refusal: once the token reached a trusted issuer, under that issuer's
+    /// `issuer` label, as a bearer token's (the proof checks come after the token's).
     pub(crate) async fn verify_dpop(
         &self,
         parts: &mut axum::http::request::Parts,
         token: &str,
         audience: AudienceCheck<'_>,
-        introspect: bool,
-    ) -> Result<Arc<VerifiedClaims>, RejectionKind> {
+        introspect: Option<&Introspector>,
+    ) -> Result<Arc<VerifiedClaims>, Rejection> {
         let Some(dpop) = &self.inner.dpop else {
-            return Err(RejectionKind::MissingCredentials);
+            return Err(self.reject(RejectionKind::MissingCredentials));
         };
-        let proof = dpop::proof_header(&parts.headers)?;
-        let claims = self.verify_token(token, audience, introspect).await?;
+        let proof = dpop::proof_header(&parts.headers).map_err(|error| self.reject(error.into()))?;
+        let (member, verified) = self.verify_routed(token, audience, introspect).await;
+        let issuer = member.map(|member| &*member.inner.config.issuer);
+        let checked = match verified {
+            Ok(claims) => {
+                let request = (&parts.method, &parts.uri, &mut parts.extensions);
+                self.check_proof(request, dpop, proof, token, &claims).await.map(|()| claims)
+            }
+            Err(refusal) => Err(refusal),
+        };
+        checked.map_err(|refusal| self.refuse(refusal, issuer))
+    }
+
+    /// The checks of a verified token's DPoP proof: the token is bound to a key, the proof
+    /// is signed by it for this request (its method, URI and extensions, where accepted
+    /// proofs are recorded), and it was not seen before.
+    async fn check_proof(
+        &self,
+        (method, uri, extensions): (&axum::http::Method, &axum::http::Uri, &mut axum::http::Extensions),
+        dpop: &dpop::Dpop,
+        proof: &str,
+        token: &str,
+        claims: &VerifiedClaims,
+    ) -> Result<(), Refusal> {
         let Some(jkt) = claims.jkt() else {
             return Err(TokenError::NotDpopBound.into());
         };
-        let uri: &axum::http::Uri =
-            parts.extensions.get::<axum::extract::OriginalUri>().map_or(&parts.uri, |original| &original.0);
+        let uri: &axum::http::Uri = extensions.get::<axum::extract::OriginalUri>().map_or(uri, |original| &original.0);
         let now = self.inner.config.clock.now();
         let checked =
-            dpop.check(proof, token, &parts.method, uri.path(), jkt, now).map_err(RejectionKind::InvalidDpopProof)?;
+            dpop.check(proof, token, method, uri.path(), jkt, now).map_err(RejectionKind::InvalidDpopProof)?;
         // A second extractor of the same request (a middleware's, then a guard's with its
         // own `aud`, or another authority's) checks the same proof: not a replay.
-        if parts
-            .extensions
-            .get::<dpop::AcceptedProofs>()
-            .is_some_and(|accepted| accepted.0.contains(&checked.replay_key))
-        {
-            return Ok(claims);
+        if extensions.get::<dpop::AcceptedProofs>().is_some_and(|accepted| accepted.0.contains(&checked.replay_key)) {
+            return Ok(());
         }
         match dpop.store.check_and_insert(&checked.replay_key, checked.ttl).await {
             Ok(dpop::Freshness::Fresh) => {
-                match parts.extensions.get_mut::<dpop::AcceptedProofs>() {
+                match extensions.get_mut::<dpop::AcceptedProofs>() {
                     Some(accepted) => accepted.0.push(checked.replay_key),
                     None => {
-                        parts.extensions.insert(dpop::AcceptedProofs(vec![checked.replay_key]));
+                        extensions.insert(dpop::AcceptedProofs(vec![checked.replay_key]));
                     }
                 }
-                Ok(claims)
+                Ok(())
             }
-            Ok(dpop::Freshness::Replayed) => Err(RejectionKind::InvalidDpopProof(DpopError::Replayed)),
+            Ok(dpop::Freshness::Replayed) => Err(DpopError::Replayed.into()),
             Err(error) => {
-                tracing::warn!(target: "scopegate", error = %error, "DPoP replay store unavailable");
-                Err(RejectionKind::ReplayStoreUnavailable { retry_after_secs: 1 })
+                let kind = RejectionKind::ReplayStoreUnavailable { retry_after_secs: 1 };
+                Err(Refusal { kind, detail: LogDetail::Cause(error.to_string().into()) })
             }
         }
     }

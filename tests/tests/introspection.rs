@@ -560,6 +560,29 @@ async fn a_handler_with_introspect_under_an_authority_without_introspection_is_m
     assert_eq!(call_path(&router, "/guarded", &jwt).await.status, StatusCode::OK);
 }
 
+/// The handler option is checked before the request is read, as `dpop = "required"` is:
+/// no request to the handler, with or without a usable token, gets another answer.
+#[tokio::test]
+async fn a_handler_with_introspect_under_an_authority_without_introspection_is_misconfigured_for_every_request() {
+    let router = app_with_introspected(TestIssuer::new().authority(AUD));
+    let oversized = format!("Bearer {}", "a".repeat(20_000));
+    for authorization in
+        [None, Some("Bearer a b"), Some("Bearer"), Some(oversized.as_str()), Some("Basic dXNlcjpwdw==")]
+    {
+        let mut request = Request::get("/introspected");
+        if let Some(value) = authorization {
+            request = request.header(header::AUTHORIZATION, value);
+        }
+        let response = router.clone().oneshot(request.body(Body::empty()).unwrap()).await.unwrap();
+        let label = authorization.map(|a| &a[..a.len().min(16)]);
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR, "{label:?}");
+        assert_eq!(response.headers().get(header::WWW_AUTHENTICATE), None, "{label:?}");
+        let body = String::from_utf8(response.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
+        let reason = serde_json::from_str::<Value>(&body).unwrap()["reason"].clone();
+        assert_eq!(reason, "misconfigured", "{label:?}");
+    }
+}
+
 #[tokio::test]
 async fn an_opaque_token_is_malformed_without_introspection() {
     let router = app(TestIssuer::new().authority(AUD));

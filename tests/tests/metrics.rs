@@ -243,3 +243,107 @@ fn the_counters_carry_their_descriptions() {
         ]
     );
 }
+
+#[requires_scope("admin", introspect)]
+async fn introspected() -> &'static str {
+    "introspected"
+}
+
+async fn profile(user: scopegate::UserInfo) -> String {
+    user.subject().to_owned()
+}
+
+/// A misconfiguration is a refusal like any other: counted under its own reason, in the
+/// metrics and in the authority's own counters (not as `other`).
+#[test]
+fn a_misconfigured_request_is_counted_under_its_reason() {
+    let recorder = DebuggingRecorder::new();
+    let authority = run(&recorder, async {
+        let issuer = TestIssuer::new();
+        // Static keys, no introspection, no userinfo endpoint: neither handler can be served.
+        let authority = issuer.authority(AUD);
+        let app = Router::new()
+            .route("/introspected", get(introspected))
+            .route("/profile", get(profile))
+            .with_state(authority.clone());
+        let token = issuer.access_token().scope("admin").sign();
+        assert_eq!(status(&app, "/introspected", Some(&token)).await, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(status(&app, "/profile", Some(&token)).await, StatusCode::INTERNAL_SERVER_ERROR);
+        authority
+    });
+    assert_eq!(
+        counters(&recorder),
+        [
+            counter(names::SIGNATURES_CHECKED, &[ISSUER_LABEL], 1),
+            counter(names::TOKENS_ACCEPTED, &[ISSUER_LABEL], 1),
+            counter(names::TOKENS_REJECTED, &["reason=misconfigured"], 1),
+            counter(names::TOKENS_REJECTED, &["reason=misconfigured", ISSUER_LABEL], 1),
+        ]
+    );
+    assert_eq!(authority.rejections_by_reason(), [("misconfigured", 2)]);
+    assert_eq!((authority.stats().accepted, authority.stats().rejected), (1, 2));
+}
+
+/// A request with the `DPoP` scheme and its proof.
+async fn dpop_status(app: &Router, path: &str, token: &str, proof: Option<&str>) -> StatusCode {
+    let mut request = Request::builder().uri(path).header(header::AUTHORIZATION, format!("DPoP {token}"));
+    if let Some(proof) = proof {
+        request = request.header("dpop", proof);
+    }
+    app.clone().oneshot(request.body(Body::empty()).expect("a request")).await.expect("infallible").status()
+}
+
+#[test]
+fn a_refusal_on_the_dpop_path_names_the_issuer_that_verified_the_token() {
+    use scopegate::{dpop::DpopPolicy, testing::DpopKey};
+    const OTHER: &str = "https://workforce.example.test/";
+    let recorder = DebuggingRecorder::new();
+    run(&recorder, async {
+        let a = TestIssuer::new();
+        let b = a.with_issuer(OTHER);
+        let authority = a
+            .authority_builder(AUD)
+            .dpop(DpopPolicy::Allowed)
+            .also_trust(b.authority_builder(AUD))
+            .build()
+            .expect("builds");
+        let app = Router::new().route("/me", get(me)).route("/profile", get(profile)).with_state(authority);
+        let key = DpopKey::generate();
+        let bound = b.access_token().dpop_bound(&key).sign();
+        let proof = |method: &str, path: &str, token: &str| {
+            key.proof(method, &format!("{AUD}{path}")).access_token(token).sign()
+        };
+        let once = proof("GET", "/me", &bound);
+        assert_eq!(dpop_status(&app, "/me", &bound, Some(&once)).await, StatusCode::OK); // b: a signature
+        assert_eq!(dpop_status(&app, "/me", &bound, Some(&once)).await, StatusCode::UNAUTHORIZED); // a hit, replayed
+        let post = proof("POST", "/me", &bound);
+        assert_eq!(dpop_status(&app, "/me", &bound, Some(&post)).await, StatusCode::UNAUTHORIZED); // a hit, htm
+        // A signature each.
+        let unbound = b.access_token().sign();
+        let unbound_proof = proof("GET", "/me", &unbound);
+        assert_eq!(dpop_status(&app, "/me", &unbound, Some(&unbound_proof)).await, StatusCode::UNAUTHORIZED);
+        let expired = b.access_token().dpop_bound(&key).expires_in(-3600).sign();
+        let expired_proof = proof("GET", "/me", &expired);
+        assert_eq!(dpop_status(&app, "/me", &expired, Some(&expired_proof)).await, StatusCode::UNAUTHORIZED);
+        // A hit; the token is accepted, then UserInfo refuses it.
+        let for_profile = proof("GET", "/profile", &bound);
+        assert_eq!(dpop_status(&app, "/profile", &bound, Some(&for_profile)).await, StatusCode::UNAUTHORIZED);
+        // No proof: refused before the token reaches an issuer.
+        assert_eq!(dpop_status(&app, "/me", &bound, None).await, StatusCode::UNAUTHORIZED);
+    });
+    let b = "issuer=https://workforce.example.test/";
+    assert_eq!(
+        counters(&recorder),
+        [
+            counter(names::SIGNATURES_CHECKED, &[b], 3),
+            counter(names::TOKEN_CACHE_HITS, &[b], 3),
+            counter(names::TOKENS_ACCEPTED, &[b], 2),
+            counter(names::TOKENS_REJECTED, &["reason=dpop_htm_mismatch", b], 1),
+            counter(names::TOKENS_REJECTED, &["reason=dpop_proof_missing"], 1),
+            counter(names::TOKENS_REJECTED, &["reason=dpop_replayed", b], 1),
+            counter(names::TOKENS_REJECTED, &["reason=not_dpop_bound", b], 1),
+            counter(names::TOKENS_REJECTED, &["reason=token_expired", b], 1),
+            counter(names::TOKENS_REJECTED, &["reason=userinfo_dpop_bound", b], 1),
+        ]
+    );
+}

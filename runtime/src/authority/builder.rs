@@ -11,7 +11,7 @@ use crate::{
     client_assertion::{AssertionSigner, KeyText},
     clock::Clock,
     config::{
-        Config, ConfigError, DEFAULT_LEEWAY, DEFAULT_MAX_LIFETIME, DEFAULT_MAX_TOKEN_SIZE, MAX_LEEWAY,
+        Allowlist, Config, ConfigError, DEFAULT_LEEWAY, DEFAULT_MAX_LIFETIME, DEFAULT_MAX_TOKEN_SIZE, MAX_LEEWAY,
         MAX_TOKEN_SIZE_LIMIT, Profile, ScopeClaim,
     },
     http::{HttpLimits, IssuerClient, check_url},
@@ -854,15 +854,7 @@ impl AuthorityBuilder {
             return self.shared_secret_key(*alg, secret).map(|key| (vec![*alg], key));
         }
         let algorithms = self.algorithms.clone().unwrap_or_else(|| Algorithm::ASYMMETRIC.to_vec());
-        if algorithms.is_empty() {
-            return Err(ConfigError::new("algorithms", "allow at least one algorithm"));
-        }
-        if let Some(alg) = algorithms.iter().find(|a| a.is_symmetric()) {
-            return Err(ConfigError::new(
-                "algorithms",
-                format!("{alg} needs a shared secret: use .shared_secret({alg}, secret) instead of listing it"),
-            ));
-        }
+        Allowlist::Tokens.check(&algorithms)?;
         let keys = if self.jwks.is_empty() && self.pems.is_empty() {
             KeySource::Remote(remote_keys(
                 issuer,

@@ -240,3 +240,129 @@ async fn case_148_scopegate_logs_reasons_and_ids_never_the_token() {
     let long = refused.iter().find(|l| l.contains("kid-kkk")).expect("the long kid event");
     assert!(!long.contains(&long_kid), "{long}");
 }
+
+#[scopegate::requires_scope("read:appointments", introspect)]
+async fn introspected() -> &'static str {
+    "introspected"
+}
+
+/// scopegate's events (target `scopegate` or below) among captured log lines, each as its
+/// level and the rest of the line.
+fn scopegate_events(text: &str) -> Vec<(&str, &str)> {
+    text.lines()
+        .filter_map(|line| {
+            let mut words = line.split_whitespace();
+            let (_time, level, target) = (words.next()?, words.next()?, words.next()?);
+            target.starts_with("scopegate").then_some((level, line))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn each_refused_request_is_logged_once_at_one_level_with_what_may_be_said_of_the_token() {
+    let app = default_app();
+    let misconfigured = Router::new().route("/introspected", axum::routing::get(introspected)).with_state(authority());
+    let expired = issuer().access_token().claim("jti", "jti-once").expires_in(-3600).sign();
+    let (logs, guard) = capture_logs();
+    call(&app, &expired).await.badtok(TokenError::Expired);
+    drop(guard);
+    let text = logs.text();
+    let events = scopegate_events(&text);
+    assert_eq!(events.len(), 1, "{text}");
+    let (level, line) = events[0];
+    assert_eq!(level, "DEBUG", "{line}");
+    for field in ["reason=\"token_expired\"", "status=401", "kid=rsa-1", "jti=jti-once", &format!("iss={ISS}")] {
+        assert!(line.contains(field), "no {field}: {line}");
+    }
+
+    let (logs, guard) = capture_logs();
+    let outcome = call_without_credentials(&app, "/appointments").await;
+    drop(guard);
+    assert_eq!(outcome.status, StatusCode::UNAUTHORIZED);
+    let text = logs.text();
+    let events = scopegate_events(&text);
+    assert_eq!(events.len(), 1, "{text}");
+    assert_eq!(events[0].0, "DEBUG", "{text}");
+    assert!(events[0].1.contains("reason=\"missing_credentials\""), "{text}");
+
+    let (logs, guard) = capture_logs();
+    let outcome =
+        with_token(&misconfigured, "/introspected", &issuer().access_token().scope("read:appointments").sign()).await;
+    drop(guard);
+    assert_eq!(outcome.status, StatusCode::INTERNAL_SERVER_ERROR);
+    let text = logs.text();
+    let events = scopegate_events(&text);
+    assert_eq!(events.len(), 1, "{text}");
+    assert_eq!(events[0].0, "ERROR", "{text}");
+    assert!(events[0].1.contains("reason=\"misconfigured\""), "{text}");
+    assert!(events[0].1.contains("configure it with .introspection(client_id, client_secret)"), "{text}");
+}
+
+async fn profile(user: scopegate::UserInfo) -> String {
+    user.subject().to_owned()
+}
+
+/// The refusal's event is the only one: the introspection and userinfo endpoints' answers
+/// (the calls went through) and a `UserInfo` handler the authority cannot serve log
+/// nothing of their own, and the event says what the operator needs (refused by
+/// introspection; what to configure).
+#[tokio::test]
+async fn an_introspection_refusal_and_a_userinfo_misconfiguration_are_each_logged_once() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let endpoint = Router::new()
+        .route("/introspect", axum::routing::post(|| async { axum::Json(json!({ "active": false })) }))
+        .route("/userinfo", axum::routing::get(|| async { StatusCode::UNAUTHORIZED }));
+    tokio::spawn(async move { axum::serve(listener, endpoint).await });
+    let introspecting = issuer()
+        .authority_builder(AUD)
+        .introspection("api", "secret")
+        .introspection_endpoint(format!("http://{address}/introspect"))
+        .build()
+        .unwrap();
+    let app = app_for(introspecting);
+    let (logs, guard) = capture_logs();
+    let outcome = call(&app, "opaque-token-1").await;
+    drop(guard);
+    assert_eq!(outcome.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(outcome.json()["reason"], "inactive_token");
+    let text = logs.text();
+    let events = scopegate_events(&text);
+    assert_eq!(events.len(), 1, "{text}");
+    let (level, line) = events[0];
+    assert_eq!(level, "DEBUG", "{line}");
+    for field in ["request refused: access token refused by introspection", "reason=\"inactive_token\"", "status=401"] {
+        assert!(line.contains(field), "no {field}: {line}");
+    }
+
+    // The userinfo endpoint refuses the token (the call went through).
+    let refusing = issuer().authority_builder(AUD).userinfo_endpoint(format!("http://{address}/userinfo")).build();
+    let refusing = Router::new().route("/profile", axum::routing::get(profile)).with_state(refusing.unwrap());
+    let (logs, guard) = capture_logs();
+    let outcome = with_token(&refusing, "/profile", &issuer().access_token().sign()).await;
+    drop(guard);
+    assert_eq!(outcome.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(outcome.json()["reason"], "userinfo_refused");
+    let text = logs.text();
+    let events = scopegate_events(&text);
+    assert_eq!(events.len(), 1, "{text}");
+    assert_eq!(events[0].0, "DEBUG", "{text}");
+    assert!(events[0].1.contains("reason=\"userinfo_refused\""), "{text}");
+
+    // Static keys and no userinfo endpoint: nothing to discover it from.
+    let profiles = Router::new().route("/profile", axum::routing::get(profile)).with_state(authority());
+    let (logs, guard) = capture_logs();
+    let outcome = with_token(&profiles, "/profile", &issuer().access_token().sign()).await;
+    drop(guard);
+    assert_eq!(outcome.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(outcome.json()["reason"], "misconfigured");
+    let text = logs.text();
+    let events = scopegate_events(&text);
+    assert_eq!(events.len(), 1, "{text}");
+    let (level, line) = events[0];
+    assert_eq!(level, "ERROR", "{line}");
+    let why =
+        "request refused: UserInfo needs .userinfo_endpoint(url): with static keys there is no discovery document";
+    assert!(line.contains(why), "{line}");
+    assert!(line.contains("reason=\"misconfigured\""), "{line}");
+}
