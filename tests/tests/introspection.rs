@@ -990,6 +990,8 @@ async fn the_dates_of_an_introspection_answer_are_checked_to_the_exact_bound() {
     let lifetime: Vec<(&str, f64, f64, &str)> = vec![
         ("exp a day from now", T + day, T, ""),
         ("exp past a day from now", T + day + 0.5, T, "lifetime_exceeded"),
+        // iat the leeway ahead: exp within a day of iat but past a day from now.
+        ("exp past a day from now, within a day of iat", T + day + 30.0, T + 60.0, "lifetime_exceeded"),
         ("exp a day after iat", T + 100.0, T + 100.0 - day, ""),
         ("exp past a day after iat", T + 100.0, T + 99.5 - day, "lifetime_exceeded"),
     ];
