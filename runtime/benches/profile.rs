@@ -15,27 +15,16 @@
 // A profiling harness fails loudly: a panic means the setup is wrong.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stdout, missing_docs)]
 
-use std::{
-    future::Future,
-    hint::black_box,
-    pin::pin,
-    task::{Context, Poll, Waker},
-};
+mod support;
+
+use std::hint::black_box;
 
 use aws_lc_rs::signature::{self as sig, ParsedPublicKey, VerificationAlgorithm};
 use base64::Engine as _;
 use scopegate::{Algorithm, Authority, testing::TestIssuer};
+use support::ready;
 
 const AUD: &str = "https://api.example.test";
-
-/// Polls a future that completes without waiting (static keys never do I/O).
-fn ready<F: Future>(future: F) -> F::Output {
-    let mut future = pin!(future);
-    match future.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
-        Poll::Ready(output) => output,
-        Poll::Pending => panic!("verification with static keys never waits"),
-    }
-}
 
 #[inline(never)]
 fn verify_many(authority: &Authority, token: &str, n: u32) {

@@ -16,11 +16,10 @@
 // A benchmark fails loudly (a panic means the setup is wrong) and prints its summary table.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stdout, missing_docs)]
 
+mod support;
+
 use std::{
-    future::Future,
     hint::black_box,
-    pin::pin,
-    task::{Context, Poll, Waker},
     time::{Duration, Instant},
 };
 
@@ -39,18 +38,10 @@ use scopegate::{
     dpop::{DpopPolicy, MemoryReplayStore},
     testing::{DpopKey, TestIssuer},
 };
+use support::ready;
 use tower::ServiceExt as _;
 
 const AUD: &str = "https://api.example.test";
-
-/// Polls a future that completes without waiting (static keys never do I/O).
-fn ready<F: Future>(future: F) -> F::Output {
-    let mut future = pin!(future);
-    match future.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
-        Poll::Ready(output) => output,
-        Poll::Pending => panic!("verification with static keys never waits"),
-    }
-}
 
 struct Case {
     alg: Algorithm,
