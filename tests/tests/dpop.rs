@@ -477,6 +477,20 @@ fn dpop_settings_are_checked_at_build_time() {
     assert_eq!(error.setting(), "dpop_proof_max_age", "{error}");
     let error = issuer.authority_builder(AUD).dpop_proof_max_age(Duration::from_secs(30)).build().unwrap_err();
     assert_eq!(error.setting(), "dpop", "{error}");
+    // Every DPoP setting alone, with DPoP not on, is refused under `dpop`.
+    let alone = [
+        ("a replay store", issuer.authority_builder(AUD).dpop_replay_store(Arc::new(MemoryReplayStore::default()))),
+        ("proof algorithms", issuer.authority_builder(AUD).dpop_algorithms([scopegate::Algorithm::ES256])),
+        ("nonces", issuer.authority_builder(AUD).dpop_nonce(scopegate::dpop::DpopNonce::random())),
+    ];
+    for (what, builder) in alone {
+        let error = builder.build().unwrap_err();
+        assert_eq!(error.setting(), "dpop", "{what}: {error}");
+    }
+    // The proof age's bounds: 300 s is the largest accepted, zero is refused.
+    builder().dpop_proof_max_age(Duration::from_secs(300)).build().unwrap();
+    let error = builder().dpop_proof_max_age(Duration::ZERO).build().unwrap_err();
+    assert_eq!(error.setting(), "dpop_proof_max_age", "{error}");
 }
 
 #[tokio::test]
