@@ -22,7 +22,7 @@ use std::hint::black_box;
 use aws_lc_rs::signature::{self as sig, ParsedPublicKey, VerificationAlgorithm};
 use base64::Engine as _;
 use scopegate::{Algorithm, Authority, testing::TestIssuer};
-use support::ready;
+use support::{ready, typical_token};
 
 const AUD: &str = "https://api.example.test";
 
@@ -58,14 +58,7 @@ fn main() {
         _ => ("ed-1", &sig::ED25519),
     };
     let issuer = TestIssuer::new();
-    // The `verify` bench's token: RFC 9068 claims, a handful of scopes, one custom claim.
-    let token = issuer
-        .access_token()
-        .algorithm(alg)
-        .scope("openid profile email read:appointments write:appointments offline_access")
-        .claim("auth_time", 1_764_000_000)
-        .claim("https://api.example.test/roles", serde_json::json!(["scheduler", "viewer"]))
-        .sign();
+    let token = typical_token(&issuer, alg);
     if std::env::var("PROFILE_MODE").as_deref() == Ok("floor") {
         let (input, signature) = token.rsplit_once('.').unwrap();
         let signature = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(signature).unwrap();

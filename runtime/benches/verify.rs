@@ -38,7 +38,7 @@ use scopegate::{
     dpop::{DpopPolicy, MemoryReplayStore},
     testing::{DpopKey, TestIssuer},
 };
-use support::ready;
+use support::{ready, typical_token};
 use tower::ServiceExt as _;
 
 const AUD: &str = "https://api.example.test";
@@ -71,14 +71,7 @@ fn case(issuer: &TestIssuer, alg: Algorithm) -> Case {
         Algorithm::EdDSA => ("ed-1", &sig::ED25519, jsonwebtoken::Algorithm::EdDSA),
         other => panic!("no benchmark for {other}"),
     };
-    // A typical access token: RFC 9068 claims, a handful of scopes and one custom claim.
-    let token = issuer
-        .access_token()
-        .algorithm(alg)
-        .scope("openid profile email read:appointments write:appointments offline_access")
-        .claim("auth_time", 1_764_000_000)
-        .claim("https://api.example.test/roles", serde_json::json!(["scheduler", "viewer"]))
-        .sign();
+    let token = typical_token(issuer, alg);
     let (input, signature) = token.rsplit_once('.').unwrap();
     let signature = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(signature).unwrap();
     let floor_key = ParsedPublicKey::new(algorithm, spki_der(&issuer.public_key_pem(kid))).unwrap();
