@@ -958,3 +958,23 @@ async fn an_ed25519_proof_is_accepted_under_either_name() {
     let proof = key.proof("GET", ME).access_token(&token).header("alg", "ES256").sign();
     assert_refused(&app(authority()), &token, &proof, DpopError::InvalidKey).await;
 }
+
+#[tokio::test]
+async fn a_redis_store_shows_only_its_prefix_and_keeps_its_keys_apart_from_another_prefix() {
+    let Some(redis) =
+        RedisServer::start("a_redis_store_shows_only_its_prefix_and_keeps_its_keys_apart_from_another_prefix")
+    else {
+        return;
+    };
+    use scopegate::dpop::Freshness;
+    let store = RedisReplayStore::connect(&redis.url()).await.unwrap();
+    // The Debug form names the prefix and never the URL (which may carry a password).
+    assert_eq!(format!("{store:?}"), r#"RedisReplayStore { prefix: "scopegate:dpop:", .. }"#);
+    let other = store.clone().with_prefix("orders:");
+    assert_eq!(format!("{other:?}"), r#"RedisReplayStore { prefix: "orders:", .. }"#);
+    let ttl = Duration::from_secs(60);
+    assert_eq!(store.check_and_insert("k", ttl).await.unwrap(), Freshness::Fresh);
+    assert_eq!(other.check_and_insert("k", ttl).await.unwrap(), Freshness::Fresh, "another prefix, another key");
+    assert_eq!(other.check_and_insert("k", ttl).await.unwrap(), Freshness::Replayed);
+    assert_eq!(store.check_and_insert("k", ttl).await.unwrap(), Freshness::Replayed);
+}
