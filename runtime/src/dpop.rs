@@ -520,4 +520,84 @@ mod tests {
             "fUHyO2r2Z3DZ53EsNrWBb0xWXoaNy59IiKCAqksmQEo"
         );
     }
+
+    /// `settings` built as an authority with 5 s of leeway and the audience `API` does.
+    fn built(settings: Settings) -> Result<Option<(Dpop, DpopChallenge)>, &'static str> {
+        settings.build(Duration::from_secs(5), None, Some(API)).map_err(|e| e.setting())
+    }
+
+    #[test]
+    fn each_dpop_setting_alone_without_dpop_on_is_refused_and_the_proof_age_has_bounds() {
+        let off = || Settings { policy: None, ..Settings::default() };
+        assert!(matches!(built(off()), Ok(None)), "nothing set: DPoP off");
+        for (what, settings) in [
+            ("a replay store", Settings { store: Some(Arc::new(MemoryReplayStore::default())), ..off() }),
+            ("a proof age", Settings { max_age: Some(Duration::from_secs(30)), ..off() }),
+            ("proof algorithms", Settings { algorithms: Some(vec![Algorithm::ES256]), ..off() }),
+            ("nonces", Settings { nonce: Some(DpopNonce::random()), ..off() }),
+        ] {
+            assert_eq!(built(settings).err(), Some("dpop"), "{what}");
+        }
+        let aged = |age| Settings { policy: Some(DpopPolicy::Allowed), max_age: Some(age), ..Settings::default() };
+        for (age, want) in [
+            (Duration::ZERO, Some("dpop_proof_max_age")),
+            (Duration::from_nanos(1), None),
+            (MAX_PROOF_MAX_AGE, None),
+            (MAX_PROOF_MAX_AGE + Duration::from_nanos(1), Some("dpop_proof_max_age")),
+        ] {
+            assert_eq!(built(aged(age)).err(), want, "{age:?}");
+        }
+    }
+
+    #[test]
+    fn the_challenge_offers_bearer_only_when_dpop_is_allowed_and_lists_the_proof_algorithms() {
+        let on = |policy| Settings { policy: Some(policy), ..Settings::default() };
+        let Ok(Some((dpop, allowed))) = built(on(DpopPolicy::Allowed)) else { panic!("DPoP allowed") };
+        assert!(allowed.bearer);
+        assert_eq!(&*allowed.algs, "RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 EdDSA Ed25519");
+        assert_eq!(dpop.algorithms(), &Algorithm::PROOF);
+        let Ok(Some((_, required))) = built(on(DpopPolicy::Required)) else { panic!("DPoP required") };
+        assert!(!required.bearer);
+    }
+
+    #[test]
+    fn a_proof_of_another_type_or_for_another_token_is_refused() {
+        let key = DpopKey::generate();
+        assert_eq!(check(&key, &proof(&key, NOW).header("typ", "JWT").sign()).err(), Some(DpopError::WrongType));
+        let other = proof(&key, NOW).access_token("another.access.token").sign();
+        assert_eq!(check(&key, &other).err(), Some(DpopError::AthMismatch));
+        assert_eq!(check(&key, &proof(&key, NOW).without_claim("ath").sign()).err(), Some(DpopError::AthMismatch));
+    }
+
+    #[test]
+    fn with_nonces_on_only_a_current_nonce_string_is_accepted() {
+        let key = DpopKey::generate();
+        let settings = Settings {
+            policy: Some(DpopPolicy::Allowed),
+            nonce: Some(DpopNonce::shared_secret([7; 32])),
+            ..Settings::default()
+        };
+        let Ok(Some((dpop, _))) = built(settings) else { panic!("DPoP with nonces") };
+        let current = dpop.nonces.as_ref().map(|nonces| nonces.current(NOW_F64)).unwrap_or_default();
+        let check = |proof: ProofBuilder| {
+            dpop.check(&proof.sign(), TOKEN, &Method::GET, "/me", &key.thumbprint(), NOW_F64).err()
+        };
+        assert_eq!(check(proof(&key, NOW).nonce(&current)), None);
+        assert_eq!(check(proof(&key, NOW)), Some(DpopError::MissingNonce));
+        assert_eq!(check(proof(&key, NOW).nonce("not-the-nonce")), Some(DpopError::InvalidNonce));
+        assert_eq!(check(proof(&key, NOW).claim("nonce", 7)), Some(DpopError::MalformedProof));
+    }
+
+    #[test]
+    fn exactly_one_dpop_header_of_visible_ascii_is_read() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(proof_header(&headers), Err(DpopError::MissingProof));
+        headers.insert("dpop", "a.b.c".parse().unwrap());
+        assert_eq!(proof_header(&headers), Ok("a.b.c"));
+        headers.append("dpop", "d.e.f".parse().unwrap());
+        assert_eq!(proof_header(&headers), Err(DpopError::MultipleProofs));
+        let mut headers = HeaderMap::new();
+        headers.insert("dpop", axum::http::HeaderValue::from_bytes(b"a.b\xffc").unwrap());
+        assert_eq!(proof_header(&headers), Err(DpopError::MalformedProof));
+    }
 }
