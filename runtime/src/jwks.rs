@@ -798,4 +798,55 @@ mod tests {
         assert_eq!(ttl(Some("max-age=600, no-cache"), &policy), DEFAULT_MIN_TTL);
         assert_eq!(ttl(Some("max-age=abc"), &policy), DEFAULT_TTL);
     }
+
+    #[test]
+    fn the_jwks_cache_defaults_and_bounds_are_the_documented_ones() {
+        let secs = Duration::from_secs;
+        assert_eq!(DEFAULT_REFRESH_COOLDOWN, secs(30));
+        assert_eq!(DEFAULT_MIN_TTL, secs(300), "5 minutes");
+        assert_eq!(DEFAULT_MAX_TTL, secs(86_400), "a day");
+        assert_eq!(DEFAULT_TTL, secs(3_600), "an hour");
+        assert_eq!(DEFAULT_MAX_STALE, secs(86_400), "a day");
+        assert_eq!(MAX_JWKS_DURATION, secs(604_800), "7 days");
+        assert_eq!(MAX_REFRESH_COOLDOWN, secs(3_600), "an hour");
+        assert_eq!(MAX_RETRY_INTERVAL, secs(300), "5 minutes");
+        // A duration past what an `Instant` can hold lands a century ahead.
+        let now = Instant::now();
+        assert_eq!(later(now, Duration::MAX), now + secs(100 * 365 * 86_400));
+    }
+
+    #[test]
+    fn a_cache_policy_is_accepted_at_each_bound_and_refused_past_it_naming_its_setting() {
+        let secs = Duration::from_secs;
+        let base = CachePolicy::default();
+        for accepted in [
+            base,
+            CachePolicy { cooldown: secs(1), ..base },
+            CachePolicy { cooldown: MAX_REFRESH_COOLDOWN, ..base },
+            CachePolicy { min_ttl: secs(1), max_ttl: secs(1), ..base },
+            CachePolicy { min_ttl: secs(60), max_ttl: secs(60), ..base },
+            CachePolicy { max_ttl: MAX_JWKS_DURATION, ..base },
+            CachePolicy { max_stale: MAX_JWKS_DURATION, ..base },
+            CachePolicy { max_stale: Duration::ZERO, ..base },
+            CachePolicy { budget_per_hour: 1, budget_burst: 1, ..base },
+            CachePolicy { budget_per_hour: MAX_FETCH_BUDGET_PER_HOUR, budget_burst: MAX_FETCH_BUDGET_BURST, ..base },
+        ] {
+            assert_eq!(accepted.check().map_err(|e| e.to_string()), Ok(()), "{accepted:?}");
+        }
+        let nanosecond = Duration::from_nanos(1);
+        for (refused, setting) in [
+            (CachePolicy { cooldown: secs(1) - nanosecond, ..base }, "jwks_refresh_cooldown"),
+            (CachePolicy { cooldown: MAX_REFRESH_COOLDOWN + nanosecond, ..base }, "jwks_refresh_cooldown"),
+            (CachePolicy { min_ttl: secs(1) - nanosecond, ..base }, "jwks_ttl_bounds"),
+            (CachePolicy { min_ttl: secs(61), max_ttl: secs(60), ..base }, "jwks_ttl_bounds"),
+            (CachePolicy { max_ttl: MAX_JWKS_DURATION + nanosecond, ..base }, "jwks_ttl_bounds"),
+            (CachePolicy { max_stale: MAX_JWKS_DURATION + nanosecond, ..base }, "jwks_max_stale"),
+            (CachePolicy { budget_per_hour: 0, ..base }, "jwks_fetch_budget"),
+            (CachePolicy { budget_per_hour: MAX_FETCH_BUDGET_PER_HOUR + 1, ..base }, "jwks_fetch_budget"),
+            (CachePolicy { budget_burst: 0, ..base }, "jwks_fetch_budget"),
+            (CachePolicy { budget_burst: MAX_FETCH_BUDGET_BURST + 1, ..base }, "jwks_fetch_budget"),
+        ] {
+            assert_eq!(refused.check().map_err(|e| e.setting()), Err(setting), "{refused:?}");
+        }
+    }
 }
