@@ -600,4 +600,21 @@ mod tests {
         headers.insert("dpop", axum::http::HeaderValue::from_bytes(b"a.b\xffc").unwrap());
         assert_eq!(proof_header(&headers), Err(DpopError::MalformedProof));
     }
+
+    #[test]
+    fn only_the_application_prefix_is_implied_in_a_dpop_typ() {
+        assert!(is_dpop_typ("APPLICATION/DPoP+jwt"));
+        // Twelve characters before `dpop+jwt` that are not `application/`.
+        for typ in ["text/example/dpop+jwt", "text/exampledpop+jwt", "applicationxdpop+jwt"] {
+            assert!(!is_dpop_typ(typ), "{typ}");
+        }
+    }
+
+    #[test]
+    fn a_percent_escape_anywhere_in_the_path_is_normalized() {
+        // Escapes past the path's first bytes (each byte read at its own offset).
+        assert_eq!(normalize_path("/abcdef%7e"), "/abcdef~");
+        assert_eq!(normalize_path("/abcdef%2f%41"), "/abcdef%2FA");
+        assert_eq!(normalize_path("/abcdef%zz%4"), "/abcdef%zz%4");
+    }
 }
