@@ -334,16 +334,21 @@ impl RemoteKeys {
         }
     }
 
-    /// Whether the current set may be used, without taking a reference to it.
-    pub(crate) fn check_usable(self: &Arc<Self>) -> Result<(), Unavailable> {
+    /// Whether the current set may be used at `at`, without taking a reference to it.
+    pub(crate) fn check_usable(self: &Arc<Self>, at: Instant) -> Result<(), Unavailable> {
         match self.current.load().as_deref() {
-            Some(snapshot) if self.within_max_stale(snapshot) => Ok(()),
+            Some(snapshot) if self.within_max_stale_at(snapshot, at) => Ok(()),
             _ => Err(self.unavailable()),
         }
     }
 
     fn within_max_stale(&self, snapshot: &Snapshot) -> bool {
-        snapshot.expires.checked_add(self.policy.max_stale).is_none_or(|until| Instant::now() <= until)
+        self.within_max_stale_at(snapshot, Instant::now())
+    }
+
+    /// [`within_max_stale`](Self::within_max_stale) at `at` (the caller's clock reading).
+    fn within_max_stale_at(&self, snapshot: &Snapshot, at: Instant) -> bool {
+        snapshot.expires.checked_add(self.policy.max_stale).is_none_or(|until| at <= until)
     }
 
     /// No usable keys: nudge a refresh (within the cooldown and the budget) and tell the

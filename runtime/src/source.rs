@@ -71,10 +71,10 @@ impl KeySource {
 
     /// Whether keys may be used at all right now (a remote set can be missing or too
     /// stale); checked on verified-token cache hits, which need no key.
-    pub(crate) fn check_usable(&self) -> Result<(), Unavailable> {
+    pub(crate) fn check_usable(&self, at: std::time::Instant) -> Result<(), Unavailable> {
         match self {
             Self::Fixed(_) => Ok(()),
-            Self::Remote(remote) => remote.check_usable(),
+            Self::Remote(remote) => remote.check_usable(at),
         }
     }
 

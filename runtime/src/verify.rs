@@ -38,19 +38,21 @@ impl Authority {
     /// # Errors
     /// A [`Rejection`] saying why the token was refused.
     pub async fn verify(&self, token: &str) -> Result<AccessToken, Rejection> {
-        self.verify_for(token, AudienceCheck::Configured, None).await
+        self.verify_for(token, AudienceCheck::Configured, None, false).await
     }
 
     /// Verifies a bearer token for `audience` (`introspect`: this authority's introspection,
     /// where a handler with `introspect` sends every token, even a JWT), counting the
-    /// outcome.
+    /// outcome. `cache_missed`: the verified-token caches were just asked for exactly
+    /// this token ([`cached`](Self::cached)) and had no answer, so they are not asked again.
     pub(crate) async fn verify_for(
         &self,
         token: &str,
         audience: AudienceCheck<'_>,
         introspect: Option<&Introspector>,
+        cache_missed: bool,
     ) -> Result<AccessToken, Rejection> {
-        let (member, verified) = self.verify_routed(token, audience, introspect).await;
+        let (member, verified) = self.verify_routed(token, audience, introspect, cache_missed).await;
         self.settle(verified, member.map(|member| &*member.inner.config.issuer))
     }
 
@@ -142,24 +144,25 @@ impl Authority {
         token: &str,
         audience: AudienceCheck<'_>,
         introspect: Option<&Introspector>,
+        cache_missed: bool,
     ) -> (Option<&Authority>, Result<Arc<VerifiedClaims>, Refusal>) {
         if token.len() > self.inner.config.max_token_size {
             return (None, Err(TokenError::TooLarge.into()));
         }
         if self.inner.also.is_empty() || introspect.is_some() {
-            return (Some(self), self.verify_own(token, audience, introspect, None).await);
+            return (Some(self), self.verify_own(token, audience, introspect, None, cache_missed).await);
         }
         if !is_compact_jws(token) {
-            return (Some(self), self.verify_own(token, audience, None, None).await);
+            return (Some(self), self.verify_own(token, audience, None, None, cache_missed).await);
         }
-        if let Some((member, hit)) = self.cached(token.as_bytes(), audience) {
+        if !cache_missed && let Some((member, hit)) = self.cached(token.as_bytes(), audience) {
             return (Some(member), hit);
         }
         let (member, payload) = match self.route(token) {
             Ok(routed) => routed,
             Err(kind) => return (None, Err(kind)),
         };
-        (Some(member), member.verify_own(token, audience, None, Some(payload)).await)
+        (Some(member), member.verify_own(token, audience, None, Some(payload), true).await)
     }
 
     /// The trusted issuer the unverified `iss` of a compact JWS names, with the payload
@@ -178,13 +181,15 @@ impl Authority {
 
     /// Verifies a bearer token with this issuer's own keys and policy, through its
     /// verified-token cache (or its introspection, see above); `payload`: the token's
-    /// payload segment, already decoded by the routing.
+    /// payload segment, already decoded by the routing. `cache_missed`: the cache was
+    /// just asked for this token and did not have it (one lookup per verification).
     async fn verify_own(
         &self,
         token: &str,
         audience: AudienceCheck<'_>,
         introspect: Option<&Introspector>,
         payload: Option<DecodedPayload>,
+        cache_missed: bool,
     ) -> Result<Arc<VerifiedClaims>, Refusal> {
         let config = &self.inner.config;
         if token.len() > config.max_token_size {
@@ -204,7 +209,7 @@ impl Authority {
         let Some(cache) = &self.inner.token_cache else {
             return self.verify_uncached(token, audience, payload).await.map(Arc::new);
         };
-        if let Some(hit) = self.cache_hit(token.as_bytes(), audience) {
+        if !cache_missed && let Some(hit) = self.cache_hit(token.as_bytes(), audience) {
             return hit;
         }
         let generation = self.inner.keys.generation();
@@ -236,11 +241,15 @@ impl Authority {
     fn cache_hit(&self, token: &[u8], audience: AudienceCheck<'_>) -> Option<Result<Arc<VerifiedClaims>, Refusal>> {
         let config = &self.inner.config;
         let cache = self.inner.token_cache.as_ref()?;
+        // Each clock is read once: the wall clock (`exp`, `max_token_age`) and the
+        // monotonic one (the entry's age, the key set's staleness).
         let now = config.clock.now();
-        let claims = cache.get(token, self.inner.keys.generation(), now).filter(|c| c.within_max_age(config, now))?;
+        let at = std::time::Instant::now();
+        let claims =
+            cache.get_at(token, self.inner.keys.generation(), now, at).filter(|c| c.within_max_age(config, now))?;
         // A hit needs no key, but keys must still be usable (a stale set past its limit
         // refuses everything). A miss learns this from the key snapshot.
-        if let Err(unavailable) = self.inner.keys.check_usable() {
+        if let Err(unavailable) = self.inner.keys.check_usable(at) {
             return Some(Err(unavailable.into()));
         }
         if !claims::audience_matches(claims.audiences(), config, audience) {
@@ -434,7 +443,7 @@ impl Authority {
             return Err(self.reject(RejectionKind::MissingCredentials));
         };
         let proof = dpop::proof_header(&parts.headers).map_err(|error| self.reject(error.into()))?;
-        let (member, verified) = self.verify_routed(token, audience, introspect).await;
+        let (member, verified) = self.verify_routed(token, audience, introspect, false).await;
         let issuer = member.map(|member| &*member.inner.config.issuer);
         let checked = match verified {
             Ok(claims) => {
