@@ -1070,4 +1070,21 @@ mod tests {
             assert_eq!(admit_pem(pem, None, &Algorithm::ASYMMETRIC).err(), Some(why), "{pem}");
         }
     }
+
+    #[test]
+    fn ec_coordinates_of_the_wrong_lengths_are_refused_even_when_their_bytes_make_a_point() {
+        // The real P-256 point split 31 + 33 instead of 32 + 32: the same 64 bytes, so only
+        // the length check of each coordinate refuses it.
+        let ec = jwk_as("ec-1", None);
+        let x = crate::b64::b64url_decode(ec["x"].as_str().unwrap().as_bytes()).unwrap();
+        let y = crate::b64::b64url_decode(ec["y"].as_str().unwrap().as_bytes()).unwrap();
+        let mut longer_y = x[31..].to_vec();
+        longer_y.extend_from_slice(&y);
+        let admitted = admit_jwk(&ec_jwk("P-256", &x[..31], &longer_y), &Algorithm::ASYMMETRIC);
+        assert_eq!(admitted.err(), Some(KeyRejection::InvalidCurve));
+        let mut longer_x = x.clone();
+        longer_x.push(y[0]);
+        let admitted = admit_jwk(&ec_jwk("P-256", &longer_x, &y[1..]), &Algorithm::ASYMMETRIC);
+        assert_eq!(admitted.err(), Some(KeyRejection::InvalidCurve));
+    }
 }
