@@ -1082,7 +1082,7 @@ mod tests {
         longer_y.extend_from_slice(&y);
         let admitted = admit_jwk(&ec_jwk("P-256", &x[..31], &longer_y), &Algorithm::ASYMMETRIC);
         assert_eq!(admitted.err(), Some(KeyRejection::InvalidCurve));
-        let mut longer_x = x.clone();
+        let mut longer_x = x;
         longer_x.push(y[0]);
         let admitted = admit_jwk(&ec_jwk("P-256", &longer_x, &y[1..]), &Algorithm::ASYMMETRIC);
         assert_eq!(admitted.err(), Some(KeyRejection::InvalidCurve));
