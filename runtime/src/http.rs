@@ -705,4 +705,190 @@ mod tests {
         let source = std::error::Error::source(&failure).and_then(|s| s.downcast_ref::<std::io::Error>());
         assert_eq!(source.map(std::io::Error::kind), Some(std::io::ErrorKind::NotFound));
     }
+
+    // The limits' bounds, the body cap, what a fetch records and the resolver, against a
+    // server on 127.0.0.1 that writes raw HTTP/1.1 answers (cargo-mutants over http.rs: the
+    // cases below each fail with one of its mutants).
+
+    #[test]
+    fn the_default_limits_hold_and_each_limit_is_checked_at_its_bounds() {
+        let limits = HttpLimits::default();
+        assert_eq!(
+            (limits.max_body, limits.connect_timeout, limits.total_timeout),
+            (262_144, DEFAULT_CONNECT_TIMEOUT, DEFAULT_TOTAL_TIMEOUT)
+        );
+        assert!(limits.check().is_ok());
+        let minute = Duration::from_secs(60);
+        let over = minute + Duration::from_nanos(1);
+        let setting = |limits: HttpLimits| limits.check().err().map(|e| e.setting());
+        for (what, connect, total, expected) in [
+            ("connect 0", Duration::ZERO, minute, Some("http_timeouts")),
+            ("total 0", minute, Duration::ZERO, Some("http_timeouts")),
+            ("both 60 s", minute, minute, None),
+            ("connect over 60 s", over, minute, Some("http_timeouts")),
+            ("total over 60 s", minute, over, Some("http_timeouts")),
+            ("both 1 ns", Duration::from_nanos(1), Duration::from_nanos(1), None),
+        ] {
+            assert_eq!(
+                setting(HttpLimits { connect_timeout: connect, total_timeout: total, ..limits }),
+                expected,
+                "{what}"
+            );
+        }
+        for (max_body, expected) in [
+            (1023, Some("max_jwks_size")),
+            (1024, None),
+            (4 * 1024 * 1024, None),
+            (4 * 1024 * 1024 + 1, Some("max_jwks_size")),
+        ] {
+            assert_eq!(setting(HttpLimits { max_body, ..limits }), expected, "{max_body}");
+        }
+    }
+
+    #[test]
+    fn fetch_error_codes_and_which_errors_mean_unreachable() {
+        assert_eq!(FetchError::Status(404).code(), "http_status");
+        assert_eq!(FetchError::TooLarge.code(), "too_large");
+        for error in [FetchError::Timeout, FetchError::Dns, FetchError::Connect, FetchError::Tls] {
+            assert!(error.is_unreachable(), "{error:?}");
+        }
+        for error in [FetchError::Status(503), FetchError::TooLarge, FetchError::NotJson, FetchError::Redirect] {
+            assert!(!error.is_unreachable(), "{error:?}");
+        }
+    }
+
+    #[test]
+    fn a_url_with_only_a_user_name_or_only_a_password_is_refused() {
+        for url in ["https://user@issuer.example/jwks", "https://:pw@issuer.example/jwks"] {
+            assert!(check_url(url, false, true).unwrap_err().contains("must not carry credentials"), "{url}");
+        }
+        let original = urls(&["https://issuer.example/jwks"]);
+        assert!(!redirect_allowed(&original, &Url::parse("https://:pw@issuer.example/keys").unwrap()));
+        assert!(!redirect_allowed(&original, &Url::parse("https://user@issuer.example/keys").unwrap()));
+    }
+
+    /// A server on 127.0.0.1 answering each path with its raw response and closing the
+    /// connection; its base URL, `http://127.0.0.1:port`.
+    async fn raw_server(answers: Vec<(&'static str, Vec<u8>)>) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let mut request = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let text = String::from_utf8_lossy(&request);
+                let path = text.split(' ').nth(1).unwrap_or_default().to_owned();
+                let answer = answers.iter().find(|(p, _)| *p == path).map_or_else(
+                    || b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec(),
+                    |(_, a)| a.clone(),
+                );
+                let _ = stream.write_all(&answer).await;
+                let _ = stream.shutdown().await;
+            }
+        });
+        base
+    }
+
+    fn answer(status: &str, headers: &str, body: &[u8]) -> Vec<u8> {
+        let mut out = format!("HTTP/1.1 {status}\r\nConnection: close\r\n{headers}\r\n").into_bytes();
+        out.extend_from_slice(body);
+        out
+    }
+
+    fn sized(len: usize) -> Vec<u8> {
+        answer("200 OK", &format!("Content-Length: {len}\r\n"), &vec![b'x'; len])
+    }
+
+    fn chunked(len: usize) -> Vec<u8> {
+        let mut body = format!("{len:x}\r\n").into_bytes();
+        body.extend(vec![b'y'; len]);
+        body.extend_from_slice(b"\r\n0\r\n\r\n");
+        answer("200 OK", "Transfer-Encoding: chunked\r\n", &body)
+    }
+
+    fn client(max_body: usize) -> IssuerClient {
+        IssuerClient::new(HttpLimits { max_body, total_timeout: Duration::from_secs(7), ..HttpLimits::default() }, &[])
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_body_at_the_cap_is_read_and_one_byte_more_is_too_large_declared_or_streamed() {
+        let base = raw_server(vec![
+            ("/sized-1024", sized(1024)),
+            ("/sized-1025", sized(1025)),
+            ("/chunked-1024", chunked(1024)),
+            ("/chunked-1025", chunked(1025)),
+            ("/small", answer("200 OK", "Content-Length: 2\r\nCache-Control: max-age=60\r\n", b"{}")),
+            // Declares more than the cap and sends less: refused on the declared length
+            // alone, before any byte is read.
+            ("/declared-2000", answer("200 OK", "Content-Length: 2000\r\n", b"0123456789")),
+        ])
+        .await;
+        let client = client(1024);
+        assert_eq!(client.total_timeout(), Duration::from_secs(7));
+        let get = |path: &str| {
+            let url = Url::parse(&format!("{base}{path}")).unwrap();
+            let client = client.clone();
+            async move { client.get(&url).await.map(|f| (f.body.len(), f.cache_control)) }
+        };
+        assert_eq!(get("/sized-1024").await, Ok((1024, None)));
+        assert_eq!(get("/chunked-1024").await, Ok((1024, None)));
+        assert_eq!(get("/small").await, Ok((2, Some("max-age=60".to_owned()))));
+        for path in ["/sized-1025", "/chunked-1025", "/declared-2000"] {
+            assert_eq!(get(path).await, Err(FetchError::TooLarge), "{path}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_fetch_records_its_url_and_a_status_other_than_200_fails_it() {
+        let base = raw_server(vec![
+            ("/ok", answer("200 OK", "Content-Length: 2\r\n", b"{}")),
+            ("/created", answer("201 Created", "Content-Length: 2\r\n", b"{}")),
+        ])
+        .await;
+        let client = client(1024);
+        assert_eq!(client.last_failed_url(), None);
+        let url = |path: &str| Url::parse(&format!("{base}{path}")).unwrap();
+        assert_eq!(client.get(&url("/ok")).await.map(|f| f.body), Ok(b"{}".to_vec()));
+        assert_eq!(client.last_failed_url(), None);
+        assert_eq!(client.get(&url("/created")).await.map(|f| f.body), Err(FetchError::Status(201)));
+        assert_eq!(client.last_failed_url(), Some(url("/created")));
+        assert_eq!(client.get(&url("/missing")).await.map(|f| f.body), Err(FetchError::Status(404)));
+        assert_eq!(client.last_failed_url(), Some(url("/missing")));
+    }
+
+    #[tokio::test]
+    async fn an_authorized_get_reads_the_body_of_a_200_only_with_its_media_type() {
+        let base = raw_server(vec![
+            ("/me", answer("200 OK", "Content-Type: Application/JSON ; charset=UTF-8\r\nContent-Length: 2\r\n", b"{}")),
+            ("/refused", answer("401 Unauthorized", "Content-Type: text/plain\r\nContent-Length: 4\r\n", b"nope")),
+        ])
+        .await;
+        let client = client(1024);
+        let get = |path: &str| {
+            let url = Url::parse(&format!("{base}{path}")).unwrap();
+            let client = client.clone();
+            async move {
+                let answered = client.get_authorized(&url, "t0ken", "application/json").await.unwrap();
+                (answered.status, answered.media_type, answered.body)
+            }
+        };
+        assert_eq!(get("/me").await, (200, Some("application/json".to_owned()), b"{}".to_vec()));
+        assert_eq!(get("/refused").await, (401, Some("text/plain".to_owned()), Vec::new()));
+    }
+
+    #[tokio::test]
+    async fn a_host_name_is_resolved_through_the_filter_and_loopback_passes_it() {
+        let base = raw_server(vec![("/ok", answer("200 OK", "Content-Length: 2\r\n", b"{}"))]).await;
+        let port = base.rsplit(':').next().unwrap();
+        let url = Url::parse(&format!("http://localhost:{port}/ok")).unwrap();
+        assert_eq!(client(1024).get(&url).await.map(|f| f.body), Ok(b"{}".to_vec()));
+    }
 }

@@ -559,4 +559,67 @@ mod tests {
         // Brackets inside strings do not count.
         assert!(parse_object(br#"{"a":"[[[[[[[[[[[[[[[[[[[[[[[[[["}"#).is_ok());
     }
+
+    // Each value kind and each way a name is kept (cargo-mutants over json.rs: the cases
+    // below each fail with one of its mutants).
+
+    #[test]
+    fn parse_object_keeps_every_value_as_serde_json_reads_it() {
+        let doc = br#"{"t":true,"f":false,"z":null,"u":18446744073709551615,"i":-3,"x":1.5,"s":"plain","e":"a\"b\u00e9","a":[1,"two",[],{}],"o":{"k":{"l":[null]}}}"#;
+        let expected: Map<String, Value> = serde_json::from_slice(doc).unwrap();
+        assert_eq!(parse_object(doc).unwrap(), expected);
+    }
+
+    #[test]
+    fn each_kind_of_member_is_read_as_what_the_verifier_needs() {
+        let mut sink = Collect::default();
+        let doc =
+            br#"{"wt":true,"wz":null,"wi":-3,"wx":1.5,"we":"a\"b","wo":{"k":"v"},"wa":[],"wm":["x",1,"y"],"wn":[1]}"#;
+        read_object(doc, &mut sink).unwrap();
+        let got: Vec<(&str, &str)> = sink.0.iter().map(|(n, v)| (n.as_str(), v.as_deref().unwrap_or("-"))).collect();
+        assert_eq!(
+            got,
+            [
+                ("wt", "Other"),
+                ("wz", "Other"),
+                ("wi", "Num(-3.0)"),
+                ("wx", "Num(1.5)"),
+                ("we", r#"Str("a\"b")"#),
+                ("wo", "Other"),
+                ("wa", "StrList([])"),
+                ("wm", "Other"),
+                ("wn", "Other"),
+            ]
+        );
+        assert_eq!(Member::Str(Cow::Borrowed("s")).as_str(), Some("s"));
+        assert_eq!(Member::Num(1.0).as_str(), None);
+        assert_eq!(Member::StrList(vec![Cow::Borrowed("s")]).as_str(), None);
+    }
+
+    #[test]
+    fn names_sharing_their_length_and_end_bytes_are_still_different_names() {
+        let doc = br#"{"axb":1,"ayb":2,"w":{"pq":1,"pr":1,"p_q":1,"pxq":1}}"#;
+        assert_eq!(parse_object(doc).unwrap().len(), 3);
+        assert!(read_object(doc, &mut Collect::default()).is_ok());
+    }
+
+    #[test]
+    fn a_duplicate_is_found_apart_from_its_twin_and_with_or_without_escapes() {
+        let many = |n: usize| (0..n).map(|i| format!("\"k{i}\":{i},")).collect::<String>();
+        let docs = [
+            br#"{"a":1,"b":2,"a":3}"#.to_vec(),
+            br#"{"a\u0062":1,"ab":2}"#.to_vec(),
+            br#"{"ab":1,"a\u0062":2}"#.to_vec(),
+            br#"{"a\u0062":1,"\u0061b":2}"#.to_vec(),
+            format!("{{{}\"k3\":0}}", many(20)).into_bytes(),
+            format!("{{{}\"k17\":0}}", many(20)).into_bytes(),
+        ];
+        for doc in &docs {
+            assert!(parse_object(doc).is_err(), "{}", String::from_utf8_lossy(doc));
+            assert!(read_object(doc, &mut Collect::default()).is_err(), "{}", String::from_utf8_lossy(doc));
+        }
+        // The same names once each are one object.
+        let once = format!("{{{}\"a\\u0062\":1,\"ac\":2}}", many(20));
+        assert_eq!(parse_object(once.as_bytes()).unwrap().len(), 22);
+    }
 }

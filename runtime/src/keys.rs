@@ -704,4 +704,387 @@ mod tests {
             }
         }
     }
+
+    // A key set's bookkeeping, lookups and admission rules one by one (cargo-mutants over
+    // keys.rs: the cases below each fail with one of its mutants).
+
+    fn issuer() -> crate::testing::TestIssuer {
+        crate::testing::TestIssuer::new()
+    }
+
+    /// The issuer's key `kid` (`rsa-1`, `ec-1`, `ec-384`, `ed-1`) under another kid, or none.
+    fn jwk_as(kid: &str, as_kid: Option<&str>) -> Value {
+        let mut jwk = issuer().jwk(kid);
+        let map = jwk.as_object_mut().unwrap();
+        match as_kid {
+            Some(k) => map.insert("kid".into(), k.into()),
+            None => map.remove("kid"),
+        };
+        jwk
+    }
+
+    fn with(mut jwk: Value, name: &str, value: Value) -> Value {
+        jwk.as_object_mut().unwrap().insert(name.into(), value);
+        jwk
+    }
+
+    fn set_of(jwks: &[Value]) -> KeySet {
+        KeySet::from_jwks(json!({ "keys": jwks }).to_string().as_bytes(), &Algorithm::ASYMMETRIC).unwrap()
+    }
+
+    /// The signing input and signature of a token the issuer signs with `alg`.
+    fn signed(alg: Algorithm) -> (String, Vec<u8>) {
+        issuer().access_token().algorithm(alg).sign_parts()
+    }
+
+    #[test]
+    fn a_key_verifies_its_own_signature_for_the_algorithm_asked_and_nothing_else() {
+        let key = admit_jwk(&jwk_as("rsa-1", Some("r")), &Algorithm::ASYMMETRIC).unwrap();
+        let rsa: Vec<Algorithm> = Algorithm::ASYMMETRIC.into_iter().take(6).collect();
+        assert_eq!(key.algorithms().collect::<Vec<_>>(), rsa);
+        assert_eq!(key.kid(), Some("r"));
+        assert_eq!(
+            format!("{key:?}"),
+            "VerifyingKey { kid: Some(\"r\"), algorithms: [RS256, RS384, RS512, PS256, PS384, PS512] }"
+        );
+        for alg in [Algorithm::RS256, Algorithm::PS256, Algorithm::PS512] {
+            let (input, mut signature) = signed(alg);
+            assert!(key.verifier(alg).unwrap().verify(input.as_bytes(), &signature), "{alg:?}");
+            signature[10] ^= 1;
+            assert!(!key.verifier(alg).unwrap().verify(input.as_bytes(), &signature), "{alg:?} tampered");
+        }
+        // A PKCS#1 v1.5 signature is not a PSS one: the verifier asked for is the one used.
+        let (input, signature) = signed(Algorithm::RS256);
+        assert!(!key.verifier(Algorithm::PS256).unwrap().verify(input.as_bytes(), &signature));
+        assert!(key.verifier(Algorithm::ES256).is_none());
+        // A key without a kid has none.
+        assert_eq!(admit_jwk(&jwk_as("ed-1", None), &Algorithm::ASYMMETRIC).unwrap().kid(), None);
+    }
+
+    #[test]
+    fn an_hmac_key_verifies_with_the_hash_of_its_algorithm() {
+        let secret = b"a shared secret of at least sixty-four bytes for every HS algorithm....";
+        for alg in [Algorithm::HS256, Algorithm::HS384, Algorithm::HS512] {
+            let key = hmac_key(secret, alg, Some("h".into()));
+            assert_eq!(key.kid(), Some("h"));
+            assert_eq!(key.algorithms().collect::<Vec<_>>(), [alg]);
+            let (input, mut signature) =
+                issuer().access_token().algorithm(alg).hmac_secret(secret.to_vec()).sign_parts();
+            assert!(key.verifier(alg).unwrap().verify(input.as_bytes(), &signature), "{alg:?}");
+            signature[0] ^= 1;
+            assert!(!key.verifier(alg).unwrap().verify(input.as_bytes(), &signature), "{alg:?} tampered");
+        }
+    }
+
+    #[test]
+    fn rejection_codes_and_the_no_usable_key_message_name_each_key() {
+        assert_eq!(KeyRejection::WeakRsaKey.code(), "weak_rsa_key");
+        assert_eq!(KeyRejection::Malformed.to_string(), "malformed_jwk");
+        let error = KeySetError::NoUsableKeys(vec![(0, KeyRejection::WeakRsaKey), (2, KeyRejection::SymmetricKey)]);
+        assert_eq!(
+            error.to_string(),
+            "the JWK set has no usable signing key; key 0: weak_rsa_key; key 2: symmetric_key"
+        );
+    }
+
+    #[test]
+    fn a_key_set_holds_at_most_a_hundred_keys_and_must_be_an_object_with_keys() {
+        let keys = |n: usize| (0..n).map(|i| jwk_as("ed-1", Some(&format!("k{i}")))).collect::<Vec<_>>();
+        let parse =
+            |n: usize| KeySet::from_jwks(json!({ "keys": keys(n) }).to_string().as_bytes(), &Algorithm::ASYMMETRIC);
+        assert_eq!(parse(MAX_KEYS).unwrap().len(), MAX_KEYS);
+        assert_eq!(parse(MAX_KEYS + 1).err(), Some(KeySetError::TooManyKeys));
+        assert_eq!(parse(2).unwrap().len(), 2);
+        for doc in ["[]", "{}", r#"{"keys": {}}"#, "not json"] {
+            let parsed = KeySet::from_jwks(doc.as_bytes(), &Algorithm::ASYMMETRIC);
+            assert_eq!(parsed.err(), Some(KeySetError::NotAJwks), "{doc}");
+        }
+        let set = set_of(&[jwk_as("ed-1", Some("a")), json!({"kty": "oct", "k": "AAAA"})]);
+        assert_eq!((set.len(), set.rejected.as_slice()), (1, [(1, KeyRejection::SymmetricKey)].as_slice()));
+    }
+
+    #[test]
+    fn a_key_set_knows_its_kids() {
+        let set = set_of(&[jwk_as("ed-1", Some("b")), jwk_as("ec-1", None), jwk_as("rsa-1", Some("a"))]);
+        assert_eq!(set.len(), 3);
+        assert!(set.has_kid("a") && set.has_kid("b"));
+        assert!(!set.has_kid("c"));
+        assert_eq!(set.kid_list(), ["a", "b"]);
+        let same = set_of(&[jwk_as("rsa-1", Some("a")), jwk_as("ec-1", None), jwk_as("ed-1", Some("b"))]);
+        assert!(set.same_kids(&same));
+        let other = set_of(&[jwk_as("rsa-1", Some("a")), jwk_as("ec-1", None), jwk_as("ed-1", Some("c"))]);
+        assert!(!set.same_kids(&other));
+        let shorter = set_of(&[jwk_as("rsa-1", Some("a")), jwk_as("ed-1", Some("b"))]);
+        assert!(!set.same_kids(&shorter));
+        let keys = set.into_keys();
+        assert_eq!(keys.iter().map(VerifyingKey::kid).collect::<Vec<_>>(), [Some("b"), None, Some("a")]);
+        let rebuilt = KeySet::from_keys(keys);
+        assert_eq!((rebuilt.len(), rebuilt.kid_list()), (3, vec!["a", "b"]));
+    }
+
+    #[test]
+    fn lookup_finds_the_keys_of_the_kid_and_alg_or_says_why_not() {
+        let found = |m: KeyMatch<'_>| match m {
+            KeyMatch::Found(slots) => slots.iter().filter(|s| s.is_some()).count(),
+            KeyMatch::UnknownKid => 100,
+            KeyMatch::NoUsableKey => 200,
+        };
+        let set = set_of(&[jwk_as("rsa-1", Some("r")), jwk_as("ec-1", Some("e")), jwk_as("ed-1", Some("d"))]);
+        assert_eq!(found(set.lookup(Some("r"), Algorithm::PS256)), 1);
+        assert_eq!(found(set.lookup(Some("e"), Algorithm::ES256)), 1);
+        // A known kid with another algorithm's key, and an unknown kid.
+        assert_eq!(found(set.lookup(Some("r"), Algorithm::ES256)), 200);
+        assert_eq!(found(set.lookup(Some("x"), Algorithm::ES256)), 100);
+        // Without a kid: the one key of the algorithm, or none.
+        assert_eq!(found(set.lookup(None, Algorithm::EdDSA)), 1);
+        assert_eq!(found(set.lookup(None, Algorithm::ES384)), 200);
+        // The found verifier is the kid's key.
+        let (input, signature) = signed(Algorithm::ES256);
+        let KeyMatch::Found([Some(verifier), None]) = set.lookup(Some("e"), Algorithm::ES256) else { panic!() };
+        assert!(verifier.verify(input.as_bytes(), &signature));
+        // Two keys under one kid are both candidates; three are none, and two without a
+        // kid are ambiguous.
+        let two = set_of(&[jwk_as("rsa-1", Some("r")), jwk_as("rsa-1", Some("r")), jwk_as("ed-1", None)]);
+        assert_eq!(found(two.lookup(Some("r"), Algorithm::RS256)), 2);
+        assert_eq!(found(two.lookup(None, Algorithm::RS256)), 200);
+        let three = set_of(&[jwk_as("rsa-1", Some("r")), jwk_as("rsa-1", Some("r")), jwk_as("rsa-1", Some("r"))]);
+        assert_eq!(found(three.lookup(Some("r"), Algorithm::RS256)), 200);
+    }
+
+    #[test]
+    fn each_jwk_admission_rule_refuses_with_its_reason() {
+        let rsa = || jwk_as("rsa-1", Some("r"));
+        let admit = |jwk: &Value| admit_jwk(jwk, &Algorithm::ASYMMETRIC).map(|key| key.algorithms().count());
+        let cases: Vec<(&str, Value, Result<usize, KeyRejection>)> = vec![
+            ("the RSA key", rsa(), Ok(6)),
+            ("the P-256 key", jwk_as("ec-1", Some("e")), Ok(1)),
+            ("the P-384 key", jwk_as("ec-384", Some("e")), Ok(1)),
+            ("the Ed25519 key", jwk_as("ed-1", Some("e")), Ok(1)),
+            ("not an object", json!([1]), Err(KeyRejection::Malformed)),
+            ("kty not a string", with(rsa(), "kty", json!(1)), Err(KeyRejection::Malformed)),
+            ("an oct key", json!({"kty": "oct", "k": "AAAA"}), Err(KeyRejection::SymmetricKey)),
+            ("an oct key without k", json!({"kty": "oct"}), Err(KeyRejection::SymmetricKey)),
+            ("no kty", json!({"n": "AQAB", "e": "AQAB"}), Err(KeyRejection::UnsupportedKeyType)),
+            ("kty unknown", with(rsa(), "kty", json!("RSA-X")), Err(KeyRejection::UnsupportedKeyType)),
+            ("a private member", with(rsa(), "qi", json!("AQAB")), Err(KeyRejection::PrivateKeyMaterial)),
+            ("kid of 256 bytes", with(rsa(), "kid", json!("k".repeat(MAX_KID_LEN))), Ok(6)),
+            ("kid of 257 bytes", with(rsa(), "kid", json!("k".repeat(MAX_KID_LEN + 1))), Err(KeyRejection::KidTooLong)),
+            ("kid not a string", with(rsa(), "kid", json!(7)), Err(KeyRejection::Malformed)),
+            ("use enc", with(rsa(), "use", json!("enc")), Err(KeyRejection::NotForSignatures)),
+            ("use not a string", with(rsa(), "use", json!(true)), Err(KeyRejection::Malformed)),
+            ("key_ops verify", with(rsa(), "key_ops", json!(["sign", "verify"])), Ok(6)),
+            ("key_ops sign", with(rsa(), "key_ops", json!(["sign"])), Err(KeyRejection::NotForVerification)),
+            ("key_ops empty", with(rsa(), "key_ops", json!([])), Err(KeyRejection::NotForVerification)),
+            ("key_ops a string", with(rsa(), "key_ops", json!("verify")), Err(KeyRejection::Malformed)),
+            ("key_ops with a number", with(rsa(), "key_ops", json!(["verify", 1])), Err(KeyRejection::Malformed)),
+            ("alg PS384", with(rsa(), "alg", json!("PS384")), Ok(1)),
+            ("alg unknown", with(rsa(), "alg", json!("RS1024")), Err(KeyRejection::AlgorithmMismatch)),
+            ("alg of another family", with(rsa(), "alg", json!("ES256")), Err(KeyRejection::AlgorithmMismatch)),
+            ("n missing", json!({"kty": "RSA", "e": "AQAB"}), Err(KeyRejection::Malformed)),
+            ("n a number", with(rsa(), "n", json!(5)), Err(KeyRejection::Malformed)),
+            ("n not base64url", with(rsa(), "n", json!("n+/=")), Err(KeyRejection::InvalidKeyMaterial)),
+            ("e missing", json!({"kty": "RSA", "n": rsa()["n"]}), Err(KeyRejection::Malformed)),
+            ("EC crv missing", with(jwk_as("ec-1", None), "crv", json!(null)), Err(KeyRejection::Malformed)),
+            ("EC crv P-521", with(jwk_as("ec-1", None), "crv", json!("P-521")), Err(KeyRejection::InvalidCurve)),
+            (
+                "P-256 point as P-384",
+                with(jwk_as("ec-1", None), "crv", json!("P-384")),
+                Err(KeyRejection::InvalidCurve),
+            ),
+            (
+                "P-384 point as P-256",
+                with(jwk_as("ec-384", None), "crv", json!("P-256")),
+                Err(KeyRejection::InvalidCurve),
+            ),
+            ("OKP crv X25519", with(jwk_as("ed-1", None), "crv", json!("X25519")), Err(KeyRejection::InvalidCurve)),
+            (
+                "OKP x of 31 bytes",
+                with(jwk_as("ed-1", None), "x", json!(b64(&[9; 31]))),
+                Err(KeyRejection::InvalidKeyMaterial),
+            ),
+        ];
+        for (what, jwk, expected) in cases {
+            assert_eq!(admit(&jwk), expected, "{what}");
+        }
+        // An EC x or y of the wrong length, each alone.
+        let ec = jwk_as("ec-1", None);
+        let x = crate::b64::b64url_decode(ec["x"].as_str().unwrap().as_bytes()).unwrap();
+        let y = crate::b64::b64url_decode(ec["y"].as_str().unwrap().as_bytes()).unwrap();
+        assert_eq!(admit(&ec_jwk("P-256", &x, &y)), Ok(1));
+        assert_eq!(admit(&ec_jwk("P-256", &x[1..], &y)), Err(KeyRejection::InvalidCurve));
+        assert_eq!(admit(&ec_jwk("P-256", &x, &y[1..])), Err(KeyRejection::InvalidCurve));
+    }
+
+    #[test]
+    fn a_declared_or_allowed_algorithm_narrows_the_verifiers() {
+        let rsa = jwk_as("rsa-1", Some("r"));
+        let ps256_only = admit_jwk(&rsa, &[Algorithm::PS256, Algorithm::ES256]).unwrap();
+        assert_eq!(ps256_only.algorithms().collect::<Vec<_>>(), [Algorithm::PS256]);
+        // Declared RS256, which the allowlist does not hold; or none of the key's family allowed.
+        assert_eq!(
+            admit_jwk(&with(rsa.clone(), "alg", json!("RS256")), &[Algorithm::PS256]).err(),
+            Some(KeyRejection::AlgorithmMismatch)
+        );
+        assert_eq!(admit_jwk(&rsa, &[Algorithm::ES256]).err(), Some(KeyRejection::AlgorithmMismatch));
+        let declared = admit_jwk(&with(rsa, "alg", json!("RS384")), &Algorithm::ASYMMETRIC).unwrap();
+        assert_eq!(declared.algorithms().collect::<Vec<_>>(), [Algorithm::RS384]);
+    }
+
+    #[test]
+    fn rsa_exponents_must_be_odd_above_one_and_at_most_four_bytes() {
+        let mut n = vec![0xff; 256];
+        n[0] = 0xc1;
+        for (e, ok) in [
+            (&[1, 0, 1][..], true),
+            (&[3], true),
+            (&[0, 0, 1, 0, 1], true),
+            (&[0xff, 0xff, 0xff, 0xff], true),
+            (&[1, 0, 0, 0, 1], false),
+            (&[1], false),
+            (&[0, 1], false),
+            (&[1, 0, 0], false),
+            (&[2], false),
+            (&[], false),
+        ] {
+            let admitted = PublicKeyBytes::rsa(&n, e).map(|_| ());
+            assert_eq!(admitted, if ok { Ok(()) } else { Err(KeyRejection::WeakRsaKey) }, "e = {e:?}");
+        }
+        // A modulus with leading zero bytes counts its bits without them; 8192 bits is the most.
+        let mut padded = vec![0, 0];
+        padded.extend_from_slice(&n);
+        assert!(PublicKeyBytes::rsa(&padded, &[3]).is_ok());
+        assert!(PublicKeyBytes::rsa(&[0xff; 1024], &[3]).is_ok());
+        let mut over = vec![0xff; 1025];
+        over[0] = 1;
+        assert_eq!(PublicKeyBytes::rsa(&over, &[3]).err(), Some(KeyRejection::WeakRsaKey));
+    }
+
+    #[test]
+    fn only_a_y_of_p_or_more_is_non_canonical() {
+        let p_minus_1 = {
+            let mut y = [0xff; 32];
+            y[0] = 0xec;
+            y[31] = 0x7f;
+            y
+        };
+        assert!(is_canonical_y(&p_minus_1));
+        let mut y = p_minus_1;
+        y[0] = 0xed;
+        assert!(!is_canonical_y(&y), "p");
+        y[0] = 0xff;
+        assert!(!is_canonical_y(&y), "p + 18");
+        y[31] = 0x7e;
+        assert!(is_canonical_y(&y), "top byte below 0x7f");
+        y[31] = 0x7f;
+        y[15] = 0xfe;
+        assert!(is_canonical_y(&y), "a middle byte below 0xff");
+        y[15] = 0xff;
+        y[1] = 0xfe;
+        assert!(is_canonical_y(&y), "the second byte below 0xff");
+        assert!(is_canonical_y(&[0; 32]));
+    }
+
+    #[test]
+    fn der_lengths_and_integers_are_minimal_and_positive() {
+        assert_eq!(der_len(0), [0]);
+        assert_eq!(der_len(0x7f), [0x7f]);
+        assert_eq!(der_len(0x80), [0x81, 0x80]);
+        assert_eq!(der_len(0xff), [0x81, 0xff]);
+        assert_eq!(der_len(0x100), [0x82, 1, 0]);
+        assert_eq!(der_len(0x1234), [0x82, 0x12, 0x34]);
+        assert_eq!(der_tlv(0x30, &[5, 6]), [0x30, 2, 5, 6]);
+        assert_eq!(der_integer(&[0x7f]), [2, 1, 0x7f]);
+        assert_eq!(der_integer(&[0x80, 1]), [2, 3, 0, 0x80, 1]);
+        assert_eq!(der_integer(&[]), [2, 1, 0]);
+        assert_eq!(strip_leading_zeros(&[0, 0, 5, 0]), [5, 0]);
+        assert_eq!(strip_leading_zeros(&[0, 0]), [] as [u8; 0]);
+    }
+
+    #[test]
+    fn an_rsa_public_key_document_is_read_with_each_length_form_and_nothing_after_it() {
+        // SEQUENCE (0x81 long form) { INTEGER (0x81) 129 bytes, INTEGER 3 bytes }.
+        let mut n = vec![0u8];
+        n.extend([0xab; 128]);
+        let mut body = vec![0x02, 0x81, 129];
+        body.extend(&n);
+        body.extend([0x02, 0x03, 1, 0, 1]);
+        let mut der = vec![0x30, 0x81, body.len() as u8];
+        der.extend(&body);
+        assert_eq!(parse_rsa_public_key(&der), Some((n.as_slice(), &[1u8, 0, 1][..])));
+        // The same with a two-byte length (0x82) for the sequence.
+        let mut long = vec![0x30, 0x82, 0x00, body.len() as u8];
+        long.extend(&body);
+        assert_eq!(parse_rsa_public_key(&long), Some((n.as_slice(), &[1u8, 0, 1][..])));
+        let mut big = vec![0x30, 0x82, 0x01, 0x0a];
+        big.extend(vec![0x02, 0x82, 0x01, 0x01]);
+        big.extend([0x5a; 0x101]);
+        big.extend([0x02, 0x03, 1, 0, 1]);
+        let parsed = parse_rsa_public_key(&big).unwrap();
+        assert_eq!((parsed.0.len(), parsed.1), (0x101, &[1u8, 0, 1][..]));
+        // Trailing bytes after the sequence or inside it, a wrong tag, a length too long.
+        let mut trailing = der.clone();
+        trailing.push(0);
+        assert_eq!(parse_rsa_public_key(&trailing), None);
+        let mut inner = vec![0x30, 0x81, body.len() as u8 + 1];
+        inner.extend(&body);
+        inner.push(0);
+        assert_eq!(parse_rsa_public_key(&inner), None);
+        let mut tag = der.clone();
+        tag[0] = 0x31;
+        assert_eq!(parse_rsa_public_key(&tag), None);
+        assert_eq!(parse_rsa_public_key(&[0x30, 0x83, 0, 0, 0]), None);
+        assert_eq!(parse_rsa_public_key(&[0x30, 0x05, 0x02, 0x01, 5]), None);
+    }
+
+    #[test]
+    fn pem_keys_of_each_type_are_admitted_and_other_pem_documents_refused() {
+        let issuer = issuer();
+        for (kid, count) in [("rsa-1", 6), ("ec-1", 1), ("ec-384", 1), ("ed-1", 1)] {
+            let key = admit_pem(&issuer.public_key_pem(kid), Some("p"), &Algorithm::ASYMMETRIC).unwrap();
+            assert_eq!((key.kid(), key.algorithms().count()), (Some("p"), count), "{kid}");
+        }
+        let (input, signature) = signed(Algorithm::ES384);
+        let key = admit_pem(&issuer.public_key_pem("ec-384"), None, &Algorithm::ASYMMETRIC).unwrap();
+        assert!(key.verifier(Algorithm::ES384).unwrap().verify(input.as_bytes(), &signature));
+        // The RSA key as PKCS#1 `RSA PUBLIC KEY`: the SubjectPublicKeyInfo of a 2048-bit
+        // key is a 24-byte prefix and then the PKCS#1 document.
+        let spki_b64: String = issuer.public_key_pem("rsa-1").lines().filter(|l| !l.starts_with("-----")).collect();
+        let spki = base64::engine::general_purpose::STANDARD.decode(spki_b64).unwrap();
+        let pkcs1 = base64::engine::general_purpose::STANDARD.encode(&spki[24..]);
+        let pem = format!("-----BEGIN RSA PUBLIC KEY-----\n{pkcs1}\n-----END RSA PUBLIC KEY-----\n");
+        let key = admit_pem(&pem, None, &Algorithm::ASYMMETRIC).unwrap();
+        let (input, signature) = signed(Algorithm::RS512);
+        assert!(key.verifier(Algorithm::RS512).unwrap().verify(input.as_bytes(), &signature));
+        let rsa = issuer.public_key_pem("rsa-1");
+        assert!(admit_pem(&rsa, Some(&"k".repeat(MAX_KID_LEN)), &Algorithm::ASYMMETRIC).is_ok());
+        assert_eq!(
+            admit_pem(&rsa, Some(&"k".repeat(MAX_KID_LEN + 1)), &Algorithm::ASYMMETRIC).err(),
+            Some(KeyRejection::KidTooLong)
+        );
+        for (pem, why) in [
+            ("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n", KeyRejection::PrivateKeyMaterial),
+            ("-----BEGIN RSA PRIVATE KEY-----\nAAAA\n", KeyRejection::PrivateKeyMaterial),
+            ("-----BEGIN CERTIFICATE-----\nAAAA\n", KeyRejection::InvalidKeyMaterial),
+            ("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n", KeyRejection::InvalidKeyMaterial),
+        ] {
+            assert_eq!(admit_pem(pem, None, &Algorithm::ASYMMETRIC).err(), Some(why), "{pem}");
+        }
+    }
+
+    #[test]
+    fn ec_coordinates_of_the_wrong_lengths_are_refused_even_when_their_bytes_make_a_point() {
+        // The real P-256 point split 31 + 33 instead of 32 + 32: the same 64 bytes, so only
+        // the length check of each coordinate refuses it.
+        let ec = jwk_as("ec-1", None);
+        let x = crate::b64::b64url_decode(ec["x"].as_str().unwrap().as_bytes()).unwrap();
+        let y = crate::b64::b64url_decode(ec["y"].as_str().unwrap().as_bytes()).unwrap();
+        let mut longer_y = x[31..].to_vec();
+        longer_y.extend_from_slice(&y);
+        let admitted = admit_jwk(&ec_jwk("P-256", &x[..31], &longer_y), &Algorithm::ASYMMETRIC);
+        assert_eq!(admitted.err(), Some(KeyRejection::InvalidCurve));
+        let mut longer_x = x;
+        longer_x.push(y[0]);
+        let admitted = admit_jwk(&ec_jwk("P-256", &longer_x, &y[1..]), &Algorithm::ASYMMETRIC);
+        assert_eq!(admitted.err(), Some(KeyRejection::InvalidCurve));
+    }
 }
