@@ -1065,4 +1065,16 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn an_empty_aud_names_no_audience_even_for_a_layer_asking_for_the_empty_one() {
+        // `RequireAccessToken::audience("")` is not refused at build time: the token's
+        // empty `aud` must not match it.
+        let for_empty = |aud: Value| {
+            judge(&with(json!({"aud": aud})), Typ::AccessToken, &config(), AudienceCheck::Exact(""), NOW).err()
+        };
+        for aud in [json!(""), json!([""]), json!(["", AUD])] {
+            assert_eq!(for_empty(aud.clone()), Some(TokenError::InvalidAudience), "{aud}");
+        }
+    }
 }
