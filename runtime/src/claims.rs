@@ -579,3 +579,502 @@ fn keycloak_roles(
     let names: Option<Vec<&str>> = roles.iter().map(|r| r.as_str().filter(|s| !s.is_empty())).collect();
     names.map(|n| Some(n.into_iter().collect())).ok_or(TokenError::InvalidScopeClaim)
 }
+
+#[cfg(test)]
+mod tests {
+    //! The claim checks judged directly: a claim set (JSON), the configuration and the
+    //! time, with no signature in between, so each bound is met exactly.
+
+    use std::{sync::Arc, time::Duration};
+
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::{clock::Clock, config::DEFAULT_LEEWAY, rejection::ChallengeConfig};
+
+    const ISS: &str = "https://issuer.test/";
+    const AUD: &str = "https://api.test";
+    const NOW: f64 = 1_800_000_000.0;
+
+    /// The builder's defaults, for one issuer and audience.
+    fn config() -> Config {
+        Config {
+            issuer: ISS.into(),
+            audiences: vec![AUD.into()],
+            algorithms: Vec::new(),
+            leeway: DEFAULT_LEEWAY,
+            max_lifetime: crate::DEFAULT_MAX_LIFETIME,
+            max_age: None,
+            max_token_size: crate::DEFAULT_MAX_TOKEN_SIZE,
+            profile: Profile::Rfc9068,
+            scope_claims: vec![ScopeClaim::Scope],
+            allowed_clients: None,
+            reject_id_token_claims: true,
+            require_single_audience: false,
+            challenge: Arc::new(ChallengeConfig {
+                realm: "api".into(),
+                describe: true,
+                resource_metadata: None,
+                hook: None,
+                dpop: None,
+            }),
+            tenants: None,
+            require_token_use: false,
+            appid_names_client: false,
+            clock: Clock::System,
+        }
+    }
+
+    fn compatible() -> Config {
+        Config { profile: Profile::Compatible, ..config() }
+    }
+
+    /// An RFC 9068 claim set issued now, valid for five minutes.
+    fn claims() -> Value {
+        json!({
+            "iss": ISS, "sub": "alice", "aud": AUD, "client_id": "app", "jti": "j-1",
+            "iat": NOW, "exp": NOW + 300.0, "scope": "read write",
+        })
+    }
+
+    /// `claims()` with these members set (`null` removes one).
+    #[allow(clippy::needless_pass_by_value)]
+    fn with(changes: Value) -> Value {
+        let mut claims = claims();
+        if let (Some(object), Some(changes)) = (claims.as_object_mut(), changes.as_object()) {
+            for (name, value) in changes {
+                if value.is_null() {
+                    object.remove(name);
+                } else {
+                    object.insert(name.clone(), value.clone());
+                }
+            }
+        }
+        claims
+    }
+
+    fn judge(
+        claims: &Value,
+        typ: Typ,
+        config: &Config,
+        audience: AudienceCheck<'_>,
+        now: f64,
+    ) -> Result<VerifiedClaims, TokenError> {
+        let payload = claims.to_string();
+        let raw = RawClaims::read(&payload)?;
+        validate(&payload, &raw, typ, config, audience, now)
+    }
+
+    /// The error of an `at+jwt` token with `claims` under `config` at `now`, `None` when accepted.
+    fn refusal_at(claims: &Value, config: &Config, now: f64) -> Option<TokenError> {
+        judge(claims, Typ::AccessToken, config, AudienceCheck::Configured, now).err()
+    }
+
+    fn refusal(claims: &Value, config: &Config) -> Option<TokenError> {
+        refusal_at(claims, config, NOW)
+    }
+
+    fn typed_refusal(claims: &Value, typ: Typ, config: &Config) -> Option<TokenError> {
+        judge(claims, typ, config, AudienceCheck::Configured, NOW).err()
+    }
+
+    fn accepted(claims: &Value, config: &Config) -> VerifiedClaims {
+        match judge(claims, Typ::AccessToken, config, AudienceCheck::Configured, NOW) {
+            Ok(facts) => facts,
+            Err(e) => panic!("refused with {e:?}: {claims}"),
+        }
+    }
+
+    fn scopes_of(facts: &VerifiedClaims) -> Vec<&str> {
+        facts.scopes.iter().collect()
+    }
+
+    #[test]
+    fn the_verified_facts_are_the_claims_of_the_token() {
+        let facts = accepted(&claims(), &config());
+        assert_eq!(facts.subject(), "alice");
+        assert_eq!(facts.issuer(), ISS);
+        assert_eq!(facts.client_id(), Some("app"));
+        assert_eq!(facts.jti(), Some("j-1"));
+        assert_eq!(facts.audiences().collect::<Vec<_>>(), [AUD]);
+        assert_eq!((facts.expires_at, facts.issued_at), (NOW + 300.0, NOW));
+        assert_eq!(scopes_of(&facts), ["read", "write"]);
+        assert_eq!(facts.verification, Verification::Jwt);
+        assert!(!facts.bound);
+        assert_eq!(facts.payload(), claims().to_string());
+        assert_eq!(facts.raw().get("sub"), Some(&json!("alice")));
+        assert_eq!(facts.jkt(), None);
+
+        // A string with an escape is copied out, unescaped.
+        let payload = claims().to_string().replace("\"alice\"", "\"al\\u0069ce\"");
+        let raw = RawClaims::read(&payload).expect("reads");
+        let facts =
+            validate(&payload, &raw, Typ::AccessToken, &config(), AudienceCheck::Configured, NOW).expect("accepted");
+        assert_eq!(facts.subject(), "alice");
+        assert_eq!(facts.issuer(), ISS);
+    }
+
+    #[test]
+    fn the_issuer_and_jti_are_read_for_the_logs_and_a_malformed_claim_set_is_refused() {
+        let payload = claims().to_string();
+        let raw = RawClaims::read(&payload).expect("reads");
+        assert_eq!((raw.iss(), raw.jti()), (Some(ISS), Some("j-1")));
+        let payload = json!({"iss": 7, "jti": ["j"]}).to_string();
+        let raw = RawClaims::read(&payload).expect("reads");
+        assert_eq!((raw.iss(), raw.jti()), (None, None));
+        assert_eq!(RawClaims::read("{\"iss\": 1").err(), Some(TokenError::Malformed));
+        assert_eq!(RawClaims::read("{\"sub\": \"a\", \"sub\": \"b\"}").err(), Some(TokenError::Malformed));
+    }
+
+    #[test]
+    fn a_cnf_claim_binds_the_token_and_its_jkt_is_the_dpop_thumbprint() {
+        let facts = accepted(&with(json!({"cnf": {"jkt": "thumb"}})), &config());
+        assert!(facts.bound);
+        assert_eq!(facts.jkt(), Some("thumb"));
+        assert!(accepted(&with(json!({"cnf": {"jkt": ""}})), &config()).jkt().is_none());
+        assert!(accepted(&with(json!({"cnf": {"x5t#S256": "t"}})), &config()).jkt().is_none());
+        let facts = accepted(&with(json!({"cnf": "thumb"})), &config());
+        assert!(facts.bound);
+        assert_eq!(facts.jkt(), None);
+    }
+
+    #[test]
+    fn within_max_age_holds_up_to_the_exact_maximum_age() {
+        let facts = accepted(&claims(), &config());
+        let aged = Config { max_age: Some(Duration::from_secs(100)), ..config() };
+        assert!(facts.within_max_age(&aged, NOW));
+        assert!(facts.within_max_age(&aged, NOW + 100.0));
+        assert!(!facts.within_max_age(&aged, NOW + 100.5));
+        assert!(facts.within_max_age(&config(), NOW + 1e6));
+    }
+
+    #[test]
+    fn a_typ_claim_of_id_refresh_or_logout_is_refused_whatever_the_header_says() {
+        for (typ, error) in [
+            ("ID", TokenError::IdToken),
+            ("Refresh", TokenError::NotAnAccessToken),
+            ("Logout", TokenError::NotAnAccessToken),
+        ] {
+            assert_eq!(refusal(&with(json!({"typ": typ})), &config()), Some(error), "{typ}");
+            assert_eq!(refusal(&with(json!({"typ": typ})), &compatible()), Some(error), "{typ}");
+        }
+        assert_eq!(refusal(&with(json!({"typ": "Bearer"})), &config()), None);
+    }
+
+    #[test]
+    fn a_token_not_typed_at_jwt_is_told_apart_as_an_id_token_or_another_jwt_by_its_claims() {
+        let none = json!({"client_id": null, "scope": null});
+        // Any one of the claims an access token carries makes it "not an access token".
+        for only in [
+            json!({"client_id": "app"}),
+            json!({"scope": "read"}),
+            json!({"scp": "read"}),
+            json!({"permissions": ["read"]}),
+        ] {
+            let mut claims = with(none.clone());
+            for (name, value) in only.as_object().into_iter().flatten() {
+                claims[name] = value.clone();
+            }
+            for typ in [Typ::Jwt, Typ::Absent, Typ::Other] {
+                assert_eq!(
+                    typed_refusal(&claims, typ, &config()),
+                    Some(TokenError::NotAnAccessToken),
+                    "{only} {typ:?}"
+                );
+            }
+        }
+        // None of them, or an ID-token claim: an ID token.
+        assert_eq!(typed_refusal(&with(none), Typ::Jwt, &config()), Some(TokenError::IdToken));
+        for claim in ["nonce", "at_hash", "c_hash"] {
+            assert_eq!(
+                typed_refusal(&with(json!({claim: "n"})), Typ::Jwt, &config()),
+                Some(TokenError::IdToken),
+                "{claim}"
+            );
+        }
+        // The compatible profile takes `JWT` and untyped tokens, not other types.
+        assert_eq!(typed_refusal(&claims(), Typ::Jwt, &compatible()), None);
+        assert_eq!(typed_refusal(&claims(), Typ::Absent, &compatible()), None);
+        assert_eq!(typed_refusal(&claims(), Typ::Other, &compatible()), Some(TokenError::NotAnAccessToken));
+    }
+
+    #[test]
+    fn id_token_claims_are_refused_unless_allowed_and_then_only_in_an_at_jwt() {
+        let nonce = with(json!({"nonce": "n"}));
+        assert_eq!(refusal(&nonce, &config()), Some(TokenError::IdToken));
+        let lenient = Config { reject_id_token_claims: false, ..compatible() };
+        assert_eq!(refusal(&nonce, &lenient), None);
+        assert_eq!(typed_refusal(&nonce, Typ::Jwt, &lenient), Some(TokenError::IdToken));
+        assert_eq!(typed_refusal(&nonce, Typ::Absent, &lenient), Some(TokenError::IdToken));
+        assert_eq!(typed_refusal(&claims(), Typ::Jwt, &lenient), None);
+    }
+
+    #[test]
+    fn with_token_use_required_only_access_is_accepted() {
+        let cognito = Config { require_token_use: true, ..compatible() };
+        assert_eq!(refusal(&with(json!({"token_use": "access"})), &cognito), None);
+        assert_eq!(refusal(&with(json!({"token_use": "id"})), &cognito), Some(TokenError::IdToken));
+        assert_eq!(refusal(&with(json!({"token_use": "refresh"})), &cognito), Some(TokenError::NotAnAccessToken));
+        assert_eq!(refusal(&claims(), &cognito), Some(TokenError::NotAnAccessToken));
+        assert_eq!(refusal(&claims(), &compatible()), None);
+    }
+
+    #[test]
+    fn the_issuer_must_be_the_configured_string_and_a_tenant_template_the_tokens_own_tenant() {
+        assert_eq!(refusal(&with(json!({"iss": "https://issuer.test"})), &config()), Some(TokenError::InvalidIssuer));
+        assert_eq!(refusal(&with(json!({"iss": null})), &config()), Some(TokenError::InvalidIssuer));
+        let entra = Config {
+            issuer: "https://login.test/{tenantid}/v2.0".into(),
+            tenants: Some(vec!["t1".into(), "t2".into()]),
+            ..compatible()
+        };
+        let t1 = with(json!({"iss": "https://login.test/t1/v2.0", "tid": "t1"}));
+        assert_eq!(refusal(&t1, &entra), None);
+        let mut other = t1;
+        other["tid"] = json!("t2");
+        assert_eq!(refusal(&other, &entra), Some(TokenError::InvalidIssuer));
+        other["tid"] = Value::Null;
+        assert_eq!(refusal(&other, &entra), Some(TokenError::InvalidIssuer));
+        let t3 = with(json!({"iss": "https://login.test/t3/v2.0", "tid": "t3"}));
+        assert_eq!(refusal(&t3, &entra), Some(TokenError::InvalidIssuer));
+    }
+
+    #[test]
+    fn aud_is_a_non_empty_string_or_array_of_non_empty_strings_naming_the_audience() {
+        for aud in [json!([AUD]), json!(["https://other.test", AUD]), json!([AUD, AUD])] {
+            let facts = accepted(&with(json!({"aud": aud})), &config());
+            assert!(facts.audiences().any(|a| a == AUD), "{aud}");
+        }
+        assert_eq!(accepted(&with(json!({"aud": ["https://other.test", AUD]})), &config()).audiences().count(), 2);
+        for aud in [
+            json!(""),
+            json!([]),
+            json!([""]),
+            json!(["", AUD]),
+            json!([AUD, ""]),
+            json!("https://other.test"),
+            json!(["https://other.test"]),
+            json!(7),
+            Value::Null,
+        ] {
+            assert_eq!(refusal(&with(json!({"aud": aud})), &config()), Some(TokenError::InvalidAudience), "{aud}");
+        }
+    }
+
+    #[test]
+    fn require_single_audience_refuses_a_token_for_two() {
+        let two = with(json!({"aud": [AUD, "https://other.test"]}));
+        assert_eq!(refusal(&two, &config()), None);
+        let single = Config { require_single_audience: true, ..config() };
+        assert_eq!(refusal(&two, &single), Some(TokenError::InvalidAudience));
+        assert_eq!(refusal(&with(json!({"aud": [AUD]})), &single), None);
+        assert_eq!(refusal(&claims(), &single), None);
+    }
+
+    #[test]
+    fn a_handlers_audience_is_matched_exactly_among_the_tokens() {
+        let for_other = |aud: Value| {
+            judge(
+                &with(json!({"aud": aud})),
+                Typ::AccessToken,
+                &config(),
+                AudienceCheck::Exact("https://other.test"),
+                NOW,
+            )
+            .err()
+        };
+        assert_eq!(for_other(json!("https://other.test")), None);
+        assert_eq!(for_other(json!([AUD, "https://other.test"])), None);
+        assert_eq!(for_other(json!(AUD)), Some(TokenError::InvalidAudience));
+        assert_eq!(for_other(json!("https://other.test/")), Some(TokenError::InvalidAudience));
+    }
+
+    #[test]
+    fn with_no_audience_configured_only_a_token_without_aud_passes_the_configured_check() {
+        let cognito = Config { audiences: Vec::new(), allowed_clients: Some(vec!["app".into()]), ..compatible() };
+        let facts = accepted(&with(json!({"aud": null})), &cognito);
+        assert_eq!(facts.audiences().count(), 0);
+        for aud in [json!(AUD), json!([]), json!([AUD]), json!("")] {
+            assert_eq!(refusal(&with(json!({"aud": aud})), &cognito), Some(TokenError::InvalidAudience), "{aud}");
+        }
+        // Configured audiences: a token without `aud` is refused.
+        assert_eq!(refusal(&with(json!({"aud": null})), &config()), Some(TokenError::InvalidAudience));
+    }
+
+    #[test]
+    fn exp_holds_until_the_leeway_past_it() {
+        let exp = NOW + 300.0;
+        let leeway = 60.0;
+        assert_eq!(refusal_at(&claims(), &config(), exp + leeway - 0.5), None);
+        assert_eq!(refusal_at(&claims(), &config(), exp), None);
+        assert_eq!(refusal_at(&claims(), &config(), exp + leeway), Some(TokenError::Expired));
+        assert_eq!(refusal_at(&claims(), &config(), exp + 1e6), Some(TokenError::Expired));
+    }
+
+    #[test]
+    fn nbf_and_iat_may_be_at_most_the_leeway_ahead() {
+        for (claim, error) in [("nbf", TokenError::NotYetValid), ("iat", TokenError::IssuedInFuture)] {
+            for (at, expected) in [(NOW, None), (NOW + 30.0, None), (NOW + 60.0, None), (NOW + 61.0, Some(error))] {
+                assert_eq!(refusal(&with(json!({claim: at})), &config()), expected, "{claim} now + {}", at - NOW);
+            }
+        }
+        assert_eq!(refusal(&with(json!({"nbf": NOW - 1e6})), &config()), None);
+    }
+
+    #[test]
+    fn the_lifetime_is_bounded_both_from_now_and_from_iat() {
+        let hour = Config { max_lifetime: Duration::from_secs(3600), ..config() };
+        let times = |iat: f64, exp: f64| with(json!({"iat": NOW + iat, "exp": NOW + exp}));
+        // exp - now: iat ahead (within the leeway) keeps exp - iat below the bound.
+        assert_eq!(refusal(&times(60.0, 3600.0), &hour), None);
+        assert_eq!(refusal(&times(60.0, 3601.0), &hour), Some(TokenError::LifetimeExceeded));
+        // exp - iat: iat past keeps exp - now below the bound.
+        assert_eq!(refusal(&times(-50.0, 3550.0), &hour), None);
+        assert_eq!(refusal(&times(-100.0, 3550.0), &hour), Some(TokenError::LifetimeExceeded));
+    }
+
+    #[test]
+    fn max_token_age_refuses_a_token_issued_longer_ago() {
+        let aged = Config { max_age: Some(Duration::from_secs(100)), ..config() };
+        let issued = |ago: f64| with(json!({"iat": NOW - ago}));
+        assert_eq!(refusal(&issued(0.0), &aged), None);
+        assert_eq!(refusal(&issued(100.0), &aged), None);
+        assert_eq!(refusal(&issued(101.0), &aged), Some(TokenError::LifetimeExceeded));
+        assert_eq!(refusal(&issued(101.0), &config()), None);
+    }
+
+    #[test]
+    fn a_numeric_date_is_a_positive_number_below_2_pow_53() {
+        for claim in ["exp", "iat", "nbf"] {
+            for value in [
+                json!(0),
+                json!(-1),
+                json!(9_007_199_254_740_992.0_f64),
+                json!(1e300),
+                json!("1800000000"),
+                json!(true),
+            ] {
+                assert_eq!(
+                    refusal(&with(json!({claim: value})), &config()),
+                    Some(TokenError::InvalidClaim),
+                    "{claim}: {value}"
+                );
+            }
+        }
+        assert_eq!(refusal(&with(json!({"exp": null})), &config()), Some(TokenError::InvalidClaim));
+        assert_eq!(refusal(&with(json!({"iat": null})), &config()), Some(TokenError::InvalidClaim));
+        assert_eq!(refusal(&with(json!({"nbf": 1})), &config()), None);
+        assert_eq!(refusal(&with(json!({"iat": NOW - 0.25, "exp": NOW + 0.5})), &config()), None);
+    }
+
+    #[test]
+    fn identifiers_are_non_empty_strings_and_required_in_rfc_9068() {
+        for claim in ["sub", "client_id", "jti"] {
+            assert_eq!(refusal(&with(json!({claim: ""})), &config()), Some(TokenError::EmptyClaim), "{claim}");
+            assert_eq!(refusal(&with(json!({claim: 7})), &config()), Some(TokenError::InvalidClaim), "{claim}");
+            assert_eq!(refusal(&with(json!({claim: null})), &config()), Some(TokenError::InvalidClaim), "{claim}");
+        }
+        // In the compatible profile `jti` is optional, `sub` is not.
+        let facts = accepted(&with(json!({"jti": null})), &compatible());
+        assert_eq!(facts.jti(), None);
+        assert_eq!(refusal(&with(json!({"sub": null})), &compatible()), Some(TokenError::InvalidClaim));
+    }
+
+    #[test]
+    fn the_compatible_profile_finds_the_client_in_client_id_azp_cid_then_appid() {
+        let named = |changes: Value, config: &Config, typ: Typ| {
+            judge(&with(changes), typ, config, AudienceCheck::Configured, NOW).map(|f| f.client_id().map(str::to_owned))
+        };
+        let entra_v1 = Config { appid_names_client: true, ..compatible() };
+        assert_eq!(named(json!({"client_id": null, "azp": "spa"}), &compatible(), Typ::Jwt), Ok(Some("spa".into())));
+        assert_eq!(named(json!({"client_id": null, "cid": "okta"}), &compatible(), Typ::Jwt), Ok(Some("okta".into())));
+        assert_eq!(named(json!({"client_id": null, "appid": "v1"}), &entra_v1, Typ::Jwt), Ok(Some("v1".into())));
+        assert_eq!(named(json!({"azp": "spa"}), &compatible(), Typ::Jwt), Ok(Some("app".into())));
+        // `appid` only where it names the client; a `JWT` must name one, an `at+jwt` need not.
+        assert_eq!(
+            named(json!({"client_id": null, "appid": "v1"}), &compatible(), Typ::Jwt),
+            Err(TokenError::InvalidClaim)
+        );
+        assert_eq!(named(json!({"client_id": null}), &compatible(), Typ::Absent), Err(TokenError::InvalidClaim));
+        assert_eq!(named(json!({"client_id": null}), &compatible(), Typ::AccessToken), Ok(None));
+    }
+
+    #[test]
+    fn allowed_clients_accepts_only_the_listed_clients_byte_for_byte() {
+        let only_app = Config { allowed_clients: Some(vec!["app".into()]), ..compatible() };
+        assert_eq!(refusal(&claims(), &only_app), None);
+        for client in [json!("intruder"), json!("App"), json!("app "), Value::Null] {
+            assert_eq!(
+                refusal(&with(json!({"client_id": client})), &only_app),
+                Some(TokenError::ClientNotAllowed),
+                "{client}"
+            );
+        }
+        let two = Config { allowed_clients: Some(vec!["mobile".into(), "app".into()]), ..config() };
+        assert_eq!(refusal(&claims(), &two), None);
+    }
+
+    #[test]
+    fn scopes_come_from_the_first_configured_claim_the_token_carries() {
+        let from = |claims: &[ScopeClaim], changes: Value| {
+            let config = Config { scope_claims: claims.to_vec(), ..compatible() };
+            judge(&with(changes), Typ::AccessToken, &config, AudienceCheck::Configured, NOW)
+                .map(|f| f.scopes.iter().map(str::to_owned).collect::<Vec<_>>())
+        };
+        use ScopeClaim::*;
+        let list = |s: &[&str]| Ok(s.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>());
+        assert_eq!(from(&[Scope], json!({})), list(&["read", "write"]));
+        assert_eq!(from(&[Scp], json!({"scp": "a b"})), list(&["a", "b"]));
+        assert_eq!(from(&[Scp], json!({"scp": ["a", "b"]})), list(&["a", "b"]));
+        assert_eq!(from(&[Permissions], json!({"permissions": ["p"]})), list(&["p"]));
+        assert_eq!(from(&[Roles], json!({"roles": ["r"]})), list(&["r"]));
+        assert_eq!(from(&[Scp, Roles], json!({"roles": ["r"]})), list(&["r"]));
+        assert_eq!(from(&[Scp, Scope], json!({"scp": ["s"]})), list(&["s"]));
+        assert_eq!(from(&[Scp], json!({})), list(&[]));
+        for (claims, changes) in [
+            (&[Scp][..], json!({"scp": ["a", ""]})),
+            (&[Scope][..], json!({"scope": ["read"]})),
+            (&[Permissions][..], json!({"permissions": "p"})),
+            (&[Roles][..], json!({"roles": 7})),
+        ] {
+            assert_eq!(from(claims, changes.clone()), Err(TokenError::InvalidScopeClaim), "{changes}");
+        }
+    }
+
+    #[test]
+    fn keycloak_roles_are_read_from_realm_access_or_the_audiences_resource_access() {
+        let from = |claim: ScopeClaim, changes: Value| {
+            let config = Config { scope_claims: vec![claim, ScopeClaim::Scope], ..compatible() };
+            judge(&with(changes), Typ::AccessToken, &config, AudienceCheck::Configured, NOW)
+                .map(|f| f.scopes.iter().map(str::to_owned).collect::<Vec<_>>())
+        };
+        let list = |s: &[&str]| Ok(s.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>());
+        let realm = json!({"realm_access": {"roles": ["admin", "user"]}});
+        let client = json!({"resource_access": {"other": {"roles": ["no"]}, AUD: {"roles": ["editor"]}}});
+        assert_eq!(from(ScopeClaim::RealmRoles, realm.clone()), list(&["admin", "user"]));
+        assert_eq!(from(ScopeClaim::ClientRoles, client.clone()), list(&["editor"]));
+        // The other kind of roles, or none: the next claim (`scope`).
+        assert_eq!(from(ScopeClaim::RealmRoles, client), list(&["read", "write"]));
+        assert_eq!(from(ScopeClaim::ClientRoles, realm), list(&["read", "write"]));
+        assert_eq!(from(ScopeClaim::RealmRoles, json!({"realm_access": {}})), list(&["read", "write"]));
+        for bad in [json!({"roles": ["a", ""]}), json!({"roles": "a"}), json!({"roles": [7]}), json!(["a"])] {
+            assert_eq!(
+                from(ScopeClaim::RealmRoles, json!({"realm_access": bad.clone()})),
+                Err(TokenError::InvalidScopeClaim),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_empty_aud_names_no_audience_even_for_a_layer_asking_for_the_empty_one() {
+        // `RequireAccessToken::audience("")` is not refused at build time: the token's
+        // empty `aud` must not match it.
+        let for_empty = |aud: Value| {
+            judge(&with(json!({"aud": aud})), Typ::AccessToken, &config(), AudienceCheck::Exact(""), NOW).err()
+        };
+        for aud in [json!(""), json!([""]), json!(["", AUD])] {
+            assert_eq!(for_empty(aud.clone()), Some(TokenError::InvalidAudience), "{aud}");
+        }
+    }
+}
