@@ -157,13 +157,20 @@ stop "$SERVER_PID"
 echo "start-up: process start to first accepted request" >&2
 STARTUPS=()
 for i in 1 2 3 4 5; do
-  port=$((20000 + RANDOM % 20000))
+  # Port 0: the system picks a free port (a random one may be taken); the service prints
+  # the address it bound, and the clock runs from before the process starts.
   t0=$(date +%s%N)
-  ISSUER="$ISSUER" BIND="127.0.0.1:$port" RUST_LOG=warn "$BIN/appointments-api" >"$WORK/startup.out" 2>&1 &
+  ISSUER="$ISSUER" BIND="127.0.0.1:0" RUST_LOG=warn "$BIN/appointments-api" >"$WORK/startup.out" 2>&1 &
   pid=$!
   PIDS+=("$pid")
   deadline=$((SECONDS + 30))
-  until [ "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$port/api/me" 2>/dev/null)" = 200 ]; do
+  url=""
+  until [ -n "$url" ]; do
+    [ "$SECONDS" -lt "$deadline" ] || { echo "the service did not start within 30 s" >&2; cat "$WORK/startup.out" >&2; exit 1; }
+    url=$(sed -nE 's|^listening on (http://[^ ]+)$|\1|p' "$WORK/startup.out" | head -1)
+    [ -n "$url" ] || sleep 0.002
+  done
+  until [ "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOKEN" "$url/api/me" 2>/dev/null)" = 200 ]; do
     [ "$SECONDS" -lt "$deadline" ] || { echo "no accepted request within 30 s" >&2; cat "$WORK/startup.out" >&2; exit 1; }
     sleep 0.002
   done
