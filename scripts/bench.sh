@@ -100,7 +100,7 @@ same header bytes: a miss's saving, not seen in this profile of hits). Every che
 stays: the whole-token comparison, the key-set generation, \`exp\`, the maximum age,
 \`max_token_age\`, the key set's staleness and the audience re-check. \`UserInfo\` still reads
 the \`Authorization\` header again for the string it sends to \`/userinfo\`: the verification
-keeps claims, not the token, and that route's cost is its (cached) HTTP call. The uncached verification (\`scripts/profile-verify.sh\`, not changed by this pass) measured RS256 22 981 and ES256 19 978 instructions beyond the signature in the same session (1.078× and 1.027×); step 5 of the issue's plan (base64 into stack buffers, allocations) was not reached.
+keeps claims, not the token, and that route's cost is its (cached) HTTP call. The uncached verification (\`scripts/profile-verify.sh\`, not changed by this pass) measured RS256 22 981 and ES256 19 978 instructions beyond the signature in the same session (1.078× and 1.027×); the uncached path's remaining costs (base64 into stack buffers, its allocations) were not worked on in this pass.
 
 ## Load (\`bash scripts/load-bench.sh\`)
 
