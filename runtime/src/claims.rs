@@ -590,39 +590,23 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
-    use crate::{clock::Clock, config::DEFAULT_LEEWAY, rejection::ChallengeConfig};
 
     const ISS: &str = "https://issuer.test/";
     const AUD: &str = "https://api.test";
     const NOW: f64 = 1_800_000_000.0;
 
-    /// The builder's defaults, for one issuer and audience.
+    /// The builder's defaults, for one issuer and audience: the claim checks' settings of
+    /// an authority built by `AuthorityBuilder` itself, so that a changed default there is
+    /// a changed default here. Its keys (a shared secret) play no part in the claim checks.
     fn config() -> Config {
-        Config {
-            issuer: ISS.into(),
-            audiences: vec![AUD.into()],
-            algorithms: Vec::new(),
-            leeway: DEFAULT_LEEWAY,
-            max_lifetime: crate::DEFAULT_MAX_LIFETIME,
-            max_age: None,
-            max_token_size: crate::DEFAULT_MAX_TOKEN_SIZE,
-            profile: Profile::Rfc9068,
-            scope_claims: vec![ScopeClaim::Scope],
-            allowed_clients: None,
-            reject_id_token_claims: true,
-            require_single_audience: false,
-            challenge: Arc::new(ChallengeConfig {
-                realm: "api".into(),
-                describe: true,
-                resource_metadata: None,
-                hook: None,
-                dpop: None,
-            }),
-            tenants: None,
-            require_token_use: false,
-            appid_names_client: false,
-            clock: Clock::System,
-        }
+        let authority = crate::Authority::builder()
+            .issuer(ISS)
+            .audience(AUD)
+            .shared_secret(crate::Algorithm::HS256, [7u8; 32])
+            .build()
+            .expect("the builder accepts one issuer, one audience and a shared secret");
+        let Ok(inner) = Arc::try_unwrap(authority.inner) else { panic!("a built authority has no other handle") };
+        inner.config
     }
 
     fn compatible() -> Config {
