@@ -178,6 +178,15 @@ impl fmt::Debug for ConfigError {
 
 /// What stands for the tenant in an issuer template (Entra ID's multi-tenant issuer
 /// `https://login.microsoftonline.com/{tenantid}/v2.0`).
+/// Checks one audience identifier: non-empty and without whitespace (as the macro's
+/// `aud = "…"`), for the setting `setting`.
+pub(crate) fn check_audience(setting: &'static str, audience: &str) -> Result<(), ConfigError> {
+    if audience.is_empty() || audience.chars().any(char::is_whitespace) {
+        return Err(ConfigError::new(setting, "an audience must be non-empty and contain no whitespace"));
+    }
+    Ok(())
+}
+
 pub(crate) const TENANT_PLACEHOLDER: &str = "{tenantid}";
 
 /// The verifier's settings, fixed at build time.

@@ -21,7 +21,11 @@ use axum::{
 };
 use tower::{Layer, Service};
 
-use crate::{authority::Authority, config::ConfigError, extract::required_token};
+use crate::{
+    authority::Authority,
+    config::{ConfigError, check_audience},
+    extract::required_token,
+};
 
 #[cfg(doc)]
 use crate::AccessToken;
@@ -105,9 +109,14 @@ impl RequireAccessToken {
     /// Requires tokens for exactly this audience instead of the authority's configured
     /// ones (as a guard's `aud = "…"`; a guard naming the same audience reuses the
     /// layer's verification).
-    pub fn audience(mut self, audience: &'static str) -> Self {
+    ///
+    /// # Errors
+    /// A [`ConfigError`] for the setting `audience` when `audience` is empty or contains
+    /// whitespace: no token's `aud` could match it, so every request would be refused.
+    pub fn audience(mut self, audience: &'static str) -> Result<Self, ConfigError> {
+        check_audience("audience", audience)?;
         self.audience = Some(audience);
-        self
+        Ok(self)
     }
 
     /// Routes that need no token: route paths exactly as written in `.route(path, …)`

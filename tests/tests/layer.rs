@@ -195,7 +195,7 @@ async fn a_guard_for_another_audience_than_the_floors_verifies_again() {
 #[tokio::test]
 async fn a_floor_for_the_guards_audience_is_reused_by_the_guard() {
     let authority = builder().build().expect("builds");
-    let floor = RequireAccessToken::new(authority.clone()).audience(REPORTS);
+    let floor = RequireAccessToken::new(authority.clone()).audience(REPORTS).expect("a valid audience");
     let app = Router::new().route("/reports", get(reports)).route_layer(floor).with_state(authority.clone());
     let for_reports = issuer().access_token().audience(REPORTS).scope("reports:read").sign();
     send(&app, "/reports", Some(&for_reports)).await.assert_ok("reports");
@@ -436,4 +436,14 @@ async fn the_rejection_hook_cannot_add_a_challenge_to_a_503() {
     assert_eq!(plain.retry_after.as_deref().map(|s| s.parse::<u64>().is_ok()), Some(true));
     assert_eq!(reply.retry_after, plain.retry_after);
     assert_eq!(reply.json()["error"]["code"], "keys_unavailable");
+}
+
+#[tokio::test]
+async fn a_floor_for_an_empty_or_spaced_audience_is_refused_when_configured() {
+    let authority = builder().build().expect("builds");
+    for bad in ["", "my api", " api", "api\t"] {
+        let error = RequireAccessToken::new(authority.clone()).audience(bad).expect_err("refused");
+        assert_eq!(error.setting(), "audience", "for {bad:?}");
+        assert_eq!(error.message(), "an audience must be non-empty and contain no whitespace", "for {bad:?}");
+    }
 }

@@ -12,7 +12,7 @@ use crate::{
     clock::Clock,
     config::{
         Allowlist, Config, ConfigError, DEFAULT_LEEWAY, DEFAULT_MAX_LIFETIME, DEFAULT_MAX_TOKEN_SIZE, MAX_LEEWAY,
-        MAX_TOKEN_SIZE_LIMIT, Profile, ScopeClaim,
+        MAX_TOKEN_SIZE_LIMIT, Profile, ScopeClaim, check_audience,
     },
     http::{HttpLimits, IssuerClient, check_url},
     introspection::{self, ClientAuth, Endpoint, Introspector, MAX_INTROSPECTION_CACHE_TTL},
@@ -780,12 +780,7 @@ impl AuthorityBuilder {
                 "no audience set: call .audience(\"https://your-api/\") with the API identifier your issuer puts in `aud`",
             ));
         }
-        for aud in &self.audiences {
-            if aud.is_empty() || aud.chars().any(char::is_whitespace) {
-                return Err(ConfigError::new("audience", "an audience must be non-empty and contain no whitespace"));
-            }
-        }
-        Ok(())
+        self.audiences.iter().try_for_each(|aud| check_audience("audience", aud))
     }
 
     /// The time and size limits of a token, defaulted and checked.
