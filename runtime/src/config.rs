@@ -176,8 +176,6 @@ impl fmt::Debug for ConfigError {
     }
 }
 
-/// What stands for the tenant in an issuer template (Entra ID's multi-tenant issuer
-/// `https://login.microsoftonline.com/{tenantid}/v2.0`).
 /// Checks one audience identifier: non-empty and without whitespace (as the macro's
 /// `aud = "…"`), for the setting `setting`.
 pub(crate) fn check_audience(setting: &'static str, audience: &str) -> Result<(), ConfigError> {
@@ -187,6 +185,8 @@ pub(crate) fn check_audience(setting: &'static str, audience: &str) -> Result<()
     Ok(())
 }
 
+/// What stands for the tenant in an issuer template (Entra ID's multi-tenant issuer
+/// `https://login.microsoftonline.com/{tenantid}/v2.0`).
 pub(crate) const TENANT_PLACEHOLDER: &str = "{tenantid}";
 
 /// The verifier's settings, fixed at build time.
