@@ -1123,19 +1123,44 @@ async fn a_failed_discovery_is_tried_again_a_second_later_and_the_keys_load_once
     let (server, issuer) = serving_test_keys().await;
     // Discovery fails at first: the document names another issuer.
     *server.state.issuer.lock().unwrap() = format!("{}/", server.url());
-    let authority = builder(&server).build().unwrap();
+    // A cooldown of 30 s: no request may fetch, the retries are the maintenance task's.
+    let authority = builder(&server).jwks_refresh_cooldown(Duration::from_secs(30)).build().unwrap();
     let token = issuer.access_token().sign();
-    eventually("the first discovery to fail", Duration::from_secs(3), async || {
-        server.state.discovery_hits.load(Ordering::SeqCst) > 0
-    })
-    .await;
+    let discoveries = || server.state.discovery_hits.load(Ordering::SeqCst);
+    eventually("the first discovery to fail", Duration::from_secs(3), async || discoveries() > 0).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let first = discoveries();
     assert_eq!(call(&authority, &token).await.status, 503);
+    // The first retry, about a second later, fails as well.
+    eventually("the first retry", Duration::from_secs(3), async || discoveries() > first).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
     *server.state.issuer.lock().unwrap() = server.url();
-    // The maintenance task retries a second after the failure; discovery, no longer within
-    // a second of its failure, is fetched again and the keys load.
-    eventually("the keys to load after discovery recovers", Duration::from_secs(4), async || {
+    // The next retry comes more than a second after the last failure: discovery is
+    // fetched again, and the keys load.
+    eventually("the keys to load after discovery recovers", Duration::from_secs(5), async || {
         call(&authority, &token).await.status == 200
     })
     .await;
     assert_eq!(server.hits(), 1, "one JWKS fetch, once discovery answered");
+}
+
+#[tokio::test]
+async fn past_max_stale_a_token_never_verified_before_is_refused_with_503_as_well() {
+    let (server, issuer) = serving_test_keys().await;
+    *server.state.cache_control.lock().unwrap() = Some("max-age=1".to_owned());
+    let authority = builder(&server)
+        .jwks_ttl_bounds(Duration::from_secs(1), Duration::from_secs(60))
+        .jwks_max_stale(Duration::from_secs(1))
+        .connect()
+        .await
+        .unwrap();
+    server.set_mode(Mode::Status(503));
+    // Expired after 1 s, too stale after 2 s: a token the cache has never seen is checked
+    // against the key set itself, which may no longer be used.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let outcome = call(&authority, &issuer.access_token().sign()).await;
+    assert_eq!(
+        (outcome.status, outcome.reason.as_str(), outcome.retry_after.as_deref()),
+        (503, "keys_unavailable", Some("1"))
+    );
 }
