@@ -854,4 +854,66 @@ mod tests {
             assert_eq!(refused.check().map_err(|e| e.setting()), Err(setting), "{refused:?}");
         }
     }
+
+    #[tokio::test]
+    async fn a_kid_still_unknown_after_a_fetch_is_answered_at_once_within_the_cooldown_even_while_a_fetch_runs() {
+        let keys = remote(CachePolicy::default());
+        let now = Instant::now();
+        let held = Snapshot { keys: Arc::new(KeySet::default()), refresh_at: later(now, DEFAULT_TTL), expires: now };
+        keys.current.store(Some(Arc::new(held)));
+        // The first request for the kid fetches (and fails: nothing listens); the set it
+        // answers with, the one kept, does not have the kid either.
+        let first = keys.refresh_for_unknown_kid("rotated").await;
+        assert_eq!(first.map(|set| set.len()), Some(0));
+        assert_eq!(keys.counters.fetches.load(Ordering::Relaxed), 1);
+
+        // A fetch in flight (the maintenance task's): the same kid again, within the
+        // cooldown, is answered from the current set without waiting for it.
+        let flight = Flight::take_off(&keys, &mut keys.lock_state());
+        let again = tokio::time::timeout(Duration::from_millis(500), keys.refresh_for_unknown_kid("rotated")).await;
+        assert_eq!(again.ok().flatten().map(|set| set.len()), Some(0), "answered at once");
+        // Another unknown kid waits for that fetch (the single flight).
+        let other = tokio::time::timeout(Duration::from_millis(300), keys.refresh_for_unknown_kid("other")).await;
+        assert!(other.is_err(), "a kid never fetched for waits for the fetch in flight");
+        drop(flight);
+        assert_eq!(keys.counters.fetches.load(Ordering::Relaxed), 1, "no other fetch ran");
+    }
+
+    #[test]
+    fn the_negative_cache_holds_at_most_1024_kids_and_drops_the_expired_ones_first() {
+        let keys = remote(CachePolicy::default());
+        let now = Instant::now();
+        let expired = now.checked_sub(DEFAULT_REFRESH_COOLDOWN * 2).unwrap();
+        {
+            let mut state = keys.lock_state();
+            state.last_attempt = Some(now);
+            for i in 0..NEGATIVE_CACHE_SIZE {
+                let seen = if i % 2 == 0 { expired } else { now };
+                state.unknown_kids.insert(format!("kid-{i}").into(), seen);
+            }
+        }
+        // Full: the entries past the cooldown go, the others stay, the new one is added.
+        keys.remember_unknown("new");
+        {
+            let state = keys.lock_state();
+            assert_eq!(state.unknown_kids.len(), NEGATIVE_CACHE_SIZE / 2 + 1);
+            assert!(state.unknown_kids.contains_key("new"));
+            assert!(
+                (0..NEGATIVE_CACHE_SIZE)
+                    .all(|i| state.unknown_kids.contains_key(format!("kid-{i}").as_str()) == (i % 2 == 1))
+            );
+        }
+        // Full of live entries: all are dropped, and the new one is kept.
+        {
+            let mut state = keys.lock_state();
+            state.unknown_kids.clear();
+            for i in 0..NEGATIVE_CACHE_SIZE {
+                state.unknown_kids.insert(format!("kid-{i}").into(), now);
+            }
+        }
+        keys.remember_unknown("newer");
+        let state = keys.lock_state();
+        assert_eq!(state.unknown_kids.len(), 1);
+        assert!(state.unknown_kids.contains_key("newer"));
+    }
 }

@@ -1083,3 +1083,18 @@ async fn connect_with_an_explicit_endpoint_does_not_need_one_advertised() {
     assert_eq!(call(&app(authority), OPAQUE).await.status, StatusCode::OK);
     assert_eq!(endpoint.calls(), 1);
 }
+
+#[tokio::test]
+async fn with_a_configured_jwks_uri_the_introspection_endpoint_must_be_given_too() {
+    // The issuer's metadata is discovered only when its keys are: with a `jwks_uri`
+    // nothing is, so an introspection endpoint left out is a configuration error.
+    let error = Authority::builder()
+        .issuer("https://issuer.example.test")
+        .audience(AUD)
+        .jwks_uri("https://issuer.example.test/jwks")
+        .introspection(CLIENT, SECRET)
+        .build()
+        .unwrap_err();
+    assert_eq!(error.setting(), "introspection_endpoint");
+    assert!(error.to_string().contains("with static keys or a jwks_uri"), "{error}");
+}

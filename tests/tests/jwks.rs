@@ -1044,3 +1044,123 @@ fn a_refresh_cancelled_with_its_runtime_does_not_wedge_later_refreshes() {
     assert_eq!(server.hits(), 3, "the startup fetch, the cancelled one, and a new one");
     assert_eq!(second.block_on(async { authority.stats() }).jwks_fetch_failures, 1, "the cancelled fetch is a failure");
 }
+
+#[tokio::test]
+async fn while_the_issuer_fails_the_scheduled_retries_back_off_doubling_from_the_cooldown() {
+    let (server, issuer) = serving_test_keys().await;
+    // A TTL of 1 s: the scheduled refresh is due 0.8 s after the startup fetch.
+    *server.state.cache_control.lock().unwrap() = Some("max-age=1".to_owned());
+    let authority =
+        builder(&server).jwks_ttl_bounds(Duration::from_secs(1), Duration::from_secs(60)).connect().await.unwrap();
+    server.set_mode(Mode::Status(503));
+    // It fails at about 0.8 s; the retries wait the cooldown (1 s), then 2 s, then 4 s: at
+    // about 1.8 s and 3.8 s, the next one not before 7.8 s.
+    tokio::time::sleep(Duration::from_millis(5500)).await;
+    assert_eq!(server.hits(), 1 + 3, "the startup fetch, the scheduled refresh and two retries");
+    assert_eq!(authority.stats().jwks_fetch_failures, 3);
+    // The last good keys are served stale meanwhile.
+    assert_eq!(call(&authority, &issuer.access_token().sign()).await.status, 200);
+}
+
+#[tokio::test]
+async fn a_request_with_an_unknown_kid_waits_for_a_slow_refresh_within_the_http_timeout() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let issuer = TestIssuer::new().with_issuer(base.clone());
+    let signer = TestIssuer::with_fresh_keys(base.clone());
+    let mut new_key = signer.jwk("rsa-1");
+    new_key["kid"] = "rsa-2".into();
+    let jwks = Arc::new(Mutex::new(issuer.jwks()));
+    let hits = Arc::new(AtomicUsize::new(0));
+    let (served, counted) = (Arc::clone(&jwks), Arc::clone(&hits));
+    let app = Router::new().route(
+        "/jwks",
+        get(move || {
+            let (served, counted) = (Arc::clone(&served), Arc::clone(&counted));
+            async move {
+                // Every fetch after the startup one takes 1.5 s.
+                if counted.fetch_add(1, Ordering::SeqCst) > 0 {
+                    tokio::time::sleep(Duration::from_millis(1500)).await;
+                }
+                let body = served.lock().unwrap().to_string();
+                ([(header::CONTENT_TYPE, "application/json")], body)
+            }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let authority = Authority::builder()
+        .issuer(base.clone())
+        .audience(AUD)
+        .jwks_uri(format!("{base}/jwks"))
+        .jwks_refresh_cooldown(Duration::from_secs(1))
+        .http_timeouts(Duration::from_secs(1), Duration::from_secs(5))
+        .connect()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await; // past the cooldown of the startup fetch
+    *jwks.lock().unwrap() = jwks_with(&issuer, &[new_key]);
+    let started = Instant::now();
+    let outcome = call(&authority, &signer.access_token().kid("rsa-2").sign()).await;
+    assert_eq!((outcome.status, outcome.reason.as_str()), (200, ""), "after {:?}", started.elapsed());
+    assert!(started.elapsed() >= Duration::from_millis(1500), "answered after {:?}", started.elapsed());
+    assert_eq!(hits.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn without_usable_keys_the_503_asks_to_retry_after_the_refresh_cooldown() {
+    let (server, issuer) = serving_test_keys().await;
+    server.set_mode(Mode::Status(500));
+    let authority = builder(&server).jwks_refresh_cooldown(Duration::from_secs(45)).build().unwrap();
+    let outcome = call(&authority, &issuer.access_token().sign()).await;
+    assert_eq!(
+        (outcome.status, outcome.reason.as_str(), outcome.retry_after.as_deref()),
+        (503, "keys_unavailable", Some("45"))
+    );
+}
+
+#[tokio::test]
+async fn a_failed_discovery_is_tried_again_a_second_later_and_the_keys_load_once_it_answers() {
+    let (server, issuer) = serving_test_keys().await;
+    // Discovery fails at first: the document names another issuer.
+    *server.state.issuer.lock().unwrap() = format!("{}/", server.url());
+    // A cooldown of 30 s: no request may fetch, the retries are the maintenance task's.
+    let authority = builder(&server).jwks_refresh_cooldown(Duration::from_secs(30)).build().unwrap();
+    let token = issuer.access_token().sign();
+    let discoveries = || server.state.discovery_hits.load(Ordering::SeqCst);
+    eventually("the first discovery to fail", Duration::from_secs(3), async || discoveries() > 0).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let first = discoveries();
+    assert_eq!(call(&authority, &token).await.status, 503);
+    // The first retry, about a second later, fails as well.
+    eventually("the first retry", Duration::from_secs(3), async || discoveries() > first).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    *server.state.issuer.lock().unwrap() = server.url();
+    // The next retry comes more than a second after the last failure: discovery is
+    // fetched again, and the keys load.
+    eventually("the keys to load after discovery recovers", Duration::from_secs(5), async || {
+        call(&authority, &token).await.status == 200
+    })
+    .await;
+    assert_eq!(server.hits(), 1, "one JWKS fetch, once discovery answered");
+}
+
+#[tokio::test]
+async fn past_max_stale_a_token_never_verified_before_is_refused_with_503_as_well() {
+    let (server, issuer) = serving_test_keys().await;
+    *server.state.cache_control.lock().unwrap() = Some("max-age=1".to_owned());
+    let authority = builder(&server)
+        .jwks_ttl_bounds(Duration::from_secs(1), Duration::from_secs(60))
+        .jwks_max_stale(Duration::from_secs(1))
+        .connect()
+        .await
+        .unwrap();
+    server.set_mode(Mode::Status(503));
+    // Expired after 1 s, too stale after 2 s: a token the cache has never seen is checked
+    // against the key set itself, which may no longer be used.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let outcome = call(&authority, &issuer.access_token().sign()).await;
+    assert_eq!(
+        (outcome.status, outcome.reason.as_str(), outcome.retry_after.as_deref()),
+        (503, "keys_unavailable", Some("1"))
+    );
+}
