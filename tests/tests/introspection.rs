@@ -1098,7 +1098,9 @@ async fn an_introspect_handler_behind_a_floor_that_verified_the_jwt_locally_stil
     let floor = scopegate::layer::RequireAccessToken::new(authority.clone());
     let router = app_with_introspected(authority.clone()).layer(floor);
 
-    assert_eq!(call_path(&router, "/introspected", &jwt).await.status, StatusCode::OK);
+    // The handler's `AccessToken` is the guard's, the endpoint's answer (not the floor's).
+    let introspected = call_path(&router, "/introspected", &jwt).await;
+    assert_eq!((introspected.status, introspected.body.as_str()), (StatusCode::OK, "user-7 Introspection"));
     assert_eq!(endpoint.calls(), 1, "the introspect handler asked the endpoint about the JWT");
 
     endpoint.set_mode(Mode::Answer(json!({"active": false})));
