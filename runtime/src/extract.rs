@@ -102,7 +102,7 @@ impl Verified {
         let all = std::iter::once(&self.first).chain(&self.more);
         let mut by_authority = all.filter(|o| std::ptr::eq(o.authority.as_ptr(), Arc::as_ptr(&authority.inner)));
         match reuse {
-            Reuse::SameAuthority => by_authority.last(),
+            Reuse::SameAuthority => by_authority.next_back(),
             Reuse::SameAudience { audience, introspect, .. } => by_authority
                 .filter(|o| o.audience == audience)
                 .find(|o| !introspect || o.token.verified_by() == crate::Verification::Introspection),
