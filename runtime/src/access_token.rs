@@ -24,9 +24,10 @@ use crate::{claims::VerifiedClaims, scope::Scopes};
 /// results are kept in the request's extensions, each bound to the authority that made it
 /// (the same `Authority` or a clone of it, not another one built with the same settings):
 ///
-/// - `AccessToken` and `Option<AccessToken>` reuse a result of **their own authority**,
-///   whatever audience it was checked for. This is how a `#[requires_scope]` handler's
-///   `AccessToken` argument gets the token its guard verified (also for `aud = "…"`).
+/// - `AccessToken` and `Option<AccessToken>` reuse the latest result of **their own
+///   authority**, whatever audience it was checked for. This is how a `#[requires_scope]`
+///   handler's `AccessToken` argument gets the token its guard verified (also for
+///   `aud = "…"` and `introspect`), not an outer middleware's.
 /// - A `#[requires_scope]` guard reuses only a result of its own authority **for its own
 ///   audience check** (`aud = "…"`, or the authority's audiences): after a middleware's
 ///   `AccessToken`, a guard with `aud = "…"` verifies again.

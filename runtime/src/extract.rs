@@ -86,8 +86,9 @@ pub(crate) enum Scheme {
 /// Which earlier verification an extractor may reuse.
 #[derive(Clone, Copy)]
 enum Reuse {
-    /// A plain `AccessToken`: any verification by the same authority, whatever audience
-    /// it checked (a guarded handler's `AccessToken` argument gets the guard's token).
+    /// A plain `AccessToken`: the latest verification by the same authority, whatever
+    /// audience it checked (a guarded handler's `AccessToken` argument gets the guard's
+    /// token, not an outer floor's or middleware's).
     SameAuthority,
     /// A guard: only a verification by the same authority for the same audience check,
     /// and for a guard with `introspect`, only one the introspection endpoint made. With
@@ -101,7 +102,7 @@ impl Verified {
         let all = std::iter::once(&self.first).chain(&self.more);
         let mut by_authority = all.filter(|o| std::ptr::eq(o.authority.as_ptr(), Arc::as_ptr(&authority.inner)));
         match reuse {
-            Reuse::SameAuthority => by_authority.next(),
+            Reuse::SameAuthority => by_authority.next_back(),
             Reuse::SameAudience { audience, introspect, .. } => by_authority
                 .filter(|o| o.audience == audience)
                 .find(|o| !introspect || o.token.verified_by() == crate::Verification::Introspection),

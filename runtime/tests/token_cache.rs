@@ -197,3 +197,32 @@ async fn a_cached_token_sent_as_bearer_still_meets_the_dpop_policy() {
     assert!(body.contains("\"reason\":\"sender_constrained\""), "{body}");
     assert_eq!(allowed.stats().token_cache_hits, 1);
 }
+
+/// `max_token_size` is the longest token accepted: a token of exactly that many bytes is
+/// verified and then served from the cache like any other, and one byte over the cap is
+/// refused `token_too_large` before any signature check, even once the token is cached.
+#[tokio::test]
+async fn a_token_of_exactly_the_size_cap_is_accepted_and_served_from_the_cache() {
+    let issuer = TestIssuer::new();
+    let token = issuer.access_token().scope("a").sign();
+    let exact = issuer.authority_builder("https://api.example.test").max_token_size(token.len()).build().unwrap();
+    let app = Router::new().route("/me", get(me)).with_state(exact.clone());
+    let bearer = format!("Bearer {token}");
+    for _ in 0..2 {
+        assert_eq!(call(&app, Some(&bearer), "/me").await, (200, String::new(), "user-123 a".to_owned()));
+    }
+    assert_eq!((exact.stats().signatures_checked, exact.stats().token_cache_hits), (1, 1));
+    assert_eq!(exact.verify(&token).await.unwrap().subject(), "user-123");
+    assert_eq!((exact.stats().signatures_checked, exact.stats().token_cache_hits), (1, 2));
+
+    let smaller = issuer.authority_builder("https://api.example.test").max_token_size(token.len() - 1).build().unwrap();
+    let app = Router::new().route("/me", get(me)).with_state(smaller.clone());
+    for _ in 0..2 {
+        let (status, _, body) = call(&app, Some(&bearer), "/me").await;
+        assert_eq!(status, 401);
+        assert!(body.contains("\"reason\":\"token_too_large\""), "{body}");
+        assert_eq!(smaller.verify(&token).await.unwrap_err().reason(), "token_too_large");
+    }
+    let stats = smaller.stats();
+    assert_eq!((stats.signatures_checked, stats.token_cache_hits, stats.rejected), (0, 0, 4));
+}

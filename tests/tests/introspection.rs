@@ -1097,4 +1097,31 @@ async fn with_a_configured_jwks_uri_the_introspection_endpoint_must_be_given_too
         .unwrap_err();
     assert_eq!(error.setting(), "introspection_endpoint");
     assert!(error.to_string().contains("with static keys or a jwks_uri"), "{error}");
+/// An `introspect` handler behind a `RequireAccessToken` floor of the same authority and
+/// audience: the floor verifies the JWT locally, and the handler still asks the endpoint
+/// (it never reuses a result the endpoint did not give), so a token revoked at the issuer
+/// is refused there although the floor accepted it; a plain handler reuses the floor's.
+#[tokio::test]
+async fn an_introspect_handler_behind_a_floor_that_verified_the_jwt_locally_still_asks_the_endpoint() {
+    let endpoint = Endpoint::start(Value::Null).await;
+    endpoint.set_mode(Mode::Answer(active(&endpoint.issuer())));
+    let issuer = TestIssuer::new().with_issuer(endpoint.issuer());
+    let jwt = issuer.access_token().audience(AUD).subject("jwt-user").scope("read:appointments").sign();
+    let authority = endpoint.builder().introspection_cache_size(0, 65_536).build().unwrap();
+    let floor = scopegate::layer::RequireAccessToken::new(authority.clone());
+    let router = app_with_introspected(authority.clone()).layer(floor);
+
+    // The handler's `AccessToken` is the guard's, the endpoint's answer (not the floor's).
+    let introspected = call_path(&router, "/introspected", &jwt).await;
+    assert_eq!((introspected.status, introspected.body.as_str()), (StatusCode::OK, "user-7 Introspection"));
+    assert_eq!(endpoint.calls(), 1, "the introspect handler asked the endpoint about the JWT");
+
+    endpoint.set_mode(Mode::Answer(json!({"active": false})));
+    let refused = call_path(&router, "/introspected", &jwt).await;
+    assert_eq!((refused.status, refused.reason().as_str()), (StatusCode::UNAUTHORIZED, "inactive_token"));
+    assert_eq!(endpoint.calls(), 2);
+
+    let plain = call_path(&router, "/guarded", &jwt).await;
+    assert_eq!((plain.status, plain.body.as_str()), (StatusCode::OK, "jwt-user Some(\"test-client\") Jwt -"));
+    assert_eq!(endpoint.calls(), 2, "a plain handler reuses the floor's local verification");
 }

@@ -347,3 +347,41 @@ fn a_refusal_on_the_dpop_path_names_the_issuer_that_verified_the_token() {
         ]
     );
 }
+
+/// The size cap refuses a token before it reaches any issuer's checks: `token_too_large`
+/// carries no `issuer` label, with one trusted issuer as with several, while a refusal
+/// by an issuer's checks (here its signature check) carries that issuer.
+#[test]
+fn a_token_over_the_size_cap_is_counted_without_an_issuer_label() {
+    const OTHER: &str = "https://workforce.example.test/";
+    let recorder = DebuggingRecorder::new();
+    run(&recorder, async {
+        let a = TestIssuer::new();
+        let one = a.authority_builder(AUD).max_token_size(2048).build().expect("builds");
+        let two = a
+            .authority_builder(AUD)
+            .max_token_size(2048)
+            .also_trust(a.with_issuer(OTHER).authority_builder(AUD))
+            .build()
+            .expect("builds");
+        let over = a.access_token().claim("pad", "x".repeat(2048)).sign();
+        let (input, _) = over.rsplit_once('.').expect("a compact JWS");
+        let (signed, _) =
+            a.access_token().sign().rsplit_once('.').map(|(i, s)| (i.to_owned(), s.to_owned())).expect("a JWS");
+        let other = a.access_token().subject("someone-else").sign();
+        let forged = format!("{signed}.{}", other.rsplit_once('.').expect("a compact JWS").1);
+        for authority in [&one, &two] {
+            assert_eq!(authority.verify(&over).await.expect_err("over the cap").reason(), "token_too_large");
+            assert_eq!(authority.verify(input).await.expect_err("over the cap").reason(), "token_too_large");
+            assert_eq!(authority.verify(&forged).await.expect_err("forged").reason(), "invalid_signature");
+        }
+    });
+    assert_eq!(
+        counters(&recorder),
+        [
+            counter(names::SIGNATURES_CHECKED, &[ISSUER_LABEL], 2),
+            counter(names::TOKENS_REJECTED, &["reason=invalid_signature", ISSUER_LABEL], 2),
+            counter(names::TOKENS_REJECTED, &["reason=token_too_large"], 4),
+        ]
+    );
+}
