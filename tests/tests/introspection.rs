@@ -1097,6 +1097,8 @@ async fn with_a_configured_jwks_uri_the_introspection_endpoint_must_be_given_too
         .unwrap_err();
     assert_eq!(error.setting(), "introspection_endpoint");
     assert!(error.to_string().contains("with static keys or a jwks_uri"), "{error}");
+}
+
 /// An `introspect` handler behind a `RequireAccessToken` floor of the same authority and
 /// audience: the floor verifies the JWT locally, and the handler still asks the endpoint
 /// (it never reuses a result the endpoint did not give), so a token revoked at the issuer
