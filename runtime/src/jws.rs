@@ -336,4 +336,20 @@ mod tests {
         assert_eq!(header(r#"{"alg":"RS256","alg":"RS256"}"#).err(), Some(TokenError::Malformed));
         assert_eq!(header(r#"["RS256"]"#).err(), Some(TokenError::Malformed));
     }
+
+    #[test]
+    fn a_token_is_split_at_its_two_dots_into_header_payload_and_signature() {
+        for (token, segments) in [
+            ("hdr.payload.signature", ("hdr", "payload", "signature", "hdr.payload")),
+            ("a.b.c", ("a", "b", "c", "a.b")),
+            ("eyJh.eyJzdWIiOiJ4In0.c2ln-_", ("eyJh", "eyJzdWIiOiJ4In0", "c2ln-_", "eyJh.eyJzdWIiOiJ4In0")),
+        ] {
+            let compact = split(token).unwrap();
+            assert_eq!(
+                (compact.header, compact.payload, compact.signature, compact.signing_input),
+                segments,
+                "{token}"
+            );
+        }
+    }
 }
