@@ -891,4 +891,52 @@ mod tests {
         let url = Url::parse(&format!("http://localhost:{port}/ok")).unwrap();
         assert_eq!(client(1024).get(&url).await.map(|f| f.body), Ok(b"{}".to_vec()));
     }
+
+    /// Each refusal of the URL policy says which rule the URL breaks, in the words the
+    /// configuration error shows (a plain-http loopback URL under an https issuer is told
+    /// apart from plain http to any other host).
+    #[test]
+    fn each_url_policy_refusal_names_its_rule() {
+        for (url, plain_http_loopback, expected) in [
+            ("not a url", true, "`not a url` is not a URL (relative URL without a base)"),
+            ("data:text/plain,keys", true, "`data:text/plain,keys` has no host"),
+            (
+                "http://issuer.example/jwks",
+                true,
+                "`http://issuer.example/jwks` must use https (plain http is allowed only for loopback hosts)",
+            ),
+            (
+                "http://issuer.example/jwks",
+                false,
+                "`http://issuer.example/jwks` must use https (plain http is allowed only for loopback hosts)",
+            ),
+            (
+                "http://127.0.0.1:8080/jwks",
+                false,
+                "`http://127.0.0.1:8080/jwks` must use https: plain http to a loopback host is allowed only when the issuer itself is plain http on loopback",
+            ),
+            (
+                "http://localhost/jwks",
+                false,
+                "`http://localhost/jwks` must use https: plain http to a loopback host is allowed only when the issuer itself is plain http on loopback",
+            ),
+            (
+                "ftp://issuer.example/jwks",
+                true,
+                "`ftp://issuer.example/jwks` has the unsupported scheme `ftp`; use https",
+            ),
+            (
+                "https://user:pw@issuer.example/jwks",
+                true,
+                "`https://user:pw@issuer.example/jwks` must not carry credentials",
+            ),
+            (
+                "https://10.0.0.1/jwks",
+                true,
+                "`https://10.0.0.1/jwks` points at a private, link-local or metadata address (private use, RFC 1918); allow it with .allow_private_networks(true) if intended",
+            ),
+        ] {
+            assert_eq!(check_url(url, false, plain_http_loopback), Err(expected.to_owned()), "{url}");
+        }
+    }
 }
