@@ -307,7 +307,9 @@ fn classify(error: &reqwest::Error) -> FetchError {
     if error.is_redirect() {
         return FetchError::Redirect;
     }
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    // From the causes on: reqwest's own message names the URL, whose words (a host
+    // `mtls.…`, a path `/certificates`) say nothing about why the request failed.
+    let mut cause = std::error::Error::source(error);
     while let Some(current) = cause {
         if current.is::<ResolveFailure>() {
             return FetchError::Dns;
@@ -937,6 +939,20 @@ mod tests {
             ),
         ] {
             assert_eq!(check_url(url, false, plain_http_loopback), Err(expected.to_owned()), "{url}");
+        }
+    }
+
+    /// A refused connection is worded as one whatever the URL says: words of the TLS
+    /// wording in its host or path (`mtls.…`, `/certificate`) do not make it a TLS failure.
+    #[tokio::test]
+    async fn a_refused_connection_is_a_connect_failure_whatever_words_its_url_holds() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        drop(listener);
+        let client = client(1024);
+        for path in ["/jwks", "/tls/jwks", "/certificate/jwks", "/handshake/jwks"] {
+            let url = Url::parse(&format!("http://127.0.0.1:{port}{path}")).unwrap();
+            assert_eq!(client.get(&url).await.map(|f| f.body), Err(FetchError::Connect), "{path}");
         }
     }
 }
