@@ -391,4 +391,24 @@ mod tests {
         assert_eq!((cache.len(), cache.bytes()), (4000, 4000 * (1536 + 2 + 256)));
         assert!(tokens.iter().all(|t| cache.get(t.as_bytes(), 0, 1.0).is_some()));
     }
+
+    /// The maximum age is measured on the monotonic clock reading the caller hands in (a
+    /// request reads it once): an entry is served while younger than the maximum age,
+    /// also for a reading taken just before its insertion, and not from then on.
+    #[test]
+    fn an_entry_is_served_until_the_max_age_after_its_insertion_on_the_callers_clock() {
+        let max_age = Duration::from_secs(60);
+        let cache = TokenCache::new(100, DEFAULT_TOKEN_CACHE_MAX_BYTES, max_age);
+        let before = Instant::now();
+        cache.insert("a.b.c", &claims(1e9), 0);
+        let after = Instant::now();
+        let hit = |at: Instant| cache.get_at(b"a.b.c", 0, 1.0, at).is_some();
+        assert!(hit(before), "a reading from before the insertion");
+        assert!(hit(after));
+        assert!(hit(before + max_age - Duration::from_nanos(1)), "a nanosecond before the maximum age at the latest");
+        assert!(!hit(after + max_age), "the maximum age at the earliest");
+        assert!(!hit(after + 2 * max_age));
+        // The clock reading decides alone: the same entry is still served at a fresh one.
+        assert!(hit(Instant::now()));
+    }
 }

@@ -279,4 +279,14 @@ mod tests {
             assert_eq!(extract(&[b"Bearer a"], &format!("/?{query}")), Ok(Credentials::Bearer("a")), "{query}");
         }
     }
+
+    /// Text that is valid UTF-8 but not visible ASCII (a single byte above 0x7f is never
+    /// UTF-8, so `every_byte_is_classified_as_rfc_6750_says` cannot show this): refused as
+    /// non-ASCII, wherever it sits in the header, not read as a malformed token.
+    #[test]
+    fn a_header_with_utf8_text_beyond_ascii_is_refused_as_non_ascii() {
+        for value in ["Bearer a\u{e4}b", "Bearer \u{e4}", "Be\u{e4}rer abc", "Bearer abc\u{2003}", "Basic \u{20ac}"] {
+            assert_eq!(extract(&[value.as_bytes()], "/"), Err(RequestError::NonAsciiHeader), "{value}");
+        }
+    }
 }

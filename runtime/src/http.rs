@@ -307,7 +307,9 @@ fn classify(error: &reqwest::Error) -> FetchError {
     if error.is_redirect() {
         return FetchError::Redirect;
     }
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    // From the causes on: reqwest's own message names the URL, whose words (a host
+    // `mtls.…`, a path `/certificates`) say nothing about why the request failed.
+    let mut cause = std::error::Error::source(error);
     while let Some(current) = cause {
         if current.is::<ResolveFailure>() {
             return FetchError::Dns;
@@ -890,5 +892,67 @@ mod tests {
         let port = base.rsplit(':').next().unwrap();
         let url = Url::parse(&format!("http://localhost:{port}/ok")).unwrap();
         assert_eq!(client(1024).get(&url).await.map(|f| f.body), Ok(b"{}".to_vec()));
+    }
+
+    /// Each refusal of the URL policy says which rule the URL breaks, in the words the
+    /// configuration error shows (a plain-http loopback URL under an https issuer is told
+    /// apart from plain http to any other host).
+    #[test]
+    fn each_url_policy_refusal_names_its_rule() {
+        for (url, plain_http_loopback, expected) in [
+            ("not a url", true, "`not a url` is not a URL (relative URL without a base)"),
+            ("data:text/plain,keys", true, "`data:text/plain,keys` has no host"),
+            (
+                "http://issuer.example/jwks",
+                true,
+                "`http://issuer.example/jwks` must use https (plain http is allowed only for loopback hosts)",
+            ),
+            (
+                "http://issuer.example/jwks",
+                false,
+                "`http://issuer.example/jwks` must use https (plain http is allowed only for loopback hosts)",
+            ),
+            (
+                "http://127.0.0.1:8080/jwks",
+                false,
+                "`http://127.0.0.1:8080/jwks` must use https: plain http to a loopback host is allowed only when the issuer itself is plain http on loopback",
+            ),
+            (
+                "http://localhost/jwks",
+                false,
+                "`http://localhost/jwks` must use https: plain http to a loopback host is allowed only when the issuer itself is plain http on loopback",
+            ),
+            (
+                "ftp://issuer.example/jwks",
+                true,
+                "`ftp://issuer.example/jwks` has the unsupported scheme `ftp`; use https",
+            ),
+            (
+                "https://user:pw@issuer.example/jwks",
+                true,
+                "`https://user:pw@issuer.example/jwks` must not carry credentials",
+            ),
+            (
+                "https://10.0.0.1/jwks",
+                true,
+                "`https://10.0.0.1/jwks` points at a private, link-local or metadata address (private use, RFC 1918); allow it with .allow_private_networks(true) if intended",
+            ),
+        ] {
+            assert_eq!(check_url(url, false, plain_http_loopback), Err(expected.to_owned()), "{url}");
+        }
+    }
+
+    /// A refused connection is worded as one whatever the URL says: words of the TLS
+    /// wording in its host or path (`mtls.…`, `/certificate`) do not make it a TLS failure.
+    #[tokio::test]
+    async fn a_refused_connection_is_a_connect_failure_whatever_words_its_url_holds() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        drop(listener);
+        let client = client(1024);
+        for path in ["/jwks", "/tls/jwks", "/certificate/jwks", "/handshake/jwks"] {
+            let url = Url::parse(&format!("http://127.0.0.1:{port}{path}")).unwrap();
+            assert_eq!(client.get(&url).await.map(|f| f.body), Err(FetchError::Connect), "{path}");
+        }
     }
 }

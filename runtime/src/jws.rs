@@ -336,4 +336,39 @@ mod tests {
         assert_eq!(header(r#"{"alg":"RS256","alg":"RS256"}"#).err(), Some(TokenError::Malformed));
         assert_eq!(header(r#"["RS256"]"#).err(), Some(TokenError::Malformed));
     }
+
+    #[test]
+    fn a_token_is_split_at_its_two_dots_into_header_payload_and_signature() {
+        for (token, segments) in [
+            ("hdr.payload.signature", ("hdr", "payload", "signature", "hdr.payload")),
+            ("a.b.c", ("a", "b", "c", "a.b")),
+            ("eyJh.eyJzdWIiOiJ4In0.c2ln-_", ("eyJh", "eyJzdWIiOiJ4In0", "c2ln-_", "eyJh.eyJzdWIiOiJ4In0")),
+        ] {
+            let compact = split(token).unwrap();
+            assert_eq!(
+                (compact.header, compact.payload, compact.signature, compact.signing_input),
+                segments,
+                "{token}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_header_segment_within_the_cap_decodes_to_its_json() {
+        let mut buffer = [0; MAX_HEADER_BYTES];
+        let json = r#"{"alg":"RS256","typ":"at+jwt","kid":"k1"}"#;
+        assert_eq!(decode_header(&b64url_encode(json.as_bytes()), &mut buffer), Ok(json.as_bytes()));
+        assert_eq!(decode_header("e30", &mut buffer), Ok(&b"{}"[..]));
+        assert_eq!(decode_header("e30=", &mut buffer), Err(TokenError::Malformed), "padded");
+    }
+
+    #[test]
+    fn a_kid_of_256_bytes_is_read_and_one_of_257_is_malformed() {
+        let with_kid = |kid: &str| format!(r#"{{"alg":"RS256","kid":"{kid}"}}"#);
+        let longest = with_kid(&"k".repeat(MAX_KID_LEN));
+        assert_eq!(header(&longest).unwrap().kid.as_deref(), Some("k".repeat(256).as_str()));
+        for kid in ["k".repeat(257), "\u{e9}".repeat(129)] {
+            assert_eq!(header(&with_kid(&kid)).err(), Some(TokenError::Malformed), "{} bytes", kid.len());
+        }
+    }
 }
