@@ -754,4 +754,80 @@ mod tests {
         assert!(!is_compact_jws("opaque-token"));
         assert!(!is_compact_jws("a.b.c.d.e"), "a JWE has five segments and is introspected");
     }
+
+    /// An entry costs its token, `ENTRY_OVERHEAD` and an active answer's JSON text, and
+    /// that whole cost is what the byte budget bounds: an answer costing exactly the
+    /// budget is cached, one costing a byte more is not.
+    #[test]
+    fn an_answer_is_cached_only_when_its_whole_cost_fits_the_byte_budget() {
+        let active = Outcome::Active(Arc::new(VerifiedClaims::for_tests(1e9)));
+        let refused = Outcome::Refused(TokenError::Inactive);
+        // "t" (1 byte) + 256 + "{}" (2 bytes) for the active answer; no answer text for a refusal.
+        for (outcome, cost) in [(&active, 259), (&refused, 257)] {
+            let fits = IntrospectionCache::new(10, cost, Duration::from_secs(60), Duration::from_secs(10));
+            fits.insert("t", outcome, 1.0);
+            assert!(fits.get("t", 1.0).is_some(), "{outcome:?} at exactly the budget");
+            assert_eq!(lock(&fits.map).1, cost);
+            let short = IntrospectionCache::new(10, cost - 1, Duration::from_secs(60), Duration::from_secs(10));
+            short.insert("t", outcome, 1.0);
+            assert!(short.get("t", 1.0).is_none(), "{outcome:?} a byte over the budget");
+            assert_eq!(lock(&short.map).1, 0);
+        }
+    }
+
+    /// An answer that is not cached (its token's `exp` already reached, a zero negative
+    /// TTL, or more bytes than the whole budget) takes no other answer's place.
+    #[test]
+    fn an_answer_that_is_not_cached_evicts_nothing() {
+        let fresh = || Outcome::Active(Arc::new(VerifiedClaims::for_tests(1e9)));
+        let cache = IntrospectionCache::new(2, 1 << 20, Duration::from_secs(60), Duration::ZERO);
+        cache.insert("a", &fresh(), 1.0);
+        cache.insert("b", &fresh(), 1.0);
+        cache.insert("expired", &Outcome::Active(Arc::new(VerifiedClaims::for_tests(1.0))), 1.0);
+        cache.insert("refused", &Outcome::Refused(TokenError::Inactive), 1.0);
+        let small = IntrospectionCache::new(10, 600, Duration::from_secs(60), Duration::from_secs(10));
+        small.insert("a", &fresh(), 1.0);
+        small.insert("b", &fresh(), 1.0);
+        small.insert(&"x".repeat(400), &fresh(), 1.0);
+        for cache in [&cache, &small] {
+            assert!(cache.get("a", 1.0).is_some() && cache.get("b", 1.0).is_some());
+            assert_eq!(lock(&cache.map).0.len(), 2);
+            assert_eq!(lock(&cache.map).1, 2 * 259);
+        }
+    }
+
+    /// A full cache (by entries or by bytes) first drops the answers that can no longer be
+    /// served (here one whose token reached its `exp`, which came before the TTL), and
+    /// only if that frees no room an arbitrary fresh one; the byte count stays the sum of
+    /// the entries' costs through it. Three rounds of each: an arbitrary eviction would
+    /// have to hit the one expired entry among a hundred every time to pass.
+    #[test]
+    fn a_full_cache_drops_its_expired_answers_before_any_fresh_one() {
+        let fresh = || Outcome::Active(Arc::new(VerifiedClaims::for_tests(1e9)));
+        // Every token 9 bytes, so every entry costs 9 + 256 + 2.
+        let cost = 267;
+        for round in 0..6 {
+            let cache = if round % 2 == 0 {
+                IntrospectionCache::new(100, 1 << 20, Duration::from_secs(60), Duration::from_secs(10))
+            } else {
+                IntrospectionCache::new(10_000, 100 * cost, Duration::from_secs(60), Duration::from_secs(10))
+            };
+            // Kept 2 ms: its `exp` is 2 ms after `now`, well before the 60 s TTL.
+            cache.insert("token-exp", &Outcome::Active(Arc::new(VerifiedClaims::for_tests(1.002))), 1.0);
+            for i in 1..100 {
+                cache.insert(&format!("token-{i:03}"), &fresh(), 1.0);
+            }
+            assert_eq!(lock(&cache.map).0.len(), 100, "round {round}: full");
+            std::thread::sleep(Duration::from_millis(10));
+            cache.insert("token-100", &fresh(), 1.0);
+            for i in 1..=100 {
+                assert!(cache.get(&format!("token-{i:03}"), 1.0).is_some(), "round {round}: token-{i:03} kept");
+            }
+            let map = lock(&cache.map);
+            assert_eq!(map.0.len(), 100, "round {round}");
+            assert!(!map.0.values().any(|e| &*e.token == "token-exp"), "round {round}: the expired answer dropped");
+            assert_eq!(map.1, map.0.values().map(|e| e.cost).sum::<usize>(), "round {round}: bytes counted");
+            assert_eq!(map.1, 100 * cost, "round {round}");
+        }
+    }
 }
