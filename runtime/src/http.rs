@@ -314,23 +314,24 @@ fn classify(error: &reqwest::Error) -> FetchError {
         if current.is::<ResolveFailure>() {
             return FetchError::Dns;
         }
-        let text = current.to_string().to_ascii_lowercase();
-        if text.contains("certificate") || text.contains("handshake") || text.contains("tls") {
+        // An `io::Error` displays the error it wraps, so its text is enough; but its
+        // `source` skips that error, so the walk goes on from the wrapped one.
+        if names_tls(&current.to_string()) {
             return FetchError::Tls;
         }
-        // `io::Error::source` skips the error it wraps: look at that one too.
         cause = match current.downcast_ref::<std::io::Error>().and_then(std::io::Error::get_ref) {
-            Some(inner) => {
-                let text = inner.to_string().to_ascii_lowercase();
-                if text.contains("certificate") || text.contains("handshake") || text.contains("tls") {
-                    return FetchError::Tls;
-                }
-                inner.source()
-            }
+            Some(inner) => inner.source(),
             None => current.source(),
         };
     }
     FetchError::Connect
+}
+
+/// Whether an error's text names the TLS layer: how rustls' certificate and handshake
+/// failures read once reqwest and hyper have wrapped them.
+fn names_tls(text: &str) -> bool {
+    let text = text.to_ascii_lowercase();
+    text.contains("certificate") || text.contains("handshake") || text.contains("tls")
 }
 
 /// Why the filtering resolver gave no address (typed, so that [`classify`] can tell a DNS
@@ -953,6 +954,53 @@ mod tests {
         for path in ["/jwks", "/tls/jwks", "/certificate/jwks", "/handshake/jwks"] {
             let url = Url::parse(&format!("http://127.0.0.1:{port}{path}")).unwrap();
             assert_eq!(client.get(&url).await.map(|f| f.body), Err(FetchError::Connect), "{path}");
+        }
+    }
+
+    /// An https server on 127.0.0.1 that reads the client's first TLS record and answers
+    /// `reply` (raw bytes on the wire), then closes the connection.
+    async fn refusing_tls_server(reply: &'static [u8]) -> Url {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = Url::parse(&format!("https://{}/jwks", listener.local_addr().unwrap())).unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let mut hello = [0u8; 512];
+                let _ = stream.read(&mut hello).await;
+                let _ = stream.write_all(reply).await;
+                let _ = stream.shutdown().await;
+            }
+        });
+        url
+    }
+
+    /// A server that refuses the handshake is a TLS failure, whichever way it refuses: a
+    /// fatal `handshake_failure` alert (rustls: "received fatal alert: HandshakeFailure",
+    /// no word of a certificate) or a connection closed before the handshake ends ("tls
+    /// handshake eof").
+    #[tokio::test]
+    async fn a_handshake_the_server_refuses_or_cuts_off_is_a_tls_failure() {
+        // An alert record: content type 21, TLS 1.2, two bytes: fatal (2), handshake_failure (40).
+        const HANDSHAKE_FAILURE_ALERT: &[u8] = &[21, 3, 3, 0, 2, 2, 40];
+        let client = client(1024);
+        for (case, reply) in [("alert", HANDSHAKE_FAILURE_ALERT), ("closed", &[][..])] {
+            let url = refusing_tls_server(reply).await;
+            assert_eq!(client.get(&url).await.map(|f| f.body), Err(FetchError::Tls), "{case}");
+        }
+    }
+
+    #[test]
+    fn tls_failures_are_told_by_any_of_their_three_words() {
+        for text in [
+            "invalid peer certificate: UnknownIssuer",
+            "received fatal alert: HandshakeFailure",
+            "tls handshake eof",
+            "TLS error",
+        ] {
+            assert!(names_tls(text), "{text}");
+        }
+        for text in ["tcp connect error: Connection refused (os error 111)", "client error (Connect)"] {
+            assert!(!names_tls(text), "{text}");
         }
     }
 }
