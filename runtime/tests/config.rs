@@ -303,3 +303,12 @@ fn the_introspection_secret_never_shows_in_debug_output() {
     let builder = introspecting().introspection("api", "very-secret-value");
     assert!(!format!("{builder:?}").contains("very-secret-value"));
 }
+
+/// The introspection cache TTL's documented bounds, positive and at most 1 hour, from the
+/// accepting side (the refusals of zero and 3 601 s are above): a millisecond and exactly
+/// one hour both build.
+#[test]
+fn an_introspection_cache_ttl_from_a_millisecond_to_exactly_one_hour_builds() {
+    introspecting().introspection_cache_ttl(Duration::from_millis(1)).build().unwrap();
+    introspecting().introspection_cache_ttl(Duration::from_secs(3600)).build().unwrap();
+}
