@@ -276,4 +276,18 @@ mod tests {
         assert_eq!(refusal(Allowlist::Tokens, &Algorithm::ASYMMETRIC), None);
         assert_eq!(refusal(Allowlist::DpopProofs, &Algorithm::PROOF), None);
     }
+
+    #[test]
+    fn each_scope_claim_is_named_as_tokens_spell_it() {
+        let names = [
+            ScopeClaim::Scope,
+            ScopeClaim::Scp,
+            ScopeClaim::Permissions,
+            ScopeClaim::Roles,
+            ScopeClaim::RealmRoles,
+            ScopeClaim::ClientRoles,
+        ]
+        .map(ScopeClaim::name);
+        assert_eq!(names, ["scope", "scp", "permissions", "roles", "realm_access.roles", "resource_access.roles"]);
+    }
 }

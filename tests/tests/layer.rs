@@ -447,3 +447,56 @@ async fn a_floor_for_an_empty_or_spaced_audience_is_refused_when_configured() {
         assert_eq!(error.message(), "an audience must be non-empty and contain no whitespace", "for {bad:?}");
     }
 }
+
+/// A service with back-pressure (tower's contract: `call` only after `poll_ready` said
+/// ready, and a clone starts unready): it answers 200 when it was driven to readiness
+/// first, 503 when it was called without.
+#[derive(Default)]
+struct NeedsReadiness {
+    ready: bool,
+    polled: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Clone for NeedsReadiness {
+    fn clone(&self) -> Self {
+        Self { ready: false, polled: std::sync::Arc::clone(&self.polled) }
+    }
+}
+
+impl tower::Service<Request<Body>> for NeedsReadiness {
+    type Response = axum::response::Response;
+    type Error = std::convert::Infallible;
+    type Future = std::future::Ready<Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        self.polled.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.ready = true;
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: Request<Body>) -> Self::Future {
+        let ready = std::mem::take(&mut self.ready);
+        let response = if ready {
+            (StatusCode::OK, "called when ready").into_response()
+        } else {
+            (StatusCode::SERVICE_UNAVAILABLE, "called without poll_ready").into_response()
+        };
+        std::future::ready(Ok(response))
+    }
+}
+
+#[tokio::test]
+async fn the_floor_drives_the_service_it_wraps_to_readiness_before_calling_it() {
+    let authority = builder().build().expect("builds");
+    let inner = NeedsReadiness::default();
+    let polled = std::sync::Arc::clone(&inner.polled);
+    let service = RequireAccessToken::new(authority).layer(inner);
+    let request = Request::builder()
+        .uri("/reports")
+        .header(header::AUTHORIZATION, format!("Bearer {}", token("reports:read")))
+        .body(Body::empty())
+        .expect("a request");
+    let response = service.oneshot(request).await.expect("infallible");
+    reply(response).await.assert_ok("called when ready");
+    assert_eq!(polled.load(std::sync::atomic::Ordering::SeqCst), 1, "the wrapped service was asked once");
+}
