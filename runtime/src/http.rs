@@ -314,15 +314,12 @@ fn classify(error: &reqwest::Error) -> FetchError {
         if current.is::<ResolveFailure>() {
             return FetchError::Dns;
         }
-        // An `io::Error` displays the error it wraps, so its text is enough; but its
-        // `source` skips that error, so the walk goes on from the wrapped one.
+        // An `io::Error` displays the error it wraps, and its `source` is that error's
+        // source: the walk reads the wrapped error's text without visiting it.
         if names_tls(&current.to_string()) {
             return FetchError::Tls;
         }
-        cause = match current.downcast_ref::<std::io::Error>().and_then(std::io::Error::get_ref) {
-            Some(inner) => inner.source(),
-            None => current.source(),
-        };
+        cause = current.source();
     }
     FetchError::Connect
 }
