@@ -146,10 +146,17 @@ async fn authenticate(
     let looked_up = looked_up.map(Place::of);
     let (token, scheme) = match cached {
         Some((member, result)) => (authority.settle(result, Some(&member.inner.config.issuer))?, Scheme::Bearer),
-        None => match verify_presented(parts, authority, check, introspector, dpop_required, looked_up).await? {
-            Some(verified) => verified,
-            None => return Ok(None),
-        },
+        // Boxed: the full path's state (its header and signature buffers among it) is
+        // about 4.5 KiB, and a future holds the largest state of all its branches. Inline,
+        // every request's handler future would carry it, and axum moves that future into
+        // its box (a 4.5 KiB copy per request, cache hit or not: BENCHMARKS.md). A miss
+        // pays one allocation beside its signature check instead.
+        None => {
+            match Box::pin(verify_presented(parts, authority, check, introspector, dpop_required, looked_up)).await? {
+                Some(verified) => verified,
+                None => return Ok(None),
+            }
+        }
     };
     let outcome = Outcome { authority: Arc::downgrade(&authority.inner), audience, scheme, token: token.clone() };
     match parts.extensions.get_mut::<Verified>() {
@@ -339,5 +346,26 @@ impl<S: AuthorityState, R: Requirement> FromRequestParts<S> for Guard<R> {
             return Err(if came_with == Scheme::Dpop { rejection.under_dpop() } else { rejection });
         }
         Ok(Guard(PhantomData))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A handler's future holds its extractors' futures and axum moves it once per
+    /// request: the cache-hit path must not carry the full verification's state (about
+    /// 4.5 KiB, boxed on a miss), or every request copies it.
+    #[test]
+    fn the_access_token_extractors_future_does_not_carry_the_full_verifications_state() {
+        let authority = crate::testing::TestIssuer::new().authority("https://api.example.test");
+        let (mut parts, ()) = axum::http::Request::new(()).into_parts();
+        let full = verify_presented(&mut parts, &authority, AudienceCheck::Configured, None, false, None);
+        let full_size = std::mem::size_of_val(&full);
+        drop(full);
+        let extractor = authenticate(&mut parts, &authority, Reuse::SameAuthority);
+        let size = std::mem::size_of_val(&extractor);
+        assert!(full_size > 2048, "the full path's future is {full_size} bytes: this test no longer measures anything");
+        assert!(size < 1024, "the extractor's future is {size} bytes (the full path's: {full_size})");
     }
 }
