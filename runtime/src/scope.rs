@@ -310,6 +310,15 @@ impl Scopes {
     }
 }
 
+/// A JSON array (or any serde sequence) of the granted scopes in ascending byte order, as
+/// [`iter`](Scopes::iter) gives them: a handler can answer with its token's scopes
+/// without collecting them first.
+impl serde::Serialize for Scopes {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.iter())
+    }
+}
+
 impl<'a> FromIterator<&'a str> for Scopes {
     fn from_iter<I: IntoIterator<Item = &'a str>>(iter: I) -> Self {
         let mut source = String::new();
@@ -350,6 +359,13 @@ mod tests {
         let s = Scopes::from_space_delimited("  b a\tc  b ");
         assert_eq!(s.iter().collect::<Vec<_>>(), ["a\tc", "b"]);
         assert!(!s.contains("a"));
+    }
+
+    #[test]
+    fn scopes_serialize_as_an_array_of_distinct_scopes_in_ascending_order() {
+        let s = Scopes::from_space_delimited("write:x read:x  admin read:x");
+        assert_eq!(serde_json::to_string(&s).unwrap(), r#"["admin","read:x","write:x"]"#);
+        assert_eq!(serde_json::to_string(&Scopes::default()).unwrap(), "[]");
     }
 
     #[test]

@@ -24,7 +24,7 @@ use axum::{
     response::IntoResponse,
 };
 use scopegate::{
-    AccessToken, Authority, UserInfo,
+    AccessToken, Authority, Scopes, UserInfo,
     openapi::{
         OpenApiSecurity,
         utoipa::openapi::{Info, OpenApi, Paths},
@@ -215,13 +215,13 @@ struct Me<'a> {
     /// `sub`: the user, or for a client-credentials token the client itself.
     subject: &'a str,
     client_id: Option<&'a str>,
-    scopes: Vec<&'a str>,
+    scopes: &'a Scopes,
 }
 
 /// Any valid access token for this API: no scope required. The answer borrows from the
 /// token, so it is serialized here, while the token lives.
 async fn me(token: AccessToken) -> axum::response::Response {
-    let me = Me { subject: token.subject(), client_id: token.client_id(), scopes: token.scopes().iter().collect() };
+    let me = Me { subject: token.subject(), client_id: token.client_id(), scopes: token.scopes() };
     Json(me).into_response()
 }
 
