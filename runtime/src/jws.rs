@@ -6,12 +6,11 @@
 //! which carries none of the parameters scopegate refuses.
 
 use arc_swap::ArcSwapOption;
-use base64::Engine as _;
 use std::{borrow::Cow, sync::Arc};
 
 use crate::{
     algorithm::Algorithm,
-    b64::B64URL,
+    b64::{self, b64url_decode, b64url_decode_into},
     config::MAX_KID_LEN,
     json::{Member, Sink},
     rejection::TokenError,
@@ -76,15 +75,14 @@ const REFUSED_PARAMETERS: [&str; 8] = ["crit", "b64", "cty", "enc", "zip", "jwk"
 /// The most bytes a header segment of [`MAX_HEADER_SEGMENT`] characters decodes to.
 pub(crate) const MAX_HEADER_BYTES: usize = MAX_HEADER_SEGMENT / 4 * 3;
 
-/// Room for the longest signature accepted, an RSA-8192 signature (1024 bytes), with the
-/// slack base64's length estimate asks for.
+/// Room for the longest signature accepted, an RSA-8192 signature (1024 bytes), and a
+/// little more (a longer segment is refused as malformed, never truncated).
 pub(crate) const MAX_SIGNATURE_BYTES: usize = 1040;
 
 /// Decodes the signature segment into `buffer` (no allocation); `None` if it is not
 /// strict base64url or longer than any supported signature.
 pub(crate) fn decode_signature<'b>(segment: &str, buffer: &'b mut [u8; MAX_SIGNATURE_BYTES]) -> Option<&'b [u8]> {
-    let len = B64URL.decode_slice(segment.as_bytes(), buffer).ok()?;
-    buffer.get(..len)
+    b64url_decode_into(segment.as_bytes(), buffer)
 }
 
 /// Decodes the header segment into `buffer` (no allocation), returning the JSON bytes.
@@ -92,8 +90,7 @@ pub(crate) fn decode_header<'b>(segment: &str, buffer: &'b mut [u8; MAX_HEADER_B
     if segment.len() > MAX_HEADER_SEGMENT {
         return Err(TokenError::Malformed);
     }
-    let len = B64URL.decode_slice(segment.as_bytes(), buffer).map_err(|_| TokenError::Malformed)?;
-    buffer.get(..len).ok_or(TokenError::Malformed)
+    b64url_decode_into(segment.as_bytes(), buffer).ok_or(TokenError::Malformed)
 }
 
 /// Room for the claim set of a typical token, decoded on the stack (longer ones are
@@ -103,13 +100,11 @@ pub(crate) const PAYLOAD_BUFFER_BYTES: usize = 2048;
 /// Decodes the payload segment as UTF-8 text, into `buffer` when it fits (no allocation);
 /// `None` if it is not strict base64url or not UTF-8.
 pub(crate) fn decode_payload<'b>(segment: &str, buffer: &'b mut [u8; PAYLOAD_BUFFER_BYTES]) -> Option<Cow<'b, str>> {
-    // base64 asks for room for its estimate: three bytes per started group of four.
-    if segment.len().div_ceil(4) * 3 > PAYLOAD_BUFFER_BYTES {
-        let bytes = B64URL.decode(segment.as_bytes()).ok()?;
+    if b64::decoded_len(segment.as_bytes())? > PAYLOAD_BUFFER_BYTES {
+        let bytes = b64url_decode(segment.as_bytes())?;
         return String::from_utf8(bytes).ok().map(Cow::Owned);
     }
-    let len = B64URL.decode_slice(segment.as_bytes(), buffer).ok()?;
-    std::str::from_utf8(buffer.get(..len)?).ok().map(Cow::Borrowed)
+    std::str::from_utf8(b64url_decode_into(segment.as_bytes(), buffer)?).ok().map(Cow::Borrowed)
 }
 
 #[derive(Default)]
@@ -242,12 +237,12 @@ mod tests {
     #[test]
     fn payloads_decode_on_the_stack_when_they_fit_and_into_a_vec_otherwise() {
         let mut buffer = [0; PAYLOAD_BUFFER_BYTES];
-        // base64 asks for three bytes of room per started group of four characters: 2046
-        // bytes (2728 characters) fit in 2048, 2047 bytes (2730 characters) do not.
-        let fits = b64url_encode(&[b'a'; 2046]);
-        assert!(matches!(decode_payload(&fits, &mut buffer), Some(Cow::Borrowed(text)) if text.len() == 2046));
-        let longer = b64url_encode(&[b'a'; 2047]);
-        assert!(matches!(decode_payload(&longer, &mut buffer), Some(Cow::Owned(text)) if text.len() == 2047));
+        // The decoded length is exact: 2048 bytes (2731 characters) fit in 2048, 2049 bytes
+        // (2732 characters) do not.
+        let fits = b64url_encode(&[b'a'; 2048]);
+        assert!(matches!(decode_payload(&fits, &mut buffer), Some(Cow::Borrowed(text)) if text.len() == 2048));
+        let longer = b64url_encode(&[b'a'; 2049]);
+        assert!(matches!(decode_payload(&longer, &mut buffer), Some(Cow::Owned(text)) if text.len() == 2049));
         for bad in [b64url_encode(&[0xFF; 8]), b64url_encode(&[0xFF; 4000]), "YQ==".to_owned(), "Y+Q".to_owned()] {
             assert_eq!(decode_payload(&bad, &mut buffer), None, "{bad}");
         }
