@@ -227,7 +227,7 @@ impl<'p> RawClaims<'p> {
     /// Reads a claim set strictly.
     pub(crate) fn read(payload: &'p str) -> Result<Self, TokenError> {
         let mut claims = RawClaims::default();
-        json::read_object(payload.as_bytes(), &mut claims).map_err(|_| TokenError::Malformed)?;
+        json::read_text_object(payload, &mut claims).map_err(|_| TokenError::Malformed)?;
         Ok(claims)
     }
 

@@ -51,13 +51,28 @@ pub(crate) fn read_object<'de, S: Sink<'de>>(bytes: &'de [u8], sink: &mut S) -> 
     read(bytes, sink)
 }
 
+/// [`read_object`] of text already known to be UTF-8 (a token's decoded claim set): the
+/// same strictness, without checking each string's UTF-8 again.
+pub(crate) fn read_text_object<'de, S: Sink<'de>>(text: &'de str, sink: &mut S) -> Result<(), StrictJsonError> {
+    if text.starts_with('\u{FEFF}') {
+        return Err(StrictJsonError);
+    }
+    read_with(serde_json::Deserializer::from_str(text), sink)
+}
+
 /// The reader. Depth is counted while reading: it stops at the first container deeper
 /// than [`MAX_DEPTH`], so a deeply nested document costs no deep recursion.
 fn read<'de, R: Receiver<'de>>(bytes: &'de [u8], receiver: &mut R) -> Result<(), StrictJsonError> {
     if bytes.starts_with(&[0xEF, 0xBB, 0xBF]) {
         return Err(StrictJsonError);
     }
-    let mut de = serde_json::Deserializer::from_slice(bytes);
+    read_with(serde_json::Deserializer::from_slice(bytes), receiver)
+}
+
+fn read_with<'de, J: serde_json::de::Read<'de>, R: Receiver<'de>>(
+    mut de: serde_json::Deserializer<J>,
+    receiver: &mut R,
+) -> Result<(), StrictJsonError> {
     Deserializer::deserialize_map(&mut de, TopLevel { receiver }).map_err(|_| StrictJsonError)?;
     de.end().map_err(|_| StrictJsonError)
 }
@@ -533,6 +548,54 @@ mod tests {
         ] {
             assert!(read_object(doc, &mut Collect::default()).is_err(), "{}", String::from_utf8_lossy(doc));
             assert!(parse_object(doc).is_err());
+        }
+    }
+
+    /// What a reader made of a document: its members, or the refusal.
+    fn outcome(result: Result<(), StrictJsonError>, sink: Collect) -> Option<Vec<(String, Option<String>)>> {
+        result.ok().map(|()| sink.0)
+    }
+
+    fn readers_agree(doc: &str) {
+        let mut bytes = Collect::default();
+        let by_bytes = outcome(read_object(doc.as_bytes(), &mut bytes), bytes);
+        let mut text = Collect::default();
+        let by_text = outcome(read_text_object(doc, &mut text), text);
+        assert_eq!(by_text, by_bytes, "{doc:?}");
+    }
+
+    #[test]
+    fn the_text_reader_reads_and_refuses_exactly_what_the_byte_reader_does() {
+        let many: String = (0..40).map(|i| format!("\"k{i}\":{i},")).collect();
+        for doc in [
+            r#"{"w1":"a","w2":["x","y"],"w3":[1,"x"],"w4":5,"n":{"a":[1,{"b":2}]},"w5":"A"}"#,
+            r#"{"w":"\u00e9t\u00E9","wé":"\ud83d\ude00","w\u0041":1}"#,
+            r#"{"w":"\ud800"}"#,
+            r#"{"w":"a\u0000b","w2":"\/"}"#,
+            r#"{"a":1,"a":2}"#,
+            r#"{"a":1,"\u0061":2}"#,
+            r#"{"n":{"x":1,"x":2}}"#,
+            "\u{FEFF}{}",
+            "{} {}",
+            "{\"w\":\"tab\there\"}",
+            "[1]",
+            "null",
+            " {\"w\" : 1 } ",
+            &format!("{{{many}\"k39\":0}}"),
+        ] {
+            readers_agree(doc);
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(3000))]
+
+        /// Any text over JSON's punctuation, escapes and some non-ASCII characters.
+        #[test]
+        fn the_text_reader_agrees_with_the_byte_reader_on_any_text(
+            doc in "\\{(\"[wn\\\\u0-9a-f\"é😀 ]{0,6}\"[:,]?|[\\[\\]{}:, 0-9.e+-]|true|null|\\\\ud[89ab]00){0,12}\\}?"
+        ) {
+            readers_agree(&doc);
         }
     }
 
