@@ -78,8 +78,8 @@ short-circuiting \`||\` at about nine instructions a byte; as branch-free folds 
 3 000 (29 900 against 22 700). Those 3 000 are now skipped for a token the verified-token
 cache holds: the cache holds only compact JWS that passed the checks, so an exact match
 proves they pass (\`credentials::plain_bearer\`; any other header, and every miss, takes
-the full checks). The cache lookup hashes the token's last 48 characters without first
-searching for the signature's dot (1 190 → 620 instructions). Also removed earlier: one
+the full checks). The cache lookup hashes the token's last 48 characters (since the third
+pass below, 16) without first searching for the signature's dot (1 190 → 620 instructions). Also removed earlier: one
 allocation for the per-request verification record (the first result is stored inline)
 and the example's owned copies of subject, client id and scopes in \`/api/me\`'s answer.
 What is left beyond the open route: scopegate's extractor (about 2 000: the cache lookup
@@ -102,6 +102,29 @@ stays: the whole-token comparison, the key-set generation, \`exp\`, the maximum 
 the \`Authorization\` header again for the string it sends to \`/userinfo\`: the verification
 keeps claims, not the token, and that route's cost is its (cached) HTTP call. The uncached verification (\`scripts/profile-verify.sh\`, not changed by this pass) measured RS256 22 981 and ES256 19 978 instructions beyond the signature in the same session (1.078× and 1.027×); the uncached path's remaining costs (base64 into stack buffers, its allocations) were not worked on in this pass.
 
+Third pass (issue 16, 2026-12-02, the same script): \`GET /api/me\` 26 426 → 25 526
+instructions a request, the difference to \`GET /health\` 3 855 → 2 822 (\`/health\` itself
+moved by +133 with the rebuilt binary's code layout, 22 571 → 22 704). (1) The largest
+single item left was a copy: 550 instructions of \`memcpy\` under axum's
+\`HandlerService::call\`, which moves the handler's future into its box. That future held
+the state of the whole uncached verification (4 632 bytes, most of it the header,
+payload and signature buffers on its stack), although a hit never enters it. The
+extractor now boxes that path (\`Box::pin\` in \`extract::authenticate\`, one allocation
+on a miss, beside its signature check); the extractor's future is under 1 KiB, which
+\`the_access_token_extractors_future_does_not_carry_the_full_verifications_state\` holds.
+(2) The cache hashes the token's last 16 characters (96 bits of the signature, which the
+issuer's key makes unpredictable) as one \`u128\` with the same keyed SipHash, instead of
+48 as a slice (310 → 160 instructions); a collision still only costs a whole-token
+comparison, and only verified tokens are inserted, so nobody can aim entries at one slot.
+(3) The example serializes its token's \`Scopes\` directly (\`Scopes\` is now
+\`Serialize\`, as a JSON array) instead of collecting them into a \`Vec\` first (one
+allocation less). What is left beyond the open route (2 822): serde_json's escaping of
+the answer's strings (670) and its map entries (130), the whole-token comparison (150),
+the \`Authorization\` header's lookup and scheme check (220), the two clock reads (about
+150), the cache lookup and its checks (about 400 with the hash), the verification record
+in the request's extensions (its map and box: about 300 with their allocations) and the
+extractor's own state machine (about 300).
+
 ## Load (\`bash scripts/load-bench.sh\`)
 
 The example service in release mode against a loopback issuer (\`bench-issuer\`:
@@ -114,6 +137,9 @@ verified-token cache off (\`TOKEN_CACHE=off\`), so every request checks a signat
 
 Targets: one repeated token ≥ 0.9× the open route; distinct tokens ≥ 0.85× the floor
 and ahead of the hand-written extractor; with one worker and with the default runtime.
+Pinned to one core, the default multi-thread runtime starts one worker, so the two tables
+below run the same configuration (\`TOKIO_WORKER_THREADS=1\` or not) a few minutes apart:
+where they differ, that is the machine's drift, which the ranges of the rounds show.
 
 $LOAD
 

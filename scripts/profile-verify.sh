@@ -6,7 +6,7 @@
 # the `verify` bench), the difference and the ratio, and the functions of the difference.
 # Instruction counts do not depend on other work on the machine, unlike criterion's times.
 # Writes target/profile-verify.md and keeps the callgrind files in target/profile/
-# (`callgrind_annotate --inclusive=yes target/profile/cg.verify.RS256`).
+# (`callgrind_annotate --inclusive=yes target/profile/cg.scopegate.RS256`).
 #
 #   bash scripts/profile-verify.sh [N] [ALGORITHM...]     # default 200 RS256 PS256
 set -euo pipefail
