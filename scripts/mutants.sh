@@ -38,7 +38,7 @@ else
   # The modules that decide whether a request is let through.
   files=("$@")
   if [[ ${#files[@]} -eq 0 ]]; then
-    files=(credentials jws json keys claims scope cache verify extract layer config http jwks introspection dpop dpop/nonce dpop/replay)
+    files=(b64 credentials jws json keys claims scope cache verify extract layer config http jwks introspection dpop dpop/nonce dpop/replay)
     files=("${files[@]/#/runtime/src/}")
     files=("${files[@]/%/.rs}")
   fi
