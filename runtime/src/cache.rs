@@ -119,10 +119,10 @@ impl TokenCache {
         // the cost of hashing 48 characters as a slice, as before), and hits still compare
         // the whole token. Only tokens that passed every check are inserted, so nobody can
         // choose colliding entries; a lookup that collides costs one comparison.
+        let last = token.get(token.len().saturating_sub(TAIL_BYTES)..).unwrap_or(token);
         let mut tail = [0u8; TAIL_BYTES];
-        let start = token.len().saturating_sub(TAIL_BYTES);
-        if let (Some(end), Some(bytes)) = (tail.get_mut(..token.len() - start), token.get(start..)) {
-            end.copy_from_slice(bytes);
+        if let Some(start) = tail.get_mut(..last.len()) {
+            start.copy_from_slice(last);
         }
         let hash = self.hasher.hash_one(u128::from_le_bytes(tail));
         // The low bits pick the shard; the map uses the whole hash.

@@ -54,25 +54,25 @@ pub(crate) fn read_object<'de, S: Sink<'de>>(bytes: &'de [u8], sink: &mut S) -> 
 /// [`read_object`] of text already known to be UTF-8 (a token's decoded claim set): the
 /// same strictness, without checking each string's UTF-8 again.
 pub(crate) fn read_text_object<'de, S: Sink<'de>>(text: &'de str, sink: &mut S) -> Result<(), StrictJsonError> {
-    if text.starts_with('\u{FEFF}') {
-        return Err(StrictJsonError);
-    }
-    read_with(serde_json::Deserializer::from_str(text), sink)
+    read_with(text.as_bytes(), serde_json::Deserializer::from_str(text), sink)
 }
 
 /// The reader. Depth is counted while reading: it stops at the first container deeper
 /// than [`MAX_DEPTH`], so a deeply nested document costs no deep recursion.
 fn read<'de, R: Receiver<'de>>(bytes: &'de [u8], receiver: &mut R) -> Result<(), StrictJsonError> {
-    if bytes.starts_with(&[0xEF, 0xBB, 0xBF]) {
-        return Err(StrictJsonError);
-    }
-    read_with(serde_json::Deserializer::from_slice(bytes), receiver)
+    read_with(bytes, serde_json::Deserializer::from_slice(bytes), receiver)
 }
 
+/// Reads the document `bytes` through `de` (serde_json's reader of those same bytes, as
+/// bytes or as text).
 fn read_with<'de, J: serde_json::de::Read<'de>, R: Receiver<'de>>(
+    bytes: &[u8],
     mut de: serde_json::Deserializer<J>,
     receiver: &mut R,
 ) -> Result<(), StrictJsonError> {
+    if bytes.starts_with(&[0xEF, 0xBB, 0xBF]) {
+        return Err(StrictJsonError);
+    }
     Deserializer::deserialize_map(&mut de, TopLevel { receiver }).map_err(|_| StrictJsonError)?;
     de.end().map_err(|_| StrictJsonError)
 }
@@ -588,7 +588,8 @@ mod tests {
     }
 
     proptest::proptest! {
-        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(3000))]
+        // No regression files, as in `b64`'s property tests.
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 3000, failure_persistence: None, ..Default::default() })]
 
         /// Any text over JSON's punctuation, escapes and some non-ASCII characters.
         #[test]
