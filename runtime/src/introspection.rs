@@ -674,7 +674,10 @@ impl IntrospectionCache {
         if let Some(old) = map.remove(&hash) {
             *bytes = bytes.saturating_sub(old.cost);
         }
-        if map.len() >= self.capacity || *bytes + cost > self.max_bytes {
+        // Whether the new entry needs room: one entry more than the capacity, or more bytes
+        // than the budget, if it were inserted now.
+        let full = |entries: usize, held: usize| entries >= self.capacity || held + cost > self.max_bytes;
+        if full(map.len(), *bytes) {
             let mut freed = 0;
             map.retain(|_, e| {
                 let keep = e.until > created;
@@ -685,7 +688,7 @@ impl IntrospectionCache {
             });
             *bytes = bytes.saturating_sub(freed);
         }
-        while map.len() >= self.capacity || *bytes + cost > self.max_bytes {
+        while full(map.len(), *bytes) {
             let Some(victim) = map.keys().next().copied() else {
                 break;
             };
@@ -773,6 +776,27 @@ mod tests {
             assert!(short.get("t", 1.0).is_none(), "{outcome:?} a byte over the budget");
             assert_eq!(lock(&short.map).1, 0);
         }
+    }
+
+    /// Answers that together cost exactly the byte budget all stay: the cache evicts only
+    /// for an entry that would take it past the budget (or past its capacity).
+    #[test]
+    fn answers_that_exactly_fill_the_byte_budget_are_all_kept() {
+        let fresh = || Outcome::Active(Arc::new(VerifiedClaims::for_tests(1e9)));
+        // Each answer costs 1 + 256 + 2 bytes; the budget holds three of them exactly.
+        let cache = IntrospectionCache::new(3, 3 * 259, Duration::from_secs(60), Duration::from_secs(10));
+        for token in ["a", "b", "c"] {
+            cache.insert(token, &fresh(), 1.0);
+        }
+        for token in ["a", "b", "c"] {
+            assert!(cache.get(token, 1.0).is_some(), "{token} kept");
+        }
+        assert_eq!(lock(&cache.map).1, 3 * 259);
+        // A fourth takes one place: past the capacity and the budget alike.
+        cache.insert("d", &fresh(), 1.0);
+        assert!(cache.get("d", 1.0).is_some());
+        assert_eq!(lock(&cache.map).0.len(), 3);
+        assert_eq!(lock(&cache.map).1, 3 * 259);
     }
 
     /// An answer that is not cached (its token's `exp` already reached, a zero negative
