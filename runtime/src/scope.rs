@@ -107,7 +107,10 @@ impl ScopeExpr {
         match self {
             Self::Scope(scope) => {
                 let mut i = 0;
-                while i < len {
+                // `i` counts up to `len`, so `!=` is `<` here; `<` has a neighbour, `<=`,
+                // that would also read the unused slot `out[len]` (its `""` matches no
+                // real scope), a change no test could see.
+                while i != len {
                     if same(out[i], scope) {
                         return len;
                     }
