@@ -57,9 +57,12 @@ $SUMMARY
 The issue's target is scopegate ≤ 1.15× the floor for each algorithm and a cache hit
 ≤ 0.5 µs.
 
-The two \`request through axum\` rows (bearer and DPoP, the same cached token) are
-explained, and the DPoP proof's cost profiled, in the section "DPoP: the cost of a proof"
-below; where the uncached path's time beyond the signature goes is in "Uncached
+The \`request through axum\` rows send one request through a router in-process (no
+socket): the first to a route that does not take the token, the second to one that takes
+\`AccessToken\` (its \`+\` is the extractor's whole cost on a cache hit: header, cache,
+the request's verification record), measured in alternation. The bearer and DPoP rows
+(the same cached token) are explained, and the DPoP proof's cost profiled, in the section
+"DPoP: the cost of a proof" below; where the uncached path's time beyond the signature goes is in "Uncached
 verification: where the time goes". criterion's own per-benchmark estimates (with confidence intervals) are in
 \`target/bench-verify.txt\` and \`target/criterion/\` after a run.
 

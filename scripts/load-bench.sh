@@ -18,8 +18,14 @@
 #   naive       the same tokens against naive-api: a hand-written jsonwebtoken::decode
 #               extractor                                            (bench/src/bin/naive-api.rs)
 # The runs alternate, ROUNDS times, each bounded by SECONDS: a virtual machine's speed
-# drifts by tens of percent within a minute, so a ratio is taken within each round (runs
-# seconds apart) and the table gives the median over the rounds, with its range. The
+# drifts by tens of percent within a minute, so a ratio is taken within each round and the
+# table gives the median over the rounds, with its range. Within a round the runs go
+# forth and back (open, one token, one token, open; floor, distinct, naive, naive,
+# distinct, floor) and a ratio is that of the sums of the two runs of each: every run of a
+# pair has the same mean position in the round, so a drift that is steady over the round
+# cancels, whichever way it goes, instead of favouring the run that comes first. With one
+# worker, each round also runs the open route against itself the same way: a ratio with
+# nothing to find, whose range is the machine's own noise. The
 # open and one-token runs send a fixed request (no wrk script), so the load generator does
 # the same work for both.
 # Then both cores: the example with two workers, unpinned, and wrk with two threads on the
@@ -103,24 +109,27 @@ run_wrk() {
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-declare -A RPS P99 BAD RUNS RATIOS URL WORKERS
-# record KEY "rps p99 bad" [BASE]: one run of KEY in this round; with BASE (measured just
-# before, in the same round), the ratio KEY/BASE of this round too.
+declare -A SUM P99 BAD RUNS RATIOS URL WORKERS
+# record KEY "rps p99 bad": one run of KEY; its req/s also adds to KEY's sum in this round.
 record() {
   local rps p99 bad
   read -r rps p99 bad <<<"$2"
   RUNS[$1]+="$rps "
   P99[$1]+="$p99 "
   BAD[$1]=$(( ${BAD[$1]:-0} + bad ))
-  local last=""
-  if [ -n "${3:-}" ]; then
-    last=$(ratio "$rps" "${RPS[$3]}")
-    RATIOS[$1]+="$last "
-  fi
-  RPS[$1]=$rps
-  echo "  $1: $rps req/s, p99 $p99, non-2xx $bad ${last:+(ratio $last)}" >&2
+  SUM[$1]=$(awk -v a="${SUM[$1]:-0}" -v b="$rps" 'BEGIN { printf "%.2f", a + b }')
+  echo "  $1: $rps req/s, p99 $p99, non-2xx $bad" >&2
+}
+# round_ratio KEY BASE: this round's ratio of KEY to BASE, from the sums of their runs.
+round_ratio() {
+  local r
+  r=$(ratio "${SUM[$1]}" "${SUM[$2]}")
+  RATIOS[$1]+="$r "
+  echo "  $1 / $2 this round: $r" >&2
 }
 TOKEN=$(cat "$WORK/one-token.txt")
+# The server each distinct-token run goes to (a key of URL).
+declare -A SERVICE=([floor]=floor [distinct]=nocache [naive]=naive)
 workers() { grep -c '^tokio-rt-worker' /proc/"$1"/task/*/comm 2>/dev/null | awk -F: '{ n += $2 } END { print n }'; }
 
 for mode in 1 default; do
@@ -136,11 +145,27 @@ for mode in 1 default; do
   URL[naive]=$SERVER_URL
   for round in $(seq "$ROUNDS"); do
     echo " round $round" >&2
-    record "open-$mode" "$(run_wrk "open-$mode" "${URL[api]}/health" -)"
-    record "one-$mode" "$(run_wrk "one-$mode" "${URL[api]}/api/me" "@$TOKEN")" "open-$mode"
-    record "floor-$mode" "$(run_wrk "floor-$mode" "${URL[floor]}/api/me" "$WORK/tokens.txt")"
-    record "distinct-$mode" "$(run_wrk "distinct-$mode" "${URL[nocache]}/api/me" "$WORK/tokens.txt")" "floor-$mode"
-    record "naive-$mode" "$(run_wrk "naive-$mode" "${URL[naive]}/api/me" "$WORK/tokens.txt")" "floor-$mode"
+    SUM=()
+    for key in open one one open; do
+      case $key in
+        open) record "open-$mode" "$(run_wrk "open-$mode" "${URL[api]}/health" -)" ;;
+        one) record "one-$mode" "$(run_wrk "one-$mode" "${URL[api]}/api/me" "@$TOKEN")" ;;
+      esac
+    done
+    round_ratio "one-$mode" "open-$mode"
+    if [ "$mode" = 1 ]; then
+      # The open route against itself, in the same order: no difference to find, so its
+      # ratios show how far the machine alone moves a ratio.
+      for key in same-a same-b same-b same-a; do
+        record "$key-$mode" "$(run_wrk "$key-$mode" "${URL[api]}/health" -)"
+      done
+      round_ratio "same-b-$mode" "same-a-$mode"
+    fi
+    for key in floor distinct naive naive distinct floor; do
+      record "$key-$mode" "$(run_wrk "$key-$mode" "${URL[${SERVICE[$key]}]}/api/me" "$WORK/tokens.txt")"
+    done
+    round_ratio "distinct-$mode" "floor-$mode"
+    round_ratio "naive-$mode" "floor-$mode"
   done
   for pid in "${PIDS[@]:1}"; do stop "$pid"; done
   PIDS=("${PIDS[0]}")
@@ -213,6 +238,9 @@ scaling() {
     echo "|---|---|---|---|---|"
     row "open route \`GET /health\`" "open-$mode"
     row "\`GET /api/me\`, one repeated token (ratio to the open route; target ≥ 0.9)" "one-$mode" "open-$mode"
+    if [ "$mode" = 1 ]; then
+      row "the open route against itself (the same runs again: the machine's noise, no difference to find)" "same-b-$mode" "same-a-$mode"
+    fi
     row "signature floor (\`floor-api\`), distinct tokens" "floor-$mode"
     row "\`GET /api/me\`, distinct tokens, \`TOKEN_CACHE=off\` (ratio to the floor; target ≥ 0.85)" "distinct-$mode" "floor-$mode"
     row "hand-written \`jsonwebtoken::decode\` extractor (\`naive-api\`), distinct tokens (ratio to the floor)" "naive-$mode" "floor-$mode"
@@ -231,5 +259,5 @@ scaling() {
   echo
   echo "Process start to the first accepted \`GET /api/me\` (discovery and JWKS from the loopback issuer, then a signature check), median of 5: **${STARTUP_MEDIAN} ms** (all: ${STARTUPS[*]} ms; polled every 2 ms with curl)."
   echo
-  echo "wrk -t1 -c32 -d${SECONDS_PER_RUN}s on core 1 unless said otherwise, ${ROUNDS} rounds of every run in turn; RS256 tokens of ${TOKEN_BYTES} bytes from the loopback issuer, ${TOKENS} distinct; $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); load average at the start ${LOAD_AT_START}, at the end $(cut -d' ' -f1-3 /proc/loadavg)."
+  echo "wrk -t1 -c32 -d${SECONDS_PER_RUN}s on core 1 unless said otherwise, ${ROUNDS} rounds, each run twice a round in mirrored order; RS256 tokens of ${TOKEN_BYTES} bytes from the loopback issuer, ${TOKENS} distinct; $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); load average at the start ${LOAD_AT_START}, at the end $(cut -d' ' -f1-3 /proc/loadavg)."
 } | tee "$OUT"
