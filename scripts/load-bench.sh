@@ -259,5 +259,5 @@ scaling() {
   echo
   echo "Process start to the first accepted \`GET /api/me\` (discovery and JWKS from the loopback issuer, then a signature check), median of 5: **${STARTUP_MEDIAN} ms** (all: ${STARTUPS[*]} ms; polled every 2 ms with curl)."
   echo
-  echo "wrk -t1 -c32 -d${SECONDS_PER_RUN}s on core 1 unless said otherwise, ${ROUNDS} rounds, each run twice a round in mirrored order; RS256 tokens of ${TOKEN_BYTES} bytes from the loopback issuer, ${TOKENS} distinct; $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); load average at the start ${LOAD_AT_START}, at the end $(cut -d' ' -f1-3 /proc/loadavg)."
+  echo "wrk -t1 -c32 -d${SECONDS_PER_RUN}s on core 1 unless said otherwise, ${ROUNDS} rounds, each run on one core twice a round in mirrored order (on both cores, once a round); RS256 tokens of ${TOKEN_BYTES} bytes from the loopback issuer, ${TOKENS} distinct; $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); load average at the start ${LOAD_AT_START}, at the end $(cut -d' ' -f1-3 /proc/loadavg)."
 } | tee "$OUT"
