@@ -132,7 +132,7 @@ Ninth session (2026-12-02, another machine: 2 cores, Intel Xeon, about 1.6 times
 per signature than the AMD EPYC of the earlier passes): where the load ratio stands, and
 what the hit path still does. The verify bench now times the same request to a route
 that does not take the token beside the bearer one (the \`request through axum\` rows
-above: +355 ns on 1 197 ns in this run). callgrind of those two requests: 2 378
+above; on 2026-12-02, +355 ns on 1 197 ns). callgrind of those two requests: 2 378
 instructions between them, of which the cache lookup with its checks and clock reads
 872, the verification record in the request's extensions 566 (there it is the request's
 first extension, so the map's allocation and first growth too; in the example service

@@ -128,8 +128,21 @@ round_ratio() {
   echo "  $1 / $2 this round: $r" >&2
 }
 TOKEN=$(cat "$WORK/one-token.txt")
-# The server each distinct-token run goes to (a key of URL).
-declare -A SERVICE=([floor]=floor [distinct]=nocache [naive]=naive)
+# What each run sends: the server (a key of URL), the path and run_wrk's token argument.
+declare -A TARGET=(
+  [open]="api /health -" [one]="api /api/me @$TOKEN" [same-a]="api /health -" [same-b]="api /health -"
+  [floor]="floor /api/me $WORK/tokens.txt" [distinct]="nocache /api/me $WORK/tokens.txt"
+  [naive]="naive /api/me $WORK/tokens.txt"
+)
+# mirrored MODE KEY...: one run of each KEY in turn (the caller lists them forth and back).
+mirrored() {
+  local mode=$1 key server path load
+  shift
+  for key in "$@"; do
+    read -r server path load <<<"${TARGET[$key]}"
+    record "$key-$mode" "$(run_wrk "$key-$mode" "${URL[$server]}$path" "$load")"
+  done
+}
 workers() { grep -c '^tokio-rt-worker' /proc/"$1"/task/*/comm 2>/dev/null | awk -F: '{ n += $2 } END { print n }'; }
 
 for mode in 1 default; do
@@ -146,24 +159,15 @@ for mode in 1 default; do
   for round in $(seq "$ROUNDS"); do
     echo " round $round" >&2
     SUM=()
-    for key in open one one open; do
-      case $key in
-        open) record "open-$mode" "$(run_wrk "open-$mode" "${URL[api]}/health" -)" ;;
-        one) record "one-$mode" "$(run_wrk "one-$mode" "${URL[api]}/api/me" "@$TOKEN")" ;;
-      esac
-    done
+    mirrored "$mode" open one one open
     round_ratio "one-$mode" "open-$mode"
     if [ "$mode" = 1 ]; then
       # The open route against itself, in the same order: no difference to find, so its
       # ratios show how far the machine alone moves a ratio.
-      for key in same-a same-b same-b same-a; do
-        record "$key-$mode" "$(run_wrk "$key-$mode" "${URL[api]}/health" -)"
-      done
+      mirrored "$mode" same-a same-b same-b same-a
       round_ratio "same-b-$mode" "same-a-$mode"
     fi
-    for key in floor distinct naive naive distinct floor; do
-      record "$key-$mode" "$(run_wrk "$key-$mode" "${URL[${SERVICE[$key]}]}/api/me" "$WORK/tokens.txt")"
-    done
+    mirrored "$mode" floor distinct naive naive distinct floor
     round_ratio "distinct-$mode" "floor-$mode"
     round_ratio "naive-$mode" "floor-$mode"
   done

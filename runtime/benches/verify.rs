@@ -345,6 +345,22 @@ fn median(mut f: impl FnMut(), per_batch: u32, batches: usize) -> Duration {
     samples[samples.len() / 2]
 }
 
+/// The median time per call of each of `paths`, measured in alternation (31 batches of
+/// `per_batch` calls each, one batch of every path in turn), so that drift hits every
+/// path alike.
+fn in_alternation<const N: usize>(per_batch: u32, mut paths: [&mut dyn FnMut(); N]) -> [Duration; N] {
+    let mut samples: [Vec<Duration>; N] = std::array::from_fn(|_| Vec::new());
+    for _ in 0..31 {
+        for (path, samples) in paths.iter_mut().zip(&mut samples) {
+            samples.push(median(&mut **path, per_batch, 1));
+        }
+    }
+    samples.map(|mut v| {
+        v.sort_unstable();
+        v[v.len() / 2]
+    })
+}
+
 fn fmt(d: Duration) -> String {
     let ns = d.as_nanos();
     if ns >= 10_000 { format!("{:.1} µs", ns as f64 / 1000.0) } else { format!("{ns} ns") }
@@ -359,32 +375,22 @@ fn summary() {
     println!("|---|---|---|---|---|---|");
     for case in &cases {
         let per_batch = if case.alg == Algorithm::ES256 { 100 } else { 200 };
-        let (mut fl, mut jw, mut sg) = (Vec::new(), Vec::new(), Vec::new());
-        for _ in 0..31 {
-            fl.push(median(|| floor(case), per_batch, 1));
-            jw.push(median(|| jsonwebtoken_decode(case), per_batch, 1));
-            sg.push(median(|| scopegate_verify(case), per_batch, 1));
-        }
-        let med = |v: &mut Vec<Duration>| {
-            v.sort_unstable();
-            v[v.len() / 2]
-        };
-        let (fl, jw, sg) = (med(&mut fl), med(&mut jw), med(&mut sg));
+        let [fl, jw, sg] = in_alternation(
+            per_batch,
+            [&mut || floor(case), &mut || jsonwebtoken_decode(case), &mut || scopegate_verify(case)],
+        );
         let ratio = |d: Duration| d.as_secs_f64() / fl.as_secs_f64();
         println!("| {} | {} | {} | {:.2}× | {} | {:.2}× |", case.alg, fmt(fl), fmt(jw), ratio(jw), fmt(sg), ratio(sg));
     }
     // The same RS256 JWT with introspection configured: verified locally all the same.
-    let (mut plain, mut configured) = (Vec::new(), Vec::new());
-    for _ in 0..31 {
-        plain.push(median(|| scopegate_verify(&cases[0]), 200, 1));
-        configured.push(median(|| scopegate_verify_introspection_configured(&cases[0]), 200, 1));
-    }
-    plain.sort_unstable();
-    configured.sort_unstable();
+    let [plain, configured] = in_alternation(
+        200,
+        [&mut || scopegate_verify(&cases[0]), &mut || scopegate_verify_introspection_configured(&cases[0])],
+    );
     println!(
         "\n| RS256 JWT, cache off: without introspection | with introspection configured |\n|---|---|\n| {} | {} |",
-        fmt(plain[15]),
-        fmt(configured[15])
+        fmt(plain),
+        fmt(configured)
     );
     let hit = median(|| scopegate_cache_hit(&cases[0]), 20_000, 31);
     println!("\n| verified-token cache hit (RS256 token, {} bytes) | {} |", cases[0].token.len(), fmt(hit));
@@ -393,15 +399,7 @@ fn summary() {
     let hit = median(|| introspection_cache_hit(&introspecting), 20_000, 31);
     println!("| introspection cache hit (opaque token, {} bytes) | {} |", OPAQUE.len(), fmt(hit));
     let requests = requests();
-    // In alternation, so that drift hits both alike.
-    let (mut open, mut bearer) = (Vec::new(), Vec::new());
-    for _ in 0..31 {
-        open.push(median(|| open_request(&requests), 2_000, 1));
-        bearer.push(median(|| bearer_request(&requests), 2_000, 1));
-    }
-    open.sort_unstable();
-    bearer.sort_unstable();
-    let (open, bearer) = (open[15], bearer[15]);
+    let [open, bearer] = in_alternation(2_000, [&mut || open_request(&requests), &mut || bearer_request(&requests)]);
     // Proofs are single-use: make them first, outside the timing.
     let mut proofs: Vec<String> = (0..31 * 200).map(|_| requests.proof()).collect();
     let mut samples: Vec<Duration> = (0..31)
