@@ -102,6 +102,9 @@ pub(crate) fn guarded_handler(requirement: &Requirement, handler: Handler) -> To
                 line: ::core::line!(),
                 issuer: #declared_issuer,
                 introspect: #declared_introspect,
+                // Declared beside the handler, so its path is the handler's but for the last
+                // segment: the exact key `policy::declaration_of` finds the handler by.
+                requirement_type: ::core::any::type_name::<#name>,
             }
         }
 

@@ -84,6 +84,7 @@ fn expands_to_the_documented_shape() {
                 line: ::core::line!(),
                 issuer: ::core::option::Option::None,
                 introspect: false,
+                requirement_type: ::core::any::type_name::<__scopegate_requirement_list>,
             }
         }
 

@@ -77,6 +77,9 @@ pub struct Declaration {
     pub issuer: Option<&'static str>,
     #[doc(hidden)]
     pub introspect: bool,
+    /// The type name of the requirement type the attribute declares beside the handler.
+    #[doc(hidden)]
+    pub requirement_type: fn() -> &'static str,
 }
 
 inventory::collect!(Declaration);
@@ -131,6 +134,14 @@ impl Declaration {
     pub fn introspects(&self) -> bool {
         self.introspect
     }
+
+    /// Whether `path` (a fn item's type name) is this declaration's handler: the scope of
+    /// the requirement type, then the handler's name.
+    fn is_handler(&self, path: &str) -> bool {
+        (self.requirement_type)().rsplit_once("::").is_some_and(|(scope, _)| {
+            path.strip_prefix(scope).and_then(|rest| rest.strip_prefix("::")) == Some(self.name)
+        })
+    }
 }
 
 /// Every `#[requires_scope]` handler linked into the program, in no particular order.
@@ -140,22 +151,15 @@ pub fn declarations() -> impl Iterator<Item = &'static Declaration> {
 
 /// The declaration of `handler` (a handler fn item), if it is guarded by `#[requires_scope]`.
 ///
-/// A fn item's type names its path (`crate::module::fn`), which is the path the attribute
-/// registered; the crate root of both is the crate's name. A handler declared inside a
-/// function body has that function in its type's path (`crate::module::main::fn`) but not
-/// in `module_path!()`, so it matches by its module and name: two handlers of one name in
-/// two function bodies of one module cannot be told apart (declare handlers in modules).
+/// A fn item's type names its path (`crate::module::fn`, and `crate::module::outer::fn`
+/// for one declared inside the function `outer`). The attribute declares its requirement
+/// type in the same scope as the handler, so that type's path is the handler's but for
+/// its last segment: the handler is found by its exact path, wherever it is declared. A
+/// generic handler (`list::<T>`) has its arguments in its path and is not found: it is
+/// listed as unprotected.
 pub fn declaration_of<H>(handler: &H) -> Option<&'static Declaration> {
     let path = std::any::type_name_of_val(handler);
-    declarations().find(|d| d.handler == path).or_else(|| {
-        declarations().find(|d| {
-            let module = d.handler.strip_suffix(d.name).and_then(|m| m.strip_suffix("::"));
-            module.is_some_and(|module| {
-                path.strip_prefix(module).is_some_and(|rest| rest.starts_with("::"))
-                    && path.strip_suffix(d.name).is_some_and(|rest| rest.ends_with("::"))
-            })
-        })
-    })
+    declarations().find(|d| d.is_handler(path))
 }
 
 /// What a route requires.
@@ -328,21 +332,27 @@ impl Policy {
         }
     }
 
-    /// A route whose handler takes `AccessToken` (any valid access token). A handler
-    /// with `#[requires_scope]` is listed with its scopes instead.
-    pub fn authenticated<H>(self, method: Method, path: &str, handler: H) -> Self {
+    /// A route whose handler takes `AccessToken` or `UserInfo` first (any valid access
+    /// token); a handler that takes neither does not compile here
+    /// ([`TakesToken`](crate::routing::TakesToken)). A handler with `#[requires_scope]` is
+    /// listed with its scopes instead.
+    pub fn authenticated<H, M>(self, method: Method, path: &str, handler: H) -> Self
+    where
+        H: crate::routing::TakesToken<M>,
+    {
         if declaration_of(&handler).is_some() {
             return self.route(method, path, handler);
         }
         self.push(method, path, std::any::type_name_of_val(&handler), Requirement::AnyToken)
     }
 
-    /// A route that is open on purpose.
-    #[expect(
-        clippy::needless_pass_by_value,
-        reason = "handlers are passed by value as to axum's `get(handler)`; a fn item is zero-sized"
-    )]
+    /// A route that is open on purpose. A handler with `#[requires_scope]` is listed
+    /// with its scopes instead: the table says what the handler does, not what it was
+    /// called.
     pub fn public<H>(self, method: Method, path: &str, handler: H) -> Self {
+        if declaration_of(&handler).is_some() {
+            return self.route(method, path, handler);
+        }
         self.push(method, path, std::any::type_name_of_val(&handler), Requirement::Public)
     }
 

@@ -112,6 +112,17 @@ mod sealed {
 )]
 pub trait Protected<M>: sealed::Handler<M> {}
 
+/// A handler that verifies a token itself: `#[requires_scope(…)]`, or a first argument of
+/// [`AccessToken`] or [`UserInfo`]. [`Protected`] without [`public`]; the bound of
+/// [`Policy::authenticated`](crate::policy::Policy::authenticated), so that the route
+/// table never lists an open handler as one that needs a token. Sealed; `M` is inferred.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` does not take an access token",
+    label = "`Policy::authenticated` is for handlers that take `AccessToken` or `UserInfo` as their first argument",
+    note = "list a handler that is open on purpose with `Policy::public`, and any other with `Policy::route` (the table reports it as unprotected)"
+)]
+pub trait TakesToken<M>: sealed::Handler<M> {}
+
 /// The routing functions' second bound: the router state `S` can supply the
 /// [`Authority`](crate::Authority) a protected handler verifies with. Sealed; implemented
 /// by the marker [`Protected`] infers.
@@ -171,6 +182,8 @@ macro_rules! protected {
         where F: FnOnce(Guard<R>, $($arg,)*) -> Fut {}
         impl<F, Fut, R: Requirement, $($arg,)*> Protected<(Guard<R>, $($arg,)*)> for F
         where F: FnOnce(Guard<R>, $($arg,)*) -> Fut {}
+        impl<F, Fut, R: Requirement, $($arg,)*> TakesToken<(Guard<R>, $($arg,)*)> for F
+        where F: FnOnce(Guard<R>, $($arg,)*) -> Fut {}
         impl<S: AuthorityState, R, $($arg,)*> sealed::Marker<S> for (Guard<R>, $($arg,)*) {}
         #[diagnostic::do_not_recommend]
         impl<S: AuthorityState, R, $($arg,)*> ProvidesAuthority<S> for (Guard<R>, $($arg,)*) {}
@@ -182,6 +195,8 @@ macro_rules! protected {
         impl<F, Fut, $($arg,)*> sealed::Handler<($token, $($arg,)*)> for F
         where F: FnOnce($token, $($arg,)*) -> Fut {}
         impl<F, Fut, $($arg,)*> Protected<($token, $($arg,)*)> for F
+        where F: FnOnce($token, $($arg,)*) -> Fut {}
+        impl<F, Fut, $($arg,)*> TakesToken<($token, $($arg,)*)> for F
         where F: FnOnce($token, $($arg,)*) -> Fut {}
         impl<S: AuthorityState, $($arg,)*> sealed::Marker<S> for ($token, $($arg,)*) {}
         #[diagnostic::do_not_recommend]

@@ -103,6 +103,10 @@ fn every_guarded_handler_is_declared_with_its_path_scopes_audience_and_location(
         names,
         [
             "policy::list",
+            // `handler()` is `module_path!()` and the name: the three handlers named
+            // `local` in function bodies (two of them told apart by their type's path).
+            "policy::local",
+            "policy::local",
             "policy::local",
             "policy::pay",
             "policy::pay_with_proof",
@@ -284,8 +288,75 @@ fn metadata_without_a_url_to_form_it_from_is_a_configuration_error() {
     assert_eq!(error.setting(), "public_url");
 }
 
+/// An unguarded handler of the same name as a guarded one, one module further down.
+mod v2 {
+    pub(crate) async fn list() -> &'static str {
+        "[] in v2, open by accident"
+    }
+}
+
 #[test]
-fn a_handler_declared_inside_a_function_body_is_found_by_its_module_and_name() {
+fn a_handler_is_found_by_its_exact_path_never_by_a_guarded_namesake() {
+    assert!(policy::declaration_of(&v2::list).is_none());
+    let policy =
+        Policy::new(AUD).route(Method::GET, "/appointments", list).route(Method::GET, "/v2/appointments", v2::list);
+    let requirements: Vec<_> = policy.routes().iter().map(|r| (r.handler(), r.requirement())).collect();
+    assert_eq!(
+        requirements,
+        [
+            ("policy::list", Requirement::Scopes(policy::declaration_of(&list).unwrap().scopes())),
+            ("policy::v2::list", Requirement::Unprotected),
+        ]
+    );
+    assert_eq!(policy.unprotected().iter().map(|r| r.path()).collect::<Vec<_>>(), ["/v2/appointments"]);
+}
+
+#[test]
+fn two_handlers_of_one_name_in_two_function_bodies_are_told_apart() {
+    fn first() -> Option<&'static policy::Declaration> {
+        #[requires_scope("first:read")]
+        async fn local() -> &'static str {
+            "first"
+        }
+        policy::declaration_of(&local)
+    }
+    fn second() -> Option<&'static policy::Declaration> {
+        #[requires_scope("second:read")]
+        async fn local() -> &'static str {
+            "second"
+        }
+        policy::declaration_of(&local)
+    }
+    fn third() -> Option<&'static policy::Declaration> {
+        async fn local() -> &'static str {
+            "open"
+        }
+        policy::declaration_of(&local)
+    }
+    assert_eq!(first().unwrap().scopes().to_string(), r#"all("first:read")"#);
+    assert_eq!(second().unwrap().scopes().to_string(), r#"all("second:read")"#);
+    assert!(third().is_none());
+}
+
+#[test]
+fn a_guarded_handler_listed_as_public_or_authenticated_is_listed_with_its_scopes() {
+    let policy =
+        Policy::new(AUD).public(Method::GET, "/appointments", list).authenticated(Method::GET, "/reports", reports);
+    let requirements: Vec<_> = policy.routes().iter().map(|r| (r.requirement(), r.audience())).collect();
+    assert_eq!(
+        requirements,
+        [
+            (Requirement::Scopes(policy::declaration_of(&list).unwrap().scopes()), Some(AUD)),
+            (
+                Requirement::Scopes(policy::declaration_of(&reports).unwrap().scopes()),
+                Some("https://reports.example.test")
+            ),
+        ]
+    );
+}
+
+#[test]
+fn a_handler_declared_inside_a_function_body_is_found_by_its_full_path() {
     #[requires_scope("local:read")]
     async fn local() -> &'static str {
         "local"
@@ -298,7 +369,7 @@ fn a_handler_declared_inside_a_function_body_is_found_by_its_module_and_name() {
     let policy = Policy::new(AUD).route(Method::GET, "/local", local);
     assert_eq!(
         policy.routes()[0].handler(),
-        "policy::a_handler_declared_inside_a_function_body_is_found_by_its_module_and_name::local"
+        "policy::a_handler_declared_inside_a_function_body_is_found_by_its_full_path::local"
     );
     assert!(policy.unprotected().is_empty());
 }
