@@ -52,8 +52,12 @@ RS
         name: "h$i",
         scopes: <__scopegate_requirement_h$i as ::scopegate::__private::Requirement>::SCOPES,
         audience: <__scopegate_requirement_h$i as ::scopegate::__private::Requirement>::AUDIENCE,
+        dpop_required: <__scopegate_requirement_h$i as ::scopegate::__private::Requirement>::DPOP_REQUIRED,
         file: ::core::file!(),
         line: ::core::line!(),
+        issuer: ::core::option::Option::None,
+        introspect: false,
+        requirement_type: ::core::any::type_name::<__scopegate_requirement_h$i>,
     }
 }
 RS
@@ -78,13 +82,15 @@ fn main() {
     let _ = scopegate::policy::declarations().count();
     let second = started.elapsed();
     let started = std::time::Instant::now();
-    let found = scopegate::policy::declarations().any(|d| d.handler().ends_with("::h0"));
+    let found = scopegate::policy::declaration_of(&h0).is_some();
     let lookup = started.elapsed();
-    println!("  declarations={count} first_iteration={first:?} second_iteration={second:?} find_by_name={lookup:?} found={found}");
+    println!("  declarations={count} first_iteration={first:?} second_iteration={second:?} declaration_of_h0={lookup:?} found={found}");
 }
 RS
   } >"$dir/src/main.rs"
-  (cd "$dir" && cargo build -q 2>/dev/null)
+  # The hand-written expansion must match the attribute's (macros/src/expand.rs): a build
+  # error here means it drifted, and is shown.
+  (cd "$dir" && cargo build -q)
 done
 
 echo "rebuild of a crate with $N guarded handlers (debug; CPU user/sys and wall seconds):"

@@ -658,6 +658,7 @@ mod network_input_tests;
 pub mod openapi;
 pub mod policy;
 mod rejection;
+mod resource;
 pub mod routing;
 mod scope;
 mod source;

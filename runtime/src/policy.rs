@@ -51,8 +51,8 @@ use serde_json::{Map, Value};
 
 use crate::{Authority, algorithm::Algorithm, dpop::DpopPolicy, scope::ScopeExpr};
 
-/// The path of the RFC 9728 metadata document (§3), before any path of the resource.
-pub const WELL_KNOWN_PATH: &str = "/.well-known/oauth-protected-resource";
+use crate::resource::split_resource;
+pub use crate::resource::{WELL_KNOWN_PATH, metadata_url};
 
 /// One `#[requires_scope]` handler, as the attribute declared it.
 ///
@@ -425,45 +425,6 @@ impl fmt::Display for Policy {
         }
         Ok(())
     }
-}
-
-/// The metadata URL of a resource identifier (RFC 9728 §3.1): the well-known path inserted
-/// between the host and the path, any query kept and no trailing slash of an empty path.
-///
-/// `None` when `resource` is not an `https` or `http` URL with a host, or has a fragment.
-///
-/// ```
-/// use scopegate::policy::metadata_url;
-///
-/// assert_eq!(
-///     metadata_url("https://api.example.test").as_deref(),
-///     Some("https://api.example.test/.well-known/oauth-protected-resource")
-/// );
-/// assert_eq!(
-///     metadata_url("https://example.test/tenant/api").as_deref(),
-///     Some("https://example.test/.well-known/oauth-protected-resource/tenant/api")
-/// );
-/// assert_eq!(metadata_url("api://appointments"), None);
-/// ```
-#[must_use]
-pub fn metadata_url(resource: &str) -> Option<String> {
-    let (origin, path) = split_resource(resource)?;
-    Some(format!("{origin}{WELL_KNOWN_PATH}{path}"))
-}
-
-/// `scheme://authority` and the rest (path and query, without a lone `/`).
-fn split_resource(resource: &str) -> Option<(&str, &str)> {
-    let rest = resource.strip_prefix("https://").or_else(|| resource.strip_prefix("http://"))?;
-    if resource.contains('#') || !resource.bytes().all(|b| b.is_ascii_graphic()) {
-        return None;
-    }
-    let host_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    if host_end == 0 {
-        return None;
-    }
-    let split = resource.len() - rest.len() + host_end;
-    let (origin, path) = resource.split_at(split);
-    Some((origin, if path == "/" { "" } else { path }))
 }
 
 /// The RFC 9728 protected resource metadata document, and the router that serves it.

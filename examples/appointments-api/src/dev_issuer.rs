@@ -11,14 +11,15 @@
 //! One client, with an id and secret generated at startup and printed in the banner.
 //! It also serves an OpenID Connect `/userinfo` (advertised as `userinfo_endpoint`): a
 //! token requested with the `openid` scope carries both the API and that URL in `aud`
-//! (like the article's example token), and `/userinfo` accepts only tokens it signed
+//! (like the article's example token), and `/userinfo` accepts only tokens it issued
 //! whose `aud` contains its URL, answering `{"sub": …, "preferred_username": …}`.
 //!
 //! With `INTROSPECTION_CLIENT_ID`/`INTROSPECTION_CLIENT_SECRET` set, it also hands out
 //! opaque access tokens (`-d token_format=opaque`, kept in memory, at most
 //! [`MAX_OPAQUE_TOKENS`]) and answers RFC 7662 introspection for them at the
 //! `introspection_endpoint` it advertises, to the API authenticated with those credentials
-//! (HTTP Basic).
+//! (HTTP Basic). An opaque token requested with `openid` has the same two audiences in its
+//! introspection answer, and `/userinfo` takes it too.
 //!
 //! Where it listens: always `127.0.0.1`, on a port the OS picks, on a listener of its
 //! own. Not on the API's listener: `BIND` may be a public address (`0.0.0.0:3000` in a
@@ -74,6 +75,8 @@ pub(crate) struct DevIssuer {
     issuer: String,
     client_id: String,
     client_secret: String,
+    /// Whether it hands out opaque tokens (the API has introspection credentials).
+    opaque_tokens: bool,
 }
 
 /// What the issuer's handlers share.
@@ -134,7 +137,12 @@ impl DevIssuer {
             introspector,
             opaque: Mutex::new(HashMap::new()),
         });
-        let running = Self { issuer, client_id: state.client_id.clone(), client_secret: state.client_secret.clone() };
+        let running = Self {
+            issuer,
+            client_id: state.client_id.clone(),
+            client_secret: state.client_secret.clone(),
+            opaque_tokens: state.introspector.is_some(),
+        };
 
         let app = Router::new()
             .route("/.well-known/openid-configuration", get(discovery))
@@ -159,7 +167,8 @@ impl DevIssuer {
     }
 
     /// Logs a warning and prints, once, the banner: what this is, the client's
-    /// credentials, and two curl lines (get a token, call the API) with the real addresses.
+    /// credentials, and curl lines (get a token, or an opaque one when introspection is on;
+    /// call the API; the profile) with the real addresses.
     #[allow(clippy::print_stdout, reason = "the banner is for the person at the terminal, not for the log")]
     pub(crate) fn print_banner(&self, api: SocketAddr) {
         tracing::warn!(
@@ -172,7 +181,7 @@ impl DevIssuer {
         }
         let api = loopback_if_unspecified(api);
         let rule = "=".repeat(78);
-        let Self { issuer, client_id, client_secret } = self;
+        let Self { issuer, client_id, client_secret, opaque_tokens } = self;
         println!("{rule}");
         println!("  DEVELOPMENT ISSUER: for local development only, never for production.");
         println!("  It runs because ISSUER is unset. Set ISSUER (and AUDIENCE) to use a real issuer.");
@@ -184,6 +193,12 @@ impl DevIssuer {
         println!(
             "    TOKEN=$(curl -sS -u '{client_id}:{client_secret}' -d grant_type=client_credentials --data-urlencode 'scope={BANNER_SCOPES}' {issuer}/token | sed -E 's/.*\"access_token\":\"([^\"]+)\".*/\\1/')"
         );
+        if *opaque_tokens {
+            println!("  Or an opaque token, which the API introspects at the issuer:");
+            println!(
+                "    TOKEN=$(curl -sS -u '{client_id}:{client_secret}' -d grant_type=client_credentials -d token_format=opaque --data-urlencode 'scope={BANNER_SCOPES}' {issuer}/token | sed -E 's/.*\"access_token\":\"([^\"]+)\".*/\\1/')"
+            );
+        }
         println!("  Call the API:");
         println!("    curl -sS -H \"Authorization: Bearer $TOKEN\" http://{api}/api/appointments");
         println!("  Your profile, from the issuer's /userinfo (the token needs the openid scope):");
@@ -372,11 +387,13 @@ async fn token(
     };
     let now = unix_now();
     let scope = (!scopes.is_empty()).then(|| scopes.join(" "));
+    // With `openid`, the token is for the API and for this issuer's `/userinfo` too.
+    let aud = if scopes.contains(&OPENID) { json!([audience, issuer.userinfo_url()]) } else { json!(audience) };
     match param("token_format") {
         None | Some("jwt") => {}
         Some("opaque") if issuer.introspector.is_some() => {
             let answer = json!({
-                "active": true, "iss": issuer.issuer, "sub": subject, "aud": audience, "client_id": client_id,
+                "active": true, "iss": issuer.issuer, "sub": subject, "aud": aud, "client_id": client_id,
                 "iat": now, "exp": now + TOKEN_LIFETIME_SECS, "jti": jti, "scope": scope.clone().unwrap_or_default(),
                 "token_type": "Bearer",
             });
@@ -411,7 +428,7 @@ async fn token(
     let claims = AccessTokenClaims {
         iss: &issuer.issuer,
         sub: subject,
-        aud: if scopes.contains(&OPENID) { json!([audience, issuer.userinfo_url()]) } else { json!(audience) },
+        aud,
         client_id: &client_id,
         iat: now,
         exp: now + TOKEN_LIFETIME_SECS,
@@ -455,7 +472,8 @@ struct UserinfoClaims {
 }
 
 /// OpenID Connect Core §5.3: the profile of the token's subject. The token must be one
-/// this issuer signed, unexpired, with this endpoint in `aud` (requested with `openid`).
+/// this issuer issued, unexpired, with this endpoint in `aud` (requested with `openid`):
+/// a JWT it signed, or an opaque token it handed out.
 async fn userinfo(State(issuer): State<Arc<Issuer>>, headers: HeaderMap) -> Response {
     let refuse = |error: &'static str, description: &'static str| {
         let challenge = format!("Bearer error=\"{error}\", error_description=\"{description}\"");
@@ -478,18 +496,34 @@ async fn userinfo(State(issuer): State<Arc<Issuer>>, headers: HeaderMap) -> Resp
     let mut validation = Validation::new(Algorithm::ES256);
     validation.set_issuer(&[&issuer.issuer]);
     validation.set_audience(&[issuer.userinfo_url()]);
-    match jsonwebtoken::decode::<UserinfoClaims>(token, &issuer.verifying_key, &validation) {
-        Ok(data) => {
-            let sub = data.claims.sub;
-            let mut response = Json(json!({"sub": sub, "preferred_username": sub})).into_response();
-            response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            response
-        }
+    let subject = match jsonwebtoken::decode::<UserinfoClaims>(token, &issuer.verifying_key, &validation) {
+        Ok(data) => Some(data.claims.sub),
         Err(error) => {
-            tracing::info!(%error, "development issuer: userinfo refused a token");
-            refuse("invalid_token", "the token is not valid here (was it requested with the openid scope?)")
+            let opaque = opaque_userinfo_subject(&issuer, token);
+            if opaque.is_none() {
+                tracing::info!(%error, "development issuer: userinfo refused a token");
+            }
+            opaque
         }
-    }
+    };
+    let Some(sub) = subject else {
+        return refuse("invalid_token", "the token is not valid here (was it requested with the openid scope?)");
+    };
+    let mut response = Json(json!({"sub": sub, "preferred_username": sub})).into_response();
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// The subject of an opaque token this issuer handed out, unexpired, whose `aud` names
+/// this issuer's `/userinfo`.
+fn opaque_userinfo_subject(issuer: &Issuer, token: &str) -> Option<String> {
+    let now = unix_now();
+    let userinfo_url = issuer.userinfo_url();
+    let opaque = issuer.opaque.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let answer = opaque.get(token).filter(|answer| answer["exp"].as_u64().is_some_and(|exp| exp > now))?;
+    let for_userinfo =
+        answer["aud"].as_array().is_some_and(|aud| aud.iter().any(|a| a.as_str() == Some(&userinfo_url)));
+    for_userinfo.then(|| answer["sub"].as_str().map(str::to_owned)).flatten()
 }
 
 /// RFC 7662 introspection of the opaque tokens this issuer handed out, for the API

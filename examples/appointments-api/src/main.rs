@@ -267,13 +267,14 @@ impl Logging {
     }
 }
 
-/// The one line tests and scripts wait for: the address actually bound (`BIND=…:0` picks
-/// a free port).
+/// `--routes`: the route table, printed to stdout.
 #[allow(clippy::print_stdout, reason = "the route table is the output of `--routes`")]
 fn print_routes(policy: &scopegate::policy::Policy) {
     print!("{policy}");
 }
 
+/// The one line tests and scripts wait for: the address actually bound (`BIND=…:0` picks
+/// a free port).
 #[allow(clippy::print_stdout, reason = "a machine-readable line on stdout, independent of RUST_LOG")]
 fn announce(address: std::net::SocketAddr) {
     println!("listening on http://{address}");

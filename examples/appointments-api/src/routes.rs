@@ -271,4 +271,44 @@ mod tests {
         let long_notes = CreateAppointment { notes: Some("n".repeat(2001)), ..body("ok", "2030-01-31T09:30:00Z") };
         assert!(long_notes.validate().is_err());
     }
+
+    /// The route table and the router are written side by side: this holds them to each
+    /// other. Over a real socket, every route of the table is served (never 404 or 405),
+    /// without a token each protected one answers 401 and each public one does not, and
+    /// every other method on a table's path is 405: the router serves nothing on those
+    /// paths that the table does not list.
+    #[tokio::test]
+    async fn every_route_of_the_table_is_served_with_the_protection_the_table_lists() {
+        const AUD: &str = "https://api.example.test";
+        let issuer = scopegate::testing::TestIssuer::new();
+        let state = AppState { authority: issuer.authority(AUD), store: crate::store::Store::open(None).unwrap() };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move { axum::serve(listener, router(state)).await });
+        let client = reqwest::Client::new();
+        let table = policy(AUD);
+        for route in table.routes() {
+            let path = route.path().replace("{id}", "1");
+            let response = client.request(route.method().clone(), format!("{base}{path}")).send().await.unwrap();
+            let status = response.status();
+            match route.requirement() {
+                scopegate::policy::Requirement::Public => {
+                    assert!(status.is_success(), "{} {path}: {status}", route.method());
+                }
+                scopegate::policy::Requirement::Scopes(_) | scopegate::policy::Requirement::AnyToken => {
+                    assert_eq!(status, StatusCode::UNAUTHORIZED, "{} {path}", route.method());
+                    assert!(response.headers().contains_key(header::WWW_AUTHENTICATE), "{} {path}", route.method());
+                }
+                other => panic!("{} {path} is {other:?} in the table", route.method()),
+            }
+            for method in [Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE] {
+                if table.routes().iter().any(|r| r.path() == route.path() && *r.method() == method) {
+                    continue;
+                }
+                let status = client.request(method.clone(), format!("{base}{path}")).send().await.unwrap().status();
+                assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path} is served but not in the table");
+            }
+        }
+        server.abort();
+    }
 }

@@ -216,6 +216,33 @@ async fn banner_prints_once_and_its_curl_lines_work() {
     assert_eq!(stdout, format!("[]\n{profile}"));
 }
 
+#[tokio::test]
+async fn with_introspection_credentials_the_banners_opaque_token_line_works() {
+    let service = Service::start(&[
+        ("INTROSPECTION_CLIENT_ID", "api-introspector"),
+        ("INTROSPECTION_CLIENT_SECRET", "intro-secret"),
+    ])
+    .await;
+    let stdout = service.stdout();
+    let token_lines: Vec<_> =
+        stdout.iter().filter(|l| l.trim_start().starts_with("TOKEN=$(curl")).map(|l| l.trim().to_owned()).collect();
+    assert_eq!(token_lines.len(), 2, "{stdout:#?}");
+    let opaque_line = &token_lines[1];
+    assert!(opaque_line.contains("-d token_format=opaque"), "{opaque_line}");
+    let call_line = stdout.iter().find(|l| l.trim_start().starts_with("curl -sS -H")).unwrap().trim().to_owned();
+    let profile_line = stdout.iter().find(|l| l.trim().ends_with("/api/profile")).unwrap().trim().to_owned();
+    // The opaque line, then the same two calls: the token is opaque (no dot) and works.
+    let script =
+        format!("set -e\n{opaque_line}\ncase \"$TOKEN\" in *.*|'') exit 3;; esac\n{call_line}\necho\n{profile_line}\n");
+    let mut shell = Command::new("sh");
+    shell.arg("-c").arg(script).env("no_proxy", "*").env("NO_PROXY", "*");
+    let (status, stdout, stderr) = tokio::task::spawn_blocking(move || run_bounded(shell)).await.unwrap();
+    assert!(status.success(), "{status}: {stderr}");
+    let dev = service.dev_client();
+    let profile = json!({"sub": dev.id, "preferred_username": dev.id}).to_string();
+    assert_eq!(stdout, format!("[]\n{profile}"));
+}
+
 /// Runs a command to completion within [`EXIT_TIMEOUT`] (killed after that).
 fn run_bounded(mut command: Command) -> (ExitStatus, String, String) {
     let mut child = command
@@ -481,6 +508,22 @@ async fn with_introspection_credentials_an_opaque_token_is_introspected() {
     let reply = call(&service, Method::GET, "/api/appointments", Some("not-issued-by-anyone"), None).await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
     assert_eq!(reply.json()["reason"], json!("inactive_token"));
+    // Requested with `openid`, an opaque token opens `/api/profile` too: its introspection
+    // answer names the API and the issuer's `/userinfo`, which takes it.
+    let reply = dev
+        .request_token(&[("scope", "openid read:appointments"), ("subject", "alice"), ("token_format", "opaque")])
+        .await;
+    let opaque = reply.json()["access_token"].as_str().unwrap().to_owned();
+    let reply = call(&service, Method::GET, "/api/profile", Some(&opaque), None).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.json(), json!({"sub": "alice", "preferred_username": "alice"}));
+    // Without `openid`, the issuer's `/userinfo` refuses it.
+    let reply =
+        dev.request_token(&[("scope", "read:appointments"), ("subject", "alice"), ("token_format", "opaque")]).await;
+    let opaque = reply.json()["access_token"].as_str().unwrap().to_owned();
+    let reply = call(&service, Method::GET, "/api/profile", Some(&opaque), None).await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{}", reply.body);
+    assert_eq!(reply.json()["reason"], json!("userinfo_refused"));
 }
 
 #[tokio::test]

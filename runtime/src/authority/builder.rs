@@ -947,7 +947,7 @@ impl AuthorityBuilder {
             Some(url) => ("public_url", url.as_str()),
             None => ("audience", self.audiences.first().map_or("", String::as_str)),
         };
-        match crate::policy::metadata_url(base).filter(|url| is_quoted_string_safe(url)) {
+        match crate::resource::metadata_url(base).filter(|url| is_quoted_string_safe(url)) {
             Some(url) => Ok(Some(url.into())),
             None => Err(ConfigError::new(
                 setting,

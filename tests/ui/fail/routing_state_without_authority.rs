@@ -1,6 +1,6 @@
 //! A guarded handler under a state that cannot supply the `Authority`: scopegate's
 //! routing functions report it at the route with scopegate's message (the `FromRef` to
-//! write), without `#[axum::debug_handler]`. axum's own "not a `Handler`" comes too.
+//! write), without `#[axum::debug_handler]`, and it is the only error reported.
 use axum::Router;
 use scopegate::{requires_scope, routing::get};
 
