@@ -317,7 +317,10 @@
 //!
 //! ## Configuration from the environment
 //! [`Authority::from_env`] (or [`AuthorityBuilder::from_env`], to add settings before
-//! building) reads the settings of most deployments; each error names the variable:
+//! building) reads the settings of most deployments. An error about a value read from a
+//! variable names the variable ([`ConfigError::setting`]), also when it is the builder's
+//! own check at `build` or `connect` (an `ISSUER` whose keys would come over plain http,
+//! an unreachable one); a setting given again in code is named as the builder names it:
 //!
 //! | variable | required | meaning |
 //! |---|---|---|
