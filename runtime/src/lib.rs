@@ -921,10 +921,10 @@ pub use userinfo_client::{
 /// With `#[axum::debug_handler]`, put it *below* `#[requires_scope]` and name the router's
 /// state (`#[axum::debug_handler(state = AppState)]`): without `state = …` it infers the
 /// state from a `State<T>` argument, which for a substate (`State<Store>`) is not the
-/// state that holds the `Authority`, and the error says so. Above `#[requires_scope]` it
-/// checks the handler before the guard is added, and rustc reports "this function takes
-/// N arguments but N-1 arguments were supplied", naming a missing
-/// `scopegate::__private::Guard<…>` argument.
+/// state that holds the `Authority` (and is `()` without such an argument), and the error
+/// says so. Above `#[requires_scope]` it would check the handler before the guard is
+/// added: the attribute sees `debug_handler` on the lines above it and refuses with
+/// "put it below".
 ///
 /// # Compile-time checks
 ///
