@@ -111,6 +111,13 @@ impl ConfigError {
         self
     }
 
+    /// The same error under another name for its setting: the variable a value was read
+    /// from.
+    pub(crate) fn named(mut self, setting: &'static str) -> Self {
+        self.setting = setting;
+        self
+    }
+
     /// The builder setting to change (for example `"audience"`).
     #[must_use]
     pub fn setting(&self) -> &'static str {

@@ -2,7 +2,8 @@
 //!
 //! [`AuthorityBuilder::from_env`] reads the variables into a builder (which the
 //! application can refine before building it); [`Authority::from_env`] also connects.
-//! Each error names the variable to fix. The variables are listed in the crate docs
+//! Each error about a value read from a variable names the variable, those the builder
+//! raises at `build` or `connect` too. The variables are listed in the crate docs
 //! ("Configuration from the environment").
 
 use std::time::Duration;
@@ -10,7 +11,7 @@ use std::time::Duration;
 use crate::{
     algorithm::Algorithm,
     authority::{Authority, AuthorityBuilder},
-    config::{ConfigError, Profile, ScopeClaim},
+    config::{ConfigError, Profile, ScopeClaim, check_audience},
 };
 
 impl AuthorityBuilder {
@@ -33,7 +34,10 @@ impl AuthorityBuilder {
     ///
     /// # Errors
     /// A [`ConfigError`] whose [`setting`](ConfigError::setting) is the variable's name
-    /// when a required variable is missing or a value cannot be used.
+    /// when a required variable is missing or a value cannot be used. The builder's own
+    /// checks of `ISSUER` and `JWKS_URI` at [`build`](Self::build) or
+    /// [`connect`](Self::connect) (an issuer's keys only over https, an unreachable
+    /// issuer) name the variable too, unless the setting was given again in code.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
@@ -55,7 +59,22 @@ impl AuthorityBuilder {
             "the exact `iss` of your tokens, such as https://your-tenant.example/ (several separated by commas)",
         )?)?;
         let audiences = required("AUDIENCE", "your API's identifier, the `aud` your issuer puts in its access tokens")?;
-        let mut policy = EnvPolicy { audiences: list(&audiences).map(str::to_owned).collect(), ..EnvPolicy::default() };
+        let audiences: Vec<String> = list(&audiences).map(str::to_owned).collect();
+        if audiences.is_empty() {
+            return Err(ConfigError::new(
+                "AUDIENCE",
+                "lists no audience: set it to your API's identifier, the `aud` your issuer puts in its access tokens (several separated by commas)",
+            ));
+        }
+        for audience in &audiences {
+            check_audience("AUDIENCE", audience).map_err(|e| {
+                ConfigError::new(
+                    "AUDIENCE",
+                    format!("`{audience}` is not an audience: {} (several are separated by commas)", e.message()),
+                )
+            })?;
+        }
+        let mut policy = EnvPolicy { audiences, ..EnvPolicy::default() };
         let jwks_uri = lookup("JWKS_URI");
         if let Some(uri) = &jwks_uri {
             if uri.trim().is_empty() {
@@ -90,10 +109,23 @@ impl AuthorityBuilder {
                     )),
                 })
                 .collect::<Result<Vec<_>, _>>()?;
+            if claims.is_empty() {
+                return Err(ConfigError::new(
+                    "SCOPE_CLAIMS",
+                    "names no claim: name at least one scope claim (scope, scp or permissions), or unset it to read `scope`",
+                ));
+            }
             policy.scope_claims = Some(claims);
         }
         if let Some(value) = lookup("ALLOWED_CLIENTS") {
-            policy.allowed_clients = Some(list(&value).map(str::to_owned).collect());
+            let clients: Vec<String> = list(&value).map(str::to_owned).collect();
+            if clients.is_empty() {
+                return Err(ConfigError::new(
+                    "ALLOWED_CLIENTS",
+                    "lists no client: an empty client allowlist would refuse every token; list client ids separated by commas, or unset it to accept any client",
+                ));
+            }
+            policy.allowed_clients = Some(clients);
         }
         if let Some(value) = lookup("ALGORITHMS") {
             let algorithms = list(&value)
@@ -108,6 +140,21 @@ impl AuthorityBuilder {
                     })
                 })
                 .collect::<Result<Vec<_>, _>>()?;
+            if algorithms.is_empty() {
+                return Err(ConfigError::new(
+                    "ALGORITHMS",
+                    "lists no algorithm: allow at least one algorithm, such as RS256, PS256, ES256, EdDSA, or unset it for all of them",
+                ));
+            }
+            // A shared secret is given in code only (`shared_secret`), never in a variable.
+            if let Some(alg) = algorithms.iter().find(|alg| alg.is_symmetric()) {
+                return Err(ConfigError::new(
+                    "ALGORITHMS",
+                    format!(
+                        "`{alg}` needs a shared secret, which is not read from the environment: list public-key algorithms such as RS256, PS256, ES256, EdDSA"
+                    ),
+                ));
+            }
             policy.algorithms = Some(algorithms);
         }
         if let Some(value) = lookup("LEEWAY_SECS") {
@@ -119,13 +166,44 @@ impl AuthorityBuilder {
         let mut issuers = issuers.into_iter();
         let first = issuers.next().ok_or_else(|| ConfigError::new("ISSUER", "lists no issuer"))?;
         let mut builder = policy.apply(Authority::builder().issuer(first));
+        builder.from_env.issuer = true;
         if let Some(uri) = jwks_uri {
             builder = builder.jwks_uri(uri);
+            builder.from_env.jwks_uri = true;
         }
         for other in issuers {
-            builder = builder.also_trust(policy.apply(Authority::builder().issuer(other)));
+            let mut added = policy.apply(Authority::builder().issuer(other));
+            added.from_env.issuer = true;
+            builder = builder.also_trust(added);
         }
         Ok(builder)
+    }
+}
+
+/// Which of a builder's settings hold a value read from the environment: an error about
+/// one names the variable, the thing to change for whoever deploys the API. Only the
+/// values whose checks need the rest of the builder (the issuer's and the keys' URLs) are
+/// marked; `from_env` checks the others itself.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct FromEnv {
+    pub(crate) issuer: bool,
+    pub(crate) jwks_uri: bool,
+}
+
+impl FromEnv {
+    /// The name an error gives `setting`: its variable when its value came from there.
+    pub(crate) fn name(self, setting: &'static str) -> &'static str {
+        match setting {
+            "issuer" if self.issuer => "ISSUER",
+            "jwks_uri" if self.jwks_uri => "JWKS_URI",
+            other => other,
+        }
+    }
+
+    /// `error`, naming the variable when its setting's value came from the environment.
+    pub(crate) fn rename(self, error: ConfigError) -> ConfigError {
+        let setting = self.name(error.setting());
+        error.named(setting)
     }
 }
 
@@ -258,6 +336,20 @@ mod tests {
             (&[ISS, AUD, ("TOKEN_PROFILE", "strict")], "TOKEN_PROFILE", "`strict` is not a token profile"),
             (&[ISS, AUD, ("SCOPE_CLAIMS", "scope,roles")], "SCOPE_CLAIMS", "`roles` is not a scope claim"),
             (&[ISS, AUD, ("ALGORITHMS", "RS256,none")], "ALGORITHMS", "`none` is not a supported algorithm"),
+            (
+                &[ISS, AUD, ("ALGORITHMS", "HS256")],
+                "ALGORITHMS",
+                "`HS256` needs a shared secret, which is not read from",
+            ),
+            (&[ISS, AUD, ("ALGORITHMS", ",")], "ALGORITHMS", "lists no algorithm: allow at least one algorithm"),
+            (&[ISS, AUD, ("ALLOWED_CLIENTS", "")], "ALLOWED_CLIENTS", "would refuse every token"),
+            (&[ISS, AUD, ("SCOPE_CLAIMS", "")], "SCOPE_CLAIMS", "name at least one scope claim"),
+            (&[ISS, ("AUDIENCE", ",")], "AUDIENCE", "lists no audience"),
+            (
+                &[ISS, ("AUDIENCE", "api, a b")],
+                "AUDIENCE",
+                "`a b` is not an audience: an audience must be non-empty and contain no whitespace",
+            ),
             (&[ISS, AUD, ("LEEWAY_SECS", "301")], "LEEWAY_SECS", "`301` is not a number of seconds"),
             (&[ISS, AUD, ("LEEWAY_SECS", "soon")], "LEEWAY_SECS", "`soon` is not a number of seconds"),
             (&[("ISSUER", "tenant.example"), AUD], "ISSUER", "`tenant.example` is not an issuer URL"),
@@ -272,9 +364,22 @@ mod tests {
                 "JWKS_URI",
                 "holds one issuer's keys, but ISSUER lists several",
             ),
+            // Refused when building, by the builder's own checks: named all the same.
+            (
+                &[("ISSUER", "http://issuer.example/"), AUD],
+                "ISSUER",
+                "keys are discovered from the issuer URL, but `http://issuer.example/` must use https (plain http is allowed only for loopback hosts); or set JWKS_URI",
+            ),
+            (
+                &[("ISSUER", "https://a.example/,http://b.example/"), AUD],
+                "ISSUER",
+                "for the issuer `http://b.example/` added with also_trust: keys are discovered from the issuer URL, but `http://b.example/` must use https",
+            ),
+            (&[ISS, AUD, ("JWKS_URI", "keys.json")], "JWKS_URI", "`keys.json` is not a URL"),
+            (&[ISS, AUD, ("JWKS_URI", "http://issuer.example/keys")], "JWKS_URI", "must use https"),
         ];
         for (vars, variable, message) in cases {
-            let Err(error) = builder(vars) else { panic!("{vars:?} was accepted") };
+            let Err(error) = builder(vars).and_then(AuthorityBuilder::build) else { panic!("{vars:?} was accepted") };
             assert_eq!(error.setting(), *variable, "{vars:?}");
             assert!(error.to_string().contains(message), "{vars:?}: {error}");
         }
@@ -360,6 +465,33 @@ mod tests {
         .unwrap()
         .build()
         .unwrap_err();
-        assert_eq!(error.setting(), "jwks_uri");
+        assert_eq!(error.setting(), "JWKS_URI");
+        assert_eq!(
+            error.message(),
+            "`http://issuer.example/keys` must use https (plain http is allowed only for loopback hosts)"
+        );
+    }
+
+    #[test]
+    fn a_setting_given_again_in_code_is_named_as_the_builder_names_it() {
+        let vars = [("ISSUER", "https://issuer.example/"), ("AUDIENCE", "api")];
+        let refused = |builder: AuthorityBuilder| builder.build().unwrap_err().setting();
+        assert_eq!(refused(builder(&vars).unwrap().jwks_uri("http://issuer.example/keys")), "jwks_uri");
+        assert_eq!(refused(builder(&vars).unwrap().issuer("http://issuer.example/")), "issuer");
+        // The environment's JWKS_URI against static keys given in code: the variable is named.
+        assert_eq!(
+            refused(
+                builder(&[vars[0], vars[1], ("JWKS_URI", "https://issuer.example/keys")]).unwrap().static_jwks(JWKS)
+            ),
+            "JWKS_URI"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_issuer_of_the_environment_is_named_by_its_variable() {
+        // Nothing listens on port 1 of the loopback interface: the connection is refused.
+        let error =
+            builder(&[("ISSUER", "http://127.0.0.1:1/"), ("AUDIENCE", "api")]).unwrap().connect().await.unwrap_err();
+        assert_eq!((error.setting(), error.is_unreachable()), ("ISSUER", true));
     }
 }

@@ -34,7 +34,7 @@ use axum::{
     message = "the router state `{Self}` does not provide a `scopegate::Authority`",
     label = "scopegate cannot get its token verifier from this state",
     note = "implement `axum::extract::FromRef<{Self}>` for `scopegate::Authority`: add an `Authority` field to the state and `#[derive(FromRef)]` on it, or use `.with_state(authority)`",
-    note = "with `#[axum::debug_handler]`, `{Self}` is the state it was told or inferred from a `State<…>` argument: name the router's state with `#[axum::debug_handler(state = YourState)]`, below `#[requires_scope]`"
+    note = "with `#[axum::debug_handler]`, `{Self}` is the state it was told, inferred from a `State<…>` argument, or `()` without one: name the router's state with `#[axum::debug_handler(state = YourState)]`, below `#[requires_scope]`"
 )]
 pub trait AuthorityState: Send + Sync {
     /// The authority to verify with.

@@ -317,7 +317,10 @@
 //!
 //! ## Configuration from the environment
 //! [`Authority::from_env`] (or [`AuthorityBuilder::from_env`], to add settings before
-//! building) reads the settings of most deployments; each error names the variable:
+//! building) reads the settings of most deployments. An error about a value read from a
+//! variable names the variable ([`ConfigError::setting`]), also when it is the builder's
+//! own check at `build` or `connect` (an `ISSUER` whose keys would come over plain http,
+//! an unreachable one); a setting given again in code is named as the builder names it:
 //!
 //! | variable | required | meaning |
 //! |---|---|---|
@@ -919,10 +922,10 @@ pub use userinfo_client::{
 /// With `#[axum::debug_handler]`, put it *below* `#[requires_scope]` and name the router's
 /// state (`#[axum::debug_handler(state = AppState)]`): without `state = …` it infers the
 /// state from a `State<T>` argument, which for a substate (`State<Store>`) is not the
-/// state that holds the `Authority`, and the error says so. Above `#[requires_scope]` it
-/// checks the handler before the guard is added, and rustc reports "this function takes
-/// N arguments but N-1 arguments were supplied", naming a missing
-/// `scopegate::__private::Guard<…>` argument.
+/// state that holds the `Authority` (and is `()` without such an argument), and the error
+/// says so. Above `#[requires_scope]` it would check the handler before the guard is
+/// added: the attribute sees `debug_handler` on the lines above it and refuses with
+/// "put it below".
 ///
 /// # Compile-time checks
 ///
@@ -983,10 +986,53 @@ pub mod __private {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn every_reason_code_is_in_the_crate_docs_table() {
+    fn every_reason_code_is_in_the_crate_docs_table_with_its_own_status_error_and_description() {
+        use std::sync::Arc;
+
+        use crate::rejection::{ChallengeConfig, LogDetail, Rejection};
         let docs = include_str!("lib.rs");
-        for code in crate::rejection::REASONS {
-            assert!(docs.contains(&format!("//! | `{code}` |")), "`{code}` is missing from the reason table");
+        let header = "//! | `reason` | status and `error` | `error_description` |";
+        let rows: Vec<&str> =
+            docs.lines().skip_while(|l| *l != header).skip(2).take_while(|l| l.starts_with("//! | ")).collect();
+        let kinds = crate::rejection::tests::every_kind();
+        assert_eq!(rows.len(), kinds.len(), "the reason table has one row per code");
+        let challenge = Arc::new(ChallengeConfig {
+            realm: "api".into(),
+            describe: true,
+            resource_metadata: None,
+            hook: None,
+            dpop: None,
+        });
+        for kind in kinds {
+            let code = kind.code();
+            let row = rows.iter().find(|r| r.starts_with(&format!("//! | `{code}` |")));
+            let Some(row) = row else { panic!("`{code}` is missing from the reason table") };
+            let cells: Vec<&str> = row.trim_start_matches("//! | ").trim_end_matches(" |").split(" | ").collect();
+            let [_, status, description] = cells[..] else { panic!("`{code}`'s row has three cells: {row}") };
+            let rejection = Rejection::new(kind, Arc::clone(&challenge), &LogDetail::Nothing);
+            // The status, then the challenge's `error`; a refusal without a challenge says so.
+            let www_authenticate = rejection.challenge();
+            let number = rejection.status().as_u16();
+            let expected = match (&www_authenticate, rejection.error()) {
+                (None, _) => format!("{number}, no challenge"),
+                (Some(_), None) => format!("{number}, no `error`"),
+                (Some(value), Some(error)) => {
+                    assert!(value.contains(&format!("error=\"{error}\"")), "`{code}`: {value}");
+                    format!("{number} `{error}`")
+                }
+            };
+            assert_eq!(status, expected, "`{code}`'s status and error");
+            // The description exactly (`<` and `>` escaped), then at most a note in
+            // parentheses, which begins "body only" exactly when the challenge carries no
+            // `error_description`.
+            let own = rejection.kind().description().replace('<', "&lt;").replace('>', "&gt;");
+            let Some(note) = description.strip_prefix(own.as_str()) else {
+                panic!("`{code}`: the table says {description:?}, the code {own:?}")
+            };
+            let note = note.trim_start();
+            assert!(note.is_empty() || (note.starts_with('(') && note.ends_with(')')), "`{code}`: {note:?}");
+            let described = www_authenticate.is_some_and(|value| value.contains("error_description="));
+            assert_eq!(note.starts_with("(body only"), !described, "`{code}`'s note: {note:?}");
         }
     }
 

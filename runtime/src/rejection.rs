@@ -934,13 +934,13 @@ impl IntoResponse for Rejection {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// Every reason code a rejection can carry. The `match`es are exhaustive (inside the
     /// crate `#[non_exhaustive]` does not apply), so a new variant fails to compile here
-    /// until it is listed.
-    fn every_kind() -> Vec<RejectionKind> {
+    /// until it is listed. The crate docs' reason table is checked against it too.
+    pub(crate) fn every_kind() -> Vec<RejectionKind> {
         use RequestError as Q;
         use TokenError as T;
         let requests = [

@@ -41,11 +41,33 @@ fn the_readme_puts_the_testing_feature_under_dev_dependencies_only() {
     assert!(line_for(dev_lines, "scopegate").iter().any(|line| line.contains(r#"features = ["testing"]"#)));
 }
 
+/// The info strings of the README's fenced blocks, in order (closing fences left out).
+fn fences() -> Vec<&'static str> {
+    let mut open = false;
+    let mut infos = Vec::new();
+    for line in README.lines().map(str::trim_start).filter(|line| line.starts_with("```")) {
+        if !open {
+            infos.push(&line["```".len()..]);
+        }
+        open = !open;
+    }
+    assert!(!open, "the README's last fenced block is not closed");
+    infos
+}
+
 #[test]
 fn every_rust_snippet_of_the_readme_is_compiled() {
-    // `ignore` would exempt a snippet from the doctest; `no_run` still compiles it.
-    for (i, fence) in README.match_indices("```rust").map(|(i, _)| &README[i..]).enumerate() {
-        let info = fence.lines().next().unwrap_or_default();
-        assert!(!info.contains("ignore"), "snippet {i} is not compiled: {info}");
+    // The doctest compiles `rust` and `rust,no_run` (which it only does not run); any other
+    // attribute (`ignore`, `compile_fail`, `should_panic`, an edition) or spelling (`rs`, a
+    // bare fence) would exempt a snippet or change what is checked. The other languages
+    // are not Rust and are not compiled.
+    const COMPILED: [&str; 2] = ["rust", "rust,no_run"];
+    const NOT_RUST: [&str; 5] = ["bash", "sh", "toml", "text", "json"];
+    let fences = fences();
+    for (i, info) in fences.iter().enumerate() {
+        assert!(COMPILED.contains(info) || NOT_RUST.contains(info), "fenced block {i} is marked {info:?}");
     }
+    // Every Rust fence was seen (and read as an opening one).
+    let rust = fences.iter().filter(|info| COMPILED.contains(info)).count();
+    assert_eq!(rust, README.matches("```rust").count(), "{fences:?}");
 }

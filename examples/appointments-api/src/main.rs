@@ -248,7 +248,7 @@ fn with_cause(error: &dyn std::error::Error) -> String {
 struct Logging(Option<tracing_subscriber::EnvFilter>);
 
 impl Logging {
-    /// Checks `RUST_LOG` (default `info`).
+    /// Checks `RUST_LOG` (default `info,scopegate=debug`).
     fn parse(filter: Option<&str>) -> Result<Self, StartError> {
         // One line per refused request (scopegate's DEBUG event, never the token) besides
         // the request log.

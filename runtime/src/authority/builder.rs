@@ -14,6 +14,7 @@ use crate::{
         Allowlist, Config, ConfigError, DEFAULT_LEEWAY, DEFAULT_MAX_LIFETIME, DEFAULT_MAX_TOKEN_SIZE, MAX_LEEWAY,
         MAX_TOKEN_SIZE_LIMIT, Profile, ScopeClaim, check_audience,
     },
+    env::FromEnv,
     http::{HttpLimits, IssuerClient, check_url},
     introspection::{self, ClientAuth, Endpoint, Introspector, MAX_INTROSPECTION_CACHE_TTL},
     jwks::{CachePolicy, Location, RemoteKeys},
@@ -64,6 +65,9 @@ pub struct AuthorityBuilder {
     pub(super) require_token_use: bool,
     pub(super) appid_names_client: bool,
     dpop: crate::dpop::Settings,
+    /// The settings `from_env` read from a variable, so that an error about one names the
+    /// variable; the setting's own method, called afterwards, clears its mark.
+    pub(crate) from_env: FromEnv,
 }
 
 impl AuthorityBuilder {
@@ -71,6 +75,7 @@ impl AuthorityBuilder {
     /// normalisation of slashes, case or ports). Required.
     pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
         self.issuer = Some(issuer.into());
+        self.from_env.issuer = false;
         self
     }
 
@@ -302,6 +307,7 @@ impl AuthorityBuilder {
     /// Must be https (http is allowed for loopback hosts).
     pub fn jwks_uri(mut self, url: impl Into<String>) -> Self {
         self.jwks_uri = Some(url.into());
+        self.from_env.jwks_uri = false;
         self
     }
 
@@ -617,7 +623,7 @@ impl AuthorityBuilder {
                 } else {
                     ConfigError::new(setting, format!("could not load the issuer's keys{at}: {error}"))
                 }
-                .for_issuer(member.authority.issuer(), setting == "also_trust"));
+                .for_issuer(member.authority.issuer(), member.added));
             }
             if member.authority.inner.introspection.as_ref().is_some_and(Introspector::discovers) {
                 let metadata = remote.metadata().await.map_err(|error| {
@@ -661,10 +667,11 @@ impl AuthorityBuilder {
                 )
                 .for_issuer(&issuer, true));
             }
+            let setting = builder.from_env.name(if builder.from_env.issuer { "issuer" } else { "also_trust" });
             let (authority, remote) = builder.assemble(Vec::new()).map_err(|e| e.for_issuer(&issuer, true))?;
-            members.push(Member { authority, remote, setting: "also_trust" });
+            members.push(Member { authority, remote, setting, added: true });
         }
-        let setting = if self.jwks_uri.is_some() { "jwks_uri" } else { "issuer" };
+        let setting = self.from_env.name(if self.jwks_uri.is_some() { "jwks_uri" } else { "issuer" });
         let (authority, remote) = self.assemble(members.iter().map(|m| m.authority.clone()).collect())?;
         let issuers = authority.issuers();
         if let Some(twice) = issuers.iter().enumerate().find_map(|(i, iss)| issuers[..i].contains(iss).then_some(iss)) {
@@ -673,7 +680,7 @@ impl AuthorityBuilder {
                 format!("the issuer `{twice}` is trusted twice: each issuer is configured once"),
             ));
         }
-        members.insert(0, Member { authority: authority.clone(), remote, setting });
+        members.insert(0, Member { authority: authority.clone(), remote, setting, added: false });
         Ok((authority, members))
     }
 
@@ -681,7 +688,14 @@ impl AuthorityBuilder {
     /// issuers added with [`also_trust`](Self::also_trust), already assembled) as well;
     /// returns its key cache too when keys come over HTTP. The checks run in a fixed
     /// order, so a configuration with several mistakes always names the same one first.
+    /// An error about a value read from the environment names its variable.
     fn assemble(self, also: Vec<Authority>) -> Result<(Authority, Option<Arc<RemoteKeys>>), ConfigError> {
+        let from_env = self.from_env;
+        self.assemble_checked(also).map_err(|error| from_env.rename(error))
+    }
+
+    /// [`assemble`](Self::assemble), its errors named as the builder names its settings.
+    fn assemble_checked(self, also: Vec<Authority>) -> Result<(Authority, Option<Arc<RemoteKeys>>), ConfigError> {
         crypto_self_test()?;
         crate::metrics::describe();
         let issuer = self.checked_issuer()?;
@@ -858,6 +872,7 @@ impl AuthorityBuilder {
                 self.http,
                 self.cache,
                 &self.tls_roots,
+                self.from_env,
             )?)
         } else {
             self.static_keys(&algorithms)?
@@ -993,6 +1008,8 @@ struct Member {
     authority: Authority,
     remote: Option<Arc<RemoteKeys>>,
     setting: &'static str,
+    /// Added with `also_trust`: its errors say which issuer they are about.
+    added: bool,
 }
 
 /// Checks the remote-key settings and creates the (empty) JWKS cache.
@@ -1003,20 +1020,22 @@ fn remote_keys(
     http: HttpLimits,
     cache: CachePolicy,
     tls_roots: &[Vec<u8>],
+    from_env: FromEnv,
 ) -> Result<Arc<RemoteKeys>, ConfigError> {
     http.check()?;
     cache.check()?;
     let location = match jwks_uri {
-        Some(url) => {
-            Location::Fixed(check_url(url, http.allow_private_networks, true).map_err(|e| ConfigError::new("jwks_uri", e))?)
-        }
+        Some(url) => Location::Fixed(
+            check_url(url, http.allow_private_networks, true).map_err(|e| ConfigError::new("jwks_uri", e))?,
+        ),
         None => Location::Discover(check_url(issuer, http.allow_private_networks, true).map_err(|e| {
-            ConfigError::new(
-                "issuer",
-                format!(
-                    "keys are discovered from the issuer URL, but {e}; or give keys with .jwks_uri(url) or .static_jwks(json)"
-                ),
-            )
+            // Whoever set the issuer in the environment gives the keys' URL there too.
+            let instead = if from_env.issuer {
+                "set JWKS_URI to the URL of the issuer's keys"
+            } else {
+                "give keys with .jwks_uri(url) or .static_jwks(json)"
+            };
+            ConfigError::new("issuer", format!("keys are discovered from the issuer URL, but {e}; or {instead}"))
         })?),
     };
     let client = IssuerClient::new(http, tls_roots)?;

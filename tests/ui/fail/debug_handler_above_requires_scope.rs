@@ -1,6 +1,7 @@
-//! `#[axum::debug_handler]` *above* `#[requires_scope]` checks the handler before the guard
-//! is added, so its checks call the guarded handler with one argument too few. The macro
-//! docs say to put `debug_handler` below (see `ui/pass/debug_handler.rs`).
+//! `#[axum::debug_handler]` *above* `#[requires_scope]` would check the handler before the
+//! guard is added (its checks would call the guarded handler with one argument too few,
+//! rustc's E0061). The attribute sees it above and says to put it below, the one error
+//! (see `ui/pass/debug_handler.rs`).
 use axum::{Router, routing::get};
 use scopegate::{Authority, requires_scope};
 
