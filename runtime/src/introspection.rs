@@ -19,7 +19,8 @@
 //! - `sub`, `client_id`, `username`, `jti` are exposed through [`AccessToken`]; an answer
 //!   without `sub` (a client-credentials token at many providers) has the `client_id` as
 //!   its subject, so [`AccessToken::is_client_token`] is true; an answer with neither is
-//!   refused (`invalid_claim`).
+//!   refused (`invalid_claim`), and an empty `sub`, `client_id` or `jti` is refused
+//!   (`empty_claim`) as in a JWT.
 //!
 //! Answers are cached ([`IntrospectionCache`]), and concurrent requests with the same
 //! unknown token share one call (single flight).
@@ -520,6 +521,12 @@ fn facts(answer: &Map<String, Value>, config: &Config, now: f64) -> Result<Facts
         Some(Value::String(s)) => Ok(Some(s.clone())),
         Some(_) => Err(Some(TokenError::InvalidClaim)),
     };
+    // An identifier (`sub`, `client_id`, `jti`): absent, or a non-empty string, as in a
+    // JWT; an empty one identifies no one and is refused as such, not skipped.
+    let identifier = |name: &str| match string(name)? {
+        Some(s) if s.is_empty() => Err(Some(TokenError::EmptyClaim)),
+        found => Ok(found),
+    };
     match answer.get("token_type") {
         None => {}
         Some(Value::String(t)) if t == "refresh_token" => return Err(Some(TokenError::RefreshToken)),
@@ -579,11 +586,11 @@ fn facts(answer: &Map<String, Value>, config: &Config, now: f64) -> Result<Facts
         Some(Value::String(s)) => Scopes::from_space_delimited(s),
         Some(_) => return Err(Some(TokenError::InvalidScopeClaim)),
     };
-    let client_id = string("client_id")?;
+    let client_id = identifier("client_id")?;
     let username = string("username")?;
-    let jti = string("jti")?;
+    let jti = identifier("jti")?;
     // No `sub` (a client-credentials token at many providers): the client is the subject.
-    let subject = match string("sub")? {
+    let subject = match identifier("sub")? {
         Some(sub) => sub,
         None => client_id.clone().ok_or(Some(TokenError::InvalidClaim))?,
     };

@@ -273,6 +273,7 @@ async fn case_170_every_refusal_reason_of_the_introspection_answer_is_a_401_with
         answer
     };
     const INACTIVE: &str = "The access token is not active";
+    const EMPTY: &str = "The access token has an empty sub, client_id or jti claim";
     let cases: Vec<(&str, Value, &str, &str)> = vec![
         ("active false", json!({"active": false}), "inactive_token", INACTIVE),
         ("active as a string", with("active", json!("true")), "inactive_token", INACTIVE),
@@ -341,6 +342,9 @@ async fn case_170_every_refusal_reason_of_the_introspection_answer_is_a_401_with
             "invalid_claim",
             "The access token lacks a required claim or has a malformed one",
         ),
+        ("an empty sub", with("sub", json!("")), "empty_claim", EMPTY),
+        ("an empty client_id", with("client_id", json!("")), "empty_claim", EMPTY),
+        ("an empty jti", with("jti", json!("")), "empty_claim", EMPTY),
     ];
     for (index, (name, answer, reason, description)) in cases.into_iter().enumerate() {
         endpoint.set_mode(Mode::Answer(answer));
@@ -351,6 +355,46 @@ async fn case_170_every_refusal_reason_of_the_introspection_answer_is_a_401_with
         assert_eq!(outcome.reason(), reason, "{name}");
         assert_eq!(outcome.challenge, invalid_token(description), "{name}");
     }
+}
+
+/// The JWT rule for identifiers holds for an answer: an empty `sub`, `client_id` or `jti`
+/// identifies no one and is refused as such, and an empty `client_id` is not taken as the
+/// subject of an answer without `sub`.
+#[tokio::test]
+async fn an_empty_sub_client_id_or_jti_in_an_introspection_answer_is_refused_as_an_empty_claim() {
+    let endpoint = Endpoint::start(Value::Null).await;
+    let issuer = endpoint.issuer();
+    let description = "The access token has an empty sub, client_id or jti claim";
+    let authority = endpoint.builder().build().unwrap();
+    let router = app(authority.clone());
+    let no_sub = {
+        let mut answer = active(&issuer);
+        answer.as_object_mut().unwrap().remove("sub");
+        answer["client_id"] = json!("");
+        answer
+    };
+    let cases = ["sub", "client_id", "jti"].map(|claim| {
+        let mut answer = active(&issuer);
+        answer[claim] = json!("");
+        (format!("{claim}: \"\""), answer)
+    });
+    for (index, (name, answer)) in cases.into_iter().chain([("no sub, client_id: \"\"".to_owned(), no_sub)]).enumerate()
+    {
+        endpoint.set_mode(Mode::Answer(answer));
+        // A token per case, so no answer comes from the cache.
+        let outcome = call(&router, &format!("{OPAQUE}-{index}")).await;
+        assert_eq!(outcome.status, StatusCode::UNAUTHORIZED, "{name}: {}", outcome.body);
+        assert_eq!(outcome.challenge, invalid_token(description), "{name}");
+        assert_eq!(outcome.reason(), "empty_claim", "{name}");
+    }
+    assert_eq!(authority.rejections_by_reason(), vec![("empty_claim", 4)]);
+    assert_eq!(endpoint.calls(), 4);
+    // One character is enough.
+    let mut short = active(&issuer);
+    (short["sub"], short["client_id"], short["jti"]) = (json!("u"), json!("c"), json!("j"));
+    endpoint.set_mode(Mode::Answer(short));
+    let token = authority.verify(&format!("{OPAQUE}-short")).await.unwrap();
+    assert_eq!((token.subject(), token.client_id(), token.jti()), ("u", Some("c"), Some("j")));
 }
 
 #[tokio::test]
