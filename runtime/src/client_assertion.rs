@@ -220,4 +220,11 @@ mod tests {
             Some("the kid must be non-empty printable ASCII without spaces")
         );
     }
+
+    #[test]
+    fn the_test_kits_rsa_private_jwk_is_a_consistent_signing_key() {
+        // Its members come from the key's PKCS#8 DER: aws-lc-rs checks they belong together.
+        let jwk = crate::testing::DpopKey::rsa().private_jwk().to_string();
+        assert!(AssertionSigner::new("rsa-1", &KeyText::Jwk(jwk)).is_ok());
+    }
 }

@@ -407,6 +407,21 @@ mod tests {
     }
 
     #[test]
+    fn an_rsa_dpop_keys_thumbprint_hashes_e_kty_n_in_that_order() {
+        // RFC 7638 §3.2: the required members in lexicographic order, without whitespace.
+        let key = DpopKey::rsa();
+        let jwk = key.public_jwk();
+        let canonical =
+            format!(r#"{{"e":"{}","kty":"RSA","n":"{}"}}"#, jwk["e"].as_str().unwrap(), jwk["n"].as_str().unwrap());
+        let want = b64url_encode(digest::digest(&digest::SHA256, canonical.as_bytes()).as_ref());
+        assert_eq!(key.thumbprint(), want);
+        let Value::Object(mut jwk) = jwk else { unreachable!() };
+        jwk.insert("kid".into(), "ignored".into());
+        jwk.insert("alg".into(), "PS256".into());
+        assert_eq!(thumbprint(&jwk), Some(want), "members outside e, kty, n change nothing");
+    }
+
+    #[test]
     fn urls_are_normalized_before_comparison() {
         for (url, want) in [
             ("https://API.Example.TEST/a/b", Some("https://api.example.test/a/b")),

@@ -398,18 +398,18 @@ impl TokenBuilder {
     fn signature(&self, message: &[u8]) -> Vec<u8> {
         let keys = &self.issuer.keys;
         let rng = rand::SystemRandom::new();
-        let rsa = |encoding: &'static dyn sig::RsaEncoding| {
-            let mut out = vec![0; keys.rsa.public_modulus_len()];
-            keys.rsa.sign(encoding, &rng, message, &mut out).expect("RSA signing");
-            out
-        };
         match self.alg {
-            Algorithm::RS256 => rsa(&sig::RSA_PKCS1_SHA256),
-            Algorithm::RS384 => rsa(&sig::RSA_PKCS1_SHA384),
-            Algorithm::RS512 => rsa(&sig::RSA_PKCS1_SHA512),
-            Algorithm::PS256 => rsa(&sig::RSA_PSS_SHA256),
-            Algorithm::PS384 => rsa(&sig::RSA_PSS_SHA384),
-            Algorithm::PS512 => rsa(&sig::RSA_PSS_SHA512),
+            Algorithm::RS256
+            | Algorithm::RS384
+            | Algorithm::RS512
+            | Algorithm::PS256
+            | Algorithm::PS384
+            | Algorithm::PS512 => {
+                let encoding = rsa_encoding(self.alg).expect("an RSA encoding for RS* and PS*");
+                let mut out = vec![0; keys.rsa.public_modulus_len()];
+                keys.rsa.sign(encoding, &rng, message, &mut out).expect("RSA signing");
+                out
+            }
             Algorithm::ES256 => keys.ec.sign(&rng, message).expect("ECDSA signing").as_ref().to_vec(),
             Algorithm::ES384 => keys.ec384.sign(&rng, message).expect("ECDSA signing").as_ref().to_vec(),
             Algorithm::EdDSA | Algorithm::Ed25519 => keys.ed.sign(message).as_ref().to_vec(),
@@ -426,8 +426,9 @@ impl TokenBuilder {
     }
 }
 
-/// A client's DPoP key (ES256 on P-256, or Ed25519 with [`DpopKey::ed25519`]), which
-/// signs proofs (RFC 9449 §4).
+/// A client's DPoP key, which signs proofs (RFC 9449 §4): P-256 (ES256, [`DpopKey::generate`]),
+/// P-384 (ES384, [`DpopKey::p384`]), RSA-2048 (RS256, or any RS*/PS* with
+/// [`ProofBuilder::algorithm`], [`DpopKey::rsa`]) or Ed25519 (EdDSA, [`DpopKey::ed25519`]).
 ///
 /// ```
 /// use scopegate::testing::{DpopKey, TestIssuer};
@@ -447,6 +448,8 @@ pub struct DpopKey {
 #[derive(Clone)]
 enum ProofKeyPair {
     P256(Arc<EcdsaKeyPair>),
+    P384(Arc<EcdsaKeyPair>),
+    Rsa(Arc<RsaKeyPair>),
     Ed25519(Arc<Ed25519KeyPair>),
 }
 
@@ -464,6 +467,22 @@ impl DpopKey {
         Self { pair: ProofKeyPair::P256(Arc::new(pair)) }
     }
 
+    /// A new P-384 key: its proofs are signed `alg: ES384`.
+    #[must_use]
+    pub fn p384() -> Self {
+        let pair = EcdsaKeyPair::generate(&sig::ECDSA_P384_SHA384_FIXED_SIGNING).expect("P-384 key generation");
+        Self { pair: ProofKeyPair::P384(Arc::new(pair)) }
+    }
+
+    /// A new RSA-2048 key: its proofs are signed `alg: RS256` unless
+    /// [`ProofBuilder::algorithm`] picks another RS* or PS* algorithm. Slower to make
+    /// than the others (RSA key generation).
+    #[must_use]
+    pub fn rsa() -> Self {
+        let pair = RsaKeyPair::generate(KeySize::Rsa2048).expect("RSA key generation");
+        Self { pair: ProofKeyPair::Rsa(Arc::new(pair)) }
+    }
+
     /// A new Ed25519 key: its proofs are signed `alg: EdDSA` (set the header's `alg` to
     /// `Ed25519` for RFC 9864's fully-specified name).
     #[must_use]
@@ -472,15 +491,22 @@ impl DpopKey {
         Self { pair: ProofKeyPair::Ed25519(Arc::new(pair)) }
     }
 
-    /// The public key as a JWK (`kty`, `crv`, `x`, `y`; `x` only for Ed25519), as a
-    /// proof's header carries it.
+    /// The public key as a JWK, as a proof's header carries it: `kty`, `crv`, `x`, `y`
+    /// for EC keys, `kty`, `n`, `e` for RSA, `kty`, `crv`, `x` for Ed25519.
     #[must_use]
     pub fn public_jwk(&self) -> Value {
+        let ec = |crv: &str, point: &[u8], size: usize| {
+            let (x, y) = point.get(1..).unwrap_or_default().split_at(size);
+            json!({"kty": "EC", "crv": crv, "x": b64url_encode(x), "y": b64url_encode(y)})
+        };
         match &self.pair {
-            ProofKeyPair::P256(pair) => {
-                let point = pair.public_key().as_ref();
-                let (x, y) = point.get(1..).unwrap_or_default().split_at(32);
-                json!({"kty": "EC", "crv": "P-256", "x": b64url_encode(x), "y": b64url_encode(y)})
+            ProofKeyPair::P256(pair) => ec("P-256", pair.public_key().as_ref(), 32),
+            ProofKeyPair::P384(pair) => ec("P-384", pair.public_key().as_ref(), 48),
+            ProofKeyPair::Rsa(pair) => {
+                let public = pair.public_key();
+                let n = public.modulus().big_endian_without_leading_zero();
+                let e = public.exponent().big_endian_without_leading_zero();
+                json!({"kty": "RSA", "n": b64url_encode(n), "e": b64url_encode(e)})
             }
             ProofKeyPair::Ed25519(pair) => {
                 json!({"kty": "OKP", "crv": "Ed25519", "x": b64url_encode(pair.public_key().as_ref())})
@@ -488,22 +514,27 @@ impl DpopKey {
         }
     }
 
-    /// The key pair as a JWK with the private `d`: what a proof must never carry.
+    /// The key pair as a JWK with its private members (`d`; for RSA also `p`, `q`, `dp`,
+    /// `dq`, `qi`): what a proof must never carry.
     #[must_use]
     pub fn private_jwk(&self) -> Value {
-        let d = match &self.pair {
-            ProofKeyPair::P256(pair) => {
-                pair.private_key().as_be_bytes().expect("P-256 private key bytes").as_ref().to_vec()
+        let private: Vec<(&str, Vec<u8>)> = match &self.pair {
+            ProofKeyPair::P256(pair) | ProofKeyPair::P384(pair) => {
+                let d = pair.private_key().as_be_bytes().expect("EC private key bytes");
+                vec![("d", d.as_ref().to_vec())]
             }
+            ProofKeyPair::Rsa(pair) => rsa_private_members(pair),
             ProofKeyPair::Ed25519(pair) => {
                 let seed = pair.seed().expect("Ed25519 seed");
                 let bytes: aws_lc_rs::encoding::Curve25519SeedBin<'_> = seed.as_be_bytes().expect("Ed25519 seed bytes");
-                bytes.as_ref().to_vec()
+                vec![("d", bytes.as_ref().to_vec())]
             }
         };
         let mut jwk = self.public_jwk();
         if let Value::Object(map) = &mut jwk {
-            map.insert("d".into(), b64url_encode(&d).into());
+            for (name, value) in private {
+                map.insert(name.into(), b64url_encode(&value).into());
+            }
         }
         jwk
     }
@@ -517,25 +548,66 @@ impl DpopKey {
         }
     }
 
-    /// A proof for a request with `method` to `htu`: header `typ: dpop+jwt`, `alg: ES256`
-    /// (`EdDSA` for an Ed25519 key) and the public `jwk`; claims `htm`, `htu`, `iat` (now)
-    /// and a unique `jti`. Add the token's hash with [`ProofBuilder::access_token`].
+    /// The algorithm this key's proofs are signed with unless told otherwise.
+    fn default_algorithm(&self) -> Algorithm {
+        match self.pair {
+            ProofKeyPair::P256(_) => Algorithm::ES256,
+            ProofKeyPair::P384(_) => Algorithm::ES384,
+            ProofKeyPair::Rsa(_) => Algorithm::RS256,
+            ProofKeyPair::Ed25519(_) => Algorithm::EdDSA,
+        }
+    }
+
+    /// A proof for a request with `method` to `htu`: header `typ: dpop+jwt`, the key's
+    /// `alg` (ES256, ES384, RS256 or EdDSA) and the public `jwk`; claims `htm`, `htu`,
+    /// `iat` (now) and a unique `jti`. Add the token's hash with
+    /// [`ProofBuilder::access_token`].
     pub fn proof(&self, method: &str, htu: &str) -> ProofBuilder {
+        let alg = self.default_algorithm();
         let mut header = Map::new();
         header.insert("typ".into(), "dpop+jwt".into());
-        let alg = match self.pair {
-            ProofKeyPair::P256(_) => "ES256",
-            ProofKeyPair::Ed25519(_) => "EdDSA",
-        };
-        header.insert("alg".into(), alg.into());
+        header.insert("alg".into(), alg.as_str().into());
         header.insert("jwk".into(), self.public_jwk());
         let mut claims = Map::new();
         claims.insert("jti".into(), unique_jti().into());
         claims.insert("htm".into(), method.into());
         claims.insert("htu".into(), htu.into());
         claims.insert("iat".into(), unix_now().into());
-        ProofBuilder { key: self.clone(), header, claims, hmac_secret: None }
+        ProofBuilder { key: self.clone(), alg, header, claims, hmac_secret: None }
     }
+}
+
+/// An RSA key pair's private JWK members (RFC 7518 §6.3.2), read from its PKCS#8 DER:
+/// RFC 5208's `PrivateKeyInfo` around RFC 8017's `RSAPrivateKey` (version, `n`, `e`,
+/// `d`, `p`, `q`, `dp`, `dq`, `qi`), aws-lc-rs exposing no other way to them.
+fn rsa_private_members(pair: &RsaKeyPair) -> Vec<(&'static str, Vec<u8>)> {
+    let pkcs8 = AsDer::<aws_lc_rs::encoding::Pkcs8V1Der<'_>>::as_der(pair).expect("RSA PKCS#8");
+    let (_, info, _) = der_element(pkcs8.as_ref()).expect("PrivateKeyInfo");
+    let (_, _version, rest) = der_element(info).expect("PrivateKeyInfo version");
+    let (_, _algorithm, rest) = der_element(rest).expect("PrivateKeyInfo algorithm");
+    let (_, octets, _) = der_element(rest).expect("PrivateKeyInfo privateKey");
+    let (_, mut fields, _) = der_element(octets).expect("RSAPrivateKey");
+    let mut integers = Vec::new();
+    while let Some((_, integer, rest)) = der_element(fields) {
+        let start = integer.iter().position(|&b| b != 0).unwrap_or(integer.len());
+        integers.push(integer.get(start..).unwrap_or_default().to_vec());
+        fields = rest;
+    }
+    ["d", "p", "q", "dp", "dq", "qi"].into_iter().zip(integers.into_iter().skip(3)).collect()
+}
+
+/// The DER element at the start of `der`: its tag, its contents and the bytes after it.
+fn der_element(der: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, rest) = der.split_first()?;
+    let (&first, rest) = rest.split_first()?;
+    let (len, rest) = if first < 0x80 {
+        (usize::from(first), rest)
+    } else {
+        let (bytes, rest) = rest.split_at_checked(usize::from(first & 0x7f))?;
+        (bytes.iter().fold(0, |len, &b| len << 8 | usize::from(b)), rest)
+    };
+    let (contents, rest) = rest.split_at_checked(len)?;
+    Some((tag, contents, rest))
 }
 
 /// Builds one DPoP proof; every header member and claim can be set or removed.
@@ -543,12 +615,32 @@ impl DpopKey {
 #[must_use]
 pub struct ProofBuilder {
     key: DpopKey,
+    alg: Algorithm,
     header: Map<String, Value>,
     claims: Map<String, Value>,
     hmac_secret: Option<Vec<u8>>,
 }
 
 impl ProofBuilder {
+    /// Signs with `alg` and sets the header's `alg` to it. The key must be able to: RS256,
+    /// RS384, RS512, PS256, PS384 or PS512 for an RSA key, ES256 for P-256, ES384 for
+    /// P-384, EdDSA or Ed25519 for Ed25519 (use [`header`](Self::header) to name another
+    /// `alg` than the signature's).
+    ///
+    /// # Panics
+    /// If the key cannot sign with `alg`.
+    pub fn algorithm(mut self, alg: Algorithm) -> Self {
+        let fits = match self.key.pair {
+            ProofKeyPair::P256(_) => alg == Algorithm::ES256,
+            ProofKeyPair::P384(_) => alg == Algorithm::ES384,
+            ProofKeyPair::Rsa(_) => rsa_encoding(alg).is_some(),
+            ProofKeyPair::Ed25519(_) => matches!(alg, Algorithm::EdDSA | Algorithm::Ed25519),
+        };
+        assert!(fits, "this DPoP key cannot sign {alg}: {:?}", self.key);
+        self.alg = alg;
+        self.header("alg", alg.as_str())
+    }
+
     /// Sets `ath` to the hash of `token` (RFC 9449 §4.2).
     pub fn access_token(self, token: &str) -> Self {
         self.claim("ath", crate::dpop::token_hash(token))
@@ -606,14 +698,36 @@ impl ProofBuilder {
             Some(secret) => {
                 hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, secret), signing_input.as_bytes()).as_ref().to_vec()
             }
-            None => match &self.key.pair {
-                ProofKeyPair::P256(pair) => {
-                    let rng = rand::SystemRandom::new();
-                    pair.sign(&rng, signing_input.as_bytes()).expect("ECDSA signing").as_ref().to_vec()
+            None => {
+                let rng = rand::SystemRandom::new();
+                let message = signing_input.as_bytes();
+                match &self.key.pair {
+                    ProofKeyPair::P256(pair) | ProofKeyPair::P384(pair) => {
+                        pair.sign(&rng, message).expect("ECDSA signing").as_ref().to_vec()
+                    }
+                    ProofKeyPair::Rsa(pair) => {
+                        let encoding = rsa_encoding(self.alg).expect("an RS* or PS* algorithm for an RSA key");
+                        let mut out = vec![0; pair.public_modulus_len()];
+                        pair.sign(encoding, &rng, message, &mut out).expect("RSA signing");
+                        out
+                    }
+                    ProofKeyPair::Ed25519(pair) => pair.sign(message).as_ref().to_vec(),
                 }
-                ProofKeyPair::Ed25519(pair) => pair.sign(signing_input.as_bytes()).as_ref().to_vec(),
-            },
+            }
         };
         format!("{signing_input}.{}", b64url_encode(&signature))
     }
+}
+
+/// The RSA signature encoding of an RS* or PS* algorithm.
+fn rsa_encoding(alg: Algorithm) -> Option<&'static dyn sig::RsaEncoding> {
+    Some(match alg {
+        Algorithm::RS256 => &sig::RSA_PKCS1_SHA256,
+        Algorithm::RS384 => &sig::RSA_PKCS1_SHA384,
+        Algorithm::RS512 => &sig::RSA_PKCS1_SHA512,
+        Algorithm::PS256 => &sig::RSA_PSS_SHA256,
+        Algorithm::PS384 => &sig::RSA_PSS_SHA384,
+        Algorithm::PS512 => &sig::RSA_PSS_SHA512,
+        _ => return None,
+    })
 }

@@ -978,3 +978,83 @@ async fn a_redis_store_shows_only_its_prefix_and_keeps_its_keys_apart_from_anoth
     assert_eq!(other.check_and_insert("k", ttl).await.unwrap(), Freshness::Replayed);
     assert_eq!(store.check_and_insert("k", ttl).await.unwrap(), Freshness::Replayed);
 }
+
+// ---------------------------------------------------------------------------------------
+// Every proof algorithm: RSA (RS*, PS*), P-256, P-384, Ed25519
+// ---------------------------------------------------------------------------------------
+
+/// A new key of the type that signs `alg`, or `rsa` for RS* and PS* (one RSA key, as
+/// generating one is slow).
+fn key_for(alg: Algorithm, rsa: &DpopKey) -> DpopKey {
+    match alg {
+        Algorithm::ES256 => DpopKey::generate(),
+        Algorithm::ES384 => DpopKey::p384(),
+        Algorithm::EdDSA | Algorithm::Ed25519 => DpopKey::ed25519(),
+        _ => rsa.clone(),
+    }
+}
+
+#[tokio::test]
+async fn a_bound_token_with_a_proof_of_each_default_dpop_algorithm_opens_the_route() {
+    let authority = authority();
+    let defaults: Vec<&str> = authority.dpop_algorithms().iter().map(|alg| alg.as_str()).collect();
+    assert_eq!(defaults.join(" "), ALGS, "the default allowlist, as advertised");
+    let router = app(authority.clone());
+    let rsa = DpopKey::rsa();
+    for &alg in authority.dpop_algorithms() {
+        let key = key_for(alg, &rsa);
+        let token = TestIssuer::new().access_token().dpop_bound(&key).sign();
+        let proof = key.proof("GET", ME).access_token(&token).algorithm(alg).sign();
+        let reply = get_me(&router, &token, &proof).await;
+        assert_eq!((reply.status, reply.body.as_str()), (StatusCode::OK, testing::DEFAULT_SUBJECT), "{alg}: {reply:?}");
+    }
+    assert_eq!(authority.stats().accepted, 10, "RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 EdDSA Ed25519");
+}
+
+#[tokio::test]
+async fn a_proof_whose_alg_is_outside_a_narrowed_dpop_algorithms_list_is_refused_naming_the_list() {
+    let router = app(builder().dpop_algorithms([Algorithm::PS256, Algorithm::ES384]).build().unwrap());
+    let description = DpopError::AlgorithmNotAllowed.description();
+    let challenge = format!(
+        "Bearer realm=\"{REALM}\", DPoP realm=\"{REALM}\", error=\"invalid_dpop_proof\", error_description=\"{description}\", algs=\"PS256 ES384\""
+    );
+    let rsa = DpopKey::rsa();
+    // Validly signed proofs all: only the algorithm decides. One RSA key signs PS256
+    // (allowed) and RS256 (not).
+    for (alg, allowed) in [
+        (Algorithm::PS256, true),
+        (Algorithm::ES384, true),
+        (Algorithm::RS256, false),
+        (Algorithm::PS384, false),
+        (Algorithm::ES256, false),
+        (Algorithm::EdDSA, false),
+    ] {
+        let key = key_for(alg, &rsa);
+        let token = TestIssuer::new().access_token().dpop_bound(&key).sign();
+        let reply = get_me(&router, &token, &key.proof("GET", ME).access_token(&token).algorithm(alg).sign()).await;
+        if allowed {
+            assert_eq!(reply.status, StatusCode::OK, "{alg}: {reply:?}");
+        } else {
+            assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{alg}: {reply:?}");
+            assert_eq!(reply.challenge.as_deref(), Some(challenge.as_str()), "{alg}");
+            assert_eq!(reply.reason().as_deref(), Some("dpop_algorithm_not_allowed"), "{alg}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_rsa_or_p384_proof_with_its_private_key_inside_is_refused() {
+    let router = app(authority());
+    for key in [DpopKey::rsa(), DpopKey::p384()] {
+        let token = TestIssuer::new().access_token().dpop_bound(&key).sign();
+        let private = key.private_jwk();
+        let proof = key.proof("GET", ME).access_token(&token).header("jwk", private.clone()).sign();
+        assert_refused(&router, &token, &proof, DpopError::PrivateKey).await;
+        // The private members are the key's own: with them the public JWK is the same.
+        let mut public = private;
+        for member in ["d", "p", "q", "dp", "dq", "qi"] {
+            public.as_object_mut().unwrap().remove(member);
+        }
+        assert_eq!(public, key.public_jwk());
+    }
+}
