@@ -252,6 +252,33 @@ impl Config {
     }
 }
 
+/// Which of a builder's settings hold a value read from the environment: an error about
+/// one names the variable, the thing to change for whoever deploys the API. Only the
+/// values whose checks need the rest of the builder (the issuer's and the keys' URLs) are
+/// marked; `from_env` checks the others itself.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct FromEnv {
+    pub(crate) issuer: bool,
+    pub(crate) jwks_uri: bool,
+}
+
+impl FromEnv {
+    /// The name an error gives `setting`: its variable when its value came from there.
+    pub(crate) fn name(self, setting: &'static str) -> &'static str {
+        match setting {
+            "issuer" if self.issuer => "ISSUER",
+            "jwks_uri" if self.jwks_uri => "JWKS_URI",
+            other => other,
+        }
+    }
+
+    /// `error`, naming the variable when its setting's value came from the environment.
+    pub(crate) fn rename(self, error: ConfigError) -> ConfigError {
+        let setting = self.name(error.setting());
+        error.named(setting)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,10 +11,9 @@ use crate::{
     client_assertion::{AssertionSigner, KeyText},
     clock::Clock,
     config::{
-        Allowlist, Config, ConfigError, DEFAULT_LEEWAY, DEFAULT_MAX_LIFETIME, DEFAULT_MAX_TOKEN_SIZE, MAX_LEEWAY,
-        MAX_TOKEN_SIZE_LIMIT, Profile, ScopeClaim, check_audience,
+        Allowlist, Config, ConfigError, DEFAULT_LEEWAY, DEFAULT_MAX_LIFETIME, DEFAULT_MAX_TOKEN_SIZE, FromEnv,
+        MAX_LEEWAY, MAX_TOKEN_SIZE_LIMIT, Profile, ScopeClaim, check_audience,
     },
-    env::FromEnv,
     http::{HttpLimits, IssuerClient, check_url},
     introspection::{self, ClientAuth, Endpoint, Introspector, MAX_INTROSPECTION_CACHE_TTL},
     jwks::{CachePolicy, Location, RemoteKeys},
