@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::{
+    collections::HashMap,
     convert::Infallible,
     net::SocketAddr,
     sync::{
@@ -697,6 +698,41 @@ async fn case_161_http_jwks_uri_off_loopback_is_a_configuration_error() {
     assert_eq!(error.setting(), "issuer");
 }
 
+/// An https issuer (on loopback) whose discovery document names a plain-http loopback
+/// `jwks_uri`: the key set may not leave TLS, so nothing is fetched from it.
+#[tokio::test]
+async fn case_161_a_discovered_jwks_uri_cannot_move_an_https_issuer_to_plain_http_loopback() {
+    let ca = TestCa::new();
+    let plain = KeyServer::start(TestIssuer::new().jwks()).await;
+    let server = TlsKeyServer::start(ca.certificate("127.0.0.1"), json!({"keys": []})).await;
+    let issuer = server.url("");
+    let discovery = |jwks_uri: &str| TlsAnswer::Json(json!({"issuer": issuer, "jwks_uri": jwks_uri}).to_string());
+    server.answer("/.well-known/openid-configuration", discovery(&plain.jwks_uri()));
+    let builder = || {
+        Authority::builder()
+            .issuer(issuer.clone())
+            .audience(AUD)
+            .tls_root_certificate(ca.der.clone())
+            .http_timeouts(Duration::from_secs(1), Duration::from_secs(2))
+    };
+    let error = builder().connect().await.unwrap_err();
+    assert_eq!(error.setting(), "issuer");
+    assert!(!error.is_unreachable(), "{error}");
+    let expected = format!(
+        "scopegate: invalid `issuer` setting: could not load the issuer's keys: the discovery document's jwks_uri is unusable: `{}` must use https: plain http to a loopback host is allowed only when the issuer itself is plain http on loopback",
+        plain.jwks_uri()
+    );
+    assert_eq!(error.to_string(), expected);
+    assert_eq!(plain.hits(), 0, "nothing was fetched over plain http");
+    // Control: the same document naming the issuer's own https key set loads it.
+    let keys = TestIssuer::new().with_issuer(issuer.clone());
+    server.answer("/.well-known/openid-configuration", discovery(&server.url("/keys")));
+    server.answer("/keys", TlsAnswer::Json(keys.jwks().to_string()));
+    let authority = builder().connect().await.unwrap();
+    assert_eq!(call(&authority, &keys.access_token().sign()).await.status, 200);
+    assert_eq!(plain.hits(), 0);
+}
+
 /// A test CA and the certificates it (or nobody) vouches for.
 struct TestCa {
     der: Vec<u8>,
@@ -716,8 +752,14 @@ impl TestCa {
     /// A server certificate for `name` (an IP address or a DNS name) signed by this CA,
     /// with its private key.
     fn certificate(&self, name: &str) -> (Vec<u8>, Vec<u8>) {
+        self.certificate_for(&[name])
+    }
+
+    /// A server certificate for every one of `names`, signed by this CA, with its key.
+    fn certificate_for(&self, names: &[&str]) -> (Vec<u8>, Vec<u8>) {
         let key = rcgen::KeyPair::generate().unwrap();
-        let cert = rcgen::CertificateParams::new(vec![name.to_owned()]).unwrap().signed_by(&key, &self.issuer).unwrap();
+        let names: Vec<String> = names.iter().map(|&name| name.to_owned()).collect();
+        let cert = rcgen::CertificateParams::new(names).unwrap().signed_by(&key, &self.issuer).unwrap();
         (cert.der().to_vec(), key.serialize_der())
     }
 }
@@ -729,14 +771,26 @@ fn self_signed(name: &str) -> (Vec<u8>, Vec<u8>) {
     (cert.der().to_vec(), key.serialize_der())
 }
 
+/// What the TLS key server answers on one path instead of its key set.
+#[derive(Clone)]
+enum TlsAnswer {
+    /// `302 Found` to this location.
+    Redirect(String),
+    /// This JSON document.
+    Json(String),
+}
+
 /// A key server over TLS on 127.0.0.1 (rustls, aws-lc-rs provider). It answers every
 /// request with `jwks` (HTTP/1.1, one request per connection) using the certificate it
-/// holds, which the test can swap; it counts failed handshakes and answered requests.
+/// holds, which the test can swap, except on the paths given another answer; it counts
+/// failed handshakes and answered requests, and records the paths asked for.
 struct TlsKeyServer {
     addr: SocketAddr,
     config: Arc<Mutex<Arc<tokio_rustls::rustls::ServerConfig>>>,
     failed_handshakes: Arc<AtomicUsize>,
     answered: Arc<AtomicUsize>,
+    answers: Arc<Mutex<HashMap<String, TlsAnswer>>>,
+    paths: Arc<Mutex<Vec<String>>>,
 }
 
 fn tls_config((cert, key): (Vec<u8>, Vec<u8>)) -> Arc<tokio_rustls::rustls::ServerConfig> {
@@ -763,13 +817,17 @@ impl TlsKeyServer {
         let config = Arc::new(Mutex::new(tls_config(certificate)));
         let failed_handshakes = Arc::new(AtomicUsize::new(0));
         let answered = Arc::new(AtomicUsize::new(0));
+        let answers: Arc<Mutex<HashMap<String, TlsAnswer>>> = Arc::default();
+        let paths: Arc<Mutex<Vec<String>>> = Arc::default();
         let (shared, failed, served) = (Arc::clone(&config), Arc::clone(&failed_handshakes), Arc::clone(&answered));
+        let (answers_read, paths_written) = (Arc::clone(&answers), Arc::clone(&paths));
         let body = jwks.to_string();
         tokio::spawn(async move {
             loop {
                 let (stream, _) = listener.accept().await.unwrap();
                 let acceptor = tokio_rustls::TlsAcceptor::from(Arc::clone(&*shared.lock().unwrap()));
                 let (failed, served, body) = (Arc::clone(&failed), Arc::clone(&served), body.clone());
+                let (answers, paths) = (Arc::clone(&answers_read), Arc::clone(&paths_written));
                 tokio::spawn(async move {
                     let Ok(mut tls) = acceptor.accept(stream).await else {
                         failed.fetch_add(1, Ordering::SeqCst);
@@ -783,21 +841,50 @@ impl TlsKeyServer {
                             Ok(n) => request.extend_from_slice(&buffer[..n]),
                         }
                     }
-                    let response = format!(
-                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                        body.len()
-                    );
+                    // The request line: `GET /path HTTP/1.1`.
+                    let head = String::from_utf8_lossy(&request);
+                    let path = head.split(' ').nth(1).unwrap_or_default().to_owned();
+                    paths.lock().unwrap().push(path.clone());
+                    let ok = |body: &str| {
+                        format!(
+                            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                            body.len()
+                        )
+                    };
+                    let answer = answers.lock().unwrap().get(&path).cloned();
+                    let response = match answer {
+                        Some(TlsAnswer::Redirect(to)) => format!(
+                            "HTTP/1.1 302 Found\r\nlocation: {to}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                        ),
+                        Some(TlsAnswer::Json(document)) => ok(&document),
+                        None => ok(&body),
+                    };
                     served.fetch_add(1, Ordering::SeqCst);
                     let _ = tls.write_all(response.as_bytes()).await;
                     let _ = tls.shutdown().await;
                 });
             }
         });
-        Self { addr, config, failed_handshakes, answered }
+        Self { addr, config, failed_handshakes, answered, answers, paths }
     }
 
     fn jwks_uri(&self) -> String {
         format!("https://{}/jwks", self.addr)
+    }
+
+    /// `https://127.0.0.1:<port>` followed by `path`.
+    fn url(&self, path: &str) -> String {
+        format!("https://{}{path}", self.addr)
+    }
+
+    /// Answers `path` with `answer` from now on.
+    fn answer(&self, path: &str, answer: TlsAnswer) {
+        self.answers.lock().unwrap().insert(path.to_owned(), answer);
+    }
+
+    /// The paths asked for so far, in order.
+    fn paths(&self) -> Vec<String> {
+        self.paths.lock().unwrap().clone()
     }
 
     fn set_certificate(&self, certificate: (Vec<u8>, Vec<u8>)) {
@@ -813,10 +900,15 @@ const TLS_ISSUER: &str = "https://issuer.tls.test/";
 
 /// An authority fetching its keys from `server`, trusting only `ca`.
 fn tls_builder(server: &TlsKeyServer, ca: &TestCa) -> AuthorityBuilder {
+    tls_builder_at(server.jwks_uri(), ca)
+}
+
+/// An authority fetching its keys from `jwks_uri`, trusting only `ca`.
+fn tls_builder_at(jwks_uri: String, ca: &TestCa) -> AuthorityBuilder {
     Authority::builder()
         .issuer(TLS_ISSUER)
         .audience(AUD)
-        .jwks_uri(server.jwks_uri())
+        .jwks_uri(jwks_uri)
         .tls_root_certificate(ca.der.clone())
         .jwks_refresh_cooldown(Duration::from_secs(1))
         .http_timeouts(Duration::from_secs(1), Duration::from_secs(2))
@@ -897,6 +989,78 @@ async fn case_163_redirects_to_http_or_another_host_are_refused() {
     let error = builder(&server).jwks_uri(server.jwks_uri()).connect().await.unwrap_err();
     assert!(error.to_string().contains("redirect"), "{error}");
     assert_eq!(target.hits(), 0, "the redirect was not followed");
+}
+
+/// The startup error of a key fetch from `url` that a refused redirect failed.
+fn refused_redirect(url: &str) -> String {
+    format!(
+        "scopegate: invalid `jwks_uri` setting: could not load the issuer's keys (GET {url}): the server redirected to another host, to http, or more than once"
+    )
+}
+
+#[tokio::test]
+async fn case_163_one_redirect_over_https_to_the_same_host_and_port_is_followed() {
+    let ca = TestCa::new();
+    let issuer = TestIssuer::new().with_issuer(TLS_ISSUER);
+    let server = TlsKeyServer::start(ca.certificate("127.0.0.1"), issuer.jwks()).await;
+    server.answer("/old-jwks", TlsAnswer::Redirect(server.url("/jwks")));
+    let authority = tls_builder_at(server.url("/old-jwks"), &ca).connect().await.unwrap();
+    assert_eq!(server.paths(), ["/old-jwks", "/jwks"]);
+    let stats = authority.stats();
+    assert_eq!((stats.jwks_fetches, stats.jwks_fetch_failures), (1, 0));
+    assert_eq!(call(&authority, &issuer.access_token().sign()).await.status, 200);
+}
+
+#[tokio::test]
+async fn case_163_a_second_redirect_is_refused_and_its_target_gets_no_request() {
+    let ca = TestCa::new();
+    let server = TlsKeyServer::start(ca.certificate("127.0.0.1"), TestIssuer::new().jwks()).await;
+    server.answer("/first", TlsAnswer::Redirect(server.url("/second")));
+    server.answer("/second", TlsAnswer::Redirect(server.url("/jwks")));
+    let error = tls_builder_at(server.url("/first"), &ca).connect().await.unwrap_err();
+    assert_eq!(error.setting(), "jwks_uri");
+    assert!(!error.is_unreachable(), "{error}");
+    assert_eq!(error.to_string(), refused_redirect(&server.url("/first")));
+    assert_eq!(server.paths(), ["/first", "/second"], "the second hop's target got no request");
+}
+
+#[tokio::test]
+async fn case_163_a_redirect_to_another_port_of_the_same_host_is_refused() {
+    let ca = TestCa::new();
+    let server = TlsKeyServer::start(ca.certificate("127.0.0.1"), json!({"keys": []})).await;
+    // Same CA, same address, a certificate for it: only the port differs.
+    let other = TlsKeyServer::start(ca.certificate("127.0.0.1"), TestIssuer::new().jwks()).await;
+    server.answer("/jwks", TlsAnswer::Redirect(other.jwks_uri()));
+    let error = tls_builder(&server, &ca).connect().await.unwrap_err();
+    assert_eq!(error.setting(), "jwks_uri");
+    assert!(!error.is_unreachable(), "{error}");
+    assert_eq!(error.to_string(), refused_redirect(&server.jwks_uri()));
+    assert_eq!(server.paths(), ["/jwks"]);
+    assert_eq!(other.counts(), (0, 0), "no connection to the other port, let alone a request");
+    // Control: the other port itself serves the keys to an authority configured with it.
+    tls_builder(&other, &ca).connect().await.unwrap();
+    assert_eq!(other.counts(), (0, 1));
+}
+
+#[tokio::test]
+async fn case_163_a_redirect_to_another_host_name_for_the_same_server_is_refused() {
+    // One server, one certificate naming both `127.0.0.1` and `localhost`: the redirect
+    // is refused for its host name alone, not by the handshake.
+    let ca = TestCa::new();
+    let issuer = TestIssuer::new().with_issuer(TLS_ISSUER);
+    let server = TlsKeyServer::start(ca.certificate_for(&["127.0.0.1", "localhost"]), issuer.jwks()).await;
+    let by_name = format!("https://localhost:{}/keys", server.addr.port());
+    server.answer("/jwks", TlsAnswer::Redirect(by_name.clone()));
+    let error = tls_builder(&server, &ca).connect().await.unwrap_err();
+    assert_eq!(error.setting(), "jwks_uri");
+    assert!(!error.is_unreachable(), "{error}");
+    assert_eq!(error.to_string(), refused_redirect(&server.jwks_uri()));
+    assert_eq!(server.paths(), ["/jwks"], "the redirect's target got no request");
+    assert_eq!(server.counts(), (0, 1));
+    // Control: configured directly, the host name's URL serves the keys.
+    let authority = tls_builder_at(by_name, &ca).connect().await.unwrap();
+    assert_eq!(server.paths(), ["/jwks", "/keys"]);
+    assert_eq!(call(&authority, &issuer.access_token().sign()).await.status, 200);
 }
 
 #[tokio::test]
