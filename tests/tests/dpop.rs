@@ -25,6 +25,7 @@ use scopegate::{
     dpop::{DpopNonce, DpopPolicy, MemoryReplayStore, RedisReplayStore, ReplayStore},
     testing::{self, DpopKey, TestClock, TestIssuer},
 };
+use scopegate_tests::{skip_notice, under_ci};
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
 
@@ -515,16 +516,16 @@ struct RedisServer {
 }
 
 impl RedisServer {
-    /// Starts one, or `None` (with a visible note) when `redis-server` is not installed;
-    /// under `CI=true` a missing server fails the test.
+    /// Starts one, or `None` (with a visible [`skip_notice`]) when `redis-server` is not
+    /// installed; under CI ([`under_ci`]) a missing server fails the test.
     fn start(test: &str) -> Option<Self> {
         let installed = Command::new("redis-server").arg("--version").stdout(Stdio::null()).status().is_ok();
         if !installed {
             assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
+                !under_ci(),
                 "{test}: redis-server is not installed; `.ci/run` installs it (apt-get install -y redis-server)"
             );
-            eprintln!("SKIPPED {test}: redis-server is not installed (apt-get install -y redis-server)");
+            skip_notice(test, "redis-server is not installed (apt-get install -y redis-server)");
             return None;
         }
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();

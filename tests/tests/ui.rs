@@ -4,15 +4,17 @@
 //! Compiler messages change between releases, so the `.stderr` files are blessed with one
 //! toolchain ([`PINNED`], also named in the README). On another toolchain the suite cannot
 //! judge anything:
-//! - under CI (the `CI` environment variable set, and not `false` or `0`) the test FAILS,
-//!   saying which toolchain it needs: a CI that passed it would have checked nothing;
-//! - elsewhere it is skipped, with a notice written straight to the terminal (libtest
-//!   captures `eprintln!` of passing tests, not writes to the stderr handle).
+//! - under CI ([`scopegate_tests::under_ci`]: `CI` set, and not empty, `false` or `0`)
+//!   the test FAILS, saying which toolchain it needs: a CI that passed it would have
+//!   checked nothing;
+//! - elsewhere it is skipped, with a [`scopegate_tests::skip_notice`] written straight
+//!   to the terminal (libtest captures `eprintln!` of passing tests, not writes to the
+//!   stderr handle).
 //!
 //! To re-bless after a deliberate change, with the pinned toolchain:
 //! `TRYBUILD=overwrite cargo test -p scopegate-tests --test ui`, then review every diff.
 
-use std::{io::Write as _, process::Command};
+use std::process::Command;
 
 /// The toolchain the `.stderr` files were blessed with.
 const PINNED: &str = "rustc 1.95.";
@@ -30,9 +32,8 @@ fn ui() {
             "the ui tests are blessed for `{PINNED}x` and this is `{version}`: run them with that toolchain \
              (`rustup run 1.95 cargo test -p scopegate-tests --test ui`)"
         );
-        let in_ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
-        assert!(!in_ci, "CI must run the ui suite, but {why}");
-        let _ = writeln!(std::io::stderr(), "\nSKIPPED ui: {why}\n");
+        assert!(!scopegate_tests::under_ci(), "CI must run the ui suite, but {why}");
+        scopegate_tests::skip_notice("ui", &why);
         return;
     }
     let cases = trybuild::TestCases::new();
