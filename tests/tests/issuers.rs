@@ -231,6 +231,37 @@ async fn a_bad_setting_of_an_added_issuer_names_that_issuer() {
 }
 
 #[tokio::test]
+async fn an_error_body_set_on_an_added_issuer_is_refused_at_build_and_the_first_builders_renders_every_issuer() {
+    let a = TestIssuer::with_fresh_keys("https://a.example.test/");
+    let b = TestIssuer::with_fresh_keys("https://b.example.test/");
+    let envelope = |rejection: &scopegate::Rejection| axum::Json(json!({"error": {"code": rejection.reason()}}));
+    let error =
+        a.authority_builder(AUD).also_trust(b.authority_builder(AUD).on_rejection(envelope)).build().unwrap_err();
+    assert_eq!(error.setting(), "on_rejection");
+    assert_eq!(
+        error.to_string(),
+        "scopegate: invalid `on_rejection` setting: for the issuer `https://b.example.test/` added with also_trust: the error body is the API's, not an issuer's: set .on_rejection(...) on the first builder, which renders the refusals of every issuer"
+    );
+    // Set on the first builder, it renders the added issuer's refusals too.
+    let authority =
+        a.authority_builder(AUD).on_rejection(envelope).also_trust(b.authority_builder(AUD)).build().unwrap();
+    let app = Router::new().route("/any", axum::routing::get(any_issuer)).with_state(authority);
+    for issuer in [&a, &b] {
+        let expired = issuer.access_token().scope("read").expires_in(-120).sign();
+        assert_eq!(
+            get(&app, "/any", &expired).await,
+            (
+                StatusCode::UNAUTHORIZED,
+                r#"Bearer realm="https://api.example.test", error="invalid_token", error_description="The access token expired""#.to_owned(),
+                r#"{"error":{"code":"token_expired"}}"#.to_owned()
+            ),
+            "{}",
+            issuer.issuer()
+        );
+    }
+}
+
+#[tokio::test]
 async fn each_issuer_reads_scopes_from_its_own_claims_only() {
     let a = TestIssuer::with_fresh_keys("https://a.example.test/");
     let b = TestIssuer::with_fresh_keys("https://b.example.test/");

@@ -84,7 +84,9 @@ impl AuthorityBuilder {
     /// key lookup or a fetch (no URL is ever derived from a token). What concerns the API
     /// rather than an issuer comes from this builder alone and is ignored on the other:
     /// the challenge (`realm`, `error_descriptions`, resource metadata) and the token-size
-    /// cap checked before routing. Each issuer keeps its own key and token caches; an
+    /// cap checked before routing. An error body set with
+    /// [`on_rejection`](Self::on_rejection) on an added builder is refused at build (this
+    /// builder's renders every issuer's refusals). Each issuer keeps its own key and token caches; an
     /// opaque token (no `iss` to route by) goes to this builder's introspection, so an
     /// issuer added here may introspect only JWTs ([`introspect_jwts`](Self::introspect_jwts)).
     /// [`Authority::issuer`] is this builder's issuer, [`Authority::issuers`] lists all.
@@ -658,6 +660,13 @@ impl AuthorityBuilder {
                 return Err(ConfigError::new(
                     "also_trust",
                     "an opaque token names no issuer, so only the first issuer's introspection sees them: an issuer added with also_trust may introspect JWTs only (.introspect_jwts(true))",
+                )
+                .for_issuer(&issuer, true));
+            }
+            if builder.rejection_hook.is_some() {
+                return Err(ConfigError::new(
+                    "on_rejection",
+                    "the error body is the API's, not an issuer's: set .on_rejection(...) on the first builder, which renders the refusals of every issuer",
                 )
                 .for_issuer(&issuer, true));
             }
