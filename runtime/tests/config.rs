@@ -312,3 +312,19 @@ fn an_introspection_cache_ttl_from_a_millisecond_to_exactly_one_hour_builds() {
     introspecting().introspection_cache_ttl(Duration::from_millis(1)).build().unwrap();
     introspecting().introspection_cache_ttl(Duration::from_secs(3600)).build().unwrap();
 }
+
+#[test]
+fn a_builders_debug_never_prints_its_shared_secret_or_introspection_secret() {
+    let secret = "correct-horse-battery-staple-0123456789";
+    let builder = Authority::builder()
+        .issuer("https://issuer.example.test/")
+        .audience("https://api.example.test")
+        .shared_secret(Algorithm::HS256, secret.as_bytes())
+        .introspection("api", "introspection-secret-0123456789");
+    let debug = format!("{builder:?}");
+    assert!(!debug.contains(secret), "{debug}");
+    assert!(!debug.contains(&format!("{:?}", secret.as_bytes())), "{debug}");
+    assert!(!debug.contains("99, 111, 114, 114"), "{debug}");
+    assert!(!debug.contains("introspection-secret"), "{debug}");
+    assert!(debug.contains(&format!("<{} secret bytes>", secret.len())), "{debug}");
+}

@@ -81,6 +81,49 @@ async fn entra_reads_space_delimited_scp() {
     assert_eq!(call(&authority, &token).await, (200, "app-1|Appointments.Read,Appointments.Write".to_owned()));
 }
 
+#[test]
+fn entra_v1_and_multi_tenant_name_the_public_entra_issuers_and_keys() {
+    let tenant = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+    let v1 = with_test_keys(Authority::entra_v1(tenant, "api://my-api"), &TestIssuer::new());
+    assert_eq!(v1.issuer(), format!("https://sts.windows.net/{tenant}/"));
+    // The multi-tenant preset fetches the common key set, so it cannot take static keys;
+    // building it would start that fetch. The builder says what it would fetch and trust.
+    let multi = format!("{:?}", Authority::entra_multi_tenant([tenant], "api://my-api"));
+    for field in [
+        r#"issuer: Some("https://login.microsoftonline.com/{tenantid}/v2.0")"#,
+        r#"jwks_uri: Some("https://login.microsoftonline.com/common/discovery/v2.0/keys")"#,
+        r#"tenants: Some(["72f988bf-86f1-41af-91ab-2d7cd011db47"])"#,
+    ] {
+        assert!(multi.contains(field), "{field} in {multi}");
+    }
+}
+
+#[tokio::test]
+async fn entra_v1_refuses_a_v2_token_of_the_same_tenant() {
+    let tenant = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+    let authority = with_test_keys(Authority::entra_v1(tenant, "api://my-api"), &TestIssuer::new());
+    // The same claims, both client claims, under each version's issuer.
+    let token = |iss: &str, ver: &str| {
+        TestIssuer::new()
+            .with_issuer(iss)
+            .access_token()
+            .typ("JWT")
+            .audience("api://my-api")
+            .without_claim("client_id")
+            .claim("appid", "app-1")
+            .claim("azp", "app-1")
+            .claim("scp", "Appointments.Read")
+            .claim("tid", tenant)
+            .claim("ver", ver)
+            .sign()
+    };
+    let v1 = token(&format!("https://sts.windows.net/{tenant}/"), "1.0");
+    assert_eq!(call(&authority, &v1).await, (200, "app-1|Appointments.Read".to_owned()));
+    let v2 = token(&format!("https://login.microsoftonline.com/{tenant}/v2.0"), "2.0");
+    assert_eq!(authority.verify(&v2).await.unwrap_err().reason(), "invalid_issuer");
+    assert_eq!(call(&authority, &v2).await.0, 401);
+}
+
 #[tokio::test]
 async fn keycloak_refuses_its_id_and_refresh_tokens_by_their_typ_claim() {
     let authority =

@@ -231,6 +231,67 @@ async fn a_bad_setting_of_an_added_issuer_names_that_issuer() {
 }
 
 #[tokio::test]
+async fn an_error_body_set_on_an_added_issuer_is_refused_at_build_and_the_first_builders_renders_every_issuer() {
+    let a = TestIssuer::with_fresh_keys("https://a.example.test/");
+    let b = TestIssuer::with_fresh_keys("https://b.example.test/");
+    let envelope = |rejection: &scopegate::Rejection| axum::Json(json!({"error": {"code": rejection.reason()}}));
+    let error =
+        a.authority_builder(AUD).also_trust(b.authority_builder(AUD).on_rejection(envelope)).build().unwrap_err();
+    assert_eq!(error.setting(), "on_rejection");
+    assert_eq!(
+        error.to_string(),
+        "scopegate: invalid `on_rejection` setting: for the issuer `https://b.example.test/` added with also_trust: the error body is the API's, not an issuer's: set .on_rejection(...) on the first builder, which renders the refusals of every issuer"
+    );
+    // Set on the first builder, it renders the added issuer's refusals too.
+    let authority =
+        a.authority_builder(AUD).on_rejection(envelope).also_trust(b.authority_builder(AUD)).build().unwrap();
+    let app = Router::new().route("/any", axum::routing::get(any_issuer)).with_state(authority);
+    for issuer in [&a, &b] {
+        let expired = issuer.access_token().scope("read").expires_in(-120).sign();
+        assert_eq!(
+            get(&app, "/any", &expired).await,
+            (
+                StatusCode::UNAUTHORIZED,
+                r#"Bearer realm="https://api.example.test", error="invalid_token", error_description="The access token expired""#.to_owned(),
+                r#"{"error":{"code":"token_expired"}}"#.to_owned()
+            ),
+            "{}",
+            issuer.issuer()
+        );
+    }
+}
+
+#[tokio::test]
+async fn each_issuer_reads_scopes_from_its_own_claims_only() {
+    let a = TestIssuer::with_fresh_keys("https://a.example.test/");
+    let b = TestIssuer::with_fresh_keys("https://b.example.test/");
+    let authority = a
+        .authority_builder(AUD)
+        .scope_claims([ScopeClaim::Scp])
+        .also_trust(b.authority_builder(AUD).scope_claims([ScopeClaim::Scope]))
+        .build()
+        .unwrap();
+    let app = Router::new().route("/any", axum::routing::get(any_issuer)).with_state(authority.clone());
+    let insufficient = r#"Bearer realm="https://api.example.test", error="insufficient_scope", scope="read""#;
+    let (scp, scope) =
+        (|i: &TestIssuer| i.access_token().claim("scp", "read"), |i: &TestIssuer| i.access_token().scope("read"));
+    assert_eq!(get(&app, "/any", &scp(&a).sign()).await, (StatusCode::OK, String::new(), a.issuer().to_owned()));
+    assert_eq!(get(&app, "/any", &scope(&b).sign()).await, (StatusCode::OK, String::new(), b.issuer().to_owned()));
+    // Each issuer's token carrying only the other's claim lacks the scope, and so does one
+    // whose own claim lacks it, whatever the other claim says (claims are never merged).
+    for (what, token) in [
+        ("a's token with `scope` only", scope(&a).sign()),
+        ("b's token with `scp` only", scp(&b).sign()),
+        ("a's token with `scp` other, `scope` read", a.access_token().claim("scp", "write").scope("read").sign()),
+        ("b's token with `scope` other, `scp` read", b.access_token().scope("write").claim("scp", "read").sign()),
+    ] {
+        let (status, challenge, _) = get(&app, "/any", &token).await;
+        assert_eq!((status, challenge.as_str()), (StatusCode::FORBIDDEN, insufficient), "{what}");
+    }
+    assert_eq!(authority.rejections_by_reason(), [("insufficient_scope", 4)]);
+}
+
+#[tokio::test]
 async fn an_unreachable_added_issuer_fails_connect_naming_it() {
     let a = TestIssuer::with_fresh_keys("a");
     let server = IssuerServer::start(|base| format!("{base}/a/"), &a).await;
@@ -347,6 +408,38 @@ async fn auth0_accepts_both_token_profiles_with_the_userinfo_audience_and_rbac_p
                 "nonce": "n-0S6", "sid": "s"}),
     );
     assert_eq!(outcome(&authority, &id_token).await, "id_token");
+}
+
+#[tokio::test]
+async fn auth0_trusting_a_tenant_and_its_custom_domain_accepts_either_iss_and_fetches_each_once() {
+    // One tenant reached through two domains: the same keys, an issuer for each (Auth0
+    // puts the domain the token was requested through in `iss`).
+    let keys = TestIssuer::with_fresh_keys("auth0");
+    let tenant = IssuerServer::start(|base| format!("{base}/"), &keys).await;
+    let custom = IssuerServer::start(|base| format!("{base}/"), &keys).await;
+    let authority = connect(Authority::auth0(&tenant.base, AUD).also_trust(Authority::auth0(&custom.base, AUD))).await;
+    assert_eq!(authority.issuers(), [tenant.issuer(), custom.issuer()]);
+    let t = now();
+    let signed = |keys: &TestIssuer, iss: &str| {
+        token(
+            keys,
+            &json!({"alg": "RS256", "typ": "JWT", "kid": "rsa-1"}),
+            &json!({"iss": iss, "sub": "auth0|123456", "aud": AUD, "azp": "my_client_id", "exp": t + 300,
+                    "iat": t, "scope": "read:patients"}),
+        )
+    };
+    for server in [&tenant, &custom] {
+        let verified = authority.verify(&signed(&keys, server.issuer())).await.unwrap();
+        assert_eq!(verified.issuer(), server.issuer());
+        assert!(verified.has_scope("read:patients"));
+    }
+    // Another tenant's key (the same `kid`) under either domain's `iss`.
+    let stranger = TestIssuer::with_fresh_keys("another tenant");
+    for server in [&tenant, &custom] {
+        assert_eq!(outcome(&authority, &signed(&stranger, server.issuer())).await, "invalid_signature");
+    }
+    assert_eq!((tenant.requests(), custom.requests()), (2, 2), "one discovery and one JWKS fetch each");
+    assert_eq!(authority.stats().jwks_fetches, 2);
 }
 
 #[tokio::test]

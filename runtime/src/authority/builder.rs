@@ -22,6 +22,15 @@ use crate::{
     source::KeySource,
 };
 
+/// The shared secret's bytes, which the builder's `Debug` never prints.
+struct SecretBytes(Vec<u8>);
+
+impl std::fmt::Debug for SecretBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "<{} secret bytes>", self.0.len())
+    }
+}
+
 /// Configures an [`Authority`]. Setters never fail; [`build`](Self::build) checks the
 /// whole configuration and names the setting to change when it is contradictory or
 /// unsafe.
@@ -47,7 +56,7 @@ pub struct AuthorityBuilder {
     public_url: Option<String>,
     jwks: Vec<String>,
     pems: Vec<(Option<String>, String)>,
-    secret: Option<(Algorithm, Vec<u8>)>,
+    secret: Option<(Algorithm, SecretBytes)>,
     jwks_uri: Option<String>,
     http: HttpLimits,
     cache: CachePolicy,
@@ -88,7 +97,9 @@ impl AuthorityBuilder {
     /// key lookup or a fetch (no URL is ever derived from a token). What concerns the API
     /// rather than an issuer comes from this builder alone and is ignored on the other:
     /// the challenge (`realm`, `error_descriptions`, resource metadata) and the token-size
-    /// cap checked before routing. Each issuer keeps its own key and token caches; an
+    /// cap checked before routing. An error body set with
+    /// [`on_rejection`](Self::on_rejection) on an added builder is refused at build (this
+    /// builder's renders every issuer's refusals). Each issuer keeps its own key and token caches; an
     /// opaque token (no `iss` to route by) goes to this builder's introspection, so an
     /// issuer added here may introspect only JWTs ([`introspect_jwts`](Self::introspect_jwts)).
     /// [`Authority::issuer`] is this builder's issuer, [`Authority::issuers`] lists all.
@@ -149,7 +160,7 @@ impl AuthorityBuilder {
     /// keys, and only this one algorithm is accepted. The secret must be at least as long
     /// as the hash output (32, 48 or 64 bytes).
     pub fn shared_secret(mut self, algorithm: Algorithm, secret: impl Into<Vec<u8>>) -> Self {
-        self.secret = Some((algorithm, secret.into()));
+        self.secret = Some((algorithm, SecretBytes(secret.into())));
         self
     }
 
@@ -666,6 +677,13 @@ impl AuthorityBuilder {
                 )
                 .for_issuer(&issuer, true));
             }
+            if builder.rejection_hook.is_some() {
+                return Err(ConfigError::new(
+                    "on_rejection",
+                    "the error body is the API's, not an issuer's: set .on_rejection(...) on the first builder, which renders the refusals of every issuer",
+                )
+                .for_issuer(&issuer, true));
+            }
             let setting = builder.from_env.name(if builder.from_env.issuer { "issuer" } else { "also_trust" });
             let (authority, remote) = builder.assemble(Vec::new()).map_err(|e| e.for_issuer(&issuer, true))?;
             members.push(Member { authority, remote, setting, added: true });
@@ -858,7 +876,7 @@ impl AuthorityBuilder {
     /// The accepted algorithms and where the keys come from: the shared secret, the static
     /// keys, or the issuer over HTTP.
     fn keys(&self, issuer: &str) -> Result<(Vec<Algorithm>, KeySource), ConfigError> {
-        if let Some((alg, secret)) = &self.secret {
+        if let Some((alg, SecretBytes(secret))) = &self.secret {
             return self.shared_secret_key(*alg, secret).map(|key| (vec![*alg], key));
         }
         let algorithms = self.algorithms.clone().unwrap_or_else(|| Algorithm::ASYMMETRIC.to_vec());
