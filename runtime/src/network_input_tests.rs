@@ -4,7 +4,8 @@
 //!
 //! The property: no input panics (in debug builds, where integer overflow panics too),
 //! and every outcome is one of the documented ones. Bounded: a fixed number of cases per
-//! property, about 3 000 in all, a few seconds in a debug build.
+//! property, 3 700 in all (600 + 500 + 1 000 + 600 + 200 + 800), a few seconds in a debug
+//! build.
 
 use proptest::{
     collection::{btree_map, vec},

@@ -278,7 +278,7 @@ fn structured_header() -> impl Strategy<Value = Map<String, Value>> {
         1 => json_value(),
     ];
     let kid = prop_oneof![
-        4 => proptest::sample::select(vec!["rsa-1", "ec-1", "ed-1"]).prop_map(|k| Some(Value::from(k))),
+        4 => proptest::sample::select(vec!["rsa-1", "ec-1", "ec-384", "ed-1"]).prop_map(|k| Some(Value::from(k))),
         1 => Just(None),
         1 => "[ -~]{0,8}".prop_map(|k| Some(Value::from(k))),
         1 => Just(Some(Value::from("k".repeat(257)))),
@@ -319,7 +319,8 @@ fn expected_reason(header: &str) -> Option<&'static str> {
     let Ok(Value::Object(header)) = serde_json::from_str::<Value>(header) else {
         return Some("malformed_token");
     };
-    // (`ES384` is allowed too, but never generated: the issuer has no P-384 key here.)
+    // `SIGNABLE` is the whole default allowlist, ES384 included (the issuer's P-384 key
+    // `ec-384`); any other name is refused before the key is looked up.
     let alg = header.get("alg").and_then(Value::as_str);
     let Some(&(_, key)) = SIGNABLE.iter().find(|(signable, _)| alg == Some(signable.as_str())) else {
         return Some("algorithm_not_allowed");

@@ -930,11 +930,17 @@ async fn an_introspected_answer_with_cnf_is_refused_as_bearer_and_accepted_with_
         .unwrap();
     let response = router.oneshot(request).await.unwrap();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-    assert!(
-        response.headers()[header::WWW_AUTHENTICATE].to_str().unwrap().contains("error=\"invalid_dpop_proof\""),
-        "{:?}",
-        response.headers()
+    // The error on the DPoP challenge the request used, the Bearer one still offered.
+    let algs = "RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 EdDSA Ed25519";
+    let description = "The DPoP proof key is not the key the access token is bound to";
+    assert_eq!(
+        response.headers()[header::WWW_AUTHENTICATE].to_str().unwrap(),
+        format!(
+            "Bearer realm=\"{AUD}\", DPoP realm=\"{AUD}\", error=\"invalid_dpop_proof\", error_description=\"{description}\", algs=\"{algs}\""
+        )
     );
+    let body: Value = serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    assert_eq!(body["reason"], "dpop_key_mismatch");
     assert_eq!(endpoint.calls(), 1, "one introspection, then the cache");
 }
 

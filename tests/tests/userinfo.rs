@@ -421,6 +421,106 @@ async fn a_cached_answer_never_outlives_the_tokens_exp() {
     assert_eq!(issuer.calls(), 2);
 }
 
+/// Whether `token`'s answer is in the cache, asked while the endpoint fails with a 500:
+/// a cached answer is served (200, no call), any other request reaches the endpoint and
+/// gets 503. The failure is not cached, so the probe changes nothing.
+async fn cached(issuer: &Issuer, app: &Router, token: &str) -> bool {
+    let calls = issuer.calls();
+    let outcome = get_with(app, "/profile", Some(token)).await;
+    match (outcome.status, outcome.reason()) {
+        (200, _) => {
+            assert_eq!(issuer.calls(), calls, "a cached answer makes no call");
+            true
+        }
+        (503, "userinfo_unavailable") => {
+            assert_eq!(issuer.calls(), calls + 1, "an answer not cached is asked for");
+            false
+        }
+        _ => panic!("{outcome:?}"),
+    }
+}
+
+#[tokio::test]
+async fn with_room_for_two_answers_a_third_tokens_answer_evicts_exactly_one_of_the_others() {
+    let issuer = Issuer::start(Mode::Json(profile_json())).await;
+    let app = app(&issuer.builder().userinfo_cache_capacity(2).build().unwrap());
+    let tokens = [issuer.token(), issuer.token(), issuer.token()];
+    for token in &tokens {
+        assert_eq!(get_with(&app, "/profile", Some(token)).await.status, 200);
+    }
+    assert_eq!(issuer.calls(), 3);
+    issuer.set_mode(Mode::Status(500));
+    // The newest answer is kept; the victim among the older two is arbitrary, but there
+    // is exactly one.
+    assert!(cached(&issuer, &app, &tokens[2]).await, "the third answer is cached");
+    let kept = [cached(&issuer, &app, &tokens[0]).await, cached(&issuer, &app, &tokens[1]).await];
+    assert_eq!(kept.iter().filter(|&&kept| kept).count(), 1, "{kept:?}");
+    assert_eq!(issuer.calls(), 4);
+}
+
+#[tokio::test]
+async fn a_full_userinfo_cache_drops_its_expired_answers_before_any_fresh_one() {
+    let issuer = Issuer::start(Mode::Json(profile_json())).await;
+    let ttl = Duration::from_millis(300);
+    let app = app(&issuer.builder().userinfo_cache_capacity(2).userinfo_cache_ttl(ttl).build().unwrap());
+    let tokens = [issuer.token(), issuer.token(), issuer.token()];
+    assert_eq!(get_with(&app, "/profile", Some(&tokens[0])).await.status, 200);
+    tokio::time::sleep(ttl + Duration::from_millis(100)).await;
+    // The second fills the cache; the third finds the first expired and takes its place.
+    for token in &tokens[1..] {
+        assert_eq!(get_with(&app, "/profile", Some(token)).await.status, 200);
+    }
+    assert_eq!(issuer.calls(), 3);
+    issuer.set_mode(Mode::Status(500));
+    assert!(cached(&issuer, &app, &tokens[1]).await, "the fresh second answer was not evicted");
+    assert!(cached(&issuer, &app, &tokens[2]).await, "the third answer is cached");
+    assert!(!cached(&issuer, &app, &tokens[0]).await, "the expired first answer is gone");
+    assert_eq!(issuer.calls(), 4);
+}
+
+/// A JSON answer about the default subject, `len` bytes long.
+fn profile_of_len(len: usize) -> Mode {
+    let frame = format!(r#"{{"sub":"{DEFAULT_SUBJECT}","pad":""}}"#).len();
+    let pad = "x".repeat(len - frame);
+    let body = format!(r#"{{"sub":"{DEFAULT_SUBJECT}","pad":"{pad}"}}"#);
+    assert_eq!(body.len(), len);
+    Mode::Body { content_type: "application/json", body }
+}
+
+#[tokio::test]
+async fn a_userinfo_answer_is_cached_only_when_its_whole_cost_fits_the_byte_budget() {
+    // An entry costs its token, its answer's text and 256 bytes.
+    const BUDGET: usize = 64 * 1024;
+    let issuer = Issuer::start(Mode::Json(profile_json())).await;
+    let app = app(&issuer.builder().userinfo_cache_max_bytes(BUDGET).build().unwrap());
+    let twice = async |token: &str| {
+        for _ in 0..2 {
+            assert_eq!(get_with(&app, "/profile", Some(token)).await.status, 200);
+        }
+    };
+    // Exactly the budget: cached.
+    let filling = issuer.token();
+    issuer.set_mode(profile_of_len(BUDGET - 256 - filling.len()));
+    twice(&filling).await;
+    assert_eq!(issuer.calls(), 1);
+    // One byte over: asked for every time, and it evicts nothing.
+    let over = issuer.token();
+    issuer.set_mode(profile_of_len(BUDGET - 256 - over.len() + 1));
+    twice(&over).await;
+    assert_eq!(issuer.calls(), 3);
+    twice(&filling).await;
+    assert_eq!(issuer.calls(), 3, "the filling answer is still cached");
+    // A small answer that fits only without the filling one evicts it.
+    let small = issuer.token();
+    issuer.set_mode(Mode::Json(profile_json()));
+    twice(&small).await;
+    assert_eq!(issuer.calls(), 4);
+    issuer.set_mode(Mode::Status(500));
+    assert!(cached(&issuer, &app, &small).await, "the small answer is cached");
+    assert!(!cached(&issuer, &app, &filling).await, "the filling answer was evicted for the bytes");
+    assert_eq!(issuer.calls(), 5);
+}
+
 #[tokio::test]
 async fn a_burst_of_100_concurrent_requests_with_one_token_makes_one_call() {
     let issuer = Issuer::start(Mode::Json(profile_json())).await;
