@@ -1184,8 +1184,8 @@ async fn fixture_provider_outage_and_restart_with_new_keys() {
     .await;
 }
 
-/// What the planned features (introspection, DPoP, userinfo) will be tested against is
-/// there: an opaque token for `https://opaque-api.example.test` that the resource-server
+/// The fixture itself offers what the introspection, DPoP and userinfo tests above use:
+/// an opaque token for `https://opaque-api.example.test` that the resource-server
 /// client can introspect (and no other client can), revocation, `/me` for a code-flow
 /// token, and DPoP advertised in discovery.
 #[tokio::test]
